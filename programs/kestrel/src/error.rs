@@ -1,0 +1,39 @@
+use anchor_lang::prelude::*;
+
+/// Every refusal Kestrel makes, by name. Codes start at Anchor's 6000 and are
+/// append-only: clients and indexers match on them.
+#[error_code]
+pub enum KestrelError {
+    #[msg("signer is not the exchange admin")]
+    NotAdmin,
+    #[msg("signer is not the pending admin")]
+    NotPendingAdmin,
+    #[msg("no admin transfer is pending")]
+    NoPendingAdmin,
+    #[msg("pause flags contain an unknown bit")]
+    UnknownPauseFlag,
+    #[msg("deposits are paused")]
+    DepositsPaused,
+    #[msg("withdrawals are paused")]
+    WithdrawalsPaused,
+    #[msg("token account holds the wrong mint")]
+    WrongMint,
+    #[msg("account is not the exchange's collateral vault")]
+    WrongVault,
+    #[msg("margin account belongs to another exchange")]
+    WrongExchange,
+    #[msg("signer is not the margin account owner")]
+    NotMarginAccountOwner,
+    #[msg("signer is neither the margin account owner nor its delegate")]
+    NotOwnerOrDelegate,
+    #[msg("amount must be greater than zero")]
+    ZeroAmount,
+    #[msg("amount exceeds the margin account's free collateral")]
+    InsufficientFreeCollateral,
+    #[msg("margin account still holds collateral")]
+    MarginAccountNotEmpty,
+    #[msg("arithmetic overflow")]
+    MathOverflow,
+    #[msg("the delegate cannot be the owner")]
+    DelegateIsOwner,
+}

@@ -1,0 +1,61 @@
+//! Kestrel: an on-chain derivatives exchange for Solana.
+//!
+//! `#[program]` holds one line per instruction; the accounts and handler of
+//! each live in `instructions/<name>.rs`. See docs/ARCHITECTURE.md.
+#![allow(unexpected_cfgs)]
+
+use anchor_lang::prelude::*;
+
+pub mod error;
+pub mod events;
+pub mod instructions;
+pub mod state;
+
+use instructions::*;
+
+declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
+
+#[program]
+pub mod kestrel {
+    use super::*;
+
+    pub fn init_exchange(ctx: Context<InitExchange>) -> Result<()> {
+        instructions::init_exchange(ctx)
+    }
+
+    pub fn propose_admin(ctx: Context<ProposeAdmin>, proposed_admin: Pubkey) -> Result<()> {
+        instructions::propose_admin(ctx, proposed_admin)
+    }
+
+    pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
+        instructions::accept_admin(ctx)
+    }
+
+    pub fn set_pause(ctx: Context<SetPause>, pause_flags: u32) -> Result<()> {
+        instructions::set_pause(ctx, pause_flags)
+    }
+
+    pub fn create_margin_account(
+        ctx: Context<CreateMarginAccount>,
+        sub_account_index: u16,
+        delegate: Option<Pubkey>,
+    ) -> Result<()> {
+        instructions::create_margin_account(ctx, sub_account_index, delegate)
+    }
+
+    pub fn set_delegate(ctx: Context<SetDelegate>, delegate: Option<Pubkey>) -> Result<()> {
+        instructions::set_delegate(ctx, delegate)
+    }
+
+    pub fn deposit(ctx: Context<Deposit>, amount: u64) -> Result<()> {
+        instructions::deposit(ctx, amount)
+    }
+
+    pub fn withdraw(ctx: Context<Withdraw>, amount: u64) -> Result<()> {
+        instructions::withdraw(ctx, amount)
+    }
+
+    pub fn close_margin_account(ctx: Context<CloseMarginAccount>) -> Result<()> {
+        instructions::close_margin_account(ctx)
+    }
+}

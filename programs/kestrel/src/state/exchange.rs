@@ -1,0 +1,90 @@
+use anchor_lang::prelude::*;
+
+use crate::error::KestrelError;
+
+/// PDA seeds of the singleton exchange account: `[EXCHANGE_SEED]`.
+pub const EXCHANGE_SEED: &[u8] = b"exchange";
+/// Token account PDAs: `[seed, exchange]`, all with the exchange PDA as token authority.
+pub const COLLATERAL_VAULT_SEED: &[u8] = b"collateral_vault";
+pub const FEE_VAULT_SEED: &[u8] = b"fee_vault";
+pub const INSURANCE_VAULT_SEED: &[u8] = b"insurance_vault";
+
+/// The exchange: who administers it, which mint is collateral, where the money
+/// sits, and which operations are paused.
+///
+/// The collateral vault holds every margin account's collateral plus fees not
+/// yet swept to the fee vault; the insurance vault is accounted separately.
+#[account(zero_copy)]
+pub struct Exchange {
+    pub admin: Pubkey,
+    /// Set by `propose_admin`, cleared by `accept_admin`; `Pubkey::default()` when none.
+    pub pending_admin: Pubkey,
+    pub collateral_mint: Pubkey,
+    pub collateral_vault: Pubkey,
+    pub fee_vault: Pubkey,
+    pub insurance_vault: Pubkey,
+    /// Bit set of paused operations, see [`PauseFlags`].
+    pub pause_flags: u32,
+    pub bump: u8,
+    pub collateral_decimals: u8,
+    pub padding0: [u8; 2],
+    /// Room for fields added by later versions without a migration.
+    pub reserved: [u8; 256],
+}
+
+pub const EXCHANGE_SIZE: usize = 6 * 32 + 4 + 4 + 256;
+const _: () = assert!(core::mem::size_of::<Exchange>() == EXCHANGE_SIZE);
+const _: () = assert!(core::mem::align_of::<Exchange>() <= 8);
+
+impl Exchange {
+    pub const SPACE: usize = 8 + EXCHANGE_SIZE;
+
+    pub fn pause_flags(&self) -> PauseFlags {
+        PauseFlags(self.pause_flags)
+    }
+
+    pub fn signer_seeds(&self) -> [&[u8]; 2] {
+        [EXCHANGE_SEED, core::slice::from_ref(&self.bump)]
+    }
+}
+
+/// Operations the admin can pause one by one. Unknown bits are refused so a
+/// client built against a newer version cannot set flags this one ignores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PauseFlags(pub u32);
+
+impl PauseFlags {
+    pub const DEPOSIT: u32 = 1 << 0;
+    pub const WITHDRAW: u32 = 1 << 1;
+    pub const TRADING: u32 = 1 << 2;
+    pub const LIQUIDATION: u32 = 1 << 3;
+    pub const FUNDING: u32 = 1 << 4;
+    pub const CONSUME_EVENTS: u32 = 1 << 5;
+    pub const INSURANCE: u32 = 1 << 6;
+    pub const ALL: u32 = (1 << 7) - 1;
+
+    pub fn validated(bits: u32) -> Result<Self> {
+        require!(bits & !Self::ALL == 0, KestrelError::UnknownPauseFlag);
+        Ok(Self(bits))
+    }
+
+    pub fn is_paused(self, operation: u32) -> bool {
+        self.0 & operation != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_bits_are_refused_known_ones_kept() {
+        assert!(PauseFlags::validated(PauseFlags::ALL + 1).is_err());
+        assert!(PauseFlags::validated(1 << 31).is_err());
+        let flags = PauseFlags::validated(PauseFlags::DEPOSIT | PauseFlags::TRADING).unwrap();
+        assert!(flags.is_paused(PauseFlags::DEPOSIT));
+        assert!(flags.is_paused(PauseFlags::TRADING));
+        assert!(!flags.is_paused(PauseFlags::WITHDRAW));
+        assert!(!PauseFlags::validated(0).unwrap().is_paused(PauseFlags::ALL));
+    }
+}

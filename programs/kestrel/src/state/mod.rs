@@ -1,0 +1,7 @@
+//! Zero-copy account layouts. Each is `#[repr(C)]` Pod with no implicit padding,
+//! no 16-byte-aligned fields (see docs/ARCHITECTURE.md) and a const size assertion.
+mod exchange;
+mod margin_account;
+
+pub use exchange::*;
+pub use margin_account::*;

@@ -1,0 +1,15 @@
+//! kestrel-sdk: what a bot or keeper needs to talk to the Kestrel program.
+//!
+//! - [`pda`]: every program-derived address, from the program's own seeds.
+//! - [`ix`]: one builder per instruction, accounts in the order the program expects.
+//! - [`decode`]: zero-copy account decoders over fetched bytes.
+pub mod decode;
+pub mod ix;
+pub mod pda;
+
+pub use anchor_lang::prelude::Pubkey;
+pub use kestrel::{
+    error::KestrelError,
+    state::{Exchange, MarginAccount, PauseFlags},
+    ID as PROGRAM_ID,
+};

@@ -1,0 +1,258 @@
+//! An in-process chain (solana-program-test's bank) with the real SPL Token
+//! program and Kestrel, either compiled in natively or loaded from the SBF `.so`.
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anchor_lang::prelude::{AccountInfo, Pubkey};
+use anchor_lang::solana_program::entrypoint::ProgramResult;
+use anchor_lang::solana_program::program_pack::Pack;
+use anchor_spl::token::spl_token;
+use solana_program_test::{processor, ProgramTest, ProgramTestContext};
+use solana_sdk::account::Account;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+use solana_sdk::transaction::{Transaction, TransactionError};
+
+/// How the Kestrel program runs on the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramMode {
+    /// Compiled into the test binary; fast to build, no compute-unit metering.
+    Native,
+    /// The real `kestrel.so` under the SBF VM, with compute units metered.
+    Sbf,
+}
+
+impl ProgramMode {
+    /// `KESTREL_PROGRAM=sbf` selects the `.so`; unset or `native` the native build.
+    pub fn from_env() -> Self {
+        match std::env::var("KESTREL_PROGRAM").as_deref() {
+            Ok("sbf") => Self::Sbf,
+            Ok("native") | Err(_) => Self::Native,
+            Ok(other) => panic!("KESTREL_PROGRAM={other}: expected `native` or `sbf`"),
+        }
+    }
+}
+
+/// Where `kestrel.so` is looked for: `SBF_OUT_DIR` or `BPF_OUT_DIR` if set,
+/// else `$CARGO_TARGET_DIR/deploy`, else the workspace's `target/deploy`, which is
+/// where both `cargo build-sbf` (`anchor build`) and ../shared/sbf/build.sh write it.
+pub fn program_so_dir() -> PathBuf {
+    for var in ["SBF_OUT_DIR", "BPF_OUT_DIR"] {
+        if let Ok(dir) = std::env::var(var) {
+            return PathBuf::from(dir);
+        }
+    }
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("deploy");
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/deploy"))
+}
+
+/// Anchor 1.2's `entry` ties one lifetime to all three arguments, which the
+/// runtime's builtin signature cannot promise; the references only need to
+/// outlive this call, which they do.
+fn native_entry<'a, 'b, 'c, 'd>(
+    program_id: &'a Pubkey,
+    accounts: &'b [AccountInfo<'c>],
+    data: &'d [u8],
+) -> ProgramResult {
+    // SAFETY: lifetimes are only widened for the duration of this call;
+    // `entry` returns no reference derived from its arguments.
+    let (program_id, accounts, data): (&'c Pubkey, &'c [AccountInfo<'c>], &'c [u8]) =
+        unsafe { std::mem::transmute((program_id, accounts, data)) };
+    kestrel::entry(program_id, accounts, data)
+}
+
+/// The result of one transaction.
+#[derive(Debug)]
+pub struct TxOutcome {
+    pub result: Result<(), TransactionError>,
+    /// Meaningful in [`ProgramMode::Sbf`] only.
+    pub compute_units: u64,
+    pub logs: Vec<String>,
+}
+
+pub struct LocalChain {
+    ctx: ProgramTestContext,
+    mode: ProgramMode,
+    /// Messages sent under the current blockhash: resending one needs a new
+    /// blockhash or the bank refuses it as already processed.
+    sent: HashSet<Vec<u8>>,
+}
+
+impl LocalChain {
+    pub async fn start(mode: ProgramMode) -> Self {
+        let mut program_test = ProgramTest::default();
+        match mode {
+            ProgramMode::Native => {
+                program_test.prefer_bpf(false);
+                program_test.add_program("kestrel", kestrel::ID, processor!(native_entry));
+            }
+            ProgramMode::Sbf => {
+                let dir = program_so_dir();
+                let so = dir.join("kestrel.so");
+                assert!(
+                    so.is_file(),
+                    "{} not found: build it with `../shared/sbf/build.sh programs/kestrel` \
+                     or `cargo build-sbf --manifest-path programs/kestrel/Cargo.toml`",
+                    so.display()
+                );
+                std::env::set_var("SBF_OUT_DIR", &dir);
+                program_test.prefer_bpf(true);
+                program_test.add_program("kestrel", kestrel::ID, None);
+            }
+        }
+        Self {
+            ctx: program_test.start_with_context().await,
+            mode,
+            sent: HashSet::new(),
+        }
+    }
+
+    pub fn mode(&self) -> ProgramMode {
+        self.mode
+    }
+
+    /// Pays every transaction's fee and every rent the tests do not pay themselves.
+    pub fn payer(&self) -> &Keypair {
+        &self.ctx.payer
+    }
+
+    pub fn payer_pubkey(&self) -> Pubkey {
+        self.ctx.payer.pubkey()
+    }
+
+    /// Sends one transaction paid by [`Self::payer`] and signed by `signers` too.
+    pub async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> TxOutcome {
+        let payer = self.ctx.payer.pubkey();
+        let mut tx = Transaction::new_with_payer(instructions, Some(&payer));
+        let message = tx.message_data();
+        if !self.sent.insert(message.clone()) {
+            self.ctx.last_blockhash = self
+                .ctx
+                .get_new_latest_blockhash()
+                .await
+                .expect("local bank hands out blockhashes");
+            self.sent.clear();
+            self.sent.insert(message);
+        }
+        let mut all_signers: Vec<&Keypair> = vec![&self.ctx.payer];
+        all_signers.extend(signers.iter().filter(|s| s.pubkey() != payer));
+        tx.sign(&all_signers, self.ctx.last_blockhash);
+        let processed = self
+            .ctx
+            .banks_client
+            .process_transaction_with_metadata(tx)
+            .await
+            .expect("local bank is reachable");
+        let (compute_units, logs) = processed.metadata.map_or((0, Vec::new()), |m| {
+            (m.compute_units_consumed, m.log_messages)
+        });
+        TxOutcome {
+            result: processed.result,
+            compute_units,
+            logs,
+        }
+    }
+
+    /// Like [`Self::send`], for set-up steps that must succeed.
+    pub async fn send_ok(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+    ) -> TxOutcome {
+        let outcome = self.send(instructions, signers).await;
+        if let Err(err) = &outcome.result {
+            panic!("transaction failed: {err:?}\n{}", outcome.logs.join("\n"));
+        }
+        outcome
+    }
+
+    pub async fn account(&mut self, address: &Pubkey) -> Option<Account> {
+        self.ctx
+            .banks_client
+            .get_account(*address)
+            .await
+            .expect("local bank is reachable")
+    }
+
+    pub async fn lamports(&mut self, address: &Pubkey) -> u64 {
+        self.account(address).await.map_or(0, |a| a.lamports)
+    }
+
+    pub async fn token_balance(&mut self, token_account: &Pubkey) -> u64 {
+        let account = self
+            .account(token_account)
+            .await
+            .unwrap_or_else(|| panic!("token account {token_account} does not exist"));
+        spl_token::state::Account::unpack(&account.data)
+            .expect("an SPL token account")
+            .amount
+    }
+
+    /// Moves lamports from the payer so `to` can pay rent itself.
+    pub async fn fund(&mut self, to: &Pubkey, lamports: u64) {
+        let ix = solana_system_interface::instruction::transfer(&self.payer_pubkey(), to, lamports);
+        self.send_ok(&[ix], &[]).await;
+    }
+
+    pub async fn create_mint(&mut self, mint_authority: &Pubkey, decimals: u8) -> Pubkey {
+        let mint = Keypair::new();
+        let ixs = [
+            self.create_account_ix(&mint.pubkey(), spl_token::state::Mint::LEN)
+                .await,
+            spl_token::instruction::initialize_mint2(
+                &spl_token::ID,
+                &mint.pubkey(),
+                mint_authority,
+                None,
+                decimals,
+            )
+            .expect("valid mint instruction"),
+        ];
+        self.send_ok(&ixs, &[&mint]).await;
+        mint.pubkey()
+    }
+
+    pub async fn create_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
+        let account = Keypair::new();
+        let ixs = [
+            self.create_account_ix(&account.pubkey(), spl_token::state::Account::LEN)
+                .await,
+            spl_token::instruction::initialize_account3(
+                &spl_token::ID,
+                &account.pubkey(),
+                mint,
+                owner,
+            )
+            .expect("valid token account instruction"),
+        ];
+        self.send_ok(&ixs, &[&account]).await;
+        account.pubkey()
+    }
+
+    pub async fn mint_to(&mut self, mint: &Pubkey, authority: &Keypair, to: &Pubkey, amount: u64) {
+        let ix = spl_token::instruction::mint_to(
+            &spl_token::ID,
+            mint,
+            to,
+            &authority.pubkey(),
+            &[],
+            amount,
+        )
+        .expect("valid mint_to instruction");
+        self.send_ok(&[ix], &[authority]).await;
+    }
+
+    async fn create_account_ix(&mut self, address: &Pubkey, len: usize) -> Instruction {
+        let rent = self.ctx.banks_client.get_rent().await.expect("rent sysvar");
+        solana_system_interface::instruction::create_account(
+            &self.payer_pubkey(),
+            address,
+            rent.minimum_balance(len),
+            len as u64,
+            &spl_token::ID,
+        )
+    }
+}

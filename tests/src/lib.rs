@@ -1,0 +1,345 @@
+//! The integration-test harness. Every transaction a test sends goes through
+//! [`Harness::exec`], which afterwards checks the exchange's invariants; every
+//! expected refusal goes through [`Harness::refused`], which also proves that
+//! no tracked account changed.
+//!
+//! `KESTREL_PROGRAM=sbf` runs the same tests against `target/deploy/kestrel.so`
+//! and prints the compute units of every successful instruction.
+use std::collections::{BTreeMap, BTreeSet};
+
+use anchor_lang::Discriminator;
+use kestrel::instruction::CreateMarginAccount as CreateMarginAccountData;
+use kestrel_sdk::{decode, ix, pda, Pubkey};
+use kestrel_sim::chain::{LocalChain, ProgramMode, TxOutcome};
+use solana_sdk::account::Account;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+use solana_sdk::transaction::TransactionError;
+
+pub use anchor_lang::error::ErrorCode as AnchorErrorCode;
+pub use kestrel::error::KestrelError;
+pub use solana_sdk::instruction::InstructionError;
+
+pub const DECIMALS: u8 = 6;
+pub const ONE_TOKEN: u64 = 1_000_000;
+/// Lamports each test user gets for fees and rent.
+const USER_LAMPORTS: u64 = 1_000_000_000;
+
+/// The numeric code of a named program error (Kestrel's or Anchor's own).
+pub fn error_code(error: impl Into<anchor_lang::error::Error>) -> u32 {
+    match error.into() {
+        anchor_lang::error::Error::AnchorError(e) => e.error_code_number,
+        anchor_lang::error::Error::ProgramError(e) => {
+            panic!("not a named error: {e:?}")
+        }
+    }
+}
+
+/// A user with a keypair, a funded collateral token account and margin account 0.
+pub struct User {
+    pub key: Keypair,
+    pub token_account: Pubkey,
+    pub margin_account: Pubkey,
+}
+
+impl User {
+    pub fn pubkey(&self) -> Pubkey {
+        self.key.pubkey()
+    }
+}
+
+pub struct Harness {
+    pub chain: LocalChain,
+    pub admin: Keypair,
+    pub mint_authority: Keypair,
+    pub mint: Pubkey,
+    pub exchange: Pubkey,
+    pub collateral_vault: Pubkey,
+    pub fee_vault: Pubkey,
+    pub insurance_vault: Pubkey,
+    /// Every margin account ever created through this harness.
+    margin_accounts: BTreeSet<Pubkey>,
+    /// Every account whose state a refused instruction must leave untouched.
+    watched: BTreeSet<Pubkey>,
+    invariant_checks: usize,
+}
+
+impl Harness {
+    /// A chain with the collateral mint and an initialised exchange.
+    pub async fn new() -> Self {
+        let mut chain = LocalChain::start(ProgramMode::from_env()).await;
+        let admin = Keypair::new();
+        let mint_authority = Keypair::new();
+        chain.fund(&admin.pubkey(), USER_LAMPORTS).await;
+        let mint = chain.create_mint(&mint_authority.pubkey(), DECIMALS).await;
+        let exchange = pda::exchange();
+        let mut harness = Self {
+            chain,
+            mint,
+            exchange,
+            collateral_vault: pda::collateral_vault(&exchange),
+            fee_vault: pda::fee_vault(&exchange),
+            insurance_vault: pda::insurance_vault(&exchange),
+            admin,
+            mint_authority,
+            margin_accounts: BTreeSet::new(),
+            watched: BTreeSet::new(),
+            invariant_checks: 0,
+        };
+        let init = ix::init_exchange(&harness.admin.pubkey(), &mint);
+        let admin = harness.admin.insecure_clone();
+        harness.ok("init_exchange", &[init], &[&admin]).await;
+        for key in [
+            exchange,
+            harness.collateral_vault,
+            harness.fee_vault,
+            harness.insurance_vault,
+            harness.admin.pubkey(),
+        ] {
+            harness.watched.insert(key);
+        }
+        harness
+    }
+
+    pub fn mode(&self) -> ProgramMode {
+        self.chain.mode()
+    }
+
+    /// Sends one transaction, then checks the invariants whatever its result.
+    pub async fn exec(
+        &mut self,
+        label: &str,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> TxOutcome {
+        for instruction in ixs {
+            self.register_created_margin_account(instruction);
+        }
+        let outcome = self.chain.send(ixs, signers).await;
+        if outcome.result.is_ok() && self.mode() == ProgramMode::Sbf {
+            println!("[cu] {label}: {}", outcome.compute_units);
+        }
+        self.check_invariants(label).await;
+        outcome
+    }
+
+    /// Sends a transaction that must succeed.
+    pub async fn ok(
+        &mut self,
+        label: &str,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> TxOutcome {
+        let outcome = self.exec(label, ixs, signers).await;
+        if let Err(err) = &outcome.result {
+            panic!("{label} failed: {err:?}\n{}", outcome.logs.join("\n"));
+        }
+        outcome
+    }
+
+    /// Sends a transaction that must be refused with the named program error
+    /// `code` and must leave every watched account, margin account and token
+    /// account exactly as it was.
+    pub async fn refused(
+        &mut self,
+        label: &str,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+        code: u32,
+    ) {
+        self.refused_with(label, ixs, signers, InstructionError::Custom(code))
+            .await
+    }
+
+    /// [`Self::refused`] for an error the runtime, not a program, returns.
+    pub async fn refused_with(
+        &mut self,
+        label: &str,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+        expected: InstructionError,
+    ) {
+        let before = self.snapshot().await;
+        let outcome = self.exec(label, ixs, signers).await;
+        match &outcome.result {
+            Err(TransactionError::InstructionError(_, error)) if *error == expected => {}
+            other => panic!(
+                "{label}: expected {expected:?}, got {other:?}\n{}",
+                outcome.logs.join("\n")
+            ),
+        }
+        // `exec` may have started watching an account the refused instruction
+        // would have created: it must still not exist.
+        let after = self.snapshot().await;
+        for (key, now) in &after {
+            let was = before.get(key).cloned().flatten();
+            assert_eq!(&was, now, "{label}: refused, yet account {key} changed");
+        }
+    }
+
+    /// A new user holding `tokens` native units of collateral and an empty margin account 0.
+    pub async fn user(&mut self, tokens: u64) -> User {
+        let key = Keypair::new();
+        self.chain.fund(&key.pubkey(), USER_LAMPORTS).await;
+        let token_account = self.token_account(&key.pubkey(), tokens).await;
+        let create = ix::create_margin_account(&key.pubkey(), 0, None);
+        self.ok("create_margin_account", &[create], &[&key]).await;
+        let margin_account = pda::margin_account(&self.exchange, &key.pubkey(), 0);
+        self.watched.insert(key.pubkey());
+        User {
+            key,
+            token_account,
+            margin_account,
+        }
+    }
+
+    /// A token account of the collateral mint owned by `owner`, holding `tokens`.
+    pub async fn token_account(&mut self, owner: &Pubkey, tokens: u64) -> Pubkey {
+        let account = self.chain.create_token_account(&self.mint, owner).await;
+        if tokens > 0 {
+            let authority = self.mint_authority.insecure_clone();
+            self.chain
+                .mint_to(&self.mint, &authority, &account, tokens)
+                .await;
+        }
+        self.watched.insert(account);
+        account
+    }
+
+    pub async fn deposit(&mut self, user: &User, amount: u64) {
+        let deposit = ix::deposit(
+            &user.pubkey(),
+            &user.margin_account,
+            &user.token_account,
+            amount,
+        );
+        self.ok("deposit", &[deposit], &[&user.key]).await;
+    }
+
+    pub async fn withdraw(&mut self, user: &User, amount: u64) {
+        let withdraw = ix::withdraw(
+            &user.pubkey(),
+            &user.margin_account,
+            &user.token_account,
+            amount,
+        );
+        self.ok("withdraw", &[withdraw], &[&user.key]).await;
+    }
+
+    pub async fn set_pause(&mut self, flags: u32) {
+        let admin = self.admin.insecure_clone();
+        self.ok(
+            "set_pause",
+            &[ix::set_pause(&admin.pubkey(), flags)],
+            &[&admin],
+        )
+        .await;
+    }
+
+    pub async fn token_balance(&mut self, token_account: &Pubkey) -> u64 {
+        self.chain.token_balance(token_account).await
+    }
+
+    pub async fn collateral(&mut self, margin_account: &Pubkey) -> i64 {
+        self.margin_account(margin_account).await.collateral
+    }
+
+    pub async fn margin_account(&mut self, address: &Pubkey) -> kestrel::state::MarginAccount {
+        let account = self
+            .chain
+            .account(address)
+            .await
+            .expect("margin account exists");
+        decode::margin_account(&account.data).expect("a Kestrel margin account")
+    }
+
+    pub async fn exchange_state(&mut self) -> kestrel::state::Exchange {
+        let account = self
+            .chain
+            .account(&self.exchange)
+            .await
+            .expect("exchange exists");
+        decode::exchange(&account.data).expect("the Kestrel exchange")
+    }
+
+    /// How many times the invariants have been checked (tests assert it grows).
+    pub fn invariant_checks(&self) -> usize {
+        self.invariant_checks
+    }
+
+    fn register_created_margin_account(&mut self, instruction: &Instruction) {
+        if instruction.program_id == kestrel::ID
+            && instruction
+                .data
+                .starts_with(CreateMarginAccountData::DISCRIMINATOR)
+        {
+            // Account order of `accounts::CreateMarginAccount`: owner, exchange, margin_account, ...
+            self.margin_accounts.insert(instruction.accounts[2].pubkey);
+        }
+    }
+
+    /// Conservation: the collateral vault holds exactly the sum of all margin
+    /// accounts' collateral plus fees owed (none before markets exist).
+    async fn check_invariants(&mut self, label: &str) {
+        if self.chain.account(&self.collateral_vault).await.is_none() {
+            return; // the exchange is not initialised yet
+        }
+        let vault_balance = self.chain.token_balance(&self.collateral_vault).await;
+        let mut total_collateral: i128 = 0;
+        for address in self.margin_accounts.clone() {
+            if let Some(account) = self.chain.account(&address).await {
+                if account.owner == kestrel::ID && !account.data.is_empty() {
+                    let margin = decode::margin_account(&account.data)
+                        .unwrap_or_else(|e| panic!("{label}: margin account {address}: {e}"));
+                    total_collateral += i128::from(margin.collateral);
+                }
+            }
+        }
+        let fees_owed: i128 = 0;
+        assert_eq!(
+            i128::from(vault_balance),
+            total_collateral + fees_owed,
+            "after {label}: vault balance {vault_balance} != collateral {total_collateral} + fees {fees_owed}"
+        );
+        self.invariant_checks += 1;
+    }
+
+    async fn snapshot(&mut self) -> BTreeMap<Pubkey, Option<Account>> {
+        let keys: Vec<Pubkey> = self
+            .watched
+            .iter()
+            .chain(self.margin_accounts.iter())
+            .copied()
+            .collect();
+        let mut states = BTreeMap::new();
+        for key in keys {
+            let mut state = self.chain.account(&key).await;
+            // The fee payer, charged even for refused transactions, is never
+            // watched; rent_epoch is runtime bookkeeping, not account state.
+            if let Some(account) = state.as_mut() {
+                account.rent_epoch = 0;
+            }
+            states.insert(key, state);
+        }
+        states
+    }
+}
+
+/// Instructions with the given account turned into a non-signer, to prove the
+/// program, not the runtime, refuses the missing signature.
+pub fn without_signer(mut instruction: Instruction, signer: &Pubkey) -> Instruction {
+    for meta in instruction
+        .accounts
+        .iter_mut()
+        .filter(|m| m.pubkey == *signer)
+    {
+        meta.is_signer = false;
+    }
+    instruction
+}
+
+/// What re-initialising an existing account fails with on this runtime: Anchor
+/// 1.2's `init` asks the system program for `CreateAccountAllowPrefund` once an
+/// address holds lamports, an instruction Agave 3.1 does not know yet.
+pub const REINIT_REFUSAL: InstructionError = InstructionError::InvalidInstructionData;
