@@ -1,7 +1,9 @@
 //! An in-process chain (solana-program-test's bank) with the real SPL Token
 //! program and Kestrel, either compiled in natively or loaded from the SBF `.so`.
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anchor_lang::prelude::{AccountInfo, Pubkey};
 use anchor_lang::solana_program::entrypoint::ProgramResult;
@@ -49,6 +51,9 @@ pub fn program_so_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/deploy"))
 }
 
+/// Set by [`LocalChain::silence_native_program_output`].
+static SILENCE_NATIVE_PROGRAM: AtomicBool = AtomicBool::new(false);
+
 /// Anchor 1.2's `entry` ties one lifetime to all three arguments, which the
 /// runtime's builtin signature cannot promise; the references only need to
 /// outlive this call, which they do.
@@ -61,7 +66,51 @@ fn native_entry<'a, 'b, 'c, 'd>(
     // `entry` returns no reference derived from its arguments.
     let (program_id, accounts, data): (&'c Pubkey, &'c [AccountInfo<'c>], &'c [u8]) =
         unsafe { std::mem::transmute((program_id, accounts, data)) };
+    let _silenced = SILENCE_NATIVE_PROGRAM
+        .load(Ordering::Relaxed)
+        .then(StdoutSilenced::new);
     kestrel::entry(program_id, accounts, data)
+}
+
+/// Natively, solana-msg's host fallback `println!`s every `msg!` instead of
+/// writing the transaction log; while one of these lives, stdout goes to
+/// /dev/null. Only the program prints while it runs: the caller is awaiting it.
+struct StdoutSilenced {
+    saved_stdout: libc::c_int,
+}
+
+impl StdoutSilenced {
+    fn new() -> Option<Self> {
+        let _ = std::io::stdout().flush();
+        // SAFETY: plain fd calls; every failure leaves stdout as it was.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null < 0 {
+                return None;
+            }
+            let saved_stdout = libc::dup(libc::STDOUT_FILENO);
+            let redirected = saved_stdout >= 0 && libc::dup2(null, libc::STDOUT_FILENO) >= 0;
+            libc::close(null);
+            if !redirected {
+                if saved_stdout >= 0 {
+                    libc::close(saved_stdout);
+                }
+                return None;
+            }
+            Some(Self { saved_stdout })
+        }
+    }
+}
+
+impl Drop for StdoutSilenced {
+    fn drop(&mut self) {
+        let _ = std::io::stdout().flush();
+        // SAFETY: restores the descriptor saved in `new`.
+        unsafe {
+            libc::dup2(self.saved_stdout, libc::STDOUT_FILENO);
+            libc::close(self.saved_stdout);
+        }
+    }
 }
 
 /// The result of one transaction.
@@ -108,6 +157,12 @@ impl LocalChain {
             mode,
             sent: HashSet::new(),
         }
+    }
+
+    /// Keeps the native program's `msg!` lines off stdout (see `StdoutSilenced`);
+    /// the `.so` writes them to the transaction log, where they belong.
+    pub fn silence_native_program_output(&self) {
+        SILENCE_NATIVE_PROGRAM.store(true, Ordering::Relaxed);
     }
 
     pub fn mode(&self) -> ProgramMode {

@@ -1,1 +1,279 @@
+//! `kestrel-sim demo`: the collateral walk-through on an in-process chain.
+//! Three traders deposit and withdraw, the program refuses what it must, the
+//! admin pauses and unpauses withdrawals, and the report ends with the vault
+//! reconciled against every margin account.
+use std::fmt::Write as _;
 
+use kestrel::state::PauseFlags;
+use kestrel_sdk::{decode, errors, ix, pda, Pubkey};
+use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+use solana_sdk::transaction::TransactionError;
+
+use crate::chain::{LocalChain, ProgramMode};
+
+const DECIMALS: u8 = 6;
+const UNIT: u64 = 10u64.pow(DECIMALS as u32);
+const STEPS: usize = 6;
+
+struct Trader {
+    name: &'static str,
+    key: Keypair,
+    wallet: Pubkey,
+    margin_account: Pubkey,
+}
+
+/// What the demo ends with; `conservation_held` is the headline.
+pub struct Report {
+    pub text: String,
+    pub conservation_held: bool,
+    pub refusals: Vec<String>,
+}
+
+/// `1234500000` native units -> `"1,234.500000"`.
+pub fn format_units(native: i128) -> String {
+    let sign = if native < 0 { "-" } else { "" };
+    let magnitude = native.unsigned_abs();
+    let whole = (magnitude / UNIT as u128).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}{grouped}.{:06}", magnitude % UNIT as u128)
+}
+
+struct Demo {
+    chain: LocalChain,
+    admin: Keypair,
+    traders: Vec<Trader>,
+    vault: Pubkey,
+    refusals: Vec<String>,
+    step: usize,
+}
+
+impl Demo {
+    fn progress(&mut self, what: &str) {
+        self.step += 1;
+        println!("[{}/{STEPS}] {what}", self.step);
+    }
+
+    async fn expect_ok(&mut self, what: &str, instruction: Instruction, signer: &Keypair) {
+        let outcome = self.chain.send(&[instruction], &[signer]).await;
+        if let Err(err) = outcome.result {
+            panic!(
+                "demo step `{what}` failed: {err:?}\n{}",
+                outcome.logs.join("\n")
+            );
+        }
+    }
+
+    /// Sends an instruction the program must refuse; records the named error.
+    async fn expect_refused(&mut self, what: &str, instruction: Instruction, signer: &Keypair) {
+        let outcome = self.chain.send(&[instruction], &[signer]).await;
+        let name = match outcome.result {
+            Err(TransactionError::InstructionError(_, InstructionError::Custom(code))) => {
+                errors::error_name(code)
+            }
+            other => {
+                panic!("demo step `{what}` should have been refused by the program: {other:?}")
+            }
+        };
+        println!("      {what}: refused with {name}");
+        self.refusals.push(format!("{what}: {name}"));
+    }
+
+    async fn collateral(&mut self, margin_account: &Pubkey) -> Option<i64> {
+        let account = self.chain.account(margin_account).await?;
+        Some(decode::margin_account(&account.data).ok()?.collateral)
+    }
+}
+
+pub async fn run(mode: ProgramMode) -> Report {
+    let program = match mode {
+        ProgramMode::Native => "native build",
+        ProgramMode::Sbf => "SBF .so",
+    };
+    println!("Kestrel demo: collateral vault walk-through on an in-process chain ({program})");
+    let mut chain = LocalChain::start(mode).await;
+    chain.silence_native_program_output();
+    let admin = Keypair::new();
+    let mint_authority = Keypair::new();
+    chain.fund(&admin.pubkey(), 10 * 1_000_000_000).await;
+    let mint = chain.create_mint(&mint_authority.pubkey(), DECIMALS).await;
+    let exchange = pda::exchange();
+    let mut demo = Demo {
+        chain,
+        admin,
+        traders: Vec::new(),
+        vault: pda::collateral_vault(&exchange),
+        refusals: Vec::new(),
+        step: 0,
+    };
+
+    let admin = demo.admin.insecure_clone();
+    demo.expect_ok(
+        "init_exchange",
+        ix::init_exchange(&admin.pubkey(), &mint),
+        &admin,
+    )
+    .await;
+    demo.progress("exchange initialised with a 6-decimal collateral mint (USDC-like)");
+    println!("      exchange {exchange}\n      vault    {}", demo.vault);
+
+    for name in ["alice", "bob", "carol"] {
+        let key = Keypair::new();
+        demo.chain.fund(&key.pubkey(), 1_000_000_000).await;
+        let wallet = demo.chain.create_token_account(&mint, &key.pubkey()).await;
+        demo.chain
+            .mint_to(&mint, &mint_authority, &wallet, 10_000 * UNIT)
+            .await;
+        demo.expect_ok(
+            "create_margin_account",
+            ix::create_margin_account(&key.pubkey(), 0, None),
+            &key,
+        )
+        .await;
+        let margin_account = pda::margin_account(&exchange, &key.pubkey(), 0);
+        demo.traders.push(Trader {
+            name,
+            key,
+            wallet,
+            margin_account,
+        });
+    }
+    demo.progress("alice, bob and carol hold 10,000 each and open margin accounts");
+
+    for (i, amount) in [5_000 * UNIT, 2_500 * UNIT, 7_500 * UNIT]
+        .into_iter()
+        .enumerate()
+    {
+        let t = &demo.traders[i];
+        let (key, deposit) = (
+            t.key.insecure_clone(),
+            ix::deposit(&t.key.pubkey(), &t.margin_account, &t.wallet, amount),
+        );
+        demo.expect_ok("deposit", deposit, &key).await;
+    }
+    demo.progress("deposits: alice 5,000, bob 2,500, carol 7,500");
+
+    let (alice, bob) = (&demo.traders[0], &demo.traders[1]);
+    let alice_withdraw = ix::withdraw(
+        &alice.key.pubkey(),
+        &alice.margin_account,
+        &alice.wallet,
+        1_200 * UNIT,
+    );
+    let bob_overdraw = ix::withdraw(
+        &bob.key.pubkey(),
+        &bob.margin_account,
+        &bob.wallet,
+        3_000 * UNIT,
+    );
+    let (alice_key, bob_key) = (alice.key.insecure_clone(), bob.key.insecure_clone());
+    demo.expect_ok("withdraw", alice_withdraw, &alice_key).await;
+    demo.progress("alice withdraws 1,200; bob asks for 3,000 of his 2,500");
+    demo.expect_refused("bob withdraws 3,000", bob_overdraw, &bob_key)
+        .await;
+    let steal = ix::withdraw(
+        &bob_key.pubkey(),
+        &demo.traders[0].margin_account,
+        &demo.traders[1].wallet,
+        UNIT,
+    );
+    demo.expect_refused("bob withdraws from alice's account", steal, &bob_key)
+        .await;
+
+    demo.expect_ok(
+        "set_pause",
+        ix::set_pause(&admin.pubkey(), PauseFlags::WITHDRAW),
+        &admin,
+    )
+    .await;
+    demo.progress("admin pauses withdrawals, then unpauses them");
+    let carol = &demo.traders[2];
+    let carol_key = carol.key.insecure_clone();
+    let carol_out = ix::withdraw(
+        &carol_key.pubkey(),
+        &carol.margin_account,
+        &carol.wallet,
+        7_500 * UNIT,
+    );
+    let carol_close = ix::close_margin_account(&carol_key.pubkey(), &carol.margin_account);
+    demo.expect_refused(
+        "carol withdraws while paused",
+        carol_out.clone(),
+        &carol_key,
+    )
+    .await;
+    demo.expect_ok("set_pause", ix::set_pause(&admin.pubkey(), 0), &admin)
+        .await;
+
+    demo.expect_ok("withdraw", carol_out, &carol_key).await;
+    demo.expect_ok("close_margin_account", carol_close, &carol_key)
+        .await;
+    demo.progress("carol withdraws everything and closes her margin account");
+
+    report(demo).await
+}
+
+async fn report(mut demo: Demo) -> Report {
+    let mut text = String::new();
+    let _ = writeln!(text, "\nBalances (collateral units)");
+    let _ = writeln!(
+        text,
+        "  {:<8} {:>16} {:>20}",
+        "trader", "wallet", "margin collateral"
+    );
+    let mut total_collateral: i128 = 0;
+    let trader_keys: Vec<(&'static str, Pubkey, Pubkey)> = demo
+        .traders
+        .iter()
+        .map(|t| (t.name, t.wallet, t.margin_account))
+        .collect();
+    for (name, wallet, margin_account) in trader_keys {
+        let wallet = demo.chain.token_balance(&wallet).await;
+        let collateral = demo.collateral(&margin_account).await;
+        total_collateral += i128::from(collateral.unwrap_or(0));
+        let collateral = collateral.map_or("(closed)".to_string(), |c| format_units(c.into()));
+        let _ = writeln!(
+            text,
+            "  {name:<8} {:>16} {collateral:>20}",
+            format_units(wallet.into())
+        );
+    }
+    let vault_balance = i128::from(demo.chain.token_balance(&demo.vault.clone()).await);
+    let fees_owed: i128 = 0;
+    let held = vault_balance == total_collateral + fees_owed;
+    let _ = writeln!(
+        text,
+        "\nVault {} = collateral {} + fees owed {}: conservation {}",
+        format_units(vault_balance),
+        format_units(total_collateral),
+        format_units(fees_owed),
+        if held { "HELD" } else { "BROKEN" }
+    );
+    let _ = writeln!(text, "Refused as expected: {}", demo.refusals.len());
+    Report {
+        text,
+        conservation_held: held,
+        refusals: demo.refusals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_units;
+
+    #[test]
+    fn formats_native_units_with_grouping() {
+        assert_eq!(format_units(0), "0.000000");
+        assert_eq!(format_units(1), "0.000001");
+        assert_eq!(format_units(1_234_500_000), "1,234.500000");
+        assert_eq!(format_units(-7_500_000_000), "-7,500.000000");
+        assert_eq!(format_units(123_456_789_000_000), "123,456,789.000000");
+    }
+}
