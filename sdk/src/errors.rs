@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 16] = [
+pub const ALL: [KestrelError; 18] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -20,6 +20,8 @@ pub const ALL: [KestrelError; 16] = [
     KestrelError::MarginAccountNotEmpty,
     KestrelError::MathOverflow,
     KestrelError::DelegateIsOwner,
+    KestrelError::NotUpgradeAuthority,
+    KestrelError::WrongProgramData,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

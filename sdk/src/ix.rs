@@ -16,7 +16,13 @@ fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instructi
 }
 
 /// Creates the exchange and its vaults; `admin` pays and becomes the admin.
-pub fn init_exchange(admin: &Pubkey, collateral_mint: &Pubkey) -> Instruction {
+/// `program_data` is [`pda::program_data`] when Kestrel is deployed upgradeable
+/// (then `admin` must be its upgrade authority), `None` otherwise.
+pub fn init_exchange(
+    admin: &Pubkey,
+    collateral_mint: &Pubkey,
+    program_data: Option<Pubkey>,
+) -> Instruction {
     let exchange = pda::exchange();
     build(
         accounts::InitExchange {
@@ -26,6 +32,8 @@ pub fn init_exchange(admin: &Pubkey, collateral_mint: &Pubkey) -> Instruction {
             collateral_vault: pda::collateral_vault(&exchange),
             fee_vault: pda::fee_vault(&exchange),
             insurance_vault: pda::insurance_vault(&exchange),
+            program: kestrel::ID,
+            program_data,
             token_program: anchor_spl::token::ID,
             system_program: system_program::ID,
         },

@@ -2,6 +2,15 @@
 use anchor_lang::prelude::Pubkey;
 use kestrel::state::*;
 
+/// Where the upgradeable loader keeps Kestrel's code and upgrade authority.
+pub fn program_data() -> Pubkey {
+    Pubkey::find_program_address(
+        &[kestrel::ID.as_ref()],
+        &anchor_lang::solana_program::bpf_loader_upgradeable::ID,
+    )
+    .0
+}
+
 pub fn exchange() -> Pubkey {
     Pubkey::find_program_address(&[EXCHANGE_SEED], &kestrel::ID).0
 }

@@ -113,6 +113,38 @@ impl Drop for StdoutSilenced {
     }
 }
 
+const DEPLOYER_LAMPORTS: u64 = 100_000_000_000;
+
+/// Lays Kestrel out as `solana program deploy` would: a program account
+/// pointing at a ProgramData account that holds the ELF and `authority`.
+/// (Upgradeable-loader state is bincode: a u32 variant tag, then the fields.)
+fn deploy_upgradeable(program_test: &mut ProgramTest, elf: &[u8], authority: &Pubkey) {
+    let loader = anchor_lang::solana_program::bpf_loader_upgradeable::ID;
+    let program_data = kestrel_sdk::pda::program_data();
+    let rent = solana_sdk::rent::Rent::default();
+
+    let mut program = 2u32.to_le_bytes().to_vec(); // UpgradeableLoaderState::Program
+    program.extend_from_slice(program_data.as_ref());
+    let mut data = 3u32.to_le_bytes().to_vec(); // UpgradeableLoaderState::ProgramData
+    data.extend_from_slice(&0u64.to_le_bytes()); // deployment slot
+    data.push(1); // Some(upgrade authority)
+    data.extend_from_slice(authority.as_ref());
+    data.extend_from_slice(elf);
+
+    for (address, data, executable) in [(program_data, data, false), (kestrel::ID, program, true)] {
+        program_test.add_genesis_account(
+            address,
+            Account {
+                lamports: rent.minimum_balance(data.len()),
+                data,
+                owner: loader,
+                executable,
+                rent_epoch: 0,
+            },
+        );
+    }
+}
+
 /// The result of one transaction.
 #[derive(Debug)]
 pub struct TxOutcome {
@@ -125,6 +157,7 @@ pub struct TxOutcome {
 pub struct LocalChain {
     ctx: ProgramTestContext,
     mode: ProgramMode,
+    deployer: Keypair,
     /// Messages sent under the current blockhash: resending one needs a new
     /// blockhash or the bank refuses it as already processed.
     sent: HashSet<Vec<u8>>,
@@ -133,30 +166,50 @@ pub struct LocalChain {
 impl LocalChain {
     pub async fn start(mode: ProgramMode) -> Self {
         let mut program_test = ProgramTest::default();
+        let deployer = Keypair::new();
         match mode {
             ProgramMode::Native => {
                 program_test.prefer_bpf(false);
                 program_test.add_program("kestrel", kestrel::ID, processor!(native_entry));
             }
             ProgramMode::Sbf => {
-                let dir = program_so_dir();
-                let so = dir.join("kestrel.so");
-                assert!(
-                    so.is_file(),
-                    "{} not found: build it with `../shared/sbf/build.sh programs/kestrel` \
-                     or `cargo build-sbf --manifest-path programs/kestrel/Cargo.toml`",
-                    so.display()
-                );
-                std::env::set_var("SBF_OUT_DIR", &dir);
+                let so = program_so_dir().join("kestrel.so");
+                let elf = std::fs::read(&so).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {e}; build it with `../shared/sbf/build.sh programs/kestrel` \
+                         or `cargo build-sbf --manifest-path programs/kestrel/Cargo.toml`",
+                        so.display()
+                    )
+                });
                 program_test.prefer_bpf(true);
-                program_test.add_program("kestrel", kestrel::ID, None);
+                deploy_upgradeable(&mut program_test, &elf, &deployer.pubkey());
             }
         }
+        program_test.add_account(
+            deployer.pubkey(),
+            Account {
+                lamports: DEPLOYER_LAMPORTS,
+                ..Account::default()
+            },
+        );
         Self {
             ctx: program_test.start_with_context().await,
             mode,
+            deployer,
             sent: HashSet::new(),
         }
+    }
+
+    /// The key that deployed Kestrel: its upgrade authority on the `.so` run,
+    /// and so the only key that may initialise the exchange there. Funded.
+    pub fn deployer(&self) -> &Keypair {
+        &self.deployer
+    }
+
+    /// The ProgramData account `init_exchange` needs when Kestrel runs as an
+    /// upgradeable program (the `.so` run); `None` for the native build.
+    pub fn program_data(&self) -> Option<Pubkey> {
+        (self.mode == ProgramMode::Sbf).then(kestrel_sdk::pda::program_data)
     }
 
     /// Keeps the native program's `msg!` lines off stdout (see `StdoutSilenced`);

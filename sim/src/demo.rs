@@ -38,7 +38,7 @@ pub fn format_units(native: i128) -> String {
     let whole = (magnitude / UNIT as u128).to_string();
     let mut grouped = String::new();
     for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
@@ -48,7 +48,6 @@ pub fn format_units(native: i128) -> String {
 
 struct Demo {
     chain: LocalChain,
-    admin: Keypair,
     traders: Vec<Trader>,
     vault: Pubkey,
     refusals: Vec<String>,
@@ -100,24 +99,23 @@ pub async fn run(mode: ProgramMode) -> Report {
     println!("Kestrel demo: collateral vault walk-through on an in-process chain ({program})");
     let mut chain = LocalChain::start(mode).await;
     chain.silence_native_program_output();
-    let admin = Keypair::new();
+    // The deployer (upgrade authority) administers the exchange.
+    let admin = chain.deployer().insecure_clone();
+    let program_data = chain.program_data();
     let mint_authority = Keypair::new();
-    chain.fund(&admin.pubkey(), 10 * 1_000_000_000).await;
     let mint = chain.create_mint(&mint_authority.pubkey(), DECIMALS).await;
     let exchange = pda::exchange();
     let mut demo = Demo {
         chain,
-        admin,
         traders: Vec::new(),
         vault: pda::collateral_vault(&exchange),
         refusals: Vec::new(),
         step: 0,
     };
 
-    let admin = demo.admin.insecure_clone();
     demo.expect_ok(
         "init_exchange",
-        ix::init_exchange(&admin.pubkey(), &mint),
+        ix::init_exchange(&admin.pubkey(), &mint, program_data),
         &admin,
     )
     .await;

@@ -68,10 +68,19 @@ pub struct Harness {
 impl Harness {
     /// A chain with the collateral mint and an initialised exchange.
     pub async fn new() -> Self {
+        let mut harness = Self::without_exchange().await;
+        let init = harness.init_exchange_ix(&harness.admin.pubkey());
+        let admin = harness.admin.insecure_clone();
+        harness.ok("init_exchange", &[init], &[&admin]).await;
+        harness
+    }
+
+    /// A chain with the collateral mint only; `admin` is the program's
+    /// deployer (its upgrade authority on the `.so` run).
+    pub async fn without_exchange() -> Self {
         let mut chain = LocalChain::start(ProgramMode::from_env()).await;
-        let admin = Keypair::new();
+        let admin = chain.deployer().insecure_clone();
         let mint_authority = Keypair::new();
-        chain.fund(&admin.pubkey(), USER_LAMPORTS).await;
         let mint = chain.create_mint(&mint_authority.pubkey(), DECIMALS).await;
         let exchange = pda::exchange();
         let mut harness = Self {
@@ -87,9 +96,6 @@ impl Harness {
             watched: BTreeSet::new(),
             invariant_checks: 0,
         };
-        let init = ix::init_exchange(&harness.admin.pubkey(), &mint);
-        let admin = harness.admin.insecure_clone();
-        harness.ok("init_exchange", &[init], &[&admin]).await;
         for key in [
             exchange,
             harness.collateral_vault,
@@ -100,6 +106,11 @@ impl Harness {
             harness.watched.insert(key);
         }
         harness
+    }
+
+    /// `init_exchange` by `admin`, with ProgramData when the program has one.
+    pub fn init_exchange_ix(&self, admin: &Pubkey) -> Instruction {
+        ix::init_exchange(admin, &self.mint, self.chain.program_data())
     }
 
     pub fn mode(&self) -> ProgramMode {

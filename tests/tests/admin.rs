@@ -1,6 +1,7 @@
 //! The exchange: initialisation, two-step admin transfer, pause flags.
 use kestrel::state::PauseFlags;
 use kestrel_sdk::ix;
+use kestrel_sim::chain::ProgramMode;
 use kestrel_tests::*;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
@@ -22,13 +23,55 @@ async fn init_records_the_admin_mint_and_vaults_once() {
         assert_eq!(h.chain.token_balance(&vault).await, 0);
     }
 
-    // A second init, by anyone, fails: the exchange account already exists.
-    let mallory = Keypair::new();
-    h.chain.fund(&mallory.pubkey(), 1_000_000_000).await;
-    let init = ix::init_exchange(&mallory.pubkey(), &h.mint);
-    h.refused_with("init_exchange", &[init], &[&mallory], REINIT_REFUSAL)
+    // A second init, even by the admin, fails: the exchange account already exists.
+    let admin = h.admin.insecure_clone();
+    let init = h.init_exchange_ix(&admin.pubkey());
+    h.refused_with("init_exchange", &[init], &[&admin], REINIT_REFUSAL)
         .await;
     assert_eq!(h.exchange_state().await.admin, h.admin.pubkey());
+}
+
+#[tokio::test]
+async fn only_the_upgrade_authority_may_initialise_the_exchange() {
+    let mut h = Harness::without_exchange().await;
+    if h.mode() == ProgramMode::Native {
+        // A native builtin has no upgrade authority; the .so run checks this.
+        assert_eq!(h.chain.program_data(), None);
+        return;
+    }
+    let mallory = Keypair::new();
+    h.chain.fund(&mallory.pubkey(), 1_000_000_000).await;
+    let front_run = h.init_exchange_ix(&mallory.pubkey());
+    h.refused(
+        "init_exchange",
+        &[front_run],
+        &[&mallory],
+        error_code(KestrelError::NotUpgradeAuthority),
+    )
+    .await;
+    // Leaving ProgramData out does not skip the check.
+    let admin = h.admin.insecure_clone();
+    let without_program_data = ix::init_exchange(&admin.pubkey(), &h.mint, None);
+    h.refused(
+        "init_exchange",
+        &[without_program_data],
+        &[&admin],
+        error_code(KestrelError::NotUpgradeAuthority),
+    )
+    .await;
+    // Neither does an account that is not ProgramData (here the mint).
+    let fake = ix::init_exchange(&admin.pubkey(), &h.mint, Some(h.mint));
+    h.refused(
+        "init_exchange",
+        &[fake],
+        &[&admin],
+        error_code(AnchorErrorCode::AccountOwnedByWrongProgram),
+    )
+    .await;
+
+    let init = h.init_exchange_ix(&admin.pubkey());
+    h.ok("init_exchange", &[init], &[&admin]).await;
+    assert_eq!(h.exchange_state().await.admin, admin.pubkey());
 }
 
 #[tokio::test]

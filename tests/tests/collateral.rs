@@ -289,7 +289,7 @@ async fn paused_operations_are_refused_until_unpaused() {
     );
     h.refused(
         "withdraw",
-        &[withdraw.clone()],
+        std::slice::from_ref(&withdraw),
         &[&alice.key],
         error_code(KestrelError::WithdrawalsPaused),
     )

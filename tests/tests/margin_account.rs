@@ -52,7 +52,7 @@ async fn close_with_a_balance_left_is_refused_and_empty_close_refunds_rent() {
     let close = ix::close_margin_account(&alice.pubkey(), &alice.margin_account);
     h.refused(
         "close_margin_account",
-        &[close.clone()],
+        std::slice::from_ref(&close),
         &[&alice.key],
         error_code(KestrelError::MarginAccountNotEmpty),
     )

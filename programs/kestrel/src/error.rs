@@ -36,4 +36,8 @@ pub enum KestrelError {
     MathOverflow,
     #[msg("the delegate cannot be the owner")]
     DelegateIsOwner,
+    #[msg("only the program's upgrade authority may initialise the exchange")]
+    NotUpgradeAuthority,
+    #[msg("account is not this program's ProgramData")]
+    WrongProgramData,
 }

@@ -1,11 +1,17 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Mint, Token, TokenAccount};
 
+use crate::error::KestrelError;
 use crate::events::ExchangeInitialized;
+use crate::program::Kestrel;
 use crate::state::*;
 
 /// Creates the singleton exchange and its three token vaults (collateral, fees,
 /// insurance), each a PDA token account whose authority is the exchange PDA.
+///
+/// The exchange can be created once; so nobody can front-run the deployer, an
+/// upgradeable program (every mainnet deploy) requires its upgrade authority
+/// as `admin`.
 #[derive(Accounts)]
 pub struct InitExchange<'info> {
     #[account(mut)]
@@ -51,12 +57,40 @@ pub struct InitExchange<'info> {
         token::token_program = token_program,
     )]
     pub insurance_vault: Account<'info, TokenAccount>,
+    pub program: Program<'info, Kestrel>,
+    /// Required when `program` is owned by the upgradeable loader.
+    pub program_data: Option<Account<'info, ProgramData>>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
 
+impl InitExchange<'_> {
+    fn check_admin_is_deployer(&self) -> Result<()> {
+        // Programs outside the upgradeable loader (native test builds, immutable
+        // deploys) have no upgrade authority to ask.
+        let Some(expected_program_data) = self.program.programdata_address()? else {
+            return Ok(());
+        };
+        let program_data = self
+            .program_data
+            .as_ref()
+            .ok_or(KestrelError::NotUpgradeAuthority)?;
+        require_keys_eq!(
+            program_data.key(),
+            expected_program_data,
+            KestrelError::WrongProgramData
+        );
+        require!(
+            program_data.upgrade_authority_address == Some(self.admin.key()),
+            KestrelError::NotUpgradeAuthority
+        );
+        Ok(())
+    }
+}
+
 pub fn init_exchange(ctx: Context<InitExchange>) -> Result<()> {
     let accounts = &ctx.accounts;
+    accounts.check_admin_is_deployer()?;
     let mut exchange = accounts.exchange.load_init()?;
     exchange.admin = accounts.admin.key();
     exchange.pending_admin = Pubkey::default();
