@@ -6,10 +6,12 @@
 
 use anchor_lang::prelude::*;
 
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod instructions;
 pub mod state;
+pub mod units;
 
 use instructions::*;
 

@@ -1,0 +1,21 @@
+//! Pure exchange logic: no Anchor or Solana types, so it runs the same in the
+//! program, the SDK, the keeper, tests, benchmarks and fuzzers.
+//!
+//! The order book is zero-copy over byte slabs (account data, after Anchor's
+//! discriminator): [`BookSide`] and [`EventQueue`] are views over `&mut [u8]`.
+pub mod book_side;
+pub mod error;
+pub mod event_queue;
+pub mod matching;
+pub mod node;
+
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod proptests;
+
+pub use book_side::BookSide;
+pub use error::EngineError;
+pub use event_queue::{AnyEvent, EventQueue, EventType, FillEvent, OutEvent, OutReason};
+pub use matching::{NewOrder, OrderType, Orderbook, PlaceResult, SelfTradeBehavior};
+pub use node::{order_key, LeafNode, Owner, Side};
