@@ -9,8 +9,9 @@ pub mod event_queue;
 pub mod matching;
 pub mod node;
 
-#[cfg(test)]
-mod model;
+/// The reference model and the differential harness (tests and fuzzing).
+#[cfg(any(test, feature = "reference-model"))]
+pub mod model;
 #[cfg(test)]
 mod proptests;
 
