@@ -8,6 +8,8 @@
 # needs). KESTREL_SO_BUILDER=cargo-build-sbf|shared-sbf forces one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# solana-program-test logs every instruction at debug level to stderr otherwise.
+export RUST_LOG=${RUST_LOG:-error}
 
 echo "== native: cargo test --workspace"
 cargo test --workspace --locked
@@ -33,7 +35,7 @@ esac
 echo "== SBF: the integration tests and the demo against target/deploy/kestrel.so"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-KESTREL_PROGRAM=sbf RUST_LOG=${RUST_LOG:-error} \
+KESTREL_PROGRAM=sbf \
     cargo test --locked -p kestrel-tests -p kestrel-sim -- --nocapture --test-threads=1 2>&1 | tee "$log" |
     grep -v '\[cu\] '
 

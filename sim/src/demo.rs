@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use kestrel::state::PauseFlags;
+use kestrel_keeper::audit;
 use kestrel_sdk::{decode, errors, ix, pda, Pubkey};
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::signature::Keypair;
@@ -83,11 +84,6 @@ impl Demo {
         };
         println!("      {what}: refused with {name}");
         self.refusals.push(format!("{what}: {name}"));
-    }
-
-    async fn collateral(&mut self, margin_account: &Pubkey) -> Option<i64> {
-        let account = self.chain.account(margin_account).await?;
-        Some(decode::margin_account(&account.data).ok()?.collateral)
     }
 }
 
@@ -226,32 +222,44 @@ async fn report(mut demo: Demo) -> Report {
         "  {:<8} {:>16} {:>20}",
         "trader", "wallet", "margin collateral"
     );
-    let mut total_collateral: i128 = 0;
     let trader_keys: Vec<(&'static str, Pubkey, Pubkey)> = demo
         .traders
         .iter()
         .map(|t| (t.name, t.wallet, t.margin_account))
         .collect();
+    let mut margin_accounts = Vec::new();
     for (name, wallet, margin_account) in trader_keys {
         let wallet = demo.chain.token_balance(&wallet).await;
-        let collateral = demo.collateral(&margin_account).await;
-        total_collateral += i128::from(collateral.unwrap_or(0));
-        let collateral = collateral.map_or("(closed)".to_string(), |c| format_units(c.into()));
+        let collateral = match demo.chain.account(&margin_account).await {
+            Some(account) => {
+                let collateral = decode::margin_account(&account.data)
+                    .expect("a Kestrel margin account")
+                    .collateral;
+                margin_accounts.push(account.data);
+                format_units(collateral.into())
+            }
+            None => "(closed)".to_string(),
+        };
         let _ = writeln!(
             text,
             "  {name:<8} {:>16} {collateral:>20}",
             format_units(wallet.into())
         );
     }
-    let vault_balance = i128::from(demo.chain.token_balance(&demo.vault.clone()).await);
-    let fees_owed: i128 = 0;
-    let held = vault_balance == total_collateral + fees_owed;
+    let vault = demo
+        .chain
+        .account(&demo.vault)
+        .await
+        .expect("the vault exists");
+    let audit = audit::conservation(&vault.data, margin_accounts.iter().map(Vec::as_slice))
+        .expect("the vault and margin accounts decode");
+    let held = audit.holds();
     let _ = writeln!(
         text,
         "\nVault {} = collateral {} + fees owed {}: conservation {}",
-        format_units(vault_balance),
-        format_units(total_collateral),
-        format_units(fees_owed),
+        format_units(audit.vault_balance.into()),
+        format_units(audit.total_collateral),
+        format_units(audit.fees_owed),
         if held { "HELD" } else { "BROKEN" }
     );
     let _ = writeln!(text, "Refused as expected: {}", demo.refusals.len());

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::Discriminator;
 use kestrel::instruction::CreateMarginAccount as CreateMarginAccountData;
+use kestrel_keeper::audit;
 use kestrel_sdk::{decode, ix, pda, Pubkey};
 use kestrel_sim::chain::{LocalChain, ProgramMode, TxOutcome};
 use solana_sdk::account::Account;
@@ -290,29 +291,23 @@ impl Harness {
         }
     }
 
-    /// Conservation: the collateral vault holds exactly the sum of all margin
-    /// accounts' collateral plus fees owed (none before markets exist).
+    /// Conservation (kestrel-keeper's audit): the collateral vault holds
+    /// exactly the sum of all margin accounts' collateral plus fees owed.
     async fn check_invariants(&mut self, label: &str) {
-        if self.chain.account(&self.collateral_vault).await.is_none() {
+        let Some(vault) = self.chain.account(&self.collateral_vault).await else {
             return; // the exchange is not initialised yet
-        }
-        let vault_balance = self.chain.token_balance(&self.collateral_vault).await;
-        let mut total_collateral: i128 = 0;
+        };
+        let mut margin_accounts = Vec::new();
         for address in self.margin_accounts.clone() {
             if let Some(account) = self.chain.account(&address).await {
-                if account.owner == kestrel::ID && !account.data.is_empty() {
-                    let margin = decode::margin_account(&account.data)
-                        .unwrap_or_else(|e| panic!("{label}: margin account {address}: {e}"));
-                    total_collateral += i128::from(margin.collateral);
+                if account.owner == kestrel::ID {
+                    margin_accounts.push(account.data);
                 }
             }
         }
-        let fees_owed: i128 = 0;
-        assert_eq!(
-            i128::from(vault_balance),
-            total_collateral + fees_owed,
-            "after {label}: vault balance {vault_balance} != collateral {total_collateral} + fees {fees_owed}"
-        );
+        let report = audit::conservation(&vault.data, margin_accounts.iter().map(Vec::as_slice))
+            .unwrap_or_else(|e| panic!("after {label}: {e}"));
+        assert!(report.holds(), "after {label}: {report}");
         self.invariant_checks += 1;
     }
 

@@ -16,6 +16,15 @@ pub mod model;
 mod proptests;
 
 pub use book_side::BookSide;
+
+/// Orders each side of a market's book holds.
+pub const BOOK_SIDE_ORDERS: usize = 1024;
+/// Events a market's queue holds before takers must wait for the crank.
+pub const EVENT_QUEUE_EVENTS: usize = 512;
+
+// Account sizes (plus Anchor's 8-byte discriminator), pinned.
+const _: () = assert!(BookSide::byte_len(BOOK_SIDE_ORDERS) == 180_288);
+const _: () = assert!(EventQueue::byte_len(EVENT_QUEUE_EVENTS) == 73_792);
 pub use error::EngineError;
 pub use event_queue::{AnyEvent, EventQueue, EventType, FillEvent, OutEvent, OutReason};
 pub use matching::{NewOrder, OrderType, Orderbook, PlaceResult, SelfTradeBehavior};
