@@ -10,6 +10,7 @@ const CAPACITY: usize = 1024;
 const QUEUE: usize = 512;
 
 /// Zeroed 8-byte-aligned slabs for a full-size book and queue.
+#[derive(Clone)]
 struct Slabs {
     bids: Vec<u64>,
     asks: Vec<u64>,
@@ -56,6 +57,11 @@ fn order(side: Side, order_type: OrderType, price: u64, quantity: u64, owner: u8
     }
 }
 
+/// Where the order with sequence `seq` sits behind the top levels.
+fn deep_price(seq: u64) -> u64 {
+    100_000 + seq * 7 % 5_000
+}
+
 /// Asks at `levels` distinct prices from 1,000 up, one lot each, plus
 /// `depth - levels` more orders behind them; seq numbers from 1.
 fn book_with_asks(levels: u64, depth: u64) -> Slabs {
@@ -66,7 +72,7 @@ fn book_with_asks(levels: u64, depth: u64) -> Slabs {
             let price = if seq <= levels {
                 1_000 + seq
             } else {
-                100_000 + seq * 7 % 5_000
+                deep_price(seq)
             };
             book.place_order(
                 &order(Side::Ask, OrderType::PostOnly, price, 1, 1),
@@ -87,11 +93,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("insert into 1000-order side", |b| {
         let base = book_with_asks(0, 1_000);
         b.iter_batched_ref(
-            || Slabs {
-                bids: base.bids.clone(),
-                asks: base.asks.clone(),
-                queue: base.queue.clone(),
-            },
+            || base.clone(),
             |slabs| {
                 let (mut book, mut queue) = slabs.views();
                 book.place_order(
@@ -109,13 +111,9 @@ fn benches(c: &mut Criterion) {
     // Cancel one order by id from a side of 1,000.
     group.bench_function("cancel from 1000-order side", |b| {
         let base = book_with_asks(0, 1_000);
-        let victim = kestrel::engine::order_key(Side::Ask, Ticks(100_000 + 500 * 7 % 5_000), 500);
+        let victim = kestrel::engine::order_key(Side::Ask, Ticks(deep_price(500)), 500);
         b.iter_batched_ref(
-            || Slabs {
-                bids: base.bids.clone(),
-                asks: base.asks.clone(),
-                queue: base.queue.clone(),
-            },
+            || base.clone(),
             |slabs| {
                 let (mut book, _) = slabs.views();
                 book.cancel_order(Side::Ask, victim, &[1; 32]).unwrap()
@@ -132,11 +130,7 @@ fn benches(c: &mut Criterion) {
             |b, &levels| {
                 let base = book_with_asks(levels, 1_000);
                 b.iter_batched_ref(
-                    || Slabs {
-                        bids: base.bids.clone(),
-                        asks: base.asks.clone(),
-                        queue: base.queue.clone(),
-                    },
+                    || base.clone(),
                     |slabs| {
                         let (mut book, mut queue) = slabs.views();
                         let taker = order(

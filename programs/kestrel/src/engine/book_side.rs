@@ -281,9 +281,16 @@ impl<'a> BookSide<'a> {
         Some(leaf)
     }
 
-    /// Reduces a resting order's quantity in place (a partial fill).
-    pub fn set_quantity(&mut self, index: u32, quantity: BaseLots) {
-        self.leaf_mut(index).quantity = quantity;
+    /// Takes `quantity` from the order at `index`: it shrinks, or leaves the
+    /// book when all of it is taken. Returns the order as it was.
+    pub fn take_quantity(&mut self, index: u32, quantity: BaseLots) -> LeafNode {
+        let leaf = *self.leaf(index);
+        if quantity >= leaf.quantity {
+            self.remove(leaf.key());
+        } else {
+            self.leaf_mut(index).quantity = leaf.quantity.saturating_sub(quantity);
+        }
+        leaf
     }
 
     /// The extreme leaf: direction 0 for the minimum key, 1 for the maximum.

@@ -91,21 +91,16 @@ pub struct PlaceResult {
     pub events: u32,
 }
 
+/// A planned change to one resting order of the opposite side.
 #[derive(Clone, Copy, Debug)]
 enum Action {
-    Fill {
-        index: u32,
-        key: u128,
-        quantity: BaseLots,
-        price: Ticks,
-        maker_out: bool,
-    },
+    /// Trade `quantity` at the maker's price.
+    Fill { index: u32, quantity: BaseLots },
+    /// Take `quantity` off the book without trading.
     Out {
         index: u32,
-        key: u128,
         quantity: BaseLots,
         reason: OutReason,
-        order_gone: bool,
     },
 }
 
@@ -175,14 +170,11 @@ impl<'a> Orderbook<'a> {
                     still_crossing = true;
                     break;
                 }
-                let key = maker.key();
                 if expired {
                     actions.push(Action::Out {
                         index,
-                        key,
                         quantity: maker.quantity,
                         reason: OutReason::Expired,
-                        order_gone: true,
                     });
                     continue;
                 }
@@ -193,10 +185,8 @@ impl<'a> Orderbook<'a> {
                         }
                         SelfTradeBehavior::CancelProvide => actions.push(Action::Out {
                             index,
-                            key,
                             quantity: maker.quantity,
                             reason: OutReason::SelfTrade,
-                            order_gone: true,
                         }),
                         SelfTradeBehavior::DecrementTake => {
                             let overlap = remaining.min(maker.quantity);
@@ -207,10 +197,8 @@ impl<'a> Orderbook<'a> {
                                 .ok_or(EngineError::Overflow)?;
                             actions.push(Action::Out {
                                 index,
-                                key,
                                 quantity: overlap,
                                 reason: OutReason::SelfTrade,
-                                order_gone: overlap == maker.quantity,
                             });
                         }
                     }
@@ -230,13 +218,7 @@ impl<'a> Orderbook<'a> {
                     .ok_or(EngineError::Overflow)?;
                 result.fills += 1;
                 remaining = remaining.saturating_sub(quantity);
-                actions.push(Action::Fill {
-                    index,
-                    key,
-                    quantity,
-                    price: maker_price,
-                    maker_out: quantity == maker.quantity,
-                });
+                actions.push(Action::Fill { index, quantity });
             }
         }
 
@@ -281,37 +263,17 @@ impl<'a> Orderbook<'a> {
         let maker_side = order.side.opposite();
         for action in &actions {
             let event = match *action {
-                Action::Fill {
-                    index,
-                    key,
-                    quantity,
-                    price,
-                    maker_out,
-                } => {
-                    let book = self.side_mut(maker_side);
-                    let maker = *book.leaf(index);
-                    if maker_out {
-                        book.remove(key);
-                    } else {
-                        book.set_quantity(index, maker.quantity.saturating_sub(quantity));
-                    }
-                    fill_event(order, &maker, price, quantity, maker_out, now)
+                Action::Fill { index, quantity } => {
+                    let maker = self.side_mut(maker_side).take_quantity(index, quantity);
+                    fill_event(order, &maker, quantity, now)
                 }
                 Action::Out {
                     index,
-                    key,
                     quantity,
                     reason,
-                    order_gone,
                 } => {
-                    let book = self.side_mut(maker_side);
-                    let maker = *book.leaf(index);
-                    if order_gone {
-                        book.remove(key);
-                    } else {
-                        book.set_quantity(index, maker.quantity.saturating_sub(quantity));
-                    }
-                    out_event(maker_side, &maker, quantity, reason, order_gone, now)
+                    let maker = self.side_mut(maker_side).take_quantity(index, quantity);
+                    out_event(maker_side, &maker, quantity, reason, now)
                 }
             };
             queue.push_back(event).expect("room was reserved");
@@ -319,14 +281,7 @@ impl<'a> Orderbook<'a> {
         if let Some(worst) = evict {
             let own = self.side_mut(order.side);
             own.remove(worst.key());
-            let event = out_event(
-                order.side,
-                &worst,
-                worst.quantity,
-                OutReason::Evicted,
-                true,
-                now,
-            );
+            let event = out_event(order.side, &worst, worst.quantity, OutReason::Evicted, now);
             queue.push_back(event).expect("room was reserved");
         }
         result.events = events_needed as u32;
@@ -429,18 +384,12 @@ fn slide_inside(side: Side, maker_price: Ticks) -> Result<Ticks, EngineError> {
     }
 }
 
-fn fill_event(
-    taker: &NewOrder,
-    maker: &LeafNode,
-    price: Ticks,
-    quantity: BaseLots,
-    maker_out: bool,
-    now: u64,
-) -> AnyEvent {
+/// `maker` is the resting order as it was before this fill.
+fn fill_event(taker: &NewOrder, maker: &LeafNode, quantity: BaseLots, now: u64) -> AnyEvent {
     bytemuck::cast(FillEvent {
         event_type: EventType::Fill as u8,
         taker_side: taker.side as u8,
-        maker_out: u8::from(maker_out),
+        maker_out: u8::from(quantity == maker.quantity),
         maker_slot: maker.owner_slot,
         padding: [0; 4],
         timestamp: now,
@@ -450,18 +399,18 @@ fn fill_event(
         maker_timestamp: maker.timestamp,
         taker: taker.owner,
         taker_client_order_id: taker.client_order_id,
-        price,
+        price: maker.price(),
         quantity,
         maker_order_id: maker.key,
     })
 }
 
+/// `leaf` is the order as it was before `quantity` left the book.
 fn out_event(
     side: Side,
     leaf: &LeafNode,
     quantity: BaseLots,
     reason: OutReason,
-    order_gone: bool,
     now: u64,
 ) -> AnyEvent {
     bytemuck::cast(OutEvent {
@@ -469,7 +418,7 @@ fn out_event(
         side: side as u8,
         owner_slot: leaf.owner_slot,
         reason: reason as u8,
-        order_gone: u8::from(order_gone),
+        order_gone: u8::from(quantity == leaf.quantity),
         padding: [0; 3],
         timestamp: now,
         seq_num: 0,
