@@ -1,0 +1,175 @@
+//! Account health, in native quote units (I80F48).
+//!
+//! health = collateral
+//!        + Σ ( unrealized PnL at the oracle price + unsettled funding
+//!              − |worst-case base position| × price × margin fraction )
+//!
+//! The worst case counts resting orders as filled: all bids (the longest the
+//! account can get) or all asks (the shortest), whichever is larger in size.
+//! Initial fractions gate new risk, maintenance fractions gate liquidation.
+//! Health only ranks and gates accounts; no money moves by it, so it needs no
+//! rounding rule of its own.
+use fixed::types::I80F48;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthKind {
+    Initial,
+    Maintenance,
+}
+
+/// One perpetual position as health sees it, in native units of the base
+/// and quote mints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerpExposure {
+    /// Signed base position (long > 0).
+    pub base: i64,
+    /// Quote paid (< 0) or received (> 0) for that position, fees included.
+    pub quote: i64,
+    /// Base quantity resting on the bid side.
+    pub bids: u64,
+    /// Base quantity resting on the ask side.
+    pub asks: u64,
+    /// Funding owed to (> 0) or by (< 0) the position, not yet settled.
+    pub unsettled_funding: I80F48,
+    /// Oracle price, native quote per native base.
+    pub price: I80F48,
+    /// Margin fractions in basis points: kept in integers so requirements
+    /// are exact (binary fixed point cannot hold 10% exactly).
+    pub initial_margin_bps: u32,
+    pub maintenance_margin_bps: u32,
+}
+
+impl PerpExposure {
+    /// The largest size the position can reach if its resting orders fill.
+    pub fn worst_case_base(&self) -> i128 {
+        let long = i128::from(self.base) + i128::from(self.bids);
+        let short = i128::from(self.base) - i128::from(self.asks);
+        long.abs().max(short.abs())
+    }
+
+    pub fn unrealized_pnl(&self) -> Option<I80F48> {
+        I80F48::from_num(self.base)
+            .checked_mul(self.price)?
+            .checked_add(I80F48::from_num(self.quote))
+    }
+
+    /// This position's share of the account's health; `None` on overflow.
+    pub fn contribution(&self, kind: HealthKind) -> Option<I80F48> {
+        let bps = match kind {
+            HealthKind::Initial => self.initial_margin_bps,
+            HealthKind::Maintenance => self.maintenance_margin_bps,
+        };
+        let requirement = I80F48::checked_from_num(self.worst_case_base())?
+            .checked_mul(self.price)?
+            .checked_mul(I80F48::from_num(bps))?
+            / I80F48::from_num(10_000);
+        self.unrealized_pnl()?
+            .checked_add(self.unsettled_funding)?
+            .checked_sub(requirement)
+    }
+}
+
+/// Health of an account with `collateral` and `positions`; `None` when a
+/// step overflows (the caller refuses the instruction). Bounded by the caller:
+/// a margin account holds a fixed, small number of positions.
+pub fn health(collateral: i64, positions: &[PerpExposure], kind: HealthKind) -> Option<I80F48> {
+    positions
+        .iter()
+        .try_fold(I80F48::from_num(collateral), |total, position| {
+            total.checked_add(position.contribution(kind)?)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 1 SOL-like base (price 150 quote per base), 10% initial, 5% maintenance.
+    fn position(base: i64, quote: i64, bids: u64, asks: u64) -> PerpExposure {
+        PerpExposure {
+            base,
+            quote,
+            bids,
+            asks,
+            unsettled_funding: I80F48::ZERO,
+            price: I80F48::from_num(150),
+            initial_margin_bps: 1_000,
+            maintenance_margin_bps: 500,
+        }
+    }
+
+    #[test]
+    fn a_long_in_profit_counts_its_pnl_minus_its_margin() {
+        // Long 10 bought at 140 (paid 1,400), now 150: pnl +100; exposure 1,500.
+        let long = position(10, -1_400, 0, 0);
+        assert_eq!(long.unrealized_pnl(), Some(I80F48::from_num(100)));
+        assert_eq!(
+            health(0, &[long], HealthKind::Initial).unwrap(),
+            I80F48::from_num(100 - 150)
+        );
+        assert_eq!(
+            health(0, &[long], HealthKind::Maintenance).unwrap(),
+            I80F48::from_num(100 - 75)
+        );
+        assert_eq!(
+            health(1_000, &[long], HealthKind::Initial).unwrap(),
+            I80F48::from_num(950)
+        );
+    }
+
+    #[test]
+    fn open_orders_count_as_filled_on_the_worse_side() {
+        // Flat, 4 bid and 6 ask resting: worst case is 6 short.
+        let p = position(0, 0, 4, 6);
+        assert_eq!(p.worst_case_base(), 6);
+        // Long 5 with 4 asks: worst is 5 long (asks would shrink it to 1).
+        assert_eq!(position(5, -750, 0, 4).worst_case_base(), 5);
+        // Long 5 with 12 asks: worst is 7 short.
+        assert_eq!(position(5, -750, 0, 12).worst_case_base(), 7);
+        assert_eq!(
+            health(0, &[p], HealthKind::Initial).unwrap(),
+            I80F48::from_num(-90)
+        );
+    }
+
+    #[test]
+    fn funding_and_several_positions_add_up() {
+        let mut short = position(-2, 320, 0, 0); // sold 2 at 160: pnl +20
+        short.unsettled_funding = I80F48::from_num(-3);
+        let long = position(1, -150, 0, 0); // flat pnl
+        let h = health(50, &[short, long], HealthKind::Maintenance).unwrap();
+        // 50 + (20 - 3 - 2*150*5%) + (0 - 150*5%) = 50 + 2 - 7.5 = 44.5
+        assert_eq!(h, I80F48::from_num(89) / 2);
+    }
+
+    #[test]
+    fn overflow_is_none_not_a_wrap() {
+        let mut huge = position(i64::MAX, 0, u64::MAX, 0);
+        huge.price = I80F48::from_num(1_000_000_000_000i64);
+        assert_eq!(huge.contribution(HealthKind::Initial), None);
+        assert_eq!(health(0, &[huge], HealthKind::Initial), None);
+    }
+
+    proptest! {
+        #[test]
+        fn health_is_monotone(
+            collateral in -1_000_000i64..1_000_000,
+            base in -10_000i64..10_000,
+            quote in -2_000_000i64..2_000_000,
+            bids in 0u64..10_000,
+            asks in 0u64..10_000,
+            extra in 1u64..10_000,
+            price in 1i64..100_000,
+        ) {
+            let mut p = position(base, quote, bids, asks);
+            p.price = I80F48::from_num(price) / I80F48::from_num(100);
+            let initial = health(collateral, &[p], HealthKind::Initial).unwrap();
+            let maintenance = health(collateral, &[p], HealthKind::Maintenance).unwrap();
+            prop_assert!(maintenance >= initial, "maintenance is the looser bar");
+            prop_assert!(health(collateral + 1, &[p], HealthKind::Initial).unwrap() > initial);
+            let more_orders = PerpExposure { bids: bids + extra, asks: asks + extra, ..p };
+            prop_assert!(health(collateral, &[more_orders], HealthKind::Initial).unwrap() <= initial, "orders never add health");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Oracle prices: parse a Pyth pull update or a Switchboard On-Demand feed,
+//! validate it against the market's bounds, and pick between primary and
+//! fallback. One validated [`OraclePrice`] comes out, in native quote units
+//! per native base unit.
+//!
+//! Validation is pure (no account types): parsers turn account bytes into a
+//! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
+use fixed::types::I80F48;
+
+pub mod pyth;
+pub mod switchboard;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OracleSource {
+    Pyth,
+    Switchboard,
+}
+
+/// Why an oracle price is not usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OracleError {
+    /// The account is not owned by the oracle program.
+    WrongOwner,
+    /// The account is not the configured feed (other feed id or address).
+    WrongFeed,
+    /// The bytes are not a price account of that oracle.
+    BadAccountData,
+    /// Pyth update not fully verified by Wormhole guardians.
+    InsufficientVerification,
+    NonPositivePrice,
+    /// Older than the market's maximum age (seconds or slots).
+    Stale,
+    /// Confidence interval wider than the market's bound.
+    ConfidenceTooWide,
+    /// Primary and fallback are both valid but disagree beyond the bound.
+    Deviation,
+    /// The price does not fit the fixed-point range.
+    OutOfRange,
+}
+
+/// A price as the oracle states it: `mantissa * 10^exponent` quote per base
+/// (whole tokens), with the same scale for the confidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawPrice {
+    pub mantissa: i128,
+    pub confidence: u128,
+    pub exponent: i32,
+    /// Unix seconds the price was published.
+    pub publish_time: i64,
+    /// Slot the price was published or landed in.
+    pub publish_slot: u64,
+    pub source: OracleSource,
+}
+
+/// Per-market bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleBounds {
+    pub max_age_seconds: u32,
+    /// 0 = not checked.
+    pub max_age_slots: u32,
+    /// Largest confidence / price, in basis points.
+    pub max_confidence_bps: u32,
+    pub base_decimals: u8,
+    pub quote_decimals: u8,
+}
+
+/// A validated price in native quote units per native base unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OraclePrice {
+    pub price: I80F48,
+    pub confidence: I80F48,
+    pub publish_time: i64,
+    pub publish_slot: u64,
+    pub source: OracleSource,
+}
+
+/// Checks `raw` at unix time `now` and slot `slot` and converts it to native units.
+pub fn validate(
+    raw: &RawPrice,
+    bounds: &OracleBounds,
+    now: i64,
+    slot: u64,
+) -> Result<OraclePrice, OracleError> {
+    if raw.mantissa <= 0 {
+        return Err(OracleError::NonPositivePrice);
+    }
+    // A publish time slightly ahead of this validator's clock is not stale.
+    if now.saturating_sub(raw.publish_time) > i64::from(bounds.max_age_seconds) {
+        return Err(OracleError::Stale);
+    }
+    if bounds.max_age_slots != 0
+        && slot.saturating_sub(raw.publish_slot) > u64::from(bounds.max_age_slots)
+    {
+        return Err(OracleError::Stale);
+    }
+    // confidence / price <= bps / 10_000, in integers on the oracle's own scale.
+    let price = raw.mantissa as u128;
+    let too_wide = match raw.confidence.checked_mul(10_000) {
+        Some(scaled) => scaled > price.saturating_mul(u128::from(bounds.max_confidence_bps)),
+        None => true,
+    };
+    if too_wide {
+        return Err(OracleError::ConfidenceTooWide);
+    }
+    let exponent =
+        raw.exponent + i32::from(bounds.quote_decimals) - i32::from(bounds.base_decimals);
+    Ok(OraclePrice {
+        price: scale(raw.mantissa, exponent).ok_or(OracleError::OutOfRange)?,
+        confidence: scale(raw.confidence as i128, exponent).ok_or(OracleError::OutOfRange)?,
+        publish_time: raw.publish_time,
+        publish_slot: raw.publish_slot,
+        source: raw.source,
+    })
+}
+
+/// `mantissa * 10^exponent` in I80F48; the integer division comes first so a
+/// large mantissa (Switchboard's 18 decimals) does not overflow on the way.
+fn scale(mantissa: i128, exponent: i32) -> Option<I80F48> {
+    if mantissa < 0 {
+        return None;
+    }
+    if exponent >= 0 {
+        let factor = 10i128.checked_pow(exponent as u32)?;
+        return I80F48::checked_from_num(mantissa.checked_mul(factor)?);
+    }
+    let divisor = 10i128.checked_pow(exponent.unsigned_abs())?;
+    let whole = I80F48::checked_from_num(mantissa / divisor)?;
+    let fraction = I80F48::checked_from_num(mantissa % divisor)?
+        .checked_div(I80F48::checked_from_num(divisor)?)?;
+    whole.checked_add(fraction)
+}
+
+/// Picks the price to use: the primary when valid (unless a valid fallback
+/// deviates from it by more than `max_deviation_bps`), else a valid fallback.
+/// An error means the market is reduce-only for this instruction.
+pub fn select(
+    primary: Result<OraclePrice, OracleError>,
+    fallback: Option<Result<OraclePrice, OracleError>>,
+    max_deviation_bps: u32,
+) -> Result<OraclePrice, OracleError> {
+    match (primary, fallback) {
+        (Ok(primary), Some(Ok(fallback))) => {
+            let difference = (primary.price - fallback.price).abs();
+            let bound = primary
+                .price
+                .checked_mul(I80F48::from_num(max_deviation_bps))
+                .ok_or(OracleError::OutOfRange)?
+                / I80F48::from_num(10_000);
+            if difference > bound {
+                Err(OracleError::Deviation)
+            } else {
+                Ok(primary)
+            }
+        }
+        (Ok(primary), _) => Ok(primary),
+        (Err(_), Some(Ok(fallback))) => Ok(fallback),
+        (Err(error), _) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: OracleBounds = OracleBounds {
+        max_age_seconds: 60,
+        max_age_slots: 0,
+        max_confidence_bps: 100,
+        base_decimals: 9,
+        quote_decimals: 6,
+    };
+
+    fn raw(mantissa: i128, confidence: u128) -> RawPrice {
+        RawPrice {
+            mantissa,
+            confidence,
+            exponent: -8,
+            publish_time: 1_000,
+            publish_slot: 500,
+            source: OracleSource::Pyth,
+        }
+    }
+
+    #[test]
+    fn converts_to_native_units() {
+        // 150.00000000 USD per SOL (9 decimals) in USDC (6): 0.15 native per native.
+        let price = validate(&raw(15_000_000_000, 0), &BOUNDS, 1_000, 500).unwrap();
+        assert!(
+            (price.price - I80F48::from_num(3) / 20).abs()
+                < I80F48::from_num(1) / 1_000_000_000_000i128
+        );
+        // Switchboard scale: 18 decimals, a large mantissa.
+        let mut big = raw(150 * 10i128.pow(18), 0);
+        big.exponent = -18;
+        let price = validate(&big, &BOUNDS, 1_000, 500).unwrap();
+        assert!(
+            (price.price - I80F48::from_num(3) / 20).abs()
+                < I80F48::from_num(1) / 1_000_000_000_000i128
+        );
+    }
+
+    #[test]
+    fn refuses_non_positive_stale_and_wide_prices() {
+        assert_eq!(
+            validate(&raw(0, 0), &BOUNDS, 1_000, 500),
+            Err(OracleError::NonPositivePrice)
+        );
+        assert_eq!(
+            validate(&raw(-5, 0), &BOUNDS, 1_000, 500),
+            Err(OracleError::NonPositivePrice)
+        );
+        assert!(
+            validate(&raw(100, 0), &BOUNDS, 1_060, 500).is_ok(),
+            "exactly the max age"
+        );
+        assert_eq!(
+            validate(&raw(100, 0), &BOUNDS, 1_061, 500),
+            Err(OracleError::Stale)
+        );
+        assert!(
+            validate(&raw(100, 0), &BOUNDS, 900, 500).is_ok(),
+            "published ahead of our clock"
+        );
+        let slots = OracleBounds {
+            max_age_slots: 10,
+            ..BOUNDS
+        };
+        assert!(validate(&raw(100, 0), &slots, 1_000, 510).is_ok());
+        assert_eq!(
+            validate(&raw(100, 0), &slots, 1_000, 511),
+            Err(OracleError::Stale)
+        );
+        // 1% bound: confidence 1 on 100 passes, 2 does not.
+        assert!(validate(&raw(100, 1), &BOUNDS, 1_000, 500).is_ok());
+        assert_eq!(
+            validate(&raw(100, 2), &BOUNDS, 1_000, 500),
+            Err(OracleError::ConfidenceTooWide)
+        );
+        assert_eq!(
+            validate(&raw(100, u128::MAX), &BOUNDS, 1_000, 500),
+            Err(OracleError::ConfidenceTooWide)
+        );
+    }
+
+    #[test]
+    fn select_prefers_the_primary_and_refuses_disagreement() {
+        let at = |mantissa: i128, source| {
+            let mut r = raw(mantissa, 0);
+            r.source = source;
+            validate(&r, &BOUNDS, 1_000, 500)
+        };
+        let primary = at(10_000, OracleSource::Pyth);
+        let close = at(10_050, OracleSource::Switchboard); // 0.5% away
+        let far = at(10_300, OracleSource::Switchboard); // 3% away
+        assert_eq!(
+            select(primary, Some(close), 100).unwrap().source,
+            OracleSource::Pyth
+        );
+        assert_eq!(select(primary, Some(far), 100), Err(OracleError::Deviation));
+        assert_eq!(
+            select(primary, Some(Err(OracleError::Stale)), 100)
+                .unwrap()
+                .source,
+            OracleSource::Pyth
+        );
+        assert_eq!(
+            select(Err(OracleError::Stale), Some(far), 100)
+                .unwrap()
+                .source,
+            OracleSource::Switchboard
+        );
+        assert_eq!(
+            select(
+                Err(OracleError::Stale),
+                Some(Err(OracleError::ConfidenceTooWide)),
+                100
+            ),
+            Err(OracleError::Stale)
+        );
+        assert_eq!(
+            select(Err(OracleError::WrongOwner), None, 100),
+            Err(OracleError::WrongOwner)
+        );
+    }
+}
