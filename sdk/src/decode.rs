@@ -2,7 +2,7 @@
 //! the exact length, then copy out the Pod struct (fetched buffers carry no
 //! alignment guarantee, so no in-place cast).
 use anchor_lang::{Discriminator, ZeroCopy};
-use kestrel::state::{Exchange, MarginAccount};
+use kestrel::state::{Exchange, MarginAccount, Market};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -66,6 +66,10 @@ pub fn exchange(data: &[u8]) -> Result<Exchange, DecodeError> {
 
 pub fn margin_account(data: &[u8]) -> Result<MarginAccount, DecodeError> {
     zero_copy("MarginAccount", data)
+}
+
+pub fn market(data: &[u8]) -> Result<Market, DecodeError> {
+    zero_copy("Market", data)
 }
 
 #[cfg(test)]

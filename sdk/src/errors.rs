@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 18] = [
+pub const ALL: [KestrelError; 36] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -22,6 +22,24 @@ pub const ALL: [KestrelError; 18] = [
     KestrelError::DelegateIsOwner,
     KestrelError::NotUpgradeAuthority,
     KestrelError::WrongProgramData,
+    KestrelError::InvalidMarginFractions,
+    KestrelError::InvalidFees,
+    KestrelError::InvalidPriceBand,
+    KestrelError::InvalidMatchLimit,
+    KestrelError::InvalidOracleConfig,
+    KestrelError::InvalidLotSize,
+    KestrelError::InvalidMarketName,
+    KestrelError::InvalidMarketAccount,
+    KestrelError::OracleWrongOwner,
+    KestrelError::OracleWrongFeed,
+    KestrelError::OracleBadData,
+    KestrelError::OracleUnverified,
+    KestrelError::OracleNonPositivePrice,
+    KestrelError::OracleStale,
+    KestrelError::OracleConfidenceTooWide,
+    KestrelError::OracleDeviation,
+    KestrelError::OracleOutOfRange,
+    KestrelError::InvalidStatusTransition,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

@@ -3,6 +3,8 @@
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
+use kestrel::instructions::CreateMarketArgs;
+use kestrel::state::{MarketParams, MarketStatus};
 use kestrel::{accounts, instruction};
 
 use crate::pda;
@@ -156,5 +158,68 @@ pub fn close_margin_account(owner: &Pubkey, margin_account: &Pubkey) -> Instruct
             margin_account: *margin_account,
         },
         instruction::CloseMarginAccount {},
+    )
+}
+
+/// The market accounts a client creates before `create_market`: Kestrel-owned,
+/// zeroed, of exactly these sizes (Anchor discriminator included).
+pub const BOOK_SIDE_ACCOUNT_LEN: usize = 8 + kestrel::state::BOOK_SIDE_BYTES;
+pub const EVENT_QUEUE_ACCOUNT_LEN: usize = 8 + kestrel::state::EVENT_QUEUE_BYTES;
+
+/// Creates market `args.market_index`; `fallback_oracle` is required exactly
+/// when `args.params.oracle` names a fallback.
+pub fn create_market(
+    admin: &Pubkey,
+    args: CreateMarketArgs,
+    bids: &Pubkey,
+    asks: &Pubkey,
+    event_queue: &Pubkey,
+    primary_oracle: &Pubkey,
+    fallback_oracle: Option<Pubkey>,
+) -> Instruction {
+    let exchange = pda::exchange();
+    build(
+        accounts::CreateMarket {
+            admin: *admin,
+            exchange,
+            market: pda::market(&exchange, args.market_index),
+            bids: *bids,
+            asks: *asks,
+            event_queue: *event_queue,
+            primary_oracle: *primary_oracle,
+            fallback_oracle,
+            system_program: system_program::ID,
+        },
+        instruction::CreateMarket { args },
+    )
+}
+
+pub fn set_market_params(
+    admin: &Pubkey,
+    market: &Pubkey,
+    params: MarketParams,
+    primary_oracle: &Pubkey,
+    fallback_oracle: Option<Pubkey>,
+) -> Instruction {
+    build(
+        accounts::SetMarketParams {
+            admin: *admin,
+            exchange: pda::exchange(),
+            market: *market,
+            primary_oracle: *primary_oracle,
+            fallback_oracle,
+        },
+        instruction::SetMarketParams { params },
+    )
+}
+
+pub fn set_market_status(admin: &Pubkey, market: &Pubkey, status: MarketStatus) -> Instruction {
+    build(
+        accounts::SetMarketStatus {
+            admin: *admin,
+            exchange: pda::exchange(),
+            market: *market,
+        },
+        instruction::SetMarketStatus { status },
     )
 }

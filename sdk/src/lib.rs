@@ -12,6 +12,9 @@ pub mod pda;
 pub use anchor_lang::prelude::Pubkey;
 pub use kestrel::{
     error::KestrelError,
-    state::{Exchange, MarginAccount, PauseFlags},
+    state::{
+        Exchange, MarginAccount, Market, MarketParams, MarketStatus, OracleConfig, OracleKind,
+        PauseFlags,
+    },
     ID as PROGRAM_ID,
 };

@@ -43,3 +43,11 @@ pub fn margin_account(exchange: &Pubkey, owner: &Pubkey, sub_account_index: u16)
     )
     .0
 }
+
+pub fn market(exchange: &Pubkey, market_index: u16) -> Pubkey {
+    Pubkey::find_program_address(
+        &[MARKET_SEED, exchange.as_ref(), &market_index.to_le_bytes()],
+        &kestrel::ID,
+    )
+    .0
+}

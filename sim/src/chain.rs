@@ -353,6 +353,26 @@ impl LocalChain {
         self.send_ok(&[ix], &[authority]).await;
     }
 
+    /// Writes an account directly, as a test fixture (oracle feeds and the like).
+    pub fn set_account(&mut self, address: &Pubkey, account: Account) {
+        self.ctx.set_account(address, &account.into());
+    }
+
+    /// A new zeroed account of `len` bytes owned by `owner`, rent paid by the payer.
+    pub async fn create_owned_account(&mut self, owner: &Pubkey, len: usize) -> Pubkey {
+        let account = Keypair::new();
+        let rent = self.ctx.banks_client.get_rent().await.expect("rent sysvar");
+        let ix = solana_system_interface::instruction::create_account(
+            &self.payer_pubkey(),
+            &account.pubkey(),
+            rent.minimum_balance(len),
+            len as u64,
+            owner,
+        );
+        self.send_ok(&[ix], &[&account]).await;
+        account.pubkey()
+    }
+
     async fn create_account_ix(&mut self, address: &Pubkey, len: usize) -> Instruction {
         let rent = self.ctx.banks_client.get_rent().await.expect("rent sysvar");
         solana_system_interface::instruction::create_account(

@@ -5,6 +5,8 @@
 //!
 //! `KESTREL_PROGRAM=sbf` runs the same tests against `target/deploy/kestrel.so`
 //! and prints the compute units of every successful instruction.
+pub mod oracles;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::Discriminator;
@@ -23,6 +25,8 @@ pub use kestrel::error::KestrelError;
 pub use solana_sdk::instruction::InstructionError;
 
 pub const DECIMALS: u8 = 6;
+/// The Pyth feed id markets in tests use.
+pub const PYTH_FEED: [u8; 32] = [7; 32];
 pub const ONE_TOKEN: u64 = 1_000_000;
 /// Lamports each test user gets for fees and rent.
 const USER_LAMPORTS: u64 = 1_000_000_000;
@@ -219,6 +223,47 @@ impl Harness {
         account
     }
 
+    /// Fresh Pyth (feed [`PYTH_FEED`]) and Switchboard feed accounts at 150 quote
+    /// per base, published now; returns (pyth account, switchboard account).
+    pub async fn oracle_accounts(&mut self) -> (Pubkey, Pubkey) {
+        let (pyth, switchboard) = (Pubkey::new_unique(), Pubkey::new_unique());
+        self.chain.set_account(
+            &pyth,
+            oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, 0),
+        );
+        self.chain.set_account(
+            &switchboard,
+            oracles::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), 0, 1),
+        );
+        self.watched.extend([pyth, switchboard]);
+        (pyth, switchboard)
+    }
+
+    /// Zeroed, Kestrel-owned book side and event queue accounts, as a client
+    /// creates them before `create_market`: (bids, asks, event queue).
+    pub async fn market_accounts(&mut self) -> (Pubkey, Pubkey, Pubkey) {
+        let bids = self
+            .chain
+            .create_owned_account(&kestrel::ID, ix::BOOK_SIDE_ACCOUNT_LEN)
+            .await;
+        let asks = self
+            .chain
+            .create_owned_account(&kestrel::ID, ix::BOOK_SIDE_ACCOUNT_LEN)
+            .await;
+        let queue = self
+            .chain
+            .create_owned_account(&kestrel::ID, ix::EVENT_QUEUE_ACCOUNT_LEN)
+            .await;
+        self.watched.extend([
+            bids,
+            asks,
+            queue,
+            pda::market(&self.exchange, 0),
+            pda::market(&self.exchange, 1),
+        ]);
+        (bids, asks, queue)
+    }
+
     pub async fn deposit(&mut self, user: &User, amount: u64) {
         let deposit = ix::deposit(
             &user.pubkey(),
@@ -349,3 +394,43 @@ pub fn without_signer(mut instruction: Instruction, signer: &Pubkey) -> Instruct
 /// 1.2's `init` asks the system program for `CreateAccountAllowPrefund` once an
 /// address holds lamports, an instruction Agave 3.1 does not know yet.
 pub const REINIT_REFUSAL: InstructionError = InstructionError::InvalidInstructionData;
+
+/// Market parameters with a Pyth primary and a Switchboard fallback.
+pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams {
+    use kestrel::state::{MarketParams, OracleConfig, OracleKind};
+    MarketParams {
+        initial_margin_bps: 1_000,
+        maintenance_margin_bps: 500,
+        maker_fee_bps: -2,
+        taker_fee_bps: 5,
+        price_band_bps: 500,
+        max_fills_per_order: 32,
+        oracle: OracleConfig {
+            primary_kind: OracleKind::Pyth,
+            primary_feed: PYTH_FEED,
+            fallback_kind: OracleKind::Switchboard,
+            fallback_feed: switchboard_feed.to_bytes(),
+            max_age_seconds: 60,
+            max_age_slots: 0,
+            max_confidence_bps: 200,
+            max_deviation_bps: 300,
+        },
+    }
+}
+
+/// `create_market` arguments for a SOL-like market (9 decimals).
+pub fn market_args(
+    market_index: u16,
+    params: kestrel::state::MarketParams,
+) -> kestrel::instructions::CreateMarketArgs {
+    let mut name = [0u8; 16];
+    name[..8].copy_from_slice(b"SOL-PERP");
+    kestrel::instructions::CreateMarketArgs {
+        market_index,
+        name,
+        base_decimals: 9,
+        base_lot_size: 10_000_000,
+        quote_lot_size: 100,
+        params,
+    }
+}

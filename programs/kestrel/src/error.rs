@@ -40,4 +40,40 @@ pub enum KestrelError {
     NotUpgradeAuthority,
     #[msg("account is not this program's ProgramData")]
     WrongProgramData,
+    #[msg("margin fractions must satisfy 0 < maintenance < initial <= 100%")]
+    InvalidMarginFractions,
+    #[msg("fees out of bounds, or a maker rebate above the taker fee")]
+    InvalidFees,
+    #[msg("price band must be 1..=10000 bps")]
+    InvalidPriceBand,
+    #[msg("max fills per order out of range")]
+    InvalidMatchLimit,
+    #[msg("oracle configuration is invalid")]
+    InvalidOracleConfig,
+    #[msg("lot sizes must be positive")]
+    InvalidLotSize,
+    #[msg("market name must be 1..=16 bytes")]
+    InvalidMarketName,
+    #[msg("book side or event queue account has the wrong size or is reused")]
+    InvalidMarketAccount,
+    #[msg("oracle account is not owned by the oracle program")]
+    OracleWrongOwner,
+    #[msg("oracle account is not the configured feed")]
+    OracleWrongFeed,
+    #[msg("oracle account data cannot be read")]
+    OracleBadData,
+    #[msg("oracle update is not fully verified")]
+    OracleUnverified,
+    #[msg("oracle price is zero or negative")]
+    OracleNonPositivePrice,
+    #[msg("oracle price is stale")]
+    OracleStale,
+    #[msg("oracle confidence is too wide")]
+    OracleConfidenceTooWide,
+    #[msg("primary and fallback oracles disagree")]
+    OracleDeviation,
+    #[msg("oracle price out of range")]
+    OracleOutOfRange,
+    #[msg("that market status change is not allowed")]
+    InvalidStatusTransition,
 }

@@ -61,3 +61,22 @@ pub struct Withdrawn {
     pub amount: u64,
     pub collateral_after: i64,
 }
+
+#[event]
+pub struct MarketCreated {
+    pub market: Pubkey,
+    pub market_index: u16,
+    pub name: [u8; 16],
+}
+
+#[event]
+pub struct MarketParamsSet {
+    pub market: Pubkey,
+}
+
+#[event]
+pub struct MarketStatusSet {
+    pub market: Pubkey,
+    pub previous: u8,
+    pub current: u8,
+}

@@ -15,6 +15,7 @@ pub mod state;
 pub mod units;
 
 use instructions::*;
+use state::{MarketParams, MarketStatus};
 
 declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
 
@@ -60,5 +61,17 @@ pub mod kestrel {
 
     pub fn close_margin_account(ctx: Context<CloseMarginAccount>) -> Result<()> {
         instructions::close_margin_account(ctx)
+    }
+
+    pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Result<()> {
+        instructions::create_market(ctx, args)
+    }
+
+    pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) -> Result<()> {
+        instructions::set_market_params(ctx, params)
+    }
+
+    pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) -> Result<()> {
+        instructions::set_market_status(ctx, status)
     }
 }

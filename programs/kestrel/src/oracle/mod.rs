@@ -5,10 +5,58 @@
 //!
 //! Validation is pure (no account types): parsers turn account bytes into a
 //! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
+use anchor_lang::prelude::{AccountInfo, Pubkey};
 use fixed::types::I80F48;
+
+use crate::error::KestrelError;
+use crate::state::OracleKind;
 
 pub mod pyth;
 pub mod switchboard;
+
+/// Reads the feed a market configured from `account`: owner program, layout
+/// and feed identity are checked; freshness and bounds are `validate`'s.
+pub fn read_feed(
+    kind: OracleKind,
+    feed: &[u8; 32],
+    account: &AccountInfo,
+) -> Result<RawPrice, OracleError> {
+    let data = account
+        .try_borrow_data()
+        .map_err(|_| OracleError::BadAccountData)?;
+    match kind {
+        OracleKind::Pyth => pyth::read(account.owner, &data, feed),
+        OracleKind::Switchboard => switchboard::read(
+            account.key,
+            account.owner,
+            &data,
+            &Pubkey::new_from_array(*feed),
+        ),
+        OracleKind::None => Err(OracleError::WrongFeed),
+    }
+}
+
+impl From<OracleError> for KestrelError {
+    fn from(error: OracleError) -> Self {
+        match error {
+            OracleError::WrongOwner => KestrelError::OracleWrongOwner,
+            OracleError::WrongFeed => KestrelError::OracleWrongFeed,
+            OracleError::BadAccountData => KestrelError::OracleBadData,
+            OracleError::InsufficientVerification => KestrelError::OracleUnverified,
+            OracleError::NonPositivePrice => KestrelError::OracleNonPositivePrice,
+            OracleError::Stale => KestrelError::OracleStale,
+            OracleError::ConfidenceTooWide => KestrelError::OracleConfidenceTooWide,
+            OracleError::Deviation => KestrelError::OracleDeviation,
+            OracleError::OutOfRange => KestrelError::OracleOutOfRange,
+        }
+    }
+}
+
+impl From<OracleError> for anchor_lang::error::Error {
+    fn from(error: OracleError) -> Self {
+        KestrelError::from(error).into()
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OracleSource {

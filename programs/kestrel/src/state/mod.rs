@@ -2,6 +2,8 @@
 //! no 16-byte-aligned fields (see docs/ARCHITECTURE.md) and a const size assertion.
 mod exchange;
 mod margin_account;
+mod market;
 
 pub use exchange::*;
 pub use margin_account::*;
+pub use market::*;

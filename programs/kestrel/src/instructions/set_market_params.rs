@@ -1,0 +1,41 @@
+use anchor_lang::prelude::*;
+
+use super::create_market::check_oracle_accounts;
+use crate::error::KestrelError;
+use crate::events::MarketParamsSet;
+use crate::state::*;
+
+/// Replaces a market's risk, fee and oracle parameters, validated as at
+/// creation; the oracle accounts must match the new configuration.
+#[derive(Accounts)]
+pub struct SetMarketParams<'info> {
+    pub admin: Signer<'info>,
+    #[account(has_one = admin @ KestrelError::NotAdmin)]
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
+    pub market: AccountLoader<'info, Market>,
+    /// CHECK: read by `oracle::read_feed` (owner program, layout, feed).
+    pub primary_oracle: UncheckedAccount<'info>,
+    /// CHECK: as `primary_oracle`; required exactly when a fallback is configured.
+    pub fallback_oracle: Option<UncheckedAccount<'info>>,
+}
+
+pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) -> Result<()> {
+    params.validate()?;
+    let accounts = &ctx.accounts;
+    check_oracle_accounts(
+        &params.oracle,
+        &accounts.primary_oracle,
+        accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
+    )?;
+    let mut market = accounts.market.load_mut()?;
+    require!(
+        market.status() != MarketStatus::Closed,
+        KestrelError::InvalidStatusTransition
+    );
+    market.apply_params(&params);
+    emit!(MarketParamsSet {
+        market: accounts.market.key(),
+    });
+    Ok(())
+}

@@ -1,0 +1,32 @@
+use anchor_lang::prelude::*;
+
+use crate::error::KestrelError;
+use crate::events::MarketStatusSet;
+use crate::state::*;
+
+/// Moves a market between Active, ReduceOnly and Paused, or from Paused to
+/// Closed (terminal).
+#[derive(Accounts)]
+pub struct SetMarketStatus<'info> {
+    pub admin: Signer<'info>,
+    #[account(has_one = admin @ KestrelError::NotAdmin)]
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
+    pub market: AccountLoader<'info, Market>,
+}
+
+pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) -> Result<()> {
+    let mut market = ctx.accounts.market.load_mut()?;
+    let previous = market.status();
+    require!(
+        previous.can_become(status),
+        KestrelError::InvalidStatusTransition
+    );
+    market.status = status as u8;
+    emit!(MarketStatusSet {
+        market: ctx.accounts.market.key(),
+        previous: previous as u8,
+        current: status as u8,
+    });
+    Ok(())
+}

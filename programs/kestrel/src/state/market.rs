@@ -1,0 +1,301 @@
+use anchor_lang::prelude::*;
+
+use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
+use crate::error::KestrelError;
+
+/// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
+pub const MARKET_SEED: &[u8] = b"market";
+
+pub const BOOK_SIDE_BYTES: usize = BookSide::byte_len(BOOK_SIDE_ORDERS);
+pub const EVENT_QUEUE_BYTES: usize = EventQueue::byte_len(EVENT_QUEUE_EVENTS);
+/// Most resting orders one taking order may touch; bounds compute per call.
+pub const MAX_FILLS_PER_ORDER: u16 = 64;
+
+/// Which oracle program a feed belongs to.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OracleKind {
+    None,
+    Pyth,
+    Switchboard,
+}
+
+impl OracleKind {
+    pub fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(Self::None),
+            1 => Some(Self::Pyth),
+            2 => Some(Self::Switchboard),
+            _ => None,
+        }
+    }
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MarketStatus {
+    /// Orders of every kind.
+    Active,
+    /// Only orders that shrink positions; cancels.
+    ReduceOnly,
+    /// No orders; cancels and cranks only.
+    Paused,
+    /// Terminal.
+    Closed,
+}
+
+impl MarketStatus {
+    pub fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(Self::Active),
+            1 => Some(Self::ReduceOnly),
+            2 => Some(Self::Paused),
+            3 => Some(Self::Closed),
+            _ => None,
+        }
+    }
+
+    /// Closed is terminal and reached only from Paused, so trading stops first.
+    pub fn can_become(self, next: Self) -> bool {
+        match (self, next) {
+            (Self::Closed, _) => false,
+            (_, Self::Closed) => self == Self::Paused,
+            _ => true,
+        }
+    }
+}
+
+/// A market's oracle feeds and bounds. A feed is a Pyth feed id or a
+/// Switchboard pull-feed account address.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleConfig {
+    pub primary_kind: OracleKind,
+    pub primary_feed: [u8; 32],
+    pub fallback_kind: OracleKind,
+    pub fallback_feed: [u8; 32],
+    pub max_age_seconds: u32,
+    /// 0 = not checked.
+    pub max_age_slots: u32,
+    pub max_confidence_bps: u32,
+    /// Largest primary/fallback disagreement before the market is reduce-only.
+    pub max_deviation_bps: u32,
+}
+
+/// What the admin sets at creation and may change later.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketParams {
+    pub initial_margin_bps: u32,
+    pub maintenance_margin_bps: u32,
+    /// Negative: a rebate to makers, never larger than the taker fee.
+    pub maker_fee_bps: i32,
+    pub taker_fee_bps: u32,
+    /// Fills further than this from the oracle price are refused.
+    pub price_band_bps: u32,
+    pub max_fills_per_order: u16,
+    pub oracle: OracleConfig,
+}
+
+impl MarketParams {
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.maintenance_margin_bps > 0
+                && self.initial_margin_bps > self.maintenance_margin_bps
+                && self.initial_margin_bps <= 10_000,
+            KestrelError::InvalidMarginFractions
+        );
+        require!(
+            self.taker_fee_bps <= 1_000
+                && self.maker_fee_bps <= 1_000
+                && i64::from(self.maker_fee_bps) + i64::from(self.taker_fee_bps) >= 0,
+            KestrelError::InvalidFees
+        );
+        require!(
+            (1..=10_000).contains(&self.price_band_bps),
+            KestrelError::InvalidPriceBand
+        );
+        require!(
+            (1..=MAX_FILLS_PER_ORDER).contains(&self.max_fills_per_order),
+            KestrelError::InvalidMatchLimit
+        );
+        let oracle = &self.oracle;
+        require!(
+            oracle.primary_kind != OracleKind::None
+                && oracle.max_age_seconds > 0
+                && (1..=10_000).contains(&oracle.max_confidence_bps)
+                && (1..=10_000).contains(&oracle.max_deviation_bps)
+                && (oracle.fallback_kind == OracleKind::None
+                    || oracle.fallback_feed != oracle.primary_feed),
+            KestrelError::InvalidOracleConfig
+        );
+        Ok(())
+    }
+}
+
+/// A perpetual futures market. Prices are in ticks of one quote lot per base
+/// lot, so a fill of `q` lots at `p` ticks is `p * q * quote_lot_size` native
+/// quote units.
+#[account(zero_copy)]
+pub struct Market {
+    pub exchange: Pubkey,
+    pub bids: Pubkey,
+    pub asks: Pubkey,
+    pub event_queue: Pubkey,
+    /// Zero-padded, e.g. "SOL-PERP".
+    pub name: [u8; 16],
+    pub primary_feed: [u8; 32],
+    pub fallback_feed: [u8; 32],
+    /// Native base units per base lot.
+    pub base_lot_size: u64,
+    /// Native quote units per quote lot (the tick size per base lot).
+    pub quote_lot_size: u64,
+    /// Sequence number of the next order; part of every order id.
+    pub seq_num: u64,
+    pub initial_margin_bps: u32,
+    pub maintenance_margin_bps: u32,
+    pub maker_fee_bps: i32,
+    pub taker_fee_bps: u32,
+    pub price_band_bps: u32,
+    pub max_age_seconds: u32,
+    pub max_age_slots: u32,
+    pub max_confidence_bps: u32,
+    pub max_deviation_bps: u32,
+    pub market_index: u16,
+    pub max_fills_per_order: u16,
+    pub status: u8,
+    pub bump: u8,
+    pub base_decimals: u8,
+    pub primary_kind: u8,
+    pub fallback_kind: u8,
+    pub padding0: [u8; 3],
+    /// Room for fields added by later versions without a migration.
+    pub reserved: [u8; 256],
+}
+
+pub const MARKET_SIZE: usize = 4 * 32 + 16 + 2 * 32 + 3 * 8 + 9 * 4 + 2 * 2 + 5 + 3 + 256;
+const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
+const _: () = assert!(core::mem::align_of::<Market>() <= 8);
+
+impl Market {
+    pub const SPACE: usize = 8 + MARKET_SIZE;
+
+    pub fn status(&self) -> MarketStatus {
+        MarketStatus::from_u8(self.status).unwrap_or(MarketStatus::Closed)
+    }
+
+    pub fn apply_params(&mut self, params: &MarketParams) {
+        self.initial_margin_bps = params.initial_margin_bps;
+        self.maintenance_margin_bps = params.maintenance_margin_bps;
+        self.maker_fee_bps = params.maker_fee_bps;
+        self.taker_fee_bps = params.taker_fee_bps;
+        self.price_band_bps = params.price_band_bps;
+        self.max_fills_per_order = params.max_fills_per_order;
+        let oracle = &params.oracle;
+        self.primary_kind = oracle.primary_kind as u8;
+        self.primary_feed = oracle.primary_feed;
+        self.fallback_kind = oracle.fallback_kind as u8;
+        self.fallback_feed = oracle.fallback_feed;
+        self.max_age_seconds = oracle.max_age_seconds;
+        self.max_age_slots = oracle.max_age_slots;
+        self.max_confidence_bps = oracle.max_confidence_bps;
+        self.max_deviation_bps = oracle.max_deviation_bps;
+    }
+}
+
+/// One side of a market's book: the engine's slab in account data.
+#[account(zero_copy)]
+pub struct BookSideAccount {
+    pub data: [u8; BOOK_SIDE_BYTES],
+}
+
+/// A market's event queue: the engine's ring buffer in account data.
+#[account(zero_copy)]
+pub struct EventQueueAccount {
+    pub data: [u8; EVENT_QUEUE_BYTES],
+}
+
+const _: () = assert!(core::mem::size_of::<BookSideAccount>() == 180_288);
+const _: () = assert!(core::mem::size_of::<EventQueueAccount>() == 73_792);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn params() -> MarketParams {
+        MarketParams {
+            initial_margin_bps: 1_000,
+            maintenance_margin_bps: 500,
+            maker_fee_bps: -2,
+            taker_fee_bps: 5,
+            price_band_bps: 500,
+            max_fills_per_order: 32,
+            oracle: OracleConfig {
+                primary_kind: OracleKind::Pyth,
+                primary_feed: [1; 32],
+                fallback_kind: OracleKind::Switchboard,
+                fallback_feed: [2; 32],
+                max_age_seconds: 60,
+                max_age_slots: 0,
+                max_confidence_bps: 200,
+                max_deviation_bps: 300,
+            },
+        }
+    }
+
+    #[test]
+    fn params_are_validated_field_by_field() {
+        assert!(params().validate().is_ok());
+        let broken: [fn(&mut MarketParams); 9] = [
+            |p| p.maintenance_margin_bps = 0,
+            |p| p.initial_margin_bps = p.maintenance_margin_bps,
+            |p| p.initial_margin_bps = 10_001,
+            |p| p.maker_fee_bps = -6,
+            |p| p.taker_fee_bps = 1_001,
+            |p| p.price_band_bps = 0,
+            |p| p.max_fills_per_order = MAX_FILLS_PER_ORDER + 1,
+            |p| p.oracle.primary_kind = OracleKind::None,
+            |p| p.oracle.fallback_feed = p.oracle.primary_feed,
+        ];
+        for (i, breaks) in broken.iter().enumerate() {
+            let mut p = params();
+            breaks(&mut p);
+            assert!(p.validate().is_err(), "case {i} should be refused");
+        }
+    }
+
+    #[test]
+    fn stored_enum_values_are_stable() {
+        // Declaration order is the stored byte: append new variants only.
+        assert_eq!(
+            [
+                OracleKind::None as u8,
+                OracleKind::Pyth as u8,
+                OracleKind::Switchboard as u8
+            ],
+            [0, 1, 2]
+        );
+        let statuses = [
+            MarketStatus::Active,
+            MarketStatus::ReduceOnly,
+            MarketStatus::Paused,
+            MarketStatus::Closed,
+        ];
+        for (byte, status) in statuses.into_iter().enumerate() {
+            assert_eq!(status as u8, byte as u8);
+            assert_eq!(MarketStatus::from_u8(byte as u8), Some(status));
+        }
+        assert_eq!(OracleKind::from_u8(2), Some(OracleKind::Switchboard));
+        assert_eq!(OracleKind::from_u8(3), None);
+    }
+
+    #[test]
+    fn closed_is_terminal_and_reached_from_paused_only() {
+        use MarketStatus::*;
+        assert!(
+            Active.can_become(ReduceOnly)
+                && ReduceOnly.can_become(Active)
+                && Active.can_become(Paused)
+        );
+        assert!(!Active.can_become(Closed) && Paused.can_become(Closed));
+        assert!(!Closed.can_become(Active) && !Closed.can_become(Paused));
+    }
+}
