@@ -155,8 +155,8 @@ impl Harness {
     }
 
     /// Sends a transaction that must be refused with the named program error
-    /// `code` and must leave every watched account, margin account and token
-    /// account exactly as it was.
+    /// `code` and must leave every account it names, every margin account and
+    /// every watched account exactly as it was.
     pub async fn refused(
         &mut self,
         label: &str,
@@ -176,7 +176,12 @@ impl Harness {
         signers: &[&Keypair],
         expected: InstructionError,
     ) {
-        let before = self.snapshot().await;
+        // Every account the transaction names, besides everything watched.
+        let named: Vec<Pubkey> = ixs
+            .iter()
+            .flat_map(|ix| ix.accounts.iter().map(|meta| meta.pubkey))
+            .collect();
+        let before = self.snapshot(&named).await;
         let outcome = self.exec(label, ixs, signers).await;
         match &outcome.result {
             Err(TransactionError::InstructionError(_, error)) if *error == expected => {}
@@ -187,7 +192,7 @@ impl Harness {
         }
         // `exec` may have started watching an account the refused instruction
         // would have created: it must still not exist.
-        let after = self.snapshot().await;
+        let after = self.snapshot(&named).await;
         for (key, now) in &after {
             let was = before.get(key).cloned().flatten();
             assert_eq!(&was, now, "{label}: refused, yet account {key} changed");
@@ -235,7 +240,6 @@ impl Harness {
             &switchboard,
             oracles::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), 0, 1),
         );
-        self.watched.extend([pyth, switchboard]);
         (pyth, switchboard)
     }
 
@@ -254,13 +258,6 @@ impl Harness {
             .chain
             .create_owned_account(&kestrel::ID, ix::EVENT_QUEUE_ACCOUNT_LEN)
             .await;
-        self.watched.extend([
-            bids,
-            asks,
-            queue,
-            pda::market(&self.exchange, 0),
-            pda::market(&self.exchange, 1),
-        ]);
         (bids, asks, queue)
     }
 
@@ -356,11 +353,12 @@ impl Harness {
         self.invariant_checks += 1;
     }
 
-    async fn snapshot(&mut self) -> BTreeMap<Pubkey, Option<Account>> {
-        let keys: Vec<Pubkey> = self
+    async fn snapshot(&mut self, named: &[Pubkey]) -> BTreeMap<Pubkey, Option<Account>> {
+        let keys: BTreeSet<Pubkey> = self
             .watched
             .iter()
             .chain(self.margin_accounts.iter())
+            .chain(named)
             .copied()
             .collect();
         let mut states = BTreeMap::new();

@@ -1,27 +1,75 @@
 //! Markets: creation with their book and queue accounts, parameters, status.
 use kestrel::engine::{BookSide, EventQueue, Side, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
+use kestrel::instructions::CreateMarketArgs;
 use kestrel::state::{MarketStatus, OracleKind};
 use kestrel_sdk::{decode, ix, pda, Pubkey};
 use kestrel_tests::*;
+use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
+/// An exchange with fresh oracle feeds and unformatted market accounts.
 struct Setup {
     h: Harness,
     admin: Keypair,
     pyth: Pubkey,
     switchboard: Pubkey,
+    bids: Pubkey,
+    asks: Pubkey,
+    queue: Pubkey,
 }
 
-async fn setup() -> Setup {
-    let mut h = Harness::new().await;
-    let admin = h.admin.insecure_clone();
-    let (pyth, switchboard) = h.oracle_accounts().await;
-    Setup {
-        h,
-        admin,
-        pyth,
-        switchboard,
+impl Setup {
+    async fn new() -> Self {
+        let mut h = Harness::new().await;
+        let admin = h.admin.insecure_clone();
+        let (pyth, switchboard) = h.oracle_accounts().await;
+        let (bids, asks, queue) = h.market_accounts().await;
+        Self {
+            h,
+            admin,
+            pyth,
+            switchboard,
+            bids,
+            asks,
+            queue,
+        }
+    }
+
+    /// Market 0 with Pyth primary and Switchboard fallback.
+    fn args(&self) -> CreateMarketArgs {
+        market_args(0, market_params(&self.switchboard))
+    }
+
+    /// `create_market` by the admin with this setup's accounts.
+    fn create(&self, args: CreateMarketArgs) -> Instruction {
+        self.create_with(args, self.asks, self.pyth, Some(self.switchboard))
+    }
+
+    /// As [`Self::create`], with other asks and oracle accounts.
+    fn create_with(
+        &self,
+        args: CreateMarketArgs,
+        asks: Pubkey,
+        primary: Pubkey,
+        fallback: Option<Pubkey>,
+    ) -> Instruction {
+        ix::create_market(
+            &self.admin.pubkey(),
+            args,
+            &self.bids,
+            &asks,
+            &self.queue,
+            &primary,
+            fallback,
+        )
+    }
+
+    async fn refused(&mut self, instruction: Instruction, code: u32) {
+        let admin = self.admin.insecure_clone();
+        self.h
+            .refused("create_market", &[instruction], &[&admin], code)
+            .await;
     }
 }
 
@@ -34,30 +82,16 @@ fn slab(data: &[u8]) -> Vec<u64> {
 
 #[tokio::test]
 async fn create_market_records_params_and_formats_book_and_queue() {
-    let Setup {
-        mut h,
-        admin,
-        pyth,
-        switchboard,
-    } = setup().await;
-    let (bids, asks, queue) = h.market_accounts().await;
-    let args = market_args(0, market_params(&switchboard));
-    let create = ix::create_market(
-        &admin.pubkey(),
-        args,
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.ok("create_market", &[create], &[&admin]).await;
+    let mut s = Setup::new().await;
+    let create = s.create(s.args());
+    let admin = s.admin.insecure_clone();
+    s.h.ok("create_market", &[create], &[&admin]).await;
 
-    let address = pda::market(&h.exchange, 0);
-    let market = decode::market(&h.chain.account(&address).await.unwrap().data).unwrap();
+    let address = pda::market(&s.h.exchange, 0);
+    let market = decode::market(&s.h.chain.account(&address).await.unwrap().data).unwrap();
     assert_eq!(
         (market.bids, market.asks, market.event_queue),
-        (bids, asks, queue)
+        (s.bids, s.asks, s.queue)
     );
     assert_eq!(&market.name[..8], b"SOL-PERP");
     assert_eq!(
@@ -70,11 +104,11 @@ async fn create_market_records_params_and_formats_book_and_queue() {
     );
     assert_eq!((market.maker_fee_bps, market.taker_fee_bps), (-2, 5));
     assert_eq!(market.primary_kind, OracleKind::Pyth as u8);
-    assert_eq!(market.fallback_feed, switchboard.to_bytes());
+    assert_eq!(market.fallback_feed, s.switchboard.to_bytes());
     assert_eq!(market.status(), MarketStatus::Active);
 
-    for (account, side) in [(bids, Side::Bid), (asks, Side::Ask)] {
-        let mut words = slab(&h.chain.account(&account).await.unwrap().data);
+    for (account, side) in [(s.bids, Side::Bid), (s.asks, Side::Ask)] {
+        let mut words = slab(&s.h.chain.account(&account).await.unwrap().data);
         let book = BookSide::load(bytemuck::cast_slice_mut(&mut words)).unwrap();
         assert_eq!(
             (book.side(), book.capacity(), book.len()),
@@ -82,274 +116,142 @@ async fn create_market_records_params_and_formats_book_and_queue() {
         );
         book.check_invariants().unwrap();
     }
-    let mut words = slab(&h.chain.account(&queue).await.unwrap().data);
+    let mut words = slab(&s.h.chain.account(&s.queue).await.unwrap().data);
     let events = EventQueue::load(bytemuck::cast_slice_mut(&mut words)).unwrap();
     assert_eq!((events.capacity(), events.len()), (EVENT_QUEUE_EVENTS, 0));
 
     // The same index again is refused: the market account exists.
-    let (b2, a2, q2) = h.market_accounts().await;
+    let (bids, asks, queue) = s.h.market_accounts().await;
     let again = ix::create_market(
         &admin.pubkey(),
-        args,
-        &b2,
-        &a2,
-        &q2,
-        &pyth,
-        Some(switchboard),
+        s.args(),
+        &bids,
+        &asks,
+        &queue,
+        &s.pyth,
+        Some(s.switchboard),
     );
-    h.refused_with("create_market", &[again], &[&admin], REINIT_REFUSAL)
+    s.h.refused_with("create_market", &[again], &[&admin], REINIT_REFUSAL)
         .await;
 }
 
 #[tokio::test]
 async fn only_the_admin_creates_markets_with_valid_params() {
-    let Setup {
-        mut h,
-        admin,
-        pyth,
-        switchboard,
-    } = setup().await;
-    let (bids, asks, queue) = h.market_accounts().await;
-    let mallory = h.user(0).await;
-    let args = market_args(0, market_params(&switchboard));
-    let create = ix::create_market(
+    let mut s = Setup::new().await;
+    let mallory = s.h.user(0).await;
+    let args = s.args();
+    let by_mallory = ix::create_market(
         &mallory.pubkey(),
         args,
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(switchboard),
+        &s.bids,
+        &s.asks,
+        &s.queue,
+        &s.pyth,
+        Some(s.switchboard),
     );
-    h.refused(
+    s.h.refused(
         "create_market",
-        &[create],
+        &[by_mallory],
         &[&mallory.key],
         error_code(KestrelError::NotAdmin),
     )
     .await;
 
-    let mut loose = market_params(&switchboard);
-    loose.maintenance_margin_bps = loose.initial_margin_bps;
-    let create = ix::create_market(
-        &admin.pubkey(),
-        market_args(0, loose),
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
+    let mut loose = s.args();
+    loose.params.maintenance_margin_bps = loose.params.initial_margin_bps;
+    s.refused(
+        s.create(loose),
         error_code(KestrelError::InvalidMarginFractions),
     )
     .await;
 
-    let mut generous = market_params(&switchboard);
-    generous.maker_fee_bps = -6; // a rebate above the 5 bps taker fee
-    let create = ix::create_market(
-        &admin.pubkey(),
-        market_args(0, generous),
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
-        error_code(KestrelError::InvalidFees),
-    )
-    .await;
+    let mut generous = s.args();
+    generous.params.maker_fee_bps = -6; // a rebate above the 5 bps taker fee
+    s.refused(s.create(generous), error_code(KestrelError::InvalidFees))
+        .await;
 
-    let mut no_lots = market_args(0, market_params(&switchboard));
+    let mut no_lots = s.args();
     no_lots.base_lot_size = 0;
-    let create = ix::create_market(
-        &admin.pubkey(),
-        no_lots,
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
-        error_code(KestrelError::InvalidLotSize),
+    s.refused(s.create(no_lots), error_code(KestrelError::InvalidLotSize))
+        .await;
+
+    let mut nameless = s.args();
+    nameless.name = [0; 16];
+    s.refused(
+        s.create(nameless),
+        error_code(KestrelError::InvalidMarketName),
     )
     .await;
 }
 
 #[tokio::test]
 async fn oracle_accounts_must_be_the_configured_feeds_of_the_real_programs() {
-    let Setup {
-        mut h,
-        admin,
-        pyth,
-        switchboard,
-    } = setup().await;
-    let (bids, asks, queue) = h.market_accounts().await;
-    let args = market_args(0, market_params(&switchboard));
+    let mut s = Setup::new().await;
+    let args = s.args();
 
     // A Pyth-shaped account owned by someone else.
     let impostor = Pubkey::new_unique();
     let mut fake = oracles::pyth_update(PYTH_FEED, 1, 0, 0, 0);
     fake.owner = Pubkey::new_unique();
-    h.chain.set_account(&impostor, fake);
-    let create = ix::create_market(
-        &admin.pubkey(),
-        args,
-        &bids,
-        &asks,
-        &queue,
-        &impostor,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
-        error_code(KestrelError::OracleWrongOwner),
-    )
-    .await;
+    s.h.chain.set_account(&impostor, fake);
+    let create = s.create_with(args, s.asks, impostor, Some(s.switchboard));
+    s.refused(create, error_code(KestrelError::OracleWrongOwner))
+        .await;
 
     // A real Pyth update of another feed.
     let other_feed = Pubkey::new_unique();
-    h.chain
+    s.h.chain
         .set_account(&other_feed, oracles::pyth_update([9; 32], 1, 0, 0, 0));
-    let create = ix::create_market(
-        &admin.pubkey(),
-        args,
-        &bids,
-        &asks,
-        &queue,
-        &other_feed,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
-        error_code(KestrelError::OracleWrongFeed),
-    )
-    .await;
+    let create = s.create_with(args, s.asks, other_feed, Some(s.switchboard));
+    s.refused(create, error_code(KestrelError::OracleWrongFeed))
+        .await;
 
     // A Switchboard feed other than the configured one.
     let other_switchboard = Pubkey::new_unique();
-    h.chain
+    s.h.chain
         .set_account(&other_switchboard, oracles::switchboard_feed(1, 0, 0, 1));
-    let create = ix::create_market(
-        &admin.pubkey(),
-        args,
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(other_switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
-        error_code(KestrelError::OracleWrongFeed),
-    )
-    .await;
+    let create = s.create_with(args, s.asks, s.pyth, Some(other_switchboard));
+    s.refused(create, error_code(KestrelError::OracleWrongFeed))
+        .await;
 
     // A fallback configured but not passed.
-    let create = ix::create_market(&admin.pubkey(), args, &bids, &asks, &queue, &pyth, None);
-    h.refused(
-        "create_market",
-        &[create],
-        &[&admin],
-        error_code(KestrelError::InvalidOracleConfig),
-    )
-    .await;
+    let create = s.create_with(args, s.asks, s.pyth, None);
+    s.refused(create, error_code(KestrelError::InvalidOracleConfig))
+        .await;
 }
 
 #[tokio::test]
 async fn book_and_queue_accounts_must_be_distinct_and_sized() {
-    let Setup {
-        mut h,
-        admin,
-        pyth,
-        switchboard,
-    } = setup().await;
-    let (bids, _asks, queue) = h.market_accounts().await;
-    let args = market_args(0, market_params(&switchboard));
+    let mut s = Setup::new().await;
     // One account as both sides: Anchor's `zero` refuses a repeated account.
-    let same = ix::create_market(
-        &admin.pubkey(),
-        args,
-        &bids,
-        &bids,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[same],
-        &[&admin],
-        error_code(AnchorErrorCode::ConstraintZero),
-    )
-    .await;
-    // An event-queue-sized account as the asks.
-    let small = h
-        .chain
-        .create_owned_account(&kestrel::ID, ix::EVENT_QUEUE_ACCOUNT_LEN)
+    let same = s.create_with(s.args(), s.bids, s.pyth, Some(s.switchboard));
+    s.refused(same, error_code(AnchorErrorCode::ConstraintZero))
         .await;
-    let wrong_size = ix::create_market(
-        &admin.pubkey(),
-        args,
-        &bids,
-        &small,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.refused(
-        "create_market",
-        &[wrong_size],
-        &[&admin],
-        error_code(KestrelError::InvalidMarketAccount),
-    )
-    .await;
+    // An event-queue-sized account as the asks.
+    let small =
+        s.h.chain
+            .create_owned_account(&kestrel::ID, ix::EVENT_QUEUE_ACCOUNT_LEN)
+            .await;
+    let wrong_size = s.create_with(s.args(), small, s.pyth, Some(s.switchboard));
+    s.refused(wrong_size, error_code(KestrelError::InvalidMarketAccount))
+        .await;
 }
 
 #[tokio::test]
 async fn params_and_status_change_only_by_the_admin_and_only_validly() {
-    let Setup {
-        mut h,
-        admin,
-        pyth,
-        switchboard,
-    } = setup().await;
-    let (bids, asks, queue) = h.market_accounts().await;
-    let create = ix::create_market(
-        &admin.pubkey(),
-        market_args(0, market_params(&switchboard)),
-        &bids,
-        &asks,
-        &queue,
-        &pyth,
-        Some(switchboard),
-    );
-    h.ok("create_market", &[create], &[&admin]).await;
-    let market = pda::market(&h.exchange, 0);
+    let mut s = Setup::new().await;
+    let admin = s.admin.insecure_clone();
+    s.h.ok("create_market", &[s.create(s.args())], &[&admin])
+        .await;
+    let market = pda::market(&s.h.exchange, 0);
+    let h = &mut s.h;
 
-    let mut tighter = market_params(&switchboard);
+    let mut tighter = market_params(&s.switchboard);
     tighter.initial_margin_bps = 2_000;
     tighter.oracle.fallback_kind = OracleKind::None;
     tighter.oracle.fallback_feed = [0; 32];
-    let set = ix::set_market_params(&admin.pubkey(), &market, tighter, &pyth, None);
-    h.ok("set_market_params", &[set], &[&admin]).await;
+    let set = |params| ix::set_market_params(&admin.pubkey(), &market, params, &s.pyth, None);
+    h.ok("set_market_params", &[set(tighter)], &[&admin]).await;
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
     assert_eq!(
         (state.initial_margin_bps, state.fallback_kind),
@@ -357,70 +259,53 @@ async fn params_and_status_change_only_by_the_admin_and_only_validly() {
     );
 
     let mallory = h.user(0).await;
-    let set = ix::set_market_params(&mallory.pubkey(), &market, tighter, &pyth, None);
+    let by_mallory = ix::set_market_params(&mallory.pubkey(), &market, tighter, &s.pyth, None);
     h.refused(
         "set_market_params",
-        &[set],
+        &[by_mallory],
         &[&mallory.key],
         error_code(KestrelError::NotAdmin),
     )
     .await;
     let mut invalid = tighter;
     invalid.max_fills_per_order = 0;
-    let set = ix::set_market_params(&admin.pubkey(), &market, invalid, &pyth, None);
     h.refused(
         "set_market_params",
-        &[set],
+        &[set(invalid)],
         &[&admin],
         error_code(KestrelError::InvalidMatchLimit),
     )
     .await;
 
-    let status = |s| ix::set_market_status(&admin.pubkey(), &market, s);
+    let status = |status| ix::set_market_status(&admin.pubkey(), &market, status);
+    let not_allowed = error_code(KestrelError::InvalidStatusTransition);
     h.refused(
         "set_market_status",
         &[status(MarketStatus::Closed)],
         &[&admin],
-        error_code(KestrelError::InvalidStatusTransition),
+        not_allowed,
     )
     .await;
-    h.ok(
-        "set_market_status",
-        &[status(MarketStatus::ReduceOnly)],
-        &[&admin],
-    )
-    .await;
-    h.ok(
-        "set_market_status",
-        &[status(MarketStatus::Paused)],
-        &[&admin],
-    )
-    .await;
-    h.ok(
-        "set_market_status",
-        &[status(MarketStatus::Closed)],
-        &[&admin],
-    )
-    .await;
+    for next in [
+        MarketStatus::ReduceOnly,
+        MarketStatus::Paused,
+        MarketStatus::Closed,
+    ] {
+        h.ok("set_market_status", &[status(next)], &[&admin]).await;
+    }
     h.refused(
         "set_market_status",
         &[status(MarketStatus::Active)],
         &[&admin],
-        error_code(KestrelError::InvalidStatusTransition),
+        not_allowed,
     )
     .await;
-    let set = ix::set_market_params(&admin.pubkey(), &market, tighter, &pyth, None);
-    h.refused(
-        "set_market_params",
-        &[set],
-        &[&admin],
-        error_code(KestrelError::InvalidStatusTransition),
-    )
-    .await;
-    let mallory_status = ix::set_market_status(&mallory.pubkey(), &market, MarketStatus::Active);
+    h.refused("set_market_params", &[set(tighter)], &[&admin], not_allowed)
+        .await;
+    let by_mallory = ix::set_market_status(&mallory.pubkey(), &market, MarketStatus::Active);
     h.refused(
         "set_market_status",
-        &[mallory_status],
+        &[by_mallory],
         &[&mallory.key],
         error_code(KestrelError::NotAdmin),
     )
