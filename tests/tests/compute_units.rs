@@ -1,0 +1,190 @@
+//! Compute units of every instruction on the real `.so`, against the ceilings
+//! in bench/cu-budgets.toml; writes target/cu-report.json. Runs on the
+//! `KESTREL_PROGRAM=sbf` pass (scripts/test.sh); the native build has no meter.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use kestrel::state::{MarketStatus, PauseFlags, MARGIN_ACCOUNT_SEED};
+use kestrel_sdk::{ix, pda};
+use kestrel_sim::chain::ProgramMode;
+use kestrel_tests::*;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+
+fn pda_bump(seeds: &[&[u8]]) -> u8 {
+    kestrel_sdk::Pubkey::find_program_address(seeds, &kestrel::ID).1
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+struct Meter {
+    h: Harness,
+    measured: BTreeMap<String, u64>,
+}
+
+impl Meter {
+    /// Runs one instruction that must succeed and records its compute units.
+    async fn measure(&mut self, name: &str, instruction: Instruction, signers: &[&Keypair]) {
+        let outcome = self.h.ok(name, &[instruction], signers).await;
+        assert!(
+            outcome.compute_units > 0,
+            "{name}: no compute units reported"
+        );
+        self.measured
+            .insert(name.to_string(), outcome.compute_units);
+    }
+}
+
+#[tokio::test]
+async fn every_instruction_stays_within_its_compute_budget() {
+    let h = Harness::without_exchange().await;
+    if h.mode() != ProgramMode::Sbf {
+        println!("compute units are measured on the .so run (KESTREL_PROGRAM=sbf)");
+        return;
+    }
+    let mut m = Meter {
+        h,
+        measured: BTreeMap::new(),
+    };
+    let admin = m.h.admin.insecure_clone();
+    let init = m.h.init_exchange_ix(&admin.pubkey());
+    m.measure("init_exchange", init, &[&admin]).await;
+
+    // A user with a second margin account, to measure creation and closing.
+    // `init` searches for the canonical bump (about 1,500 CU per miss), so the
+    // cost depends on the address; measure the one-attempt case.
+    let user = m.h.user(10 * ONE_TOKEN).await;
+    let key = user.key.insecure_clone();
+    let (exchange, owner) = (m.h.exchange, key.pubkey());
+    let index = (1..=u16::MAX)
+        .find(|i| {
+            let seeds: [&[u8]; 4] = [
+                MARGIN_ACCOUNT_SEED,
+                exchange.as_ref(),
+                owner.as_ref(),
+                &i.to_le_bytes(),
+            ];
+            pda_bump(&seeds) == u8::MAX
+        })
+        .expect("half of all indices have bump 255");
+    m.measure(
+        "create_margin_account",
+        ix::create_margin_account(&key.pubkey(), index, None),
+        &[&key],
+    )
+    .await;
+    let second = pda::margin_account(&exchange, &key.pubkey(), index);
+    let deposit = ix::deposit(
+        &key.pubkey(),
+        &user.margin_account,
+        &user.token_account,
+        5 * ONE_TOKEN,
+    );
+    m.measure("deposit", deposit, &[&key]).await;
+    let withdraw = ix::withdraw(
+        &key.pubkey(),
+        &user.margin_account,
+        &user.token_account,
+        ONE_TOKEN,
+    );
+    m.measure("withdraw", withdraw, &[&key]).await;
+    let delegate = ix::set_delegate(
+        &key.pubkey(),
+        &user.margin_account,
+        Some(Keypair::new().pubkey()),
+    );
+    m.measure("set_delegate", delegate, &[&key]).await;
+    m.measure(
+        "close_margin_account",
+        ix::close_margin_account(&key.pubkey(), &second),
+        &[&key],
+    )
+    .await;
+
+    m.measure(
+        "set_pause",
+        ix::set_pause(&admin.pubkey(), PauseFlags::INSURANCE),
+        &[&admin],
+    )
+    .await;
+    let successor = Keypair::new();
+    m.h.chain.fund(&successor.pubkey(), 1_000_000_000).await;
+    m.measure(
+        "propose_admin",
+        ix::propose_admin(&admin.pubkey(), &successor.pubkey()),
+        &[&admin],
+    )
+    .await;
+    m.measure(
+        "accept_admin",
+        ix::accept_admin(&successor.pubkey()),
+        &[&successor],
+    )
+    .await;
+
+    let (pyth, switchboard) = m.h.oracle_accounts().await;
+    let (bids, asks, queue) = m.h.market_accounts().await;
+    let create = ix::create_market(
+        &successor.pubkey(),
+        market_args(0, market_params(&switchboard)),
+        &bids,
+        &asks,
+        &queue,
+        &pyth,
+        Some(switchboard),
+    );
+    m.measure("create_market", create, &[&successor]).await;
+    let market = pda::market(&m.h.exchange, 0);
+    let params = ix::set_market_params(
+        &successor.pubkey(),
+        &market,
+        market_params(&switchboard),
+        &pyth,
+        Some(switchboard),
+    );
+    m.measure("set_market_params", params, &[&successor]).await;
+    let status = ix::set_market_status(&successor.pubkey(), &market, MarketStatus::Paused);
+    m.measure("set_market_status", status, &[&successor]).await;
+
+    let budgets: BTreeMap<String, u64> = toml::from_str(
+        &std::fs::read_to_string(workspace().join("bench/cu-budgets.toml"))
+            .expect("bench/cu-budgets.toml"),
+    )
+    .expect("operation = ceiling lines");
+    let report = workspace().join("target/cu-report.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    std::fs::write(
+        &report,
+        serde_json::to_string_pretty(&m.measured).unwrap() + "\n",
+    )
+    .unwrap();
+
+    println!("{:<24} {:>8} {:>8}", "operation", "CU", "ceiling");
+    let mut over = Vec::new();
+    for (name, cu) in &m.measured {
+        let ceiling = budgets.get(name).copied();
+        println!(
+            "{name:<24} {cu:>8} {:>8}",
+            ceiling.map_or("none".into(), |c| c.to_string())
+        );
+        match ceiling {
+            Some(ceiling) if *cu <= ceiling => {}
+            Some(ceiling) => over.push(format!("{name}: {cu} CU > ceiling {ceiling}")),
+            None => over.push(format!("{name}: no ceiling in bench/cu-budgets.toml")),
+        }
+    }
+    for name in budgets
+        .keys()
+        .filter(|name| !m.measured.contains_key(*name))
+    {
+        over.push(format!("{name}: has a ceiling but was not measured"));
+    }
+    assert!(
+        over.is_empty(),
+        "compute budgets broken:\n{}",
+        over.join("\n")
+    );
+}
