@@ -1,4 +1,5 @@
-//! `kestrel-sim demo`: the collateral walk-through on an in-process chain.
+//! `kestrel-sim demo`: the exchange, market and collateral walk-through on an
+//! in-process chain.
 //! Three traders deposit and withdraw, the program refuses what it must, the
 //! admin pauses and unpauses withdrawals, and the report ends with the vault
 //! reconciled against every margin account.
@@ -13,10 +14,13 @@ use solana_sdk::signer::Signer;
 use solana_sdk::transaction::TransactionError;
 
 use crate::chain::{LocalChain, ProgramMode};
+use crate::{fixtures, migrate};
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
-const STEPS: usize = 6;
+const STEPS: usize = 7;
+/// The exchange and markets the demo sets up, applied as migrations.
+pub const LOCALNET: &str = include_str!("../../migrations/localnet.toml");
 
 struct Trader {
     name: &'static str,
@@ -30,6 +34,8 @@ pub struct Report {
     pub text: String,
     pub conservation_held: bool,
     pub refusals: Vec<String>,
+    /// Steps the first and the second application of the migrations took.
+    pub migration_steps: [usize; 2],
 }
 
 /// `1234500000` native units -> `"1,234.500000"`.
@@ -49,6 +55,7 @@ pub fn format_units(native: i128) -> String {
 
 struct Demo {
     chain: LocalChain,
+    migration_steps: [usize; 2],
     traders: Vec<Trader>,
     vault: Pubkey,
     refusals: Vec<String>,
@@ -92,7 +99,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         ProgramMode::Native => "native build",
         ProgramMode::Sbf => "SBF .so",
     };
-    println!("Kestrel demo: collateral vault walk-through on an in-process chain ({program})");
+    println!("Kestrel demo: exchange, market and collateral walk-through on an in-process chain ({program})");
     let mut chain = LocalChain::start(mode).await;
     chain.silence_native_program_output();
     // The deployer (upgrade authority) administers the exchange.
@@ -107,6 +114,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         vault: pda::collateral_vault(&exchange),
         refusals: Vec::new(),
         step: 0,
+        migration_steps: [0; 2],
     };
 
     demo.expect_ok(
@@ -117,6 +125,26 @@ pub async fn run(mode: ProgramMode) -> Report {
     .await;
     demo.progress("exchange initialised with a 6-decimal collateral mint (USDC-like)");
     println!("      exchange {exchange}\n      vault    {}", demo.vault);
+
+    // Markets come from migrations/localnet.toml; its oracle accounts are
+    // fixtures on this chain. The second application must find nothing to do.
+    let config =
+        kestrel_migrations::Config::parse(LOCALNET).expect("migrations/localnet.toml is valid");
+    write_oracle_fixtures(&mut demo.chain, &config);
+    for round in 0..2 {
+        let steps = migrate::apply(&mut demo.chain, &admin, &config)
+            .await
+            .unwrap_or_else(|e| panic!("applying migrations/localnet.toml: {e}"));
+        demo.migration_steps[round] = steps.len();
+        if round == 0 {
+            demo.progress("markets from migrations/localnet.toml");
+            for step in &steps {
+                println!("      {step}");
+            }
+        } else {
+            println!("      applied again: {} steps", steps.len());
+        }
+    }
 
     for name in ["alice", "bob", "carol"] {
         let key = Keypair::new();
@@ -214,6 +242,30 @@ pub async fn run(mode: ProgramMode) -> Report {
     report(demo).await
 }
 
+/// Pyth and Switchboard accounts at 150 quote per base where `config` says
+/// the markets read their feeds.
+pub fn write_oracle_fixtures(chain: &mut LocalChain, config: &kestrel_migrations::Config) {
+    use kestrel::state::OracleKind;
+    for market in &config.markets {
+        let oracle = market.params().expect("validated").oracle;
+        let (primary, fallback) = market.oracle_accounts().expect("validated");
+        let feeds = [
+            (oracle.primary_kind, oracle.primary_feed, Some(primary)),
+            (oracle.fallback_kind, oracle.fallback_feed, fallback),
+        ];
+        for (kind, feed, account) in feeds {
+            let fixture = match kind {
+                OracleKind::Pyth => fixtures::pyth_update(feed, 15_000_000_000, 1_000_000, -8, 0),
+                OracleKind::Switchboard => {
+                    fixtures::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), 0, 1)
+                }
+                OracleKind::None => continue,
+            };
+            chain.set_account(&account.expect("a configured feed has an account"), fixture);
+        }
+    }
+}
+
 async fn report(mut demo: Demo) -> Report {
     let mut text = String::new();
     let _ = writeln!(text, "\nBalances (collateral units)");
@@ -267,6 +319,7 @@ async fn report(mut demo: Demo) -> Report {
         text,
         conservation_held: held,
         refusals: demo.refusals,
+        migration_steps: demo.migration_steps,
     }
 }
 

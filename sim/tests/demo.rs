@@ -12,6 +12,11 @@ async fn the_demo_refuses_what_it_must_and_reconciles_the_vault() {
         ]
     );
     assert!(report.conservation_held, "{}", report.text);
+    assert_eq!(
+        report.migration_steps,
+        [1, 0],
+        "one market created, then nothing to do"
+    );
     // alice 5,000 - 1,200 and bob 2,500 remain; carol closed her account.
     assert!(
         report

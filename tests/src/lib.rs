@@ -5,7 +5,7 @@
 //!
 //! `KESTREL_PROGRAM=sbf` runs the same tests against `target/deploy/kestrel.so`
 //! and prints the compute units of every successful instruction.
-pub mod oracles;
+pub use kestrel_sim::fixtures as oracles;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -335,7 +335,9 @@ impl Harness {
 
     /// Conservation (kestrel-keeper's audit): the collateral vault holds
     /// exactly the sum of all margin accounts' collateral plus fees owed.
-    async fn check_invariants(&mut self, label: &str) {
+    /// `exec` runs it after every transaction; tests that send through other
+    /// paths (the migrations applier) call it themselves.
+    pub async fn check_invariants(&mut self, label: &str) {
         let Some(vault) = self.chain.account(&self.collateral_vault).await else {
             return; // the exchange is not initialised yet
         };

@@ -182,6 +182,29 @@ impl Market {
         MarketStatus::from_u8(self.status).unwrap_or(MarketStatus::Closed)
     }
 
+    /// The parameters as stored (the inverse of `apply_params`).
+    pub fn params(&self) -> MarketParams {
+        let kind = |byte| OracleKind::from_u8(byte).unwrap_or(OracleKind::None);
+        MarketParams {
+            initial_margin_bps: self.initial_margin_bps,
+            maintenance_margin_bps: self.maintenance_margin_bps,
+            maker_fee_bps: self.maker_fee_bps,
+            taker_fee_bps: self.taker_fee_bps,
+            price_band_bps: self.price_band_bps,
+            max_fills_per_order: self.max_fills_per_order,
+            oracle: OracleConfig {
+                primary_kind: kind(self.primary_kind),
+                primary_feed: self.primary_feed,
+                fallback_kind: kind(self.fallback_kind),
+                fallback_feed: self.fallback_feed,
+                max_age_seconds: self.max_age_seconds,
+                max_age_slots: self.max_age_slots,
+                max_confidence_bps: self.max_confidence_bps,
+                max_deviation_bps: self.max_deviation_bps,
+            },
+        }
+    }
+
     pub fn apply_params(&mut self, params: &MarketParams) {
         self.initial_margin_bps = params.initial_margin_bps;
         self.maintenance_margin_bps = params.maintenance_margin_bps;
@@ -260,6 +283,13 @@ mod tests {
             breaks(&mut p);
             assert!(p.validate().is_err(), "case {i} should be refused");
         }
+    }
+
+    #[test]
+    fn params_read_back_as_applied() {
+        let mut market: Market = bytemuck::Zeroable::zeroed();
+        market.apply_params(&params());
+        assert_eq!(market.params(), params());
     }
 
     #[test]

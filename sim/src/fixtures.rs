@@ -1,4 +1,4 @@
-//! Oracle accounts as the real programs write them, for fixtures.
+//! Oracle accounts as the real programs write them, for local chains and tests.
 use anchor_lang::AccountSerialize;
 use kestrel_sdk::Pubkey;
 use pyth_solana_receiver_sdk::price_update::{PriceFeedMessage, PriceUpdateV2, VerificationLevel};

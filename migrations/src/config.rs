@@ -1,0 +1,232 @@
+//! The migrations file.
+use std::collections::BTreeSet;
+
+use kestrel::state::{MarketParams, MarketStatus, OracleConfig, OracleKind, PauseFlags};
+use kestrel_sdk::Pubkey;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub exchange: ExchangeConfig,
+    #[serde(default, rename = "market")]
+    pub markets: Vec<MarketConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// Operations to keep paused: deposit, withdraw, trading, liquidation,
+    /// funding, consume_events, insurance.
+    #[serde(default)]
+    pub paused: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MarketConfig {
+    pub index: u16,
+    pub name: String,
+    pub base_decimals: u8,
+    pub base_lot_size: u64,
+    pub quote_lot_size: u64,
+    pub initial_margin_bps: u32,
+    pub maintenance_margin_bps: u32,
+    pub maker_fee_bps: i32,
+    pub taker_fee_bps: u32,
+    pub price_band_bps: u32,
+    pub max_fills_per_order: u16,
+    /// active, reduce_only, paused or closed.
+    #[serde(default = "active")]
+    pub status: String,
+    pub oracle: OracleEntry,
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OracleEntry {
+    pub primary: Feed,
+    pub fallback: Option<Feed>,
+    pub max_age_seconds: u32,
+    #[serde(default)]
+    pub max_age_slots: u32,
+    pub max_confidence_bps: u32,
+    pub max_deviation_bps: u32,
+}
+
+/// A feed and the account it is read from.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum Feed {
+    /// `feed_id`: 64 hex digits; `account`: the PriceUpdateV2 account to read.
+    Pyth { feed_id: String, account: String },
+    /// `account`: the pull-feed account, which is also the feed's identity.
+    Switchboard { account: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{key}: {message}"))
+}
+
+impl Config {
+    /// Parses and checks a migrations file; errors name the offending key.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        config.pause_flags()?;
+        let mut indices = BTreeSet::new();
+        for (i, market) in config.markets.iter().enumerate() {
+            let key = format!("market[{i}]");
+            if !indices.insert(market.index) {
+                return Err(invalid(
+                    &format!("{key}.index"),
+                    format!("{} appears twice", market.index),
+                ));
+            }
+            market
+                .name_bytes()
+                .map_err(|e| invalid(&format!("{key}.name"), e))?;
+            market
+                .status()
+                .map_err(|e| invalid(&format!("{key}.status"), e))?;
+            let params = market
+                .params()
+                .map_err(|e| invalid(&format!("{key}.oracle"), e))?;
+            params
+                .validate()
+                .map_err(|e| invalid(&key, format!("parameters refused by the program: {e}")))?;
+            if market.base_lot_size == 0 || market.quote_lot_size == 0 {
+                return Err(invalid(
+                    &format!("{key}.base_lot_size"),
+                    "lot sizes must be positive",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn pause_flags(&self) -> Result<u32, ConfigError> {
+        self.exchange.paused.iter().try_fold(0u32, |flags, name| {
+            let flag = match name.as_str() {
+                "deposit" => PauseFlags::DEPOSIT,
+                "withdraw" => PauseFlags::WITHDRAW,
+                "trading" => PauseFlags::TRADING,
+                "liquidation" => PauseFlags::LIQUIDATION,
+                "funding" => PauseFlags::FUNDING,
+                "consume_events" => PauseFlags::CONSUME_EVENTS,
+                "insurance" => PauseFlags::INSURANCE,
+                other => {
+                    return Err(invalid(
+                        "exchange.paused",
+                        format!("unknown operation {other:?}"),
+                    ))
+                }
+            };
+            Ok(flags | flag)
+        })
+    }
+}
+
+impl MarketConfig {
+    pub fn name_bytes(&self) -> Result<[u8; 16], String> {
+        let bytes = self.name.as_bytes();
+        if bytes.is_empty() || bytes.len() > 16 {
+            return Err(format!("{:?} must be 1 to 16 bytes", self.name));
+        }
+        let mut name = [0u8; 16];
+        name[..bytes.len()].copy_from_slice(bytes);
+        Ok(name)
+    }
+
+    pub fn status(&self) -> Result<MarketStatus, String> {
+        Ok(match self.status.as_str() {
+            "active" => MarketStatus::Active,
+            "reduce_only" => MarketStatus::ReduceOnly,
+            "paused" => MarketStatus::Paused,
+            "closed" => MarketStatus::Closed,
+            other => return Err(format!("unknown status {other:?}")),
+        })
+    }
+
+    pub fn params(&self) -> Result<MarketParams, String> {
+        let (primary_kind, primary_feed, _) = self.oracle.primary.resolve()?;
+        let (fallback_kind, fallback_feed) = match &self.oracle.fallback {
+            Some(feed) => {
+                let (kind, id, _) = feed.resolve()?;
+                (kind, id)
+            }
+            None => (OracleKind::None, [0; 32]),
+        };
+        Ok(MarketParams {
+            initial_margin_bps: self.initial_margin_bps,
+            maintenance_margin_bps: self.maintenance_margin_bps,
+            maker_fee_bps: self.maker_fee_bps,
+            taker_fee_bps: self.taker_fee_bps,
+            price_band_bps: self.price_band_bps,
+            max_fills_per_order: self.max_fills_per_order,
+            oracle: OracleConfig {
+                primary_kind,
+                primary_feed,
+                fallback_kind,
+                fallback_feed,
+                max_age_seconds: self.oracle.max_age_seconds,
+                max_age_slots: self.oracle.max_age_slots,
+                max_confidence_bps: self.oracle.max_confidence_bps,
+                max_deviation_bps: self.oracle.max_deviation_bps,
+            },
+        })
+    }
+
+    /// The oracle accounts instructions must be given: (primary, fallback).
+    pub fn oracle_accounts(&self) -> Result<(Pubkey, Option<Pubkey>), String> {
+        let primary = self.oracle.primary.resolve()?.2;
+        let fallback = match &self.oracle.fallback {
+            Some(feed) => Some(feed.resolve()?.2),
+            None => None,
+        };
+        Ok((primary, fallback))
+    }
+}
+
+impl Feed {
+    /// (kind, feed identity as the market stores it, account to read).
+    fn resolve(&self) -> Result<(OracleKind, [u8; 32], Pubkey), String> {
+        match self {
+            Feed::Pyth { feed_id, account } => {
+                let hex = feed_id.trim_start_matches("0x");
+                if hex.len() != 64 {
+                    return Err(format!("pyth feed_id {feed_id:?} must be 64 hex digits"));
+                }
+                let mut id = [0u8; 32];
+                for (i, byte) in id.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                        .map_err(|_| format!("pyth feed_id {feed_id:?} is not hex"))?;
+                }
+                Ok((OracleKind::Pyth, id, parse_pubkey(account)?))
+            }
+            Feed::Switchboard { account } => {
+                let address = parse_pubkey(account)?;
+                Ok((OracleKind::Switchboard, address.to_bytes(), address))
+            }
+        }
+    }
+}
+
+fn parse_pubkey(text: &str) -> Result<Pubkey, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a base58 address"))
+}
