@@ -243,16 +243,26 @@ impl<'a> BookSide<'a> {
 
     /// Removes the order with `key`, returning it.
     pub fn remove(&mut self, key: u128) -> Option<LeafNode> {
+        self.remove_if(key, |_| true).ok().flatten()
+    }
+
+    /// Removes the order with `key` if `accept` approves it, in one walk:
+    /// `Ok(Some(order))` removed, `Ok(None)` absent, `Err(order)` refused.
+    pub fn remove_if(
+        &mut self,
+        key: u128,
+        accept: impl FnOnce(&LeafNode) -> bool,
+    ) -> Result<Option<LeafNode>, LeafNode> {
         let mut grandparent: Option<(u32, usize)> = None;
         let mut parent: Option<(u32, usize)> = None;
         let mut current = self.header.root;
         if current == NIL {
-            return None;
+            return Ok(None);
         }
         while self.tag(current) == TAG_INNER {
             let inner = self.inner(current);
             if (key ^ inner.key()).leading_zeros() < inner.prefix_len {
-                return None;
+                return Ok(None);
             }
             let direction = crit_bit(key, inner.prefix_len);
             grandparent = parent;
@@ -261,7 +271,10 @@ impl<'a> BookSide<'a> {
         }
         let leaf = *self.leaf(current);
         if leaf.key() != key {
-            return None;
+            return Ok(None);
+        }
+        if !accept(&leaf) {
+            return Err(leaf);
         }
         self.release(current);
         self.header.leaf_count -= 1;
@@ -278,7 +291,7 @@ impl<'a> BookSide<'a> {
                 }
             }
         }
-        Some(leaf)
+        Ok(Some(leaf))
     }
 
     /// Takes `quantity` from the order at `index`: it shrinks, or leaves the

@@ -316,12 +316,14 @@ impl<'a> Orderbook<'a> {
         order_id: u128,
         owner: &Owner,
     ) -> Result<LeafNode, EngineError> {
-        let book = self.side_mut(side);
-        let index = book.find(order_id).ok_or(EngineError::OrderNotFound)?;
-        if book.leaf(index).owner != *owner {
-            return Err(EngineError::NotOrderOwner);
+        match self
+            .side_mut(side)
+            .remove_if(order_id, |leaf| leaf.owner == *owner)
+        {
+            Ok(Some(leaf)) => Ok(leaf),
+            Ok(None) => Err(EngineError::OrderNotFound),
+            Err(_) => Err(EngineError::NotOrderOwner),
         }
-        Ok(book.remove(order_id).expect("just found"))
     }
 
     /// Cancels `owner`'s order with `client_order_id` (bids searched first).
