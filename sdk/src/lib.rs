@@ -3,7 +3,9 @@
 //! - [`pda`]: every program-derived address, from the program's own seeds.
 //! - [`ix`]: one builder per instruction, accounts in the order the program expects.
 //! - [`decode`]: zero-copy account decoders over fetched bytes.
+//! - [`book`]: L2 and L3 views of a market's book.
 //! - [`errors`]: the name behind a failed instruction's error code.
+pub mod book;
 pub mod decode;
 pub mod errors;
 pub mod ix;
