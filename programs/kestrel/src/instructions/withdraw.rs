@@ -51,7 +51,7 @@ pub fn withdraw(ctx: Context<Withdraw>, amount: u64) -> Result<()> {
     // The exchange PDA is the vault's token authority. Its borrow above is
     // released: the CPI needs the account unborrowed.
     let bump = [bump];
-    let signer_seeds: &[&[&[u8]]] = &[&[EXCHANGE_SEED, &bump]];
+    let signer_seeds: &[&[&[u8]]] = &[&exchange_signer_seeds(&bump)];
     token::transfer(
         CpiContext::new_with_signer(
             accounts.token_program.key(),

@@ -42,10 +42,12 @@ impl Exchange {
     pub fn pause_flags(&self) -> PauseFlags {
         PauseFlags(self.pause_flags)
     }
+}
 
-    pub fn signer_seeds(&self) -> [&[u8]; 2] {
-        [EXCHANGE_SEED, core::slice::from_ref(&self.bump)]
-    }
+/// The exchange PDA's signer seeds, from its bump copied out of the account:
+/// a CPI that passes the exchange needs the account itself unborrowed.
+pub fn exchange_signer_seeds(bump: &[u8; 1]) -> [&[u8]; 2] {
+    [EXCHANGE_SEED, bump]
 }
 
 /// Operations the admin can pause one by one. Unknown bits are refused so a
