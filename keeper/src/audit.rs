@@ -1,28 +1,64 @@
 //! Solvency audit: the collateral vault must hold exactly what the ledger says
-//! it owes. Pure over fetched account bytes, so it runs against any chain.
+//! it owes, every market's positions must net to zero, and every account's
+//! order reservations must match the book and the queue. Pure over fetched
+//! account bytes, so it runs against any chain.
+//!
+//! vault = Σ collateral + Σ entry quote of open positions
+//!       + Σ quote owed to makers by fills not yet cranked + Σ market fees accrued
+//!
+//! (A fill moves quote between two accounts' collateral and entry quote; the
+//! taker's leg is booked at once, the maker's when the crank applies it.)
+use std::collections::BTreeMap;
+
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_spl::token::spl_token;
+use kestrel::engine::event_queue::Event;
+use kestrel::engine::perp;
+use kestrel::engine::Side;
+use kestrel_sdk::book::BookSideView;
 use kestrel_sdk::decode::{self, DecodeError};
+use kestrel_sdk::events::pending_events;
+use kestrel_sdk::Pubkey;
 
-/// vault balance = Σ margin-account collateral + fees owed.
+/// One market's accounts, as fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct MarketData<'a> {
+    pub market: &'a [u8],
+    pub bids: &'a [u8],
+    pub asks: &'a [u8],
+    pub event_queue: &'a [u8],
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conservation {
     pub vault_balance: u64,
     pub total_collateral: i128,
-    /// Fees accrued by markets and not yet swept; no markets exist yet.
+    /// Σ entry quote of open positions (negative for longs).
+    pub entry_quote: i128,
+    /// Σ quote the queue's fills owe makers (negative where makers pay).
+    pub pending_maker_quote: i128,
+    /// Σ fees accrued by markets and not yet swept.
     pub fees_owed: i128,
     pub margin_accounts: usize,
+    /// Markets whose base positions (pending fills included) do not sum to 0.
+    pub base_imbalances: Vec<(u16, i128)>,
+    /// Accounts whose reservations or order slots disagree with the book.
+    pub order_mismatches: Vec<String>,
 }
 
 impl Conservation {
     pub fn holds(&self) -> bool {
-        self.imbalance() == 0
+        self.imbalance() == 0 && self.base_imbalances.is_empty() && self.order_mismatches.is_empty()
     }
 
     /// Vault minus what it owes: positive is a surplus (tokens sent to the
     /// vault directly), negative a shortfall.
     pub fn imbalance(&self) -> i128 {
-        i128::from(self.vault_balance) - self.total_collateral - self.fees_owed
+        i128::from(self.vault_balance)
+            - self.total_collateral
+            - self.entry_quote
+            - self.pending_maker_quote
+            - self.fees_owed
     }
 }
 
@@ -30,17 +66,26 @@ impl std::fmt::Display for Conservation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "vault {} = collateral {} + fees owed {} over {} margin accounts: {}",
+            "vault {} = collateral {} + entry quote {} + pending maker quote {} + fees owed {} over {} margin accounts: {}",
             self.vault_balance,
             self.total_collateral,
+            self.entry_quote,
+            self.pending_maker_quote,
             self.fees_owed,
             self.margin_accounts,
-            if self.holds() {
+            if self.imbalance() == 0 {
                 "holds".to_string()
             } else {
                 format!("off by {}", self.imbalance())
             }
-        )
+        )?;
+        for (market, imbalance) in &self.base_imbalances {
+            write!(f, "; market {market}: base lots sum to {imbalance}")?;
+        }
+        for mismatch in &self.order_mismatches {
+            write!(f, "; {mismatch}")?;
+        }
+        Ok(())
     }
 }
 
@@ -48,6 +93,7 @@ impl std::fmt::Display for Conservation {
 pub enum AuditError {
     VaultNotATokenAccount,
     MarginAccount(DecodeError),
+    Market(DecodeError),
 }
 
 impl std::fmt::Display for AuditError {
@@ -57,34 +103,130 @@ impl std::fmt::Display for AuditError {
                 write!(f, "the collateral vault is not an SPL token account")
             }
             Self::MarginAccount(e) => write!(f, "margin account: {e}"),
+            Self::Market(e) => write!(f, "market: {e}"),
         }
     }
 }
 
 impl std::error::Error for AuditError {}
 
+/// Per (account, market, side): base lots the account's reservation must equal.
+type Expected = BTreeMap<(Pubkey, u16, Side), u128>;
+
 /// Audits the collateral vault (`vault` is its account data) against every
-/// margin account's data. Every margin account of the exchange must be given.
+/// margin account (address, data) and every market of the exchange.
 pub fn conservation<'a>(
     vault: &[u8],
-    margin_accounts: impl IntoIterator<Item = &'a [u8]>,
+    margin_accounts: impl IntoIterator<Item = (Pubkey, &'a [u8])>,
+    markets: impl IntoIterator<Item = MarketData<'a>>,
 ) -> Result<Conservation, AuditError> {
     let vault_balance = spl_token::state::Account::unpack(vault)
         .map_err(|_| AuditError::VaultNotATokenAccount)?
         .amount;
-    let mut total_collateral = 0i128;
-    let mut count = 0;
-    for data in margin_accounts {
-        let account = decode::margin_account(data).map_err(AuditError::MarginAccount)?;
-        total_collateral += i128::from(account.collateral);
-        count += 1;
-    }
-    Ok(Conservation {
+    let mut report = Conservation {
         vault_balance,
-        total_collateral,
+        total_collateral: 0,
+        entry_quote: 0,
+        pending_maker_quote: 0,
         fees_owed: 0,
-        margin_accounts: count,
-    })
+        margin_accounts: 0,
+        base_imbalances: Vec::new(),
+        order_mismatches: Vec::new(),
+    };
+    let mut base_sums: BTreeMap<u16, i128> = BTreeMap::new();
+    let mut expected: Expected = BTreeMap::new();
+    // Resting orders: (account, market, order id) -> side.
+    let mut resting: BTreeMap<(Pubkey, u16, u128), Side> = BTreeMap::new();
+    for data in markets {
+        let market = decode::market(data.market).map_err(AuditError::Market)?;
+        let index = market.market_index;
+        report.fees_owed += i128::from(market.fees_accrued);
+        base_sums.entry(index).or_default();
+        for book in [data.bids, data.asks] {
+            let view = BookSideView::from_account_data(book).map_err(AuditError::Market)?;
+            for order in &view.orders {
+                *expected.entry((order.owner, index, view.side)).or_default() +=
+                    u128::from(order.quantity.0);
+                resting.insert((order.owner, index, order.order_id), view.side);
+            }
+        }
+        for event in pending_events(data.event_queue).map_err(AuditError::Market)? {
+            match event.decode() {
+                Some(Event::Fill(fill)) => {
+                    let maker = Pubkey::new_from_array(fill.maker);
+                    let maker_side = if fill.taker_side == Side::Bid as u8 {
+                        Side::Ask
+                    } else {
+                        Side::Bid
+                    };
+                    *expected.entry((maker, index, maker_side)).or_default() +=
+                        u128::from(fill.quantity.0);
+                    let quote = i128::from(
+                        perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
+                            .map_or(u64::MAX, |q| q.0),
+                    );
+                    let lots = i128::from(fill.quantity.0);
+                    // The maker sells when the taker buys.
+                    let (base, flow) = match maker_side {
+                        Side::Ask => (-lots, quote),
+                        Side::Bid => (lots, -quote),
+                    };
+                    *base_sums.entry(index).or_default() += base;
+                    report.pending_maker_quote += flow;
+                }
+                Some(Event::Out(out)) => {
+                    let owner = Pubkey::new_from_array(out.owner);
+                    let side = Side::from_u8(out.side).unwrap_or(Side::Bid);
+                    *expected.entry((owner, index, side)).or_default() +=
+                        u128::from(out.quantity.0);
+                }
+                None => report
+                    .order_mismatches
+                    .push(format!("market {index}: undecodable event")),
+            }
+        }
+    }
+    for (address, data) in margin_accounts {
+        let account = decode::margin_account(data).map_err(AuditError::MarginAccount)?;
+        report.total_collateral += i128::from(account.collateral);
+        report.margin_accounts += 1;
+        for position in account.positions.iter().filter(|p| p.in_use != 0) {
+            let index = position.market_index;
+            report.entry_quote += i128::from(position.quote_native);
+            *base_sums.entry(index).or_default() += i128::from(position.base_lots);
+            for (side, reserved) in [
+                (Side::Bid, position.bids_base_lots),
+                (Side::Ask, position.asks_base_lots),
+            ] {
+                let want = expected.remove(&(address, index, side)).unwrap_or(0);
+                if u128::from(reserved) != want {
+                    report.order_mismatches.push(format!(
+                        "{address} market {index} {side:?}: reserves {reserved} lots, book and queue hold {want}"
+                    ));
+                }
+            }
+        }
+        for order in account.open_orders.iter().filter(|o| o.in_use != 0) {
+            // A slot may outlive its order until the crank reports it gone.
+            resting.remove(&(address, order.market_index, order.order_id()));
+        }
+    }
+    for ((owner, index, side), lots) in expected {
+        if lots > 0 && report.margin_accounts > 0 {
+            report.order_mismatches.push(format!(
+                "{owner} market {index} {side:?}: {lots} lots on book or queue but no position"
+            ));
+        }
+    }
+    for ((owner, index, order_id), _) in resting {
+        if report.margin_accounts > 0 {
+            report.order_mismatches.push(format!(
+                "{owner} market {index}: order {order_id:#x} rests without a slot"
+            ));
+        }
+    }
+    report.base_imbalances = base_sums.into_iter().filter(|(_, sum)| *sum != 0).collect();
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -104,43 +246,71 @@ mod tests {
         data
     }
 
-    fn margin(collateral: i64) -> Vec<u8> {
+    fn margin(collateral: i64) -> (Pubkey, Vec<u8>) {
         let mut account: MarginAccount = bytemuck::Zeroable::zeroed();
         account.collateral = collateral;
         let mut data = MarginAccount::DISCRIMINATOR.to_vec();
         data.extend_from_slice(bytemuck::bytes_of(&account));
-        data
+        (Pubkey::new_unique(), data)
+    }
+
+    fn view(accounts: &[(Pubkey, Vec<u8>)]) -> impl Iterator<Item = (Pubkey, &[u8])> {
+        accounts.iter().map(|(k, d)| (*k, d.as_slice()))
     }
 
     #[test]
     fn balanced_books_hold_and_any_difference_is_reported() {
         let accounts = [margin(700), margin(300), margin(0)];
-        let report = conservation(&vault(1_000), accounts.iter().map(Vec::as_slice)).unwrap();
+        let report = conservation(&vault(1_000), view(&accounts), []).unwrap();
         assert!(report.holds(), "{report}");
         assert_eq!(report.margin_accounts, 3);
 
-        let short = conservation(&vault(999), accounts.iter().map(Vec::as_slice)).unwrap();
+        let short = conservation(&vault(999), view(&accounts), []).unwrap();
         assert_eq!(short.imbalance(), -1);
+        assert!(!short.holds());
         assert!(short.to_string().ends_with("off by -1"));
         // A negative balance (an unsettled bankruptcy) counts against the total:
         // the vault is short of the others' collateral by exactly that deficit.
-        let report = conservation(
-            &vault(900),
-            [margin(1_000).as_slice(), margin(-100).as_slice()],
-        )
-        .unwrap();
+        let report = conservation(&vault(900), view(&[margin(1_000), margin(-100)]), []).unwrap();
         assert!(report.holds());
+    }
+
+    #[test]
+    fn open_positions_count_their_entry_quote_and_must_net_to_zero() {
+        // Long 2 lots bought for 300, short 2 sold for 300: the vault holds
+        // the collateral only.
+        let (long_key, mut long) = margin(1_000);
+        let (short_key, mut short) = margin(1_000);
+        for (data, base, quote) in [(&mut long, 2i64, -300i64), (&mut short, -2, 300)] {
+            let mut account = decode::margin_account(data).unwrap();
+            account.positions[0].in_use = 1;
+            account.positions[0].base_lots = base;
+            account.positions[0].quote_native = quote;
+            data[8..].copy_from_slice(bytemuck::bytes_of(&account));
+        }
+        let both = [(long_key, long.clone()), (short_key, short)];
+        assert!(conservation(&vault(2_000), view(&both), [])
+            .unwrap()
+            .holds());
+        // Without the short side the base does not net out (nor does quote).
+        let alone = conservation(&vault(2_000), view(&[(long_key, long)]), []).unwrap();
+        assert_eq!(alone.base_imbalances, vec![(0, 2)]);
+        assert!(!alone.holds());
     }
 
     #[test]
     fn wrong_accounts_are_errors_not_zeroes() {
         assert_eq!(
-            conservation(&[0u8; 10], []),
+            conservation(&[0u8; 10], [], []),
             Err(AuditError::VaultNotATokenAccount)
         );
         let not_margin = vault(1);
         assert!(matches!(
-            conservation(&vault(0), [not_margin.as_slice()]),
+            conservation(
+                &vault(0),
+                [(Pubkey::new_unique(), not_margin.as_slice())],
+                []
+            ),
             Err(AuditError::MarginAccount(_))
         ));
     }

@@ -36,6 +36,8 @@ pub struct MarketConfig {
     pub taker_fee_bps: u32,
     pub price_band_bps: u32,
     pub max_fills_per_order: u16,
+    /// Native quote units per event consumed, paid from the market's fees.
+    pub crank_reward_native: u64,
     /// active, reduce_only, paused or closed.
     #[serde(default = "active")]
     pub status: String,
@@ -178,6 +180,7 @@ impl MarketConfig {
             taker_fee_bps: self.taker_fee_bps,
             price_band_bps: self.price_band_bps,
             max_fills_per_order: self.max_fills_per_order,
+            crank_reward_native: self.crank_reward_native,
             oracle: OracleConfig {
                 primary_kind,
                 primary_feed,

@@ -137,6 +137,7 @@ mod tests {
                 expiry,
                 self_trade: SelfTradeBehavior::DecrementTake,
                 match_limit: 8,
+                maker_fee_bps: 0,
             };
             book.place_order(&order, seq as u64, 10, &mut queue)
                 .unwrap();

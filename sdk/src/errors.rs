@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 36] = [
+pub const ALL: [KestrelError; 60] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -40,6 +40,30 @@ pub const ALL: [KestrelError; 36] = [
     KestrelError::OracleDeviation,
     KestrelError::OracleOutOfRange,
     KestrelError::InvalidStatusTransition,
+    KestrelError::TradingPaused,
+    KestrelError::MarketNotTrading,
+    KestrelError::MarketReduceOnly,
+    KestrelError::ReduceOnlyWouldIncrease,
+    KestrelError::PriceOutsideBand,
+    KestrelError::InsufficientHealth,
+    KestrelError::TooManyPositions,
+    KestrelError::TooManyOpenOrders,
+    KestrelError::InvalidOrder,
+    KestrelError::OrderAlreadyExpired,
+    KestrelError::PostOnlyWouldCross,
+    KestrelError::FillOrKillNotFilled,
+    KestrelError::SelfTradeAborted,
+    KestrelError::BookFull,
+    KestrelError::EventQueueFull,
+    KestrelError::OrderNotFound,
+    KestrelError::WrongMarketAccounts,
+    KestrelError::WrongHealthAccounts,
+    KestrelError::ConsumeEventsPaused,
+    KestrelError::MissingEventAccount,
+    KestrelError::NoEventsToConsume,
+    KestrelError::AccountingMismatch,
+    KestrelError::WrongOracleAccount,
+    KestrelError::NoFeesToSweep,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

@@ -1,10 +1,10 @@
 //! Instruction builders. Account lists come from the program's generated
 //! `accounts::*` structs, so their order cannot drift from the program's.
 use anchor_lang::prelude::Pubkey;
-use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
-use kestrel::instructions::CreateMarketArgs;
-use kestrel::state::{MarketParams, MarketStatus};
+use kestrel::instructions::{CreateMarketArgs, OrderSide, PlaceOrderArgs};
+use kestrel::state::{MarginAccount, MarketParams, MarketStatus};
 use kestrel::{accounts, instruction};
 
 use crate::pda;
@@ -131,24 +131,45 @@ pub fn deposit(
     )
 }
 
+/// Withdraws from an account without positions. With positions open, use
+/// [`withdraw_with_health`].
 pub fn withdraw(
     owner: &Pubkey,
     margin_account: &Pubkey,
     destination: &Pubkey,
     amount: u64,
 ) -> Instruction {
+    withdraw_with_health(owner, margin_account, destination, amount, Vec::new())
+}
+
+/// `health` is [`health_accounts`] of every position (`skip` = `None`).
+pub fn withdraw_with_health(
+    owner: &Pubkey,
+    margin_account: &Pubkey,
+    destination: &Pubkey,
+    amount: u64,
+    health: Vec<AccountMeta>,
+) -> Instruction {
     let exchange = pda::exchange();
-    build(
-        accounts::Withdraw {
-            owner: *owner,
-            exchange,
-            margin_account: *margin_account,
-            collateral_vault: pda::collateral_vault(&exchange),
-            destination: *destination,
-            token_program: anchor_spl::token::ID,
-        },
-        instruction::Withdraw { amount },
+    with_remaining(
+        build(
+            accounts::Withdraw {
+                owner: *owner,
+                exchange,
+                margin_account: *margin_account,
+                collateral_vault: pda::collateral_vault(&exchange),
+                destination: *destination,
+                token_program: anchor_spl::token::ID,
+            },
+            instruction::Withdraw { amount },
+        ),
+        health,
     )
+}
+
+fn with_remaining(mut instruction: Instruction, remaining: Vec<AccountMeta>) -> Instruction {
+    instruction.accounts.extend(remaining);
+    instruction
 }
 
 pub fn close_margin_account(owner: &Pubkey, margin_account: &Pubkey) -> Instruction {
@@ -221,5 +242,173 @@ pub fn set_market_status(admin: &Pubkey, market: &Pubkey, status: MarketStatus) 
             market: *market,
         },
         instruction::SetMarketStatus { status },
+    )
+}
+
+/// A market's accounts as instructions name them. The oracle accounts are the
+/// client's choice of a current Pyth update account and the Switchboard feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketAccounts {
+    pub market_index: u16,
+    pub market: Pubkey,
+    pub bids: Pubkey,
+    pub asks: Pubkey,
+    pub event_queue: Pubkey,
+    pub primary_oracle: Pubkey,
+    /// Required exactly when the market has a fallback feed.
+    pub fallback_oracle: Option<Pubkey>,
+}
+
+impl MarketAccounts {
+    /// This market's group in a health check: market, primary[, fallback].
+    pub fn health_metas(&self) -> Vec<AccountMeta> {
+        let mut metas = vec![
+            AccountMeta::new_readonly(self.market, false),
+            AccountMeta::new_readonly(self.primary_oracle, false),
+        ];
+        if let Some(fallback) = self.fallback_oracle {
+            metas.push(AccountMeta::new_readonly(fallback, false));
+        }
+        metas
+    }
+}
+
+/// The health accounts for `account`: one group per position in slot order,
+/// except the market in `skip` (the one the instruction itself trades).
+/// Panics if `markets` lacks a market the account holds a position in.
+pub fn health_accounts(
+    account: &MarginAccount,
+    skip: Option<u16>,
+    markets: &[MarketAccounts],
+) -> Vec<AccountMeta> {
+    account
+        .positions
+        .iter()
+        .filter(|p| p.in_use != 0 && Some(p.market_index) != skip)
+        .flat_map(|p| {
+            markets
+                .iter()
+                .find(|m| m.market_index == p.market_index)
+                .unwrap_or_else(|| panic!("no accounts given for market {}", p.market_index))
+                .health_metas()
+        })
+        .collect()
+}
+
+/// Places an order; `authority` is the owner or delegate. `health` is
+/// [`health_accounts`] skipping this market.
+pub fn place_order(
+    authority: &Pubkey,
+    margin_account: &Pubkey,
+    market: &MarketAccounts,
+    args: PlaceOrderArgs,
+    health: Vec<AccountMeta>,
+) -> Instruction {
+    with_remaining(
+        build(
+            accounts::PlaceOrder {
+                authority: *authority,
+                exchange: pda::exchange(),
+                margin_account: *margin_account,
+                market: market.market,
+                bids: market.bids,
+                asks: market.asks,
+                event_queue: market.event_queue,
+                primary_oracle: market.primary_oracle,
+                fallback_oracle: market.fallback_oracle,
+            },
+            instruction::PlaceOrder { args },
+        ),
+        health,
+    )
+}
+
+fn cancel_accounts(
+    authority: &Pubkey,
+    margin_account: &Pubkey,
+    market: &MarketAccounts,
+) -> accounts::CancelOrder {
+    accounts::CancelOrder {
+        authority: *authority,
+        margin_account: *margin_account,
+        market: market.market,
+        bids: market.bids,
+        asks: market.asks,
+    }
+}
+
+pub fn cancel_order(
+    authority: &Pubkey,
+    margin_account: &Pubkey,
+    market: &MarketAccounts,
+    order_id: u128,
+) -> Instruction {
+    build(
+        cancel_accounts(authority, margin_account, market),
+        instruction::CancelOrder { order_id },
+    )
+}
+
+pub fn cancel_order_by_client_id(
+    authority: &Pubkey,
+    margin_account: &Pubkey,
+    market: &MarketAccounts,
+    client_order_id: u64,
+) -> Instruction {
+    build(
+        cancel_accounts(authority, margin_account, market),
+        instruction::CancelOrderByClientId { client_order_id },
+    )
+}
+
+pub fn cancel_all(
+    authority: &Pubkey,
+    margin_account: &Pubkey,
+    market: &MarketAccounts,
+    side: Option<OrderSide>,
+    limit: u8,
+) -> Instruction {
+    build(
+        cancel_accounts(authority, margin_account, market),
+        instruction::CancelAll { side, limit },
+    )
+}
+
+/// Applies up to `limit` events; `margin_accounts` are the accounts the
+/// events name (see [`crate::events::accounts_to_crank`]).
+pub fn consume_events(
+    market: &MarketAccounts,
+    margin_accounts: &[Pubkey],
+    reward_account: Option<Pubkey>,
+    limit: u16,
+) -> Instruction {
+    with_remaining(
+        build(
+            accounts::ConsumeEvents {
+                exchange: pda::exchange(),
+                market: market.market,
+                event_queue: market.event_queue,
+                reward_account,
+            },
+            instruction::ConsumeEvents { limit },
+        ),
+        margin_accounts
+            .iter()
+            .map(|key| AccountMeta::new(*key, false))
+            .collect(),
+    )
+}
+
+pub fn sweep_fees(market: &Pubkey) -> Instruction {
+    let exchange = pda::exchange();
+    build(
+        accounts::SweepFees {
+            exchange,
+            market: *market,
+            collateral_vault: pda::collateral_vault(&exchange),
+            fee_vault: pda::fee_vault(&exchange),
+            token_program: anchor_spl::token::ID,
+        },
+        instruction::SweepFees {},
     )
 }

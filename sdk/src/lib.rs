@@ -4,10 +4,12 @@
 //! - [`ix`]: one builder per instruction, accounts in the order the program expects.
 //! - [`decode`]: zero-copy account decoders over fetched bytes.
 //! - [`book`]: L2 and L3 views of a market's book.
+//! - [`events`]: a market's pending events and the accounts the crank needs.
 //! - [`errors`]: the name behind a failed instruction's error code.
 pub mod book;
 pub mod decode;
 pub mod errors;
+pub mod events;
 pub mod ix;
 pub mod pda;
 

@@ -353,6 +353,22 @@ impl LocalChain {
         self.send_ok(&[ix], &[authority]).await;
     }
 
+    /// The bank's clock.
+    pub async fn clock(&mut self) -> anchor_lang::prelude::Clock {
+        self.ctx
+            .banks_client
+            .get_sysvar::<anchor_lang::prelude::Clock>()
+            .await
+            .expect("clock sysvar")
+    }
+
+    /// Moves the clock's unix time forward by `seconds` (oracle ages, expiries).
+    pub async fn advance_clock(&mut self, seconds: i64) {
+        let mut clock = self.clock().await;
+        clock.unix_timestamp += seconds;
+        self.ctx.set_sysvar(&clock);
+    }
+
     /// Writes an account directly, as a test fixture (oracle feeds and the like).
     pub fn set_account(&mut self, address: &Pubkey, account: Account) {
         self.ctx.set_account(address, &account.into());

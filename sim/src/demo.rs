@@ -287,7 +287,7 @@ async fn report(mut demo: Demo) -> Report {
                 let collateral = decode::margin_account(&account.data)
                     .expect("a Kestrel margin account")
                     .collateral;
-                margin_accounts.push(account.data);
+                margin_accounts.push((margin_account, account.data));
                 format_units(collateral.into())
             }
             None => "(closed)".to_string(),
@@ -303,8 +303,12 @@ async fn report(mut demo: Demo) -> Report {
         .account(&demo.vault)
         .await
         .expect("the vault exists");
-    let audit = audit::conservation(&vault.data, margin_accounts.iter().map(Vec::as_slice))
-        .expect("the vault and margin accounts decode");
+    let audit = audit::conservation(
+        &vault.data,
+        margin_accounts.iter().map(|(k, d)| (*k, d.as_slice())),
+        [],
+    )
+    .expect("the vault and margin accounts decode");
     let held = audit.holds();
     let _ = writeln!(
         text,

@@ -10,7 +10,9 @@ pub use kestrel_sim::fixtures as oracles;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::Discriminator;
-use kestrel::instruction::CreateMarginAccount as CreateMarginAccountData;
+use kestrel::instruction::{
+    CreateMarginAccount as CreateMarginAccountData, CreateMarket as CreateMarketData,
+};
 use kestrel_keeper::audit;
 use kestrel_sdk::{decode, ix, pda, Pubkey};
 use kestrel_sim::chain::{LocalChain, ProgramMode, TxOutcome};
@@ -65,6 +67,10 @@ pub struct Harness {
     pub insurance_vault: Pubkey,
     /// Every margin account ever created through this harness.
     margin_accounts: BTreeSet<Pubkey>,
+    /// Every market created through this harness: (market, bids, asks, event queue).
+    markets: BTreeSet<(Pubkey, Pubkey, Pubkey, Pubkey)>,
+    /// Markets made by [`Harness::create_market`], for health accounts.
+    pub trading_markets: Vec<ix::MarketAccounts>,
     /// Every account whose state a refused instruction must leave untouched.
     watched: BTreeSet<Pubkey>,
     invariant_checks: usize,
@@ -98,6 +104,8 @@ impl Harness {
             admin,
             mint_authority,
             margin_accounts: BTreeSet::new(),
+            markets: BTreeSet::new(),
+            trading_markets: Vec::new(),
             watched: BTreeSet::new(),
             invariant_checks: 0,
         };
@@ -133,6 +141,11 @@ impl Harness {
             self.register_created_margin_account(instruction);
         }
         let outcome = self.chain.send(ixs, signers).await;
+        if outcome.result.is_ok() {
+            for instruction in ixs {
+                self.register_created_market(instruction);
+            }
+        }
         if outcome.result.is_ok() && self.mode() == ProgramMode::Sbf {
             println!("[cu] {label}: {}", outcome.compute_units);
         }
@@ -317,9 +330,162 @@ impl Harness {
         decode::exchange(&account.data).expect("the Kestrel exchange")
     }
 
+    pub async fn now(&mut self) -> i64 {
+        self.chain.clock().await.unix_timestamp
+    }
+
+    /// Market `market_index` with `params` (see [`market_params`], whose
+    /// fallback feed must be the Switchboard account this creates), fresh
+    /// oracles at 150 quote per base (15,000 ticks) and a Pyth primary.
+    pub async fn create_market(
+        &mut self,
+        market_index: u16,
+        params: impl FnOnce(&Pubkey) -> kestrel::state::MarketParams,
+    ) -> ix::MarketAccounts {
+        let (pyth, switchboard) = (Pubkey::new_unique(), Pubkey::new_unique());
+        self.set_pyth(&pyth, 15_000_000_000, 1_000_000, 0).await;
+        self.set_switchboard(&switchboard, 150 * 10i128.pow(18), 0)
+            .await;
+        let params = params(&switchboard);
+        let fallback = (params.oracle.fallback_kind != kestrel::state::OracleKind::None)
+            .then_some(switchboard);
+        let (bids, asks, event_queue) = self.market_accounts().await;
+        let admin = self.admin.insecure_clone();
+        let create = ix::create_market(
+            &admin.pubkey(),
+            market_args(market_index, params),
+            &bids,
+            &asks,
+            &event_queue,
+            &pyth,
+            fallback,
+        );
+        self.ok("create_market", &[create], &[&admin]).await;
+        let market = ix::MarketAccounts {
+            market_index,
+            market: pda::market(&self.exchange, market_index),
+            bids,
+            asks,
+            event_queue,
+            primary_oracle: pyth,
+            fallback_oracle: fallback,
+        };
+        for key in [market.market, bids, asks, event_queue] {
+            self.watched.insert(key);
+        }
+        self.trading_markets.push(market);
+        market
+    }
+
+    /// Writes a fully verified Pyth update (price with exponent -8) published
+    /// `age` seconds before the bank's clock.
+    pub async fn set_pyth(&mut self, account: &Pubkey, price: i64, conf: u64, age: i64) {
+        let now = self.now().await;
+        self.chain.set_account(
+            account,
+            oracles::pyth_update(PYTH_FEED, price, conf, -8, now - age),
+        );
+    }
+
+    /// Writes a Switchboard feed (18 decimals) updated `age` seconds ago.
+    pub async fn set_switchboard(&mut self, account: &Pubkey, value: i128, age: i64) {
+        let now = self.now().await;
+        self.chain.set_account(
+            account,
+            oracles::switchboard_feed(value, value / 1_000, now - age, 1),
+        );
+    }
+
+    /// `place_order` for `user` with the health accounts its positions need.
+    pub async fn place_ix(
+        &mut self,
+        user: &User,
+        market: &ix::MarketAccounts,
+        args: kestrel::instructions::PlaceOrderArgs,
+    ) -> Instruction {
+        let account = self.margin_account(&user.margin_account).await;
+        let health =
+            ix::health_accounts(&account, Some(market.market_index), &self.trading_markets);
+        ix::place_order(&user.pubkey(), &user.margin_account, market, args, health)
+    }
+
+    /// Places an order that must be accepted.
+    pub async fn place(
+        &mut self,
+        user: &User,
+        market: &ix::MarketAccounts,
+        args: kestrel::instructions::PlaceOrderArgs,
+    ) -> TxOutcome {
+        let place = self.place_ix(user, market, args).await;
+        self.ok("place_order", &[place], &[&user.key]).await
+    }
+
+    /// Withdraw with the health accounts of every position.
+    pub async fn withdraw_ix(&mut self, user: &User, amount: u64) -> Instruction {
+        let account = self.margin_account(&user.margin_account).await;
+        let health = ix::health_accounts(&account, None, &self.trading_markets);
+        ix::withdraw_with_health(
+            &user.pubkey(),
+            &user.margin_account,
+            &user.token_account,
+            amount,
+            health,
+        )
+    }
+
+    /// `consume_events` for up to `limit` events, passing the accounts they name.
+    pub async fn crank_ix(
+        &mut self,
+        market: &ix::MarketAccounts,
+        limit: u16,
+        reward_account: Option<Pubkey>,
+    ) -> Instruction {
+        let queue = self
+            .chain
+            .account(&market.event_queue)
+            .await
+            .expect("queue");
+        let events = kestrel_sdk::events::pending_events(&queue.data).expect("an event queue");
+        let accounts = kestrel_sdk::events::accounts_to_crank(&events, usize::from(limit));
+        ix::consume_events(market, &accounts, reward_account, limit)
+    }
+
+    pub async fn crank(&mut self, market: &ix::MarketAccounts, limit: u16) -> TxOutcome {
+        let crank = self.crank_ix(market, limit, None).await;
+        self.ok("consume_events", &[crank], &[]).await
+    }
+
+    pub async fn market_state(&mut self, market: &Pubkey) -> kestrel::state::Market {
+        let account = self.chain.account(market).await.expect("market exists");
+        decode::market(&account.data).expect("a Kestrel market")
+    }
+
+    pub async fn pending_events(&mut self, market: &ix::MarketAccounts) -> usize {
+        let queue = self
+            .chain
+            .account(&market.event_queue)
+            .await
+            .expect("queue");
+        kestrel_sdk::events::pending_events(&queue.data)
+            .expect("an event queue")
+            .len()
+    }
+
     /// How many times the invariants have been checked (tests assert it grows).
     pub fn invariant_checks(&self) -> usize {
         self.invariant_checks
+    }
+
+    fn register_created_market(&mut self, instruction: &Instruction) {
+        if instruction.program_id == kestrel::ID
+            && instruction
+                .data
+                .starts_with(CreateMarketData::DISCRIMINATOR)
+        {
+            // `accounts::CreateMarket`: admin, exchange, market, bids, asks, event_queue, ...
+            let key = |i: usize| instruction.accounts[i].pubkey;
+            self.markets.insert((key(2), key(3), key(4), key(5)));
+        }
     }
 
     fn register_created_margin_account(&mut self, instruction: &Instruction) {
@@ -333,8 +499,11 @@ impl Harness {
         }
     }
 
-    /// Conservation (kestrel-keeper's audit): the collateral vault holds
-    /// exactly the sum of all margin accounts' collateral plus fees owed.
+    /// The exchange's invariants (kestrel-keeper's audit): the collateral
+    /// vault holds exactly Σ collateral + Σ entry quote + quote owed to makers
+    /// by uncranked fills + fees accrued; every market's base positions
+    /// (uncranked fills included) sum to zero; every reservation matches the
+    /// book and queue; every book is a well-formed crit-bit tree.
     /// `exec` runs it after every transaction; tests that send through other
     /// paths (the migrations applier) call it themselves.
     pub async fn check_invariants(&mut self, label: &str) {
@@ -345,12 +514,40 @@ impl Harness {
         for address in self.margin_accounts.clone() {
             if let Some(account) = self.chain.account(&address).await {
                 if account.owner == kestrel::ID {
-                    margin_accounts.push(account.data);
+                    margin_accounts.push((address, account.data));
                 }
             }
         }
-        let report = audit::conservation(&vault.data, margin_accounts.iter().map(Vec::as_slice))
-            .unwrap_or_else(|e| panic!("after {label}: {e}"));
+        let mut markets = Vec::new();
+        for (market, bids, asks, queue) in self.markets.clone() {
+            let Some(market) = self.chain.account(&market).await else {
+                continue; // refused creation
+            };
+            let mut data = vec![market.data];
+            for key in [bids, asks, queue] {
+                data.push(self.chain.account(&key).await.expect("market account").data);
+            }
+            for book in &data[1..3] {
+                let mut words = vec![0u64; (book.len() - 8) / 8];
+                bytemuck::cast_slice_mut::<u64, u8>(&mut words).copy_from_slice(&book[8..]);
+                let side = kestrel::engine::BookSide::load(bytemuck::cast_slice_mut(&mut words))
+                    .unwrap_or_else(|e| panic!("after {label}: book side does not load: {e}"));
+                side.check_invariants()
+                    .unwrap_or_else(|e| panic!("after {label}: malformed book: {e}"));
+            }
+            markets.push(data);
+        }
+        let report = audit::conservation(
+            &vault.data,
+            margin_accounts.iter().map(|(k, d)| (*k, d.as_slice())),
+            markets.iter().map(|d| audit::MarketData {
+                market: &d[0],
+                bids: &d[1],
+                asks: &d[2],
+                event_queue: &d[3],
+            }),
+        )
+        .unwrap_or_else(|e| panic!("after {label}: {e}"));
         assert!(report.holds(), "after {label}: {report}");
         self.invariant_checks += 1;
     }
@@ -405,6 +602,7 @@ pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams 
         taker_fee_bps: 5,
         price_band_bps: 500,
         max_fills_per_order: 32,
+        crank_reward_native: 100,
         oracle: OracleConfig {
             primary_kind: OracleKind::Pyth,
             primary_feed: PYTH_FEED,
@@ -432,5 +630,25 @@ pub fn market_args(
         base_lot_size: 10_000_000,
         quote_lot_size: 100,
         params,
+    }
+}
+
+/// Order arguments with the defaults tests use: client id 0, not
+/// reduce-only, no expiry, decrement-take self-trade prevention.
+pub fn order(
+    side: kestrel::instructions::OrderSide,
+    order_type: kestrel::instructions::OrderType,
+    price: u64,
+    quantity: u64,
+) -> kestrel::instructions::PlaceOrderArgs {
+    kestrel::instructions::PlaceOrderArgs {
+        side,
+        order_type,
+        price,
+        quantity,
+        client_order_id: 0,
+        reduce_only: false,
+        expiry: 0,
+        self_trade: kestrel::instructions::SelfTradeBehavior::DecrementTake,
     }
 }

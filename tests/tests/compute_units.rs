@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use kestrel::instructions::{OrderSide, OrderType};
 use kestrel::state::{MarketStatus, PauseFlags, MARGIN_ACCOUNT_SEED};
 use kestrel_sdk::{ix, pda};
 use kestrel_sim::chain::ProgramMode;
@@ -149,6 +150,9 @@ async fn every_instruction_stays_within_its_compute_budget() {
     let status = ix::set_market_status(&successor.pubkey(), &market, MarketStatus::Paused);
     m.measure("set_market_status", status, &[&successor]).await;
 
+    let trading = measure_trading().await;
+    m.measured.extend(trading);
+
     let budgets: BTreeMap<String, u64> = toml::from_str(
         &std::fs::read_to_string(workspace().join("bench/cu-budgets.toml"))
             .expect("bench/cu-budgets.toml"),
@@ -187,4 +191,74 @@ async fn every_instruction_stays_within_its_compute_budget() {
         "compute budgets broken:\n{}",
         over.join("\n")
     );
+}
+
+/// Trading on market 0 (Pyth primary, Switchboard fallback): the costs a
+/// market maker and a keeper pay.
+async fn measure_trading() -> BTreeMap<String, u64> {
+    let mut m = Meter {
+        h: Harness::new().await,
+        measured: BTreeMap::new(),
+    };
+    let market = m.h.create_market(0, market_params).await;
+    let maker = m.h.user(1_000 * ONE_TOKEN).await;
+    let taker = m.h.user(1_000 * ONE_TOKEN).await;
+    m.h.deposit(&maker, 1_000 * ONE_TOKEN).await;
+    m.h.deposit(&taker, 1_000 * ONE_TOKEN).await;
+    let ask = |price: u64| order(OrderSide::Ask, OrderType::Limit, price, 1);
+    let take = |lots: u64| order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_100, lots);
+
+    let rest = m.h.place_ix(&maker, &market, ask(15_000)).await;
+    m.measure("place_order_resting", rest, &[&maker.key]).await;
+    let place = m.h.place_ix(&taker, &market, take(1)).await;
+    m.measure("place_order_take_1", place, &[&taker.key]).await;
+    let crank = m.h.crank_ix(&market, 1, None).await;
+    m.measure("consume_events_1", crank, &[]).await;
+
+    for price in 15_001..15_009 {
+        m.h.place(&maker, &market, ask(price)).await;
+    }
+    let place = m.h.place_ix(&taker, &market, take(8)).await;
+    m.measure("place_order_take_8", place, &[&taker.key]).await;
+    m.h.crank(&market, 8).await;
+
+    // 32 asks fill every open-order slot the maker has.
+    for price in 15_001..15_033 {
+        m.h.place(&maker, &market, ask(price)).await;
+    }
+    let place = m.h.place_ix(&taker, &market, take(32)).await;
+    m.measure("place_order_take_32", place, &[&taker.key]).await;
+    let reward_account = Some(taker.margin_account);
+    let crank = m.h.crank_ix(&market, 32, reward_account).await;
+    m.measure("consume_events_32", crank, &[]).await;
+
+    let mut quote = ask(15_050);
+    quote.client_order_id = 42;
+    m.h.place(&maker, &market, quote).await;
+    let id =
+        m.h.margin_account(&maker.margin_account)
+            .await
+            .open_orders
+            .iter()
+            .find(|o| o.in_use != 0)
+            .expect("the resting ask")
+            .order_id();
+    let cancel = ix::cancel_order(&maker.pubkey(), &maker.margin_account, &market, id);
+    m.measure("cancel_order", cancel, &[&maker.key]).await;
+    m.h.place(&maker, &market, quote).await;
+    let cancel = ix::cancel_order_by_client_id(&maker.pubkey(), &maker.margin_account, &market, 42);
+    m.measure("cancel_order_by_client_id", cancel, &[&maker.key])
+        .await;
+    for price in 15_060..15_068 {
+        m.h.place(&maker, &market, ask(price)).await;
+    }
+    let cancel = ix::cancel_all(&maker.pubkey(), &maker.margin_account, &market, None, 8);
+    m.measure("cancel_all_8", cancel, &[&maker.key]).await;
+
+    let withdraw = m.h.withdraw_ix(&taker, ONE_TOKEN).await;
+    m.measure("withdraw_with_position", withdraw, &[&taker.key])
+        .await;
+    m.measure("sweep_fees", ix::sweep_fees(&market.market), &[])
+        .await;
+    m.measured
 }

@@ -76,4 +76,77 @@ pub enum KestrelError {
     OracleOutOfRange,
     #[msg("that market status change is not allowed")]
     InvalidStatusTransition,
+    #[msg("trading is paused")]
+    TradingPaused,
+    #[msg("the market does not accept orders in its current status")]
+    MarketNotTrading,
+    #[msg("the market is reduce-only: only orders that shrink a position")]
+    MarketReduceOnly,
+    #[msg("a reduce-only order would not shrink the position")]
+    ReduceOnlyWouldIncrease,
+    #[msg("order price is outside the band around the oracle price")]
+    PriceOutsideBand,
+    #[msg("the order would leave initial health below zero")]
+    InsufficientHealth,
+    #[msg("the margin account holds positions in too many markets")]
+    TooManyPositions,
+    #[msg("the margin account has too many open orders")]
+    TooManyOpenOrders,
+    #[msg("order quantity or price is zero or out of range")]
+    InvalidOrder,
+    #[msg("a resting order's expiry is not in the future")]
+    OrderAlreadyExpired,
+    #[msg("a post-only order would take liquidity")]
+    PostOnlyWouldCross,
+    #[msg("a fill-or-kill order cannot be filled in full")]
+    FillOrKillNotFilled,
+    #[msg("the order met its owner's own resting order")]
+    SelfTradeAborted,
+    #[msg("the book side is full and the order is not better than its worst")]
+    BookFull,
+    #[msg("the event queue is full: crank consume_events first")]
+    EventQueueFull,
+    #[msg("no such order of this margin account")]
+    OrderNotFound,
+    #[msg("market accounts do not belong together")]
+    WrongMarketAccounts,
+    #[msg("an account needed for the health check is missing or wrong")]
+    WrongHealthAccounts,
+    #[msg("consuming events is paused")]
+    ConsumeEventsPaused,
+    #[msg("the margin account an event names was not passed")]
+    MissingEventAccount,
+    #[msg("the event queue is empty")]
+    NoEventsToConsume,
+    #[msg("an internal balance does not match: the instruction is refused")]
+    AccountingMismatch,
+    #[msg("an oracle account passed is not the market's configured feed account")]
+    WrongOracleAccount,
+    #[msg("the market has no fees to sweep")]
+    NoFeesToSweep,
+}
+
+impl From<crate::engine::EngineError> for KestrelError {
+    fn from(error: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError as E;
+        match error {
+            E::InvalidQuantity | E::InvalidPrice => KestrelError::InvalidOrder,
+            E::OrderAlreadyExpired => KestrelError::OrderAlreadyExpired,
+            E::PostOnlyWouldCross => KestrelError::PostOnlyWouldCross,
+            E::FillOrKillNotFilled => KestrelError::FillOrKillNotFilled,
+            E::SelfTradeAborted => KestrelError::SelfTradeAborted,
+            E::BookFull => KestrelError::BookFull,
+            E::EventQueueFull => KestrelError::EventQueueFull,
+            E::OrderNotFound | E::NotOrderOwner => KestrelError::OrderNotFound,
+            E::Overflow => KestrelError::MathOverflow,
+            // Unique sequence numbers and validated slabs make these internal.
+            E::DuplicateOrderId | E::BadLayout => KestrelError::AccountingMismatch,
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for anchor_lang::error::Error {
+    fn from(error: crate::engine::EngineError) -> Self {
+        KestrelError::from(error).into()
+    }
 }

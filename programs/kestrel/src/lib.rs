@@ -9,6 +9,7 @@ use anchor_lang::prelude::*;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod instructions;
 pub mod oracle;
 pub mod state;
@@ -55,7 +56,7 @@ pub mod kestrel {
         instructions::deposit(ctx, amount)
     }
 
-    pub fn withdraw(ctx: Context<Withdraw>, amount: u64) -> Result<()> {
+    pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
         instructions::withdraw(ctx, amount)
     }
 
@@ -73,5 +74,38 @@ pub mod kestrel {
 
     pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) -> Result<()> {
         instructions::set_market_status(ctx, status)
+    }
+
+    pub fn place_order<'info>(
+        ctx: Context<'info, PlaceOrder<'info>>,
+        args: PlaceOrderArgs,
+    ) -> Result<()> {
+        instructions::place_order(ctx, args)
+    }
+
+    pub fn cancel_order(ctx: Context<CancelOrder>, order_id: u128) -> Result<()> {
+        instructions::cancel_order(ctx, order_id)
+    }
+
+    pub fn cancel_order_by_client_id(
+        ctx: Context<CancelOrder>,
+        client_order_id: u64,
+    ) -> Result<()> {
+        instructions::cancel_order_by_client_id(ctx, client_order_id)
+    }
+
+    pub fn cancel_all(ctx: Context<CancelOrder>, side: Option<OrderSide>, limit: u8) -> Result<()> {
+        instructions::cancel_all(ctx, side, limit)
+    }
+
+    pub fn consume_events<'info>(
+        ctx: Context<'info, ConsumeEvents<'info>>,
+        limit: u16,
+    ) -> Result<()> {
+        instructions::consume_events(ctx, limit)
+    }
+
+    pub fn sweep_fees(ctx: Context<SweepFees>) -> Result<()> {
+        instructions::sweep_fees(ctx)
     }
 }

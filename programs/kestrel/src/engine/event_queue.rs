@@ -54,7 +54,9 @@ pub struct FillEvent {
     /// 1 when the maker order is now entirely filled and off the book.
     pub maker_out: u8,
     pub maker_slot: u8,
-    pub padding: [u8; 4],
+    /// The market's maker fee when the fill happened (negative: a rebate),
+    /// so a parameter change before the crank cannot alter what was agreed.
+    pub maker_fee_bps: i32,
     pub timestamp: u64,
     pub seq_num: u64,
     pub maker: Owner,
@@ -211,8 +213,14 @@ impl<'a> EventQueue<'a> {
 
     /// Events oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &AnyEvent> + '_ {
+        self.newest(self.len())
+    }
+
+    /// The newest `count` events (all when fewer), oldest of them first.
+    pub fn newest(&self, count: usize) -> impl Iterator<Item = &AnyEvent> + '_ {
         let head = self.header.head as usize;
-        (0..self.len()).map(move |i| &self.events[(head + i) % self.capacity()])
+        let len = self.len();
+        (len.saturating_sub(count)..len).map(move |i| &self.events[(head + i) % self.capacity()])
     }
 }
 
@@ -262,6 +270,9 @@ mod tests {
             })
             .collect();
         assert_eq!(seen, vec![(1, 2), (2, 3), (3, 4)]);
+        let newest: Vec<u64> = queue.newest(2).map(|e| e.data[1]).collect();
+        assert_eq!(newest, vec![2, 3]);
+        assert_eq!(queue.newest(9).count(), 3);
         assert_eq!(queue.next_seq_num(), 4);
     }
 

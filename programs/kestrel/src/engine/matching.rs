@@ -70,6 +70,8 @@ pub struct NewOrder {
     pub self_trade: SelfTradeBehavior,
     /// Most resting orders this call may touch (fill, expire or cancel).
     pub match_limit: usize,
+    /// Copied into every fill event for the maker's settlement.
+    pub maker_fee_bps: i32,
 }
 
 /// What placing an order did.
@@ -393,7 +395,7 @@ fn fill_event(taker: &NewOrder, maker: &LeafNode, quantity: BaseLots, now: u64) 
         taker_side: taker.side as u8,
         maker_out: u8::from(quantity == maker.quantity),
         maker_slot: maker.owner_slot,
-        padding: [0; 4],
+        maker_fee_bps: taker.maker_fee_bps,
         timestamp: now,
         seq_num: 0,
         maker: maker.owner,
@@ -462,6 +464,7 @@ mod tests {
             flags: 0,
             expiry: 0,
             self_trade: SelfTradeBehavior::DecrementTake,
+            maker_fee_bps: 0,
             match_limit: 32,
         }
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event_queue;
 pub mod matching;
 pub mod node;
+pub mod perp;
 pub mod risk;
 
 /// The reference model and the differential harness (tests and fuzzing).

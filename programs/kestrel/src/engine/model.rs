@@ -534,6 +534,7 @@ pub fn run_differential(ops: &[Op]) -> Result<(), String> {
                     expiry: if expires_in == 0 { 0 } else { now + expires_in },
                     self_trade,
                     match_limit,
+                    maker_fee_bps: -1,
                 };
                 seq += 1;
                 let got = book.place_order(&order, seq, now, &mut queue);

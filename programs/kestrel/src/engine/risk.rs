@@ -48,8 +48,8 @@ impl PerpExposure {
     }
 
     pub fn unrealized_pnl(&self) -> Option<I80F48> {
-        I80F48::from_num(self.base)
-            .checked_mul(self.price)?
+        self.price
+            .checked_mul_int(i128::from(self.base))?
             .checked_add(I80F48::from_num(self.quote))
     }
 
@@ -59,10 +59,12 @@ impl PerpExposure {
             HealthKind::Initial => self.initial_margin_bps,
             HealthKind::Maintenance => self.maintenance_margin_bps,
         };
-        let requirement = I80F48::checked_from_num(self.worst_case_base())?
-            .checked_mul(self.price)?
-            .checked_mul(I80F48::from_num(bps))?
-            / I80F48::from_num(10_000);
+        // Integer multipliers and divisors keep to narrow arithmetic on SBF.
+        let requirement = self
+            .price
+            .checked_mul_int(self.worst_case_base())?
+            .checked_mul_int(i128::from(bps))?
+            / 10_000i128;
         self.unrealized_pnl()?
             .checked_add(self.unsettled_funding)?
             .checked_sub(requirement)

@@ -1,12 +1,16 @@
 use anchor_lang::prelude::*;
-use anchor_spl::token::{self, Token, TokenAccount, Transfer};
+use anchor_spl::token::{Token, TokenAccount};
 
 use crate::error::KestrelError;
 use crate::events::Withdrawn;
+use crate::health;
 use crate::state::*;
 
 /// Moves `amount` native units of free collateral from the vault to any token
-/// account of the collateral mint. Only the owner may withdraw, never the delegate.
+/// account of the collateral mint. Only the owner may withdraw, never the
+/// delegate. With positions or orders open, initial health must stay >= 0;
+/// remaining accounts are then the health accounts of every position (see
+/// `health.rs`).
 #[derive(Accounts)]
 pub struct Withdraw<'info> {
     pub owner: Signer<'info>,
@@ -30,38 +34,45 @@ pub struct Withdraw<'info> {
     pub token_program: Program<'info, Token>,
 }
 
-pub fn withdraw(ctx: Context<Withdraw>, amount: u64) -> Result<()> {
+pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
     require!(amount > 0, KestrelError::ZeroAmount);
     let accounts = &ctx.accounts;
-    let bump = {
+    let (bump, quote_decimals) = {
         let exchange = accounts.exchange.load()?;
         require!(
             !exchange.pause_flags().is_paused(PauseFlags::WITHDRAW),
             KestrelError::WithdrawalsPaused
         );
-        exchange.bump
+        (exchange.bump, exchange.collateral_decimals)
     };
 
     let collateral_after = {
         let mut margin_account = accounts.margin_account.load_mut()?;
         margin_account.debit_free(amount)?;
+        if margin_account.positions.iter().any(|p| p.in_use != 0) {
+            let exposures = health::other_exposures(
+                &margin_account,
+                None,
+                &accounts.exchange.key(),
+                quote_decimals,
+                ctx.remaining_accounts,
+                &Clock::get()?,
+            )?;
+            require!(
+                health::initial_health(margin_account.collateral, &exposures)? >= 0,
+                KestrelError::InsufficientHealth
+            );
+        }
         margin_account.collateral
     };
 
-    // The exchange PDA is the vault's token authority. Its borrow above is
-    // released: the CPI needs the account unborrowed.
-    let bump = [bump];
-    let signer_seeds: &[&[&[u8]]] = &[&exchange_signer_seeds(&bump)];
-    token::transfer(
-        CpiContext::new_with_signer(
-            accounts.token_program.key(),
-            Transfer {
-                from: accounts.collateral_vault.to_account_info(),
-                to: accounts.destination.to_account_info(),
-                authority: accounts.exchange.to_account_info(),
-            },
-            signer_seeds,
-        ),
+    // The exchange's borrow above is released: the CPI passes the account.
+    transfer_from_vault(
+        &accounts.token_program,
+        &accounts.exchange.to_account_info(),
+        bump,
+        &accounts.collateral_vault,
+        &accounts.destination,
         amount,
     )?;
 

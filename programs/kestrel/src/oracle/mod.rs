@@ -5,11 +5,11 @@
 //!
 //! Validation is pure (no account types): parsers turn account bytes into a
 //! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
-use anchor_lang::prelude::{AccountInfo, Pubkey};
+use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
 use fixed::types::I80F48;
 
 use crate::error::KestrelError;
-use crate::state::OracleKind;
+use crate::state::{Market, OracleKind};
 
 pub mod pyth;
 pub mod switchboard;
@@ -34,6 +34,45 @@ pub fn read_feed(
         ),
         OracleKind::None => Err(OracleError::WrongFeed),
     }
+}
+
+/// The market's price now. The outer error refuses the instruction (an
+/// account that is not the configured feed, or a missing fallback); the inner
+/// one is a feed that cannot be used now, which makes the market reduce-only
+/// for this instruction.
+pub fn market_price(
+    market: &Market,
+    quote_decimals: u8,
+    primary: &AccountInfo,
+    fallback: Option<&AccountInfo>,
+    clock: &Clock,
+) -> Result<Result<OraclePrice, OracleError>, KestrelError> {
+    let params = market.params();
+    let config = &params.oracle;
+    let bounds = OracleBounds {
+        max_age_seconds: config.max_age_seconds,
+        max_age_slots: config.max_age_slots,
+        max_confidence_bps: config.max_confidence_bps,
+        base_decimals: market.base_decimals,
+        quote_decimals,
+    };
+    let read = |kind, feed: &[u8; 32], account: &AccountInfo| match read_feed(kind, feed, account) {
+        Ok(raw) => Ok(validate(&raw, &bounds, clock.unix_timestamp, clock.slot)),
+        // Not the feed at all: a caller's mistake, never a reason to fail over.
+        Err(
+            error
+            @ (OracleError::WrongOwner | OracleError::WrongFeed | OracleError::BadAccountData),
+        ) => Err(KestrelError::from(error)),
+        Err(error) => Ok(Err(error)),
+    };
+    let primary = read(config.primary_kind, &config.primary_feed, primary)?;
+    let fallback = match (config.fallback_kind, fallback) {
+        (OracleKind::None, _) => None,
+        (kind, Some(account)) => Some(read(kind, &config.fallback_feed, account)?),
+        // Dropping the fallback would also drop the deviation check.
+        (_, None) => return Err(KestrelError::WrongOracleAccount),
+    };
+    Ok(select(primary, fallback, config.max_deviation_bps))
 }
 
 impl From<OracleError> for KestrelError {
@@ -161,8 +200,10 @@ pub fn validate(
     })
 }
 
-/// `mantissa * 10^exponent` in I80F48; the integer division comes first so a
-/// large mantissa (Switchboard's 18 decimals) does not overflow on the way.
+/// `mantissa * 10^exponent` in I80F48, rounded down. For a negative exponent
+/// it is one integer division of the fixed-point bits (a fixed-point divide is
+/// a far dearer wide division on SBF); mantissas too large to shift (beyond
+/// 2^79) take the slower whole-and-fraction path.
 fn scale(mantissa: i128, exponent: i32) -> Option<I80F48> {
     if mantissa < 0 {
         return None;
@@ -172,6 +213,9 @@ fn scale(mantissa: i128, exponent: i32) -> Option<I80F48> {
         return I80F48::checked_from_num(mantissa.checked_mul(factor)?);
     }
     let divisor = 10i128.checked_pow(exponent.unsigned_abs())?;
+    if mantissa < 1 << 79 {
+        return Some(I80F48::from_bits((mantissa << 48) / divisor));
+    }
     let whole = I80F48::checked_from_num(mantissa / divisor)?;
     let fraction = I80F48::checked_from_num(mantissa % divisor)?
         .checked_div(I80F48::checked_from_num(divisor)?)?;
@@ -193,7 +237,7 @@ pub fn select(
                 .price
                 .checked_mul(I80F48::from_num(max_deviation_bps))
                 .ok_or(OracleError::OutOfRange)?
-                / I80F48::from_num(10_000);
+                / 10_000i128;
             if difference > bound {
                 Err(OracleError::Deviation)
             } else {

@@ -1,12 +1,61 @@
 use anchor_lang::prelude::*;
 
+use crate::engine::perp::{self, Position};
+use crate::engine::Side;
 use crate::error::KestrelError;
+use crate::units::{BaseLots, NativeUnits};
 
 /// PDA seeds: `[MARGIN_ACCOUNT_SEED, exchange, owner, sub_account_index (u16 LE)]`.
 pub const MARGIN_ACCOUNT_SEED: &[u8] = b"margin_account";
+/// Markets one account can hold a position or orders in at once: bounds the
+/// health loop and the accounts every health check needs.
+pub const MAX_POSITIONS: usize = 8;
+/// Orders one account can have resting across all markets.
+pub const MAX_OPEN_ORDERS: usize = 32;
+
+/// A position in one perpetual market. A slot is in use while the position,
+/// its entry quote or its resting orders are not zero.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PerpPosition {
+    pub market_index: u16,
+    pub in_use: u8,
+    pub padding: [u8; 5],
+    /// Signed base position in base lots (long > 0).
+    pub base_lots: i64,
+    /// Entry quote of the open position, native units: negative for a long.
+    pub quote_native: i64,
+    /// Base lots resting (or filled and not yet cranked) on each side.
+    pub bids_base_lots: u64,
+    pub asks_base_lots: u64,
+    /// Lifetime totals, for the owner's records.
+    pub realized_pnl_native: i64,
+    pub fees_paid_native: i64,
+    /// The market's cumulative funding index at the last settlement (I80F48
+    /// bits as little-endian u64 halves; used from funding onwards).
+    pub funding_index: [u64; 2],
+    pub reserved: [u8; 24],
+}
+
+/// One resting order, so the owner can find and cancel it and the crank can
+/// release it.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct OpenOrder {
+    /// The engine's order id (price << 64 | sequence), as (lo, hi).
+    pub order_id: [u64; 2],
+    pub client_order_id: u64,
+    pub market_index: u16,
+    pub side: u8,
+    pub in_use: u8,
+    pub padding: [u8; 4],
+}
+
+const _: () = assert!(core::mem::size_of::<PerpPosition>() == 96);
+const _: () = assert!(core::mem::size_of::<OpenOrder>() == 32);
 
 /// A user's cross-margined account. One owner may hold many, told apart by
-/// `sub_account_index`. The delegate may deposit (and, later, trade) but never
+/// `sub_account_index`. The delegate may deposit and trade but never
 /// withdraw or close.
 #[account(zero_copy)]
 pub struct MarginAccount {
@@ -20,13 +69,79 @@ pub struct MarginAccount {
     pub sub_account_index: u16,
     pub bump: u8,
     pub padding0: [u8; 5],
+    pub positions: [PerpPosition; MAX_POSITIONS],
+    pub open_orders: [OpenOrder; MAX_OPEN_ORDERS],
     /// Room for fields added by later versions without a migration.
     pub reserved: [u8; 256],
 }
 
-pub const MARGIN_ACCOUNT_SIZE: usize = 3 * 32 + 8 + 8 + 256;
+pub const MARGIN_ACCOUNT_SIZE: usize =
+    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 256;
 const _: () = assert!(core::mem::size_of::<MarginAccount>() == MARGIN_ACCOUNT_SIZE);
 const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
+
+impl PerpPosition {
+    pub fn position(&self) -> Position {
+        Position {
+            base_lots: self.base_lots,
+            quote: self.quote_native,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.base_lots == 0
+            && self.quote_native == 0
+            && self.bids_base_lots == 0
+            && self.asks_base_lots == 0
+    }
+
+    /// Books a trade; returns the realized PnL to move to collateral.
+    pub fn trade(&mut self, bought: bool, lots: BaseLots, quote: NativeUnits) -> Result<i64> {
+        let outcome = perp::apply_trade(self.position(), bought, lots, quote)
+            .ok_or(KestrelError::MathOverflow)?;
+        self.base_lots = outcome.position.base_lots;
+        self.quote_native = outcome.position.quote;
+        self.realized_pnl_native = self
+            .realized_pnl_native
+            .checked_add(outcome.realized)
+            .ok_or(KestrelError::MathOverflow)?;
+        Ok(outcome.realized)
+    }
+
+    fn resting_mut(&mut self, side: Side) -> &mut u64 {
+        match side {
+            Side::Bid => &mut self.bids_base_lots,
+            Side::Ask => &mut self.asks_base_lots,
+        }
+    }
+
+    pub fn reserve(&mut self, side: Side, lots: BaseLots) -> Result<()> {
+        let resting = self.resting_mut(side);
+        *resting = resting
+            .checked_add(lots.0)
+            .ok_or(KestrelError::MathOverflow)?;
+        Ok(())
+    }
+
+    /// Resting orders left the book (filled, cancelled or out).
+    pub fn release(&mut self, side: Side, lots: BaseLots) -> Result<()> {
+        let resting = self.resting_mut(side);
+        *resting = resting
+            .checked_sub(lots.0)
+            .ok_or(KestrelError::AccountingMismatch)?;
+        Ok(())
+    }
+}
+
+impl OpenOrder {
+    pub fn order_id(&self) -> u128 {
+        crate::engine::node::key_from_parts(self.order_id)
+    }
+
+    pub fn side(&self) -> Side {
+        Side::from_u8(self.side).unwrap_or(Side::Bid)
+    }
+}
 
 impl MarginAccount {
     pub const SPACE: usize = 8 + MARGIN_ACCOUNT_SIZE;
@@ -39,14 +154,19 @@ impl MarginAccount {
         self.owner == *key || (self.has_delegate() && self.delegate == *key)
     }
 
-    /// Collateral that may leave the account. Until positions exist this is
-    /// the positive part of the balance; the health check replaces it later.
+    /// Collateral that may leave the account before health is considered:
+    /// the positive part of the balance (unrealized profit is not cash).
     pub fn free_collateral(&self) -> u64 {
         self.collateral.max(0) as u64
     }
 
     pub fn credit(&mut self, amount: u64) -> Result<()> {
         let amount = i64::try_from(amount).map_err(|_| KestrelError::MathOverflow)?;
+        self.add_collateral(amount)
+    }
+
+    /// Adds a signed amount (realized PnL, fees, rewards) to collateral.
+    pub fn add_collateral(&mut self, amount: i64) -> Result<()> {
         self.collateral = self
             .collateral
             .checked_add(amount)
@@ -65,9 +185,121 @@ impl MarginAccount {
         Ok(())
     }
 
-    /// Closing is allowed only when nothing of value is left.
+    /// Closing is allowed only when nothing of value or risk is left.
     pub fn is_empty(&self) -> bool {
         self.collateral == 0
+            && self.positions.iter().all(|p| p.in_use == 0)
+            && self.open_orders.iter().all(|o| o.in_use == 0)
+    }
+
+    pub fn position(&self, market_index: u16) -> Option<&PerpPosition> {
+        self.positions
+            .iter()
+            .find(|p| p.in_use != 0 && p.market_index == market_index)
+    }
+
+    pub fn position_mut(&mut self, market_index: u16) -> Option<&mut PerpPosition> {
+        self.positions
+            .iter_mut()
+            .find(|p| p.in_use != 0 && p.market_index == market_index)
+    }
+
+    /// The position in `market_index`, opening a slot if there is none.
+    pub fn position_or_open(&mut self, market_index: u16) -> Result<&mut PerpPosition> {
+        let index = match self
+            .positions
+            .iter()
+            .position(|p| p.in_use != 0 && p.market_index == market_index)
+        {
+            Some(index) => index,
+            None => {
+                let free = self
+                    .positions
+                    .iter()
+                    .position(|p| p.in_use == 0)
+                    .ok_or(KestrelError::TooManyPositions)?;
+                self.positions[free] = PerpPosition {
+                    market_index,
+                    in_use: 1,
+                    ..Default::default()
+                };
+                free
+            }
+        };
+        Ok(&mut self.positions[index])
+    }
+
+    /// Books a fill on the position in `market_index` (which must exist) and
+    /// moves its realized PnL less `fee` (negative: a rebate) to collateral.
+    pub fn settle_fill(
+        &mut self,
+        market_index: u16,
+        bought: bool,
+        lots: BaseLots,
+        quote: NativeUnits,
+        fee: i64,
+    ) -> Result<()> {
+        let position = self
+            .position_mut(market_index)
+            .ok_or(KestrelError::AccountingMismatch)?;
+        let realized = position.trade(bought, lots, quote)?;
+        position.fees_paid_native = position
+            .fees_paid_native
+            .checked_add(fee)
+            .ok_or(KestrelError::MathOverflow)?;
+        self.add_collateral(
+            realized
+                .checked_sub(fee)
+                .ok_or(KestrelError::MathOverflow)?,
+        )
+    }
+
+    /// Frees the slot of `market_index` once nothing is left in it.
+    pub fn release_position_if_empty(&mut self, market_index: u16) {
+        for slot in self.positions.iter_mut() {
+            if slot.in_use != 0 && slot.market_index == market_index && slot.is_empty() {
+                *slot = PerpPosition::default();
+            }
+        }
+    }
+
+    /// A free open-order slot, if any.
+    pub fn free_order_slot(&self) -> Option<u8> {
+        self.open_orders
+            .iter()
+            .position(|o| o.in_use == 0)
+            .map(|i| i as u8)
+    }
+
+    pub fn record_order(
+        &mut self,
+        slot: u8,
+        market_index: u16,
+        side: Side,
+        order_id: u128,
+        client_order_id: u64,
+    ) {
+        self.open_orders[usize::from(slot)] = OpenOrder {
+            order_id: crate::engine::node::key_to_parts(order_id),
+            client_order_id,
+            market_index,
+            side: side as u8,
+            in_use: 1,
+            padding: [0; 4],
+        };
+    }
+
+    /// Frees `slot` if it still holds `order_id` (a slot may have been
+    /// released by a cancel and reused before the crank reports the order gone).
+    pub fn forget_order(&mut self, slot: u8, market_index: u16, order_id: u128) {
+        if let Some(order) = self.open_orders.get_mut(usize::from(slot)) {
+            if order.in_use != 0
+                && order.market_index == market_index
+                && order.order_id() == order_id
+            {
+                *order = OpenOrder::default();
+            }
+        }
     }
 }
 

@@ -92,6 +92,9 @@ pub struct MarketParams {
     /// Fills further than this from the oracle price are refused.
     pub price_band_bps: u32,
     pub max_fills_per_order: u16,
+    /// Native quote units paid from the market's fees for each event the
+    /// crank consumes (capped by the fees available).
+    pub crank_reward_native: u64,
     pub oracle: OracleConfig,
 }
 
@@ -167,11 +170,18 @@ pub struct Market {
     pub primary_kind: u8,
     pub fallback_kind: u8,
     pub padding0: [u8; 3],
+    pub crank_reward_native: u64,
+    /// Fees taken and not yet swept to the fee vault, native quote units.
+    /// They sit in the collateral vault until `sweep_fees`.
+    pub fees_accrued: u64,
+    /// The part of `fees_accrued` owed to makers as rebates for fills the
+    /// crank has not applied yet: never swept or paid out as rewards.
+    pub rebates_reserved: u64,
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 256],
+    pub reserved: [u8; 232],
 }
 
-pub const MARKET_SIZE: usize = 4 * 32 + 16 + 2 * 32 + 3 * 8 + 9 * 4 + 2 * 2 + 5 + 3 + 256;
+pub const MARKET_SIZE: usize = 4 * 32 + 16 + 2 * 32 + 3 * 8 + 9 * 4 + 2 * 2 + 5 + 3 + 3 * 8 + 232;
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 
@@ -183,6 +193,11 @@ impl Market {
     }
 
     /// The parameters as stored (the inverse of `apply_params`).
+    /// Fees that may leave: swept to the fee vault or paid to the crank.
+    pub fn fees_available(&self) -> u64 {
+        self.fees_accrued.saturating_sub(self.rebates_reserved)
+    }
+
     pub fn params(&self) -> MarketParams {
         let kind = |byte| OracleKind::from_u8(byte).unwrap_or(OracleKind::None);
         MarketParams {
@@ -192,6 +207,7 @@ impl Market {
             taker_fee_bps: self.taker_fee_bps,
             price_band_bps: self.price_band_bps,
             max_fills_per_order: self.max_fills_per_order,
+            crank_reward_native: self.crank_reward_native,
             oracle: OracleConfig {
                 primary_kind: kind(self.primary_kind),
                 primary_feed: self.primary_feed,
@@ -212,6 +228,7 @@ impl Market {
         self.taker_fee_bps = params.taker_fee_bps;
         self.price_band_bps = params.price_band_bps;
         self.max_fills_per_order = params.max_fills_per_order;
+        self.crank_reward_native = params.crank_reward_native;
         let oracle = &params.oracle;
         self.primary_kind = oracle.primary_kind as u8;
         self.primary_feed = oracle.primary_feed;
@@ -251,6 +268,7 @@ mod tests {
             taker_fee_bps: 5,
             price_band_bps: 500,
             max_fills_per_order: 32,
+            crank_reward_native: 10,
             oracle: OracleConfig {
                 primary_kind: OracleKind::Pyth,
                 primary_feed: [1; 32],

@@ -1,0 +1,266 @@
+//! Perpetual position and fee arithmetic, in native quote units. Pure: the
+//! program, the SDK's health preview and the keeper's audit share it.
+//!
+//! A position is a signed base quantity and the quote that paid for it (`< 0`
+//! for a long: quote went out; `> 0` for a short). A fill that grows the
+//! position adds to both. A fill that shrinks it *realizes* the closed share:
+//! that share of the entry quote, plus the fill's quote, moves to collateral.
+//! Whatever the rounding, collateral + entry quote changes by exactly the fill's
+//! quote flow, so no trade creates or destroys a unit.
+use fixed::types::I80F48;
+
+use crate::units::{BaseLots, NativeUnits, Ticks};
+
+/// A position before or after a trade.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub base_lots: i64,
+    /// Entry quote of the open position, native units.
+    pub quote: i64,
+}
+
+/// What one trade did to a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeOutcome {
+    pub position: Position,
+    /// Native units to add to collateral (negative: a realized loss).
+    pub realized: i64,
+}
+
+/// Applies a trade of `lots` base lots for `quote` native units: bought when
+/// `bought`, sold otherwise. `None` on overflow.
+pub fn apply_trade(
+    position: Position,
+    bought: bool,
+    lots: BaseLots,
+    quote: NativeUnits,
+) -> Option<TradeOutcome> {
+    let lots = i64::try_from(lots.0).ok()?;
+    let quote = i64::try_from(quote.0).ok()?;
+    let (signed_lots, flow) = if bought {
+        (lots, quote.checked_neg()?)
+    } else {
+        (lots.checked_neg()?, quote)
+    };
+    let base = position.base_lots;
+    let new_base = base.checked_add(signed_lots)?;
+    if base == 0 || (base > 0) == (signed_lots > 0) || signed_lots == 0 {
+        return Some(TradeOutcome {
+            position: Position {
+                base_lots: new_base,
+                quote: position.quote.checked_add(flow)?,
+            },
+            realized: 0,
+        });
+    }
+    // Shrinking (and perhaps flipping): split the fill into its closing part
+    // and the part that opens the other way.
+    let closing = i128::from(signed_lots.unsigned_abs().min(base.unsigned_abs()));
+    let closing_flow = (i128::from(flow) * closing / i128::from(lots)) as i64;
+    let opening_flow = flow - closing_flow;
+    // The closed share of the entry quote; all of it when fully closed.
+    let entry_share =
+        (i128::from(position.quote) * closing / i128::from(base.unsigned_abs())) as i64;
+    Some(TradeOutcome {
+        position: Position {
+            base_lots: new_base,
+            quote: position
+                .quote
+                .checked_sub(entry_share)?
+                .checked_add(opening_flow)?,
+        },
+        realized: closing_flow.checked_add(entry_share)?,
+    })
+}
+
+/// The quote value of a fill in native units.
+pub fn fill_quote(price: Ticks, lots: BaseLots, quote_lot_size: u64) -> Option<NativeUnits> {
+    price.checked_quote(lots)?.checked_to_native(quote_lot_size)
+}
+
+/// The taker fee on `quote`, rounded up (in the exchange's favour).
+pub fn taker_fee(quote: NativeUnits, fee_bps: u32) -> Option<u64> {
+    let scaled = u128::from(quote.0) * u128::from(fee_bps);
+    u64::try_from(scaled.div_ceil(10_000)).ok()
+}
+
+/// The maker's fee on `quote`: positive is charged (rounded up), negative is
+/// a rebate (rounded down), so the exchange never pays out more than the
+/// taker fee of the same fill, which is at least as large.
+pub fn maker_fee(quote: NativeUnits, fee_bps: i32) -> Option<i64> {
+    let scaled = u128::from(quote.0) * u128::from(fee_bps.unsigned_abs());
+    if fee_bps >= 0 {
+        i64::try_from(scaled.div_ceil(10_000)).ok()
+    } else {
+        i64::try_from(scaled / 10_000).ok().map(|rebate| -rebate)
+    }
+}
+
+/// The rebate `maker_fee` would pay, or 0 for a charged fee.
+pub fn maker_rebate(quote: NativeUnits, fee_bps: i32) -> Option<u64> {
+    Some(maker_fee(quote, fee_bps)?.min(0).unsigned_abs())
+}
+
+/// An oracle price (native quote per native base) in ticks, rounded down.
+pub fn price_in_ticks(price: I80F48, base_lot_size: u64, quote_lot_size: u64) -> Option<I80F48> {
+    if quote_lot_size == 0 {
+        return None;
+    }
+    // Dividing by an integer divides the bits: no wide fixed-point division.
+    Some(price.checked_mul_int(i128::from(base_lot_size))? / i128::from(quote_lot_size))
+}
+
+/// The prices at which fills are allowed: within `band_bps` of the oracle
+/// price (in ticks), inclusive, with the band's edges rounded inwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PriceBand {
+    pub low: Ticks,
+    pub high: Ticks,
+}
+
+impl PriceBand {
+    pub fn around(oracle_ticks: I80F48, band_bps: u32) -> Option<Self> {
+        let scale = |bps: i64| -> Option<I80F48> {
+            oracle_ticks
+                .checked_mul_int(i128::from(bps))?
+                .checked_div_int(10_000)
+        };
+        let low = scale(10_000 - i64::from(band_bps))?.ceil();
+        let high = scale(10_000 + i64::from(band_bps))?.floor();
+        let to_ticks = |value: I80F48| Ticks(value.saturating_to_num::<u64>());
+        Some(Self {
+            low: Ticks(to_ticks(low).0.max(1)),
+            high: to_ticks(high),
+        })
+    }
+
+    pub fn contains(&self, price: Ticks) -> bool {
+        self.low <= price && price <= self.high
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn trade(base: i64, quote: i64, bought: bool, lots: u64, paid: u64) -> TradeOutcome {
+        apply_trade(
+            Position {
+                base_lots: base,
+                quote,
+            },
+            bought,
+            BaseLots(lots),
+            NativeUnits(paid),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn opening_and_adding_realize_nothing() {
+        let open = trade(0, 0, true, 10, 1_500);
+        assert_eq!(
+            open.position,
+            Position {
+                base_lots: 10,
+                quote: -1_500
+            }
+        );
+        assert_eq!(open.realized, 0);
+        let add = trade(10, -1_500, true, 10, 1_700);
+        assert_eq!(
+            add.position,
+            Position {
+                base_lots: 20,
+                quote: -3_200
+            }
+        );
+        assert_eq!(trade(0, 0, false, 4, 600).position.quote, 600);
+    }
+
+    #[test]
+    fn closing_realizes_the_difference_from_entry() {
+        // Long 10 at 150, sell 4 at 160: realize 4 * 10 = 40.
+        let partial = trade(10, -1_500, false, 4, 640);
+        assert_eq!(partial.realized, 40);
+        assert_eq!(
+            partial.position,
+            Position {
+                base_lots: 6,
+                quote: -900
+            }
+        );
+        // Sell the other 6 at 140: realize -60; flat with nothing left over.
+        let close = trade(6, -900, false, 6, 840);
+        assert_eq!(close.realized, -60);
+        assert_eq!(close.position, Position::default());
+        // Short 5 sold at 100 each, bought back at 90: +50.
+        assert_eq!(trade(-5, 500, true, 5, 450).realized, 50);
+    }
+
+    #[test]
+    fn flipping_closes_then_opens_at_the_fill_price() {
+        // Long 2 at 100, sell 5 at 110: realize +20, now short 3 at 110.
+        let flip = trade(2, -200, false, 5, 550);
+        assert_eq!(flip.realized, 20);
+        assert_eq!(
+            flip.position,
+            Position {
+                base_lots: -3,
+                quote: 330
+            }
+        );
+    }
+
+    #[test]
+    fn fees_round_for_the_exchange_and_rebates_never_exceed_taker_fees() {
+        assert_eq!(taker_fee(NativeUnits(10_001), 5), Some(6));
+        assert_eq!(taker_fee(NativeUnits(0), 5), Some(0));
+        assert_eq!(maker_fee(NativeUnits(10_001), 2), Some(3));
+        assert_eq!(maker_fee(NativeUnits(10_001), -2), Some(-2));
+        assert_eq!(maker_rebate(NativeUnits(10_001), -2), Some(2));
+        assert_eq!(maker_rebate(NativeUnits(10_001), 2), Some(0));
+        assert_eq!(
+            fill_quote(Ticks(u64::MAX), BaseLots(2), 1),
+            None,
+            "overflow is refused"
+        );
+    }
+
+    #[test]
+    fn the_band_is_inclusive_and_rounds_inwards() {
+        // 150 quote per base; 1 base lot = 0.01 base (10^7 native, 9 decimals);
+        // quote lot 100 native (6 decimals): 150 * 10^6 / 10^9 * 10^7 / 100 = 15,000 ticks.
+        let price = I80F48::from_num(150) * I80F48::from_num(1_000_000)
+            / I80F48::from_num(1_000_000_000u64);
+        let ticks = price_in_ticks(price, 10_000_000, 100).unwrap();
+        assert!((ticks - I80F48::from_num(15_000)).abs() < I80F48::from_num(0.001));
+        let band = PriceBand::around(I80F48::from_num(15_000), 500).unwrap();
+        assert_eq!((band.low, band.high), (Ticks(14_250), Ticks(15_750)));
+        assert!(band.contains(Ticks(15_750)) && !band.contains(Ticks(15_751)));
+        let odd = PriceBand::around(I80F48::from_num(333), 100).unwrap();
+        assert_eq!((odd.low, odd.high), (Ticks(330), Ticks(336)));
+    }
+
+    proptest! {
+        #[test]
+        fn a_trade_moves_exactly_its_quote_flow(
+            base in -1_000_000i64..1_000_000,
+            entry in -1_000_000_000i64..1_000_000_000,
+            bought: bool,
+            lots in 1u64..2_000_000,
+            paid in 0u64..2_000_000_000,
+        ) {
+            let before = Position { base_lots: base, quote: entry };
+            let after = apply_trade(before, bought, BaseLots(lots), NativeUnits(paid)).unwrap();
+            let flow = if bought { -(paid as i64) } else { paid as i64 };
+            prop_assert_eq!(after.realized + after.position.quote - entry, flow);
+            let signed = if bought { lots as i64 } else { -(lots as i64) };
+            prop_assert_eq!(after.position.base_lots, base + signed);
+            if after.position.base_lots == 0 {
+                prop_assert_eq!(after.position.quote, 0, "a flat position keeps no quote");
+            }
+        }
+    }
+}

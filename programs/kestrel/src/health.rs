@@ -1,0 +1,84 @@
+//! Gathers what `engine::risk::health` needs from accounts: each position's
+//! market parameters and oracle price.
+//!
+//! An instruction that checks health is given, as remaining accounts, one
+//! group per position of the margin account (in slot order) other than the
+//! market the instruction itself trades: the market, its primary oracle and,
+//! when the market has one, its fallback oracle. The SDK builds the list.
+use anchor_lang::prelude::*;
+use fixed::types::I80F48;
+
+use crate::engine::risk::{self, HealthKind, PerpExposure};
+use crate::error::KestrelError;
+use crate::oracle;
+use crate::state::*;
+
+/// A position as health sees it, in native units, at `price` (native quote
+/// per native base).
+pub fn exposure(position: &PerpPosition, market: &Market, price: I80F48) -> Result<PerpExposure> {
+    let lot = market.base_lot_size;
+    let overflow = || error!(KestrelError::MathOverflow);
+    let signed_lot = i64::try_from(lot).map_err(|_| overflow())?;
+    Ok(PerpExposure {
+        base: position
+            .base_lots
+            .checked_mul(signed_lot)
+            .ok_or_else(overflow)?,
+        quote: position.quote_native,
+        bids: position
+            .bids_base_lots
+            .checked_mul(lot)
+            .ok_or_else(overflow)?,
+        asks: position
+            .asks_base_lots
+            .checked_mul(lot)
+            .ok_or_else(overflow)?,
+        unsettled_funding: I80F48::ZERO,
+        price,
+        initial_margin_bps: market.initial_margin_bps,
+        maintenance_margin_bps: market.maintenance_margin_bps,
+    })
+}
+
+/// Exposures of every position of `account` except the one in `skip`, read
+/// from `remaining` as laid out in the module docs. An unusable oracle refuses
+/// the instruction with that oracle's error.
+pub fn other_exposures<'info>(
+    account: &MarginAccount,
+    skip: Option<u16>,
+    exchange: &Pubkey,
+    quote_decimals: u8,
+    remaining: &'info [AccountInfo<'info>],
+    clock: &Clock,
+) -> Result<Vec<PerpExposure>> {
+    let mut exposures = Vec::with_capacity(MAX_POSITIONS);
+    let mut next = remaining.iter();
+    for position in account.positions.iter() {
+        if position.in_use == 0 || Some(position.market_index) == skip {
+            continue;
+        }
+        let market_info = next.next().ok_or(KestrelError::WrongHealthAccounts)?;
+        let loader = AccountLoader::<Market>::try_from(market_info)
+            .map_err(|_| KestrelError::WrongHealthAccounts)?;
+        let market = loader.load()?;
+        require!(
+            market.exchange == *exchange && market.market_index == position.market_index,
+            KestrelError::WrongHealthAccounts
+        );
+        let primary = next.next().ok_or(KestrelError::WrongHealthAccounts)?;
+        let fallback = if market.fallback_kind == OracleKind::None as u8 {
+            None
+        } else {
+            Some(next.next().ok_or(KestrelError::WrongHealthAccounts)?)
+        };
+        let price = oracle::market_price(&market, quote_decimals, primary, fallback, clock)??;
+        exposures.push(exposure(position, &market, price.price)?);
+    }
+    Ok(exposures)
+}
+
+/// Initial health of collateral plus `exposures`.
+pub fn initial_health(collateral: i64, exposures: &[PerpExposure]) -> Result<I80F48> {
+    Ok(risk::health(collateral, exposures, HealthKind::Initial)
+        .ok_or(KestrelError::MathOverflow)?)
+}

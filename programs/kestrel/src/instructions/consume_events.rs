@@ -1,0 +1,142 @@
+use anchor_lang::prelude::*;
+
+use crate::engine::event_queue::Event;
+use crate::engine::perp;
+use crate::engine::{EventQueue, Side};
+use crate::error::KestrelError;
+use crate::state::*;
+
+/// Most events one call applies: bounds compute per transaction.
+pub const MAX_EVENTS_PER_CRANK: u16 = 64;
+
+/// Permissionless crank: applies up to `limit` events from the front of the
+/// queue to the makers' margin accounts (fills: position, PnL, maker fee or
+/// rebate; outs: reservations), and pays `crank_reward_native` per event from
+/// the market's fees to `reward_account` when one is given.
+///
+/// Remaining accounts: the margin accounts the events name, writable, in any
+/// order. The crank stops at the first event whose account is missing, so
+/// events are applied strictly in order.
+#[derive(Accounts)]
+pub struct ConsumeEvents<'info> {
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(
+        mut,
+        has_one = exchange @ KestrelError::WrongExchange,
+        has_one = event_queue @ KestrelError::WrongMarketAccounts,
+    )]
+    pub market: AccountLoader<'info, Market>,
+    #[account(mut)]
+    pub event_queue: AccountLoader<'info, EventQueueAccount>,
+    #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
+    pub reward_account: Option<AccountLoader<'info, MarginAccount>>,
+}
+
+pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u16) -> Result<()> {
+    let accounts = &ctx.accounts;
+    let exchange_key = accounts.exchange.key();
+    require!(
+        !accounts
+            .exchange
+            .load()?
+            .pause_flags()
+            .is_paused(PauseFlags::CONSUME_EVENTS),
+        KestrelError::ConsumeEventsPaused
+    );
+    let mut market = accounts.market.load_mut()?;
+    let mut queue_account = accounts.event_queue.load_mut()?;
+    let mut queue =
+        EventQueue::load(&mut queue_account.data).map_err(|_| KestrelError::WrongMarketAccounts)?;
+    require!(!queue.is_empty(), KestrelError::NoEventsToConsume);
+
+    let mut consumed: u64 = 0;
+    for _ in 0..limit.min(MAX_EVENTS_PER_CRANK) {
+        let Some(event) = queue.front().copied() else {
+            break;
+        };
+        let owner = match event.decode() {
+            Some(Event::Fill(fill)) => fill.maker,
+            Some(Event::Out(out)) => out.owner,
+            None => return err!(KestrelError::AccountingMismatch),
+        };
+        let Some(info) = ctx
+            .remaining_accounts
+            .iter()
+            .find(|info| info.key.to_bytes() == owner)
+        else {
+            break;
+        };
+        let loader = AccountLoader::<MarginAccount>::try_from(info)?;
+        let mut account = loader.load_mut()?;
+        require_keys_eq!(account.exchange, exchange_key, KestrelError::WrongExchange);
+        match event.decode() {
+            Some(Event::Fill(fill)) => {
+                let side = Side::from_u8(fill.taker_side)
+                    .ok_or(KestrelError::AccountingMismatch)?
+                    .opposite();
+                let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
+                    .ok_or(KestrelError::MathOverflow)?;
+                let fee =
+                    perp::maker_fee(quote, fill.maker_fee_bps).ok_or(KestrelError::MathOverflow)?;
+                account
+                    .position_mut(market.market_index)
+                    .ok_or(KestrelError::AccountingMismatch)?
+                    .release(side, fill.quantity)?;
+                account.settle_fill(
+                    market.market_index,
+                    side == Side::Bid,
+                    fill.quantity,
+                    quote,
+                    fee,
+                )?;
+                if fee >= 0 {
+                    market.fees_accrued = market
+                        .fees_accrued
+                        .checked_add(fee as u64)
+                        .ok_or(KestrelError::MathOverflow)?;
+                } else {
+                    let rebate = fee.unsigned_abs();
+                    market.fees_accrued = market
+                        .fees_accrued
+                        .checked_sub(rebate)
+                        .ok_or(KestrelError::AccountingMismatch)?;
+                    market.rebates_reserved = market
+                        .rebates_reserved
+                        .checked_sub(rebate)
+                        .ok_or(KestrelError::AccountingMismatch)?;
+                }
+                if fill.maker_out != 0 {
+                    let order_id = crate::engine::node::key_from_parts(fill.maker_order_id);
+                    account.forget_order(fill.maker_slot, market.market_index, order_id);
+                }
+            }
+            Some(Event::Out(out)) => {
+                let side = Side::from_u8(out.side).ok_or(KestrelError::AccountingMismatch)?;
+                account
+                    .position_mut(market.market_index)
+                    .ok_or(KestrelError::AccountingMismatch)?
+                    .release(side, out.quantity)?;
+                if out.order_gone != 0 {
+                    let order_id = crate::engine::node::key_from_parts(out.order_id);
+                    account.forget_order(out.owner_slot, market.market_index, order_id);
+                }
+            }
+            None => unreachable!("decoded above"),
+        }
+        account.release_position_if_empty(market.market_index);
+        queue.pop_front();
+        consumed += 1;
+    }
+    require!(consumed > 0, KestrelError::MissingEventAccount);
+
+    if let Some(reward_account) = &accounts.reward_account {
+        let reward = consumed
+            .saturating_mul(market.crank_reward_native)
+            .min(market.fees_available());
+        if reward > 0 {
+            market.fees_accrued -= reward;
+            reward_account.load_mut()?.credit(reward)?;
+        }
+    }
+    Ok(())
+}

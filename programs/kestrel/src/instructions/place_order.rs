@@ -1,0 +1,321 @@
+use anchor_lang::prelude::*;
+
+use crate::engine::event_queue::Event;
+use crate::engine::perp::{self, PriceBand};
+use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
+use crate::error::KestrelError;
+use crate::health;
+use crate::oracle;
+use crate::state::*;
+use crate::units::{BaseLots, Ticks};
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderSide {
+    Bid,
+    Ask,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderType {
+    /// Takes what crosses, rests the rest.
+    Limit,
+    /// Rests in full or is refused.
+    PostOnly,
+    /// Rests in full, re-priced one tick inside the book if it would take.
+    PostOnlySlide,
+    /// Takes what crosses, cancels the rest.
+    ImmediateOrCancel,
+    /// Takes all of it or is refused.
+    FillOrKill,
+    /// Takes what crosses up to `price` (clamped to the oracle band), cancels the rest.
+    Market,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTradeBehavior {
+    DecrementTake,
+    CancelProvide,
+    AbortTransaction,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaceOrderArgs {
+    pub side: OrderSide,
+    pub order_type: OrderType,
+    /// Limit price in ticks (quote lots per base lot); the worst price for `Market`.
+    pub price: u64,
+    /// Base lots.
+    pub quantity: u64,
+    pub client_order_id: u64,
+    /// Only shrink the position: the quantity is cut to what does.
+    pub reduce_only: bool,
+    /// Unix seconds after which a resting order stops trading; 0 = never.
+    pub expiry: u64,
+    pub self_trade: SelfTradeBehavior,
+}
+
+impl From<OrderSide> for Side {
+    fn from(side: OrderSide) -> Self {
+        match side {
+            OrderSide::Bid => Side::Bid,
+            OrderSide::Ask => Side::Ask,
+        }
+    }
+}
+
+impl From<OrderType> for engine::OrderType {
+    fn from(order_type: OrderType) -> Self {
+        match order_type {
+            OrderType::Limit => Self::Limit,
+            OrderType::PostOnly => Self::PostOnly,
+            OrderType::PostOnlySlide => Self::PostOnlySlide,
+            OrderType::ImmediateOrCancel => Self::ImmediateOrCancel,
+            OrderType::FillOrKill => Self::FillOrKill,
+            OrderType::Market => Self::Market,
+        }
+    }
+}
+
+impl From<SelfTradeBehavior> for engine::SelfTradeBehavior {
+    fn from(behavior: SelfTradeBehavior) -> Self {
+        match behavior {
+            SelfTradeBehavior::DecrementTake => Self::DecrementTake,
+            SelfTradeBehavior::CancelProvide => Self::CancelProvide,
+            SelfTradeBehavior::AbortTransaction => Self::AbortTransaction,
+        }
+    }
+}
+
+/// Places an order for the margin account's owner or delegate. The taker side
+/// settles here; makers settle when `consume_events` applies their fills.
+/// Remaining accounts: the health accounts of the account's other positions
+/// (see `health.rs`).
+#[derive(Accounts)]
+pub struct PlaceOrder<'info> {
+    /// The margin account's owner or delegate.
+    pub authority: Signer<'info>,
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
+    pub margin_account: AccountLoader<'info, MarginAccount>,
+    #[account(
+        mut,
+        has_one = exchange @ KestrelError::WrongExchange,
+        has_one = bids @ KestrelError::WrongMarketAccounts,
+        has_one = asks @ KestrelError::WrongMarketAccounts,
+        has_one = event_queue @ KestrelError::WrongMarketAccounts,
+    )]
+    pub market: AccountLoader<'info, Market>,
+    #[account(mut)]
+    pub bids: AccountLoader<'info, BookSideAccount>,
+    #[account(mut)]
+    pub asks: AccountLoader<'info, BookSideAccount>,
+    #[account(mut)]
+    pub event_queue: AccountLoader<'info, EventQueueAccount>,
+    /// CHECK: checked by `oracle::market_price` against the market's config.
+    pub primary_oracle: UncheckedAccount<'info>,
+    /// CHECK: as `primary_oracle`; required when the market has a fallback.
+    pub fallback_oracle: Option<UncheckedAccount<'info>>,
+}
+
+pub fn place_order<'info>(
+    ctx: Context<'info, PlaceOrder<'info>>,
+    args: PlaceOrderArgs,
+) -> Result<()> {
+    let accounts = &ctx.accounts;
+    let quote_decimals = {
+        let exchange = accounts.exchange.load()?;
+        require!(
+            !exchange.pause_flags().is_paused(PauseFlags::TRADING),
+            KestrelError::TradingPaused
+        );
+        exchange.collateral_decimals
+    };
+    let clock = Clock::get()?;
+    let now = u64::try_from(clock.unix_timestamp).map_err(|_| KestrelError::MathOverflow)?;
+    let margin_key = accounts.margin_account.key();
+    let mut account = accounts.margin_account.load_mut()?;
+    require!(
+        account.is_owner_or_delegate(&accounts.authority.key()),
+        KestrelError::NotOwnerOrDelegate
+    );
+    let mut market = accounts.market.load_mut()?;
+    match market.status() {
+        MarketStatus::Active => {}
+        MarketStatus::ReduceOnly => require!(args.reduce_only, KestrelError::MarketReduceOnly),
+        MarketStatus::Paused | MarketStatus::Closed => return err!(KestrelError::MarketNotTrading),
+    }
+    // No usable oracle: the market is reduce-only for this instruction, and
+    // a new-risk order is refused with the oracle's own error.
+    let price = match oracle::market_price(
+        &market,
+        quote_decimals,
+        &accounts.primary_oracle,
+        accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
+        &clock,
+    )? {
+        Ok(price) => Some(price),
+        Err(error) if !args.reduce_only => return Err(error.into()),
+        Err(_) => None,
+    };
+
+    let side = Side::from(args.side);
+    let market_index = market.market_index;
+    let before = account.position(market_index).copied().unwrap_or_default();
+    let quantity = if args.reduce_only {
+        reduce_only_quantity(&before, side, args.quantity)?
+    } else {
+        args.quantity
+    };
+
+    let order_type = engine::OrderType::from(args.order_type);
+    let mut limit = Ticks(args.price);
+    let band = match price {
+        Some(price) => Some(
+            perp::price_in_ticks(price.price, market.base_lot_size, market.quote_lot_size)
+                .and_then(|ticks| PriceBand::around(ticks, market.price_band_bps))
+                .ok_or(KestrelError::MathOverflow)?,
+        ),
+        None => None,
+    };
+    if let Some(band) = band {
+        limit = match (order_type, side) {
+            (engine::OrderType::Market, Side::Bid) => limit.min(band.high),
+            (engine::OrderType::Market, Side::Ask) => limit.max(band.low),
+            (_, Side::Bid) if limit > band.high => return err!(KestrelError::PriceOutsideBand),
+            (_, Side::Ask) if limit < band.low => return err!(KestrelError::PriceOutsideBand),
+            _ => limit,
+        };
+    }
+
+    let may_rest = matches!(
+        order_type,
+        engine::OrderType::Limit | engine::OrderType::PostOnly | engine::OrderType::PostOnlySlide
+    );
+    let slot = account.free_order_slot();
+    require!(slot.is_some() || !may_rest, KestrelError::TooManyOpenOrders);
+    let seq = market.seq_num;
+    market.seq_num = seq.checked_add(1).ok_or(KestrelError::MathOverflow)?;
+
+    let order = NewOrder {
+        side,
+        order_type,
+        price: limit,
+        quantity: BaseLots(quantity),
+        owner: margin_key.to_bytes(),
+        owner_slot: slot.unwrap_or(0),
+        client_order_id: args.client_order_id,
+        flags: if args.reduce_only {
+            engine::node::order_flags::REDUCE_ONLY
+        } else {
+            0
+        },
+        expiry: args.expiry,
+        self_trade: args.self_trade.into(),
+        match_limit: usize::from(market.max_fills_per_order),
+        maker_fee_bps: market.maker_fee_bps,
+    };
+    let mut bids = accounts.bids.load_mut()?;
+    let mut asks = accounts.asks.load_mut()?;
+    let mut queue_account = accounts.event_queue.load_mut()?;
+    let mut queue =
+        EventQueue::load(&mut queue_account.data).map_err(|_| KestrelError::WrongMarketAccounts)?;
+    let mut book = Orderbook {
+        bids: engine::BookSide::load(&mut bids.data)
+            .map_err(|_| KestrelError::WrongMarketAccounts)?,
+        asks: engine::BookSide::load(&mut asks.data)
+            .map_err(|_| KestrelError::WrongMarketAccounts)?,
+    };
+    let result = book.place_order(&order, seq, now, &mut queue)?;
+
+    // Every fill must lie in the band, and each maker rebate is reserved out
+    // of the fees now, so the crank can always pay it.
+    let mut rebates = 0u64;
+    for event in queue.newest(result.events as usize) {
+        if let Some(Event::Fill(fill)) = event.decode() {
+            if let Some(band) = band {
+                require!(band.contains(fill.price), KestrelError::PriceOutsideBand);
+            }
+            let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
+                .ok_or(KestrelError::MathOverflow)?;
+            rebates = perp::maker_rebate(quote, fill.maker_fee_bps)
+                .and_then(|r| rebates.checked_add(r))
+                .ok_or(KestrelError::MathOverflow)?;
+        }
+    }
+
+    if !result.filled.is_zero() {
+        let quote = result
+            .filled_quote
+            .checked_to_native(market.quote_lot_size)
+            .ok_or(KestrelError::MathOverflow)?;
+        let fee = perp::taker_fee(quote, market.taker_fee_bps).ok_or(KestrelError::MathOverflow)?;
+        account.position_or_open(market_index)?;
+        account.settle_fill(
+            market_index,
+            side == Side::Bid,
+            result.filled,
+            quote,
+            i64::try_from(fee).map_err(|_| KestrelError::MathOverflow)?,
+        )?;
+        market.fees_accrued = market
+            .fees_accrued
+            .checked_add(fee)
+            .ok_or(KestrelError::MathOverflow)?;
+        market.rebates_reserved = market
+            .rebates_reserved
+            .checked_add(rebates)
+            .ok_or(KestrelError::MathOverflow)?;
+        // Taker fee >= the fills' rebates (validated fees, rounding), so
+        // reserved rebates are always covered by accrued fees.
+        require!(
+            market.rebates_reserved <= market.fees_accrued,
+            KestrelError::AccountingMismatch
+        );
+    }
+    if let (Some(order_id), Some(slot)) = (result.order_id, slot) {
+        account
+            .position_or_open(market_index)?
+            .reserve(side, result.posted)?;
+        account.record_order(slot, market_index, side, order_id, args.client_order_id);
+    }
+    account.release_position_if_empty(market_index);
+
+    // Initial health must stay >= 0, unless the order only shrinks risk.
+    let after = account.position(market_index).copied().unwrap_or_default();
+    if !args.reduce_only {
+        let price = price.ok_or(KestrelError::AccountingMismatch)?.price;
+        let mut exposures = health::other_exposures(
+            &account,
+            Some(market_index),
+            &accounts.exchange.key(),
+            quote_decimals,
+            ctx.remaining_accounts,
+            &clock,
+        )?;
+        let now_exposure = health::exposure(&after, &market, price)?;
+        let before_exposure = health::exposure(&before, &market, price)?;
+        exposures.push(now_exposure);
+        let healthy = health::initial_health(account.collateral, &exposures)? >= 0;
+        let reduces = now_exposure.worst_case_base() < before_exposure.worst_case_base();
+        require!(healthy || reduces, KestrelError::InsufficientHealth);
+    }
+    Ok(())
+}
+
+/// The part of `quantity` that shrinks the position, net of orders already
+/// resting on that side; refused when nothing would.
+fn reduce_only_quantity(position: &PerpPosition, side: Side, quantity: u64) -> Result<u64> {
+    let room = match side {
+        Side::Ask if position.base_lots > 0 => position
+            .base_lots
+            .unsigned_abs()
+            .saturating_sub(position.asks_base_lots),
+        Side::Bid if position.base_lots < 0 => position
+            .base_lots
+            .unsigned_abs()
+            .saturating_sub(position.bids_base_lots),
+        _ => 0,
+    };
+    require!(room > 0, KestrelError::ReduceOnlyWouldIncrease);
+    Ok(quantity.min(room))
+}
