@@ -377,6 +377,16 @@ impl Harness {
         market
     }
 
+    /// Republishes `market`'s oracles at `price` whole quote per base, now.
+    pub async fn set_oracle_price(&mut self, market: &ix::MarketAccounts, price: i64) {
+        self.set_pyth(&market.primary_oracle, price * 100_000_000, 1_000_000, 0)
+            .await;
+        if let Some(fallback) = market.fallback_oracle {
+            self.set_switchboard(&fallback, i128::from(price) * 10i128.pow(18), 0)
+                .await;
+        }
+    }
+
     /// Writes a fully verified Pyth update (price with exponent -8) published
     /// `age` seconds before the bank's clock.
     pub async fn set_pyth(&mut self, account: &Pubkey, price: i64, conf: u64, age: i64) {

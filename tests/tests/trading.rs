@@ -573,3 +573,81 @@ async fn a_full_event_queue_refuses_takers_until_cranked() {
     let alice = t.h.margin_account(&t.alice.margin_account).await;
     assert_eq!(alice.position(0).unwrap().base_lots, -(capacity as i64 + 1));
 }
+
+#[tokio::test]
+async fn expired_orders_leave_at_the_next_take_and_the_crank_releases_them() {
+    let mut t = setup().await;
+    let alice = t_user(&t.alice);
+    let now = t.h.now().await as u64;
+    let mut expiring = order(ASK, OrderType::Limit, PRICE, 5);
+    expiring.expiry = now + 10;
+    t.h.place(&alice, &t.market, expiring).await;
+    t.h.place(&alice, &t.market, order(ASK, OrderType::Limit, 15_010, 5))
+        .await;
+    t.h.chain.advance_clock(11).await;
+    t.h.set_oracle_price(&t.market, 150).await;
+
+    // Bob's take passes the expired ask (an out event) and fills the other.
+    let bob = t_user(&t.bob);
+    t.h.place(
+        &bob,
+        &t.market,
+        order(BID, OrderType::ImmediateOrCancel, 15_010, 5),
+    )
+    .await;
+    let position =
+        *t.h.margin_account(&bob.margin_account)
+            .await
+            .position(0)
+            .unwrap();
+    assert_eq!(
+        (position.base_lots, position.quote_native),
+        (5, -(notional(5, 15_010) as i64))
+    );
+    assert_eq!(t.h.pending_events(&t.market).await, 2);
+    t.h.crank(&t.market, 8).await;
+    let account = t.h.margin_account(&alice.margin_account).await;
+    let position = *account.position(0).unwrap();
+    assert_eq!((position.base_lots, position.asks_base_lots), (-5, 0));
+    assert!(account.open_orders.iter().all(|o| o.in_use == 0));
+}
+
+#[tokio::test]
+async fn a_delegate_trades_for_the_owner_and_self_trades_are_prevented() {
+    let mut t = setup().await;
+    let delegate = solana_sdk::signature::Keypair::new();
+    let alice = t_user(&t.alice);
+    let set = ix::set_delegate(
+        &alice.pubkey(),
+        &alice.margin_account,
+        Some(delegate.pubkey()),
+    );
+    t.h.ok("set_delegate", &[set], &[&alice.key]).await;
+    let ask = order(ASK, OrderType::Limit, PRICE, 5);
+    let place = ix::place_order(
+        &delegate.pubkey(),
+        &alice.margin_account,
+        &t.market,
+        ask,
+        vec![],
+    );
+    t.h.ok("place_order", &[place], &[&delegate]).await;
+    // Alice's own bid meets her ask: decrement-take trades nothing and takes
+    // the overlap off both.
+    t.h.place(&alice, &t.market, order(BID, OrderType::Limit, PRICE, 3))
+        .await;
+    let account = t.h.margin_account(&alice.margin_account).await;
+    assert_eq!(account.position(0).unwrap().base_lots, 0);
+    assert_eq!(t.h.pending_events(&t.market).await, 1, "one out event");
+    t.h.crank(&t.market, 8).await;
+    let position =
+        *t.h.margin_account(&alice.margin_account)
+            .await
+            .position(0)
+            .unwrap();
+    assert_eq!((position.bids_base_lots, position.asks_base_lots), (0, 2));
+    // Abort refuses instead.
+    let mut abort = order(BID, OrderType::Limit, PRICE, 1);
+    abort.self_trade = kestrel::instructions::SelfTradeBehavior::AbortTransaction;
+    refused_order(&mut t, &alice, abort, code(KestrelError::SelfTradeAborted)).await;
+}

@@ -353,4 +353,77 @@ mod tests {
         a.delegate = delegate;
         assert!(a.is_owner_or_delegate(&delegate));
     }
+
+    #[test]
+    fn position_slots_open_on_demand_are_bounded_and_free_when_empty() {
+        let mut a = account(0);
+        for market in 0..MAX_POSITIONS as u16 {
+            a.position_or_open(market)
+                .unwrap()
+                .reserve(Side::Bid, BaseLots(1))
+                .unwrap();
+        }
+        assert!(a.position_or_open(99).is_err(), "every slot is taken");
+        // An existing position is found, not opened twice.
+        a.position_or_open(3).unwrap();
+        assert_eq!(
+            a.positions.iter().filter(|p| p.market_index == 3).count(),
+            1
+        );
+        a.release_position_if_empty(3);
+        assert!(a.position(3).is_some(), "a reservation keeps the slot");
+        a.position_mut(3)
+            .unwrap()
+            .release(Side::Bid, BaseLots(1))
+            .unwrap();
+        a.release_position_if_empty(3);
+        assert!(a.position(3).is_none());
+        assert!(a.position_or_open(99).is_ok(), "the freed slot is reused");
+        assert!(!a.is_empty(), "positions keep the account open");
+    }
+
+    #[test]
+    fn releasing_more_than_reserved_is_an_error() {
+        let mut a = account(0);
+        let position = a.position_or_open(0).unwrap();
+        position.reserve(Side::Ask, BaseLots(2)).unwrap();
+        assert!(position.release(Side::Ask, BaseLots(3)).is_err());
+        assert!(position.release(Side::Bid, BaseLots(1)).is_err());
+        assert_eq!(position.asks_base_lots, 2);
+    }
+
+    #[test]
+    fn a_reused_order_slot_is_not_freed_by_a_stale_event() {
+        let mut a = account(0);
+        let slot = a.free_order_slot().unwrap();
+        a.record_order(slot, 0, Side::Bid, 111, 7);
+        // Cancelled, then the slot is reused by a new order.
+        a.forget_order(slot, 0, 111);
+        a.record_order(slot, 0, Side::Ask, 222, 8);
+        // A late event about order 111 leaves order 222 alone.
+        a.forget_order(slot, 0, 111);
+        assert_eq!(a.open_orders[usize::from(slot)].order_id(), 222);
+        a.forget_order(slot, 0, 222);
+        assert_eq!(a.open_orders[usize::from(slot)].in_use, 0);
+    }
+
+    #[test]
+    fn settling_a_fill_moves_realized_pnl_less_fees_to_collateral() {
+        let mut a = account(1_000);
+        a.position_or_open(0).unwrap();
+        a.settle_fill(0, true, BaseLots(10), NativeUnits(1_500), 2)
+            .unwrap();
+        assert_eq!(a.collateral, 998);
+        a.settle_fill(0, false, BaseLots(10), NativeUnits(1_600), -1)
+            .unwrap();
+        assert_eq!(a.collateral, 998 + 100 + 1);
+        let position = a.position(0).unwrap();
+        assert_eq!(
+            (position.realized_pnl_native, position.fees_paid_native),
+            (100, 1)
+        );
+        assert!(a
+            .settle_fill(5, true, BaseLots(1), NativeUnits(1), 0)
+            .is_err());
+    }
 }
