@@ -1,8 +1,9 @@
-//! `kestrel-sim demo`: the exchange, market and collateral walk-through on an
-//! in-process chain.
-//! Three traders deposit and withdraw, the program refuses what it must, the
-//! admin pauses and unpauses withdrawals, and the report ends with the vault
-//! reconciled against every margin account.
+//! `kestrel-sim demo`: the exchange, market, collateral and trading
+//! walk-through on an in-process chain.
+//! Three traders deposit and withdraw, the admin pauses and unpauses
+//! withdrawals, alice and bob trade SOL-PERP, the crank settles the maker and
+//! the fees are swept; the program refuses what it must, and the report ends
+//! with the vault reconciled against every margin account and the market.
 use std::fmt::Write as _;
 
 use kestrel::state::PauseFlags;
@@ -18,7 +19,7 @@ use crate::{fixtures, migrate};
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
-const STEPS: usize = 7;
+const STEPS: usize = 9;
 /// The exchange and markets the demo sets up, applied as migrations.
 pub const LOCALNET: &str = include_str!("../../migrations/localnet.toml");
 
@@ -58,6 +59,7 @@ struct Demo {
     migration_steps: [usize; 2],
     traders: Vec<Trader>,
     vault: Pubkey,
+    market: Option<ix::MarketAccounts>,
     refusals: Vec<String>,
     step: usize,
 }
@@ -101,6 +103,7 @@ pub async fn run(mode: ProgramMode) -> Report {
     };
     println!("Kestrel demo: exchange, market and collateral walk-through on an in-process chain ({program})");
     let mut chain = LocalChain::start(mode).await;
+    let now = chain.clock().await.unix_timestamp;
     chain.silence_native_program_output();
     // The deployer (upgrade authority) administers the exchange.
     let admin = chain.deployer().insecure_clone();
@@ -112,6 +115,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         chain,
         traders: Vec::new(),
         vault: pda::collateral_vault(&exchange),
+        market: None,
         refusals: Vec::new(),
         step: 0,
         migration_steps: [0; 2],
@@ -130,7 +134,7 @@ pub async fn run(mode: ProgramMode) -> Report {
     // fixtures on this chain. The second application must find nothing to do.
     let config =
         kestrel_migrations::Config::parse(LOCALNET).expect("migrations/localnet.toml is valid");
-    write_oracle_fixtures(&mut demo.chain, &config);
+    write_oracle_fixtures(&mut demo.chain, &config, now);
     for round in 0..2 {
         let steps = migrate::apply(&mut demo.chain, &admin, &config)
             .await
@@ -239,12 +243,94 @@ pub async fn run(mode: ProgramMode) -> Report {
         .await;
     demo.progress("carol withdraws everything and closes her margin account");
 
+    trade(&mut demo, &config).await;
     report(demo).await
 }
 
+/// Alice quotes SOL-PERP, bob takes part of it, an over-leveraged order is
+/// refused, the crank settles alice and the fees are swept.
+async fn trade(demo: &mut Demo, config: &kestrel_migrations::Config) {
+    use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
+    let entry = &config.markets[0];
+    let address = pda::market(&pda::exchange(), entry.index);
+    let state = decode::market(&demo.chain.account(&address).await.expect("market 0").data)
+        .expect("a Kestrel market");
+    let (primary_oracle, fallback_oracle) = entry.oracle_accounts().expect("validated");
+    let market = ix::MarketAccounts {
+        market_index: entry.index,
+        market: address,
+        bids: state.bids,
+        asks: state.asks,
+        event_queue: state.event_queue,
+        primary_oracle,
+        fallback_oracle,
+    };
+    demo.market = Some(market);
+    // 150.00 USDC per SOL is 15,000 ticks; a base lot is 0.01 SOL.
+    let order = |side, order_type, price, quantity| PlaceOrderArgs {
+        side,
+        order_type,
+        price,
+        quantity,
+        client_order_id: 1,
+        reduce_only: false,
+        expiry: 0,
+        self_trade: SelfTradeBehavior::DecrementTake,
+    };
+    let (alice, bob) = (&demo.traders[0], &demo.traders[1]);
+    let (alice_key, bob_key) = (alice.key.insecure_clone(), bob.key.insecure_clone());
+    let quote = ix::place_order(
+        &alice_key.pubkey(),
+        &alice.margin_account,
+        &market,
+        order(OrderSide::Ask, OrderType::PostOnly, 15_000, 200),
+        vec![],
+    );
+    let take = ix::place_order(
+        &bob_key.pubkey(),
+        &bob.margin_account,
+        &market,
+        order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_100, 100),
+        vec![],
+    );
+    // 200 SOL is 30,000 USDC of exposure: 3,000 of initial margin, bob has 2,500.
+    let greedy = ix::place_order(
+        &bob_key.pubkey(),
+        &bob.margin_account,
+        &market,
+        order(OrderSide::Bid, OrderType::PostOnly, 14_900, 20_000),
+        vec![],
+    );
+    demo.expect_ok("alice quotes", quote, &alice_key).await;
+    demo.expect_ok("bob takes", take, &bob_key).await;
+    demo.progress("alice asks 2 SOL at 150.00; bob buys 1 SOL of it (5 bps taker fee)");
+    demo.expect_refused("bob bids for 200 SOL", greedy, &bob_key)
+        .await;
+
+    let crank = ix::consume_events(
+        &market,
+        &[demo.traders[0].margin_account],
+        Some(demo.traders[1].margin_account),
+        8,
+    );
+    // Cranks are permissionless: the chain's fee payer sends them.
+    let keeper = demo.chain.payer().insecure_clone();
+    demo.expect_ok("consume_events", crank, &keeper).await;
+    demo.expect_ok("sweep_fees", ix::sweep_fees(&address), &keeper)
+        .await;
+    demo.progress(
+        "the crank settles alice (2 bps rebate), bob's account takes the crank reward; fees swept",
+    );
+}
+
 /// Pyth and Switchboard accounts at 150 quote per base where `config` says
-/// the markets read their feeds.
-pub fn write_oracle_fixtures(chain: &mut LocalChain, config: &kestrel_migrations::Config) {
+/// the markets read their feeds,
+/// published at unix time `now`.
+pub fn write_oracle_fixtures(
+    chain: &mut LocalChain,
+    config: &kestrel_migrations::Config,
+    now: i64,
+) {
     use kestrel::state::OracleKind;
     for market in &config.markets {
         let oracle = market.params().expect("validated").oracle;
@@ -255,9 +341,9 @@ pub fn write_oracle_fixtures(chain: &mut LocalChain, config: &kestrel_migrations
         ];
         for (kind, feed, account) in feeds {
             let fixture = match kind {
-                OracleKind::Pyth => fixtures::pyth_update(feed, 15_000_000_000, 1_000_000, -8, 0),
+                OracleKind::Pyth => fixtures::pyth_update(feed, 15_000_000_000, 1_000_000, -8, now),
                 OracleKind::Switchboard => {
-                    fixtures::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), 0, 1)
+                    fixtures::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), now, 1)
                 }
                 OracleKind::None => continue,
             };
@@ -280,13 +366,25 @@ async fn report(mut demo: Demo) -> Report {
         .map(|t| (t.name, t.wallet, t.margin_account))
         .collect();
     let mut margin_accounts = Vec::new();
+    let mut positions = String::new();
     for (name, wallet, margin_account) in trader_keys {
         let wallet = demo.chain.token_balance(&wallet).await;
         let collateral = match demo.chain.account(&margin_account).await {
             Some(account) => {
-                let collateral = decode::margin_account(&account.data)
-                    .expect("a Kestrel margin account")
-                    .collateral;
+                let state =
+                    decode::margin_account(&account.data).expect("a Kestrel margin account");
+                for p in state.positions.iter().filter(|p| p.in_use != 0) {
+                    let _ = writeln!(
+                        positions,
+                        "  {name:<8} market {}: {:+} lots (0.01 SOL), entry quote {}, realized {}, fees {}",
+                        p.market_index,
+                        p.base_lots,
+                        format_units(p.quote_native.into()),
+                        format_units(p.realized_pnl_native.into()),
+                        format_units(p.fees_paid_native.into()),
+                    );
+                }
+                let collateral = state.collateral;
                 margin_accounts.push((margin_account, account.data));
                 format_units(collateral.into())
             }
@@ -303,18 +401,41 @@ async fn report(mut demo: Demo) -> Report {
         .account(&demo.vault)
         .await
         .expect("the vault exists");
+    let mut market_data = Vec::new();
+    if let Some(market) = demo.market {
+        for key in [market.market, market.bids, market.asks, market.event_queue] {
+            market_data.push(demo.chain.account(&key).await.expect("market account").data);
+        }
+    }
+    let markets = market_data.chunks(4).map(|d| audit::MarketData {
+        market: &d[0],
+        bids: &d[1],
+        asks: &d[2],
+        event_queue: &d[3],
+    });
     let audit = audit::conservation(
         &vault.data,
         margin_accounts.iter().map(|(k, d)| (*k, d.as_slice())),
-        [],
+        markets,
     )
-    .expect("the vault and margin accounts decode");
+    .expect("the vault, margin accounts and market decode");
+    let fee_vault = demo
+        .chain
+        .token_balance(&pda::fee_vault(&pda::exchange()))
+        .await;
+    let _ = writeln!(
+        text,
+        "\nPositions\n{positions}Fee vault {}",
+        format_units(fee_vault.into())
+    );
     let held = audit.holds();
     let _ = writeln!(
         text,
-        "\nVault {} = collateral {} + fees owed {}: conservation {}",
+        "\nVault {} = collateral {} + entry quote {} + owed to makers {} + fees owed {}: conservation {}",
         format_units(audit.vault_balance.into()),
         format_units(audit.total_collateral),
+        format_units(audit.entry_quote),
+        format_units(audit.pending_maker_quote),
         format_units(audit.fees_owed),
         if held { "HELD" } else { "BROKEN" }
     );

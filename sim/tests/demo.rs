@@ -9,6 +9,7 @@ async fn the_demo_refuses_what_it_must_and_reconciles_the_vault() {
             "bob withdraws 3,000: InsufficientFreeCollateral",
             "bob withdraws from alice's account: NotMarginAccountOwner",
             "carol withdraws while paused: WithdrawalsPaused",
+            "bob bids for 200 SOL: InsufficientHealth",
         ]
     );
     assert!(report.conservation_held, "{}", report.text);
@@ -17,13 +18,16 @@ async fn the_demo_refuses_what_it_must_and_reconciles_the_vault() {
         [1, 0],
         "one market created, then nothing to do"
     );
-    // alice 5,000 - 1,200 and bob 2,500 remain; carol closed her account.
-    assert!(
-        report
-            .text
-            .contains("Vault 6,300.000000 = collateral 6,300.000000"),
-        "{}",
-        report.text
-    );
+    // alice 5,000 - 1,200 and bob 2,500 remain less the fees that went to
+    // the fee vault: bob's 0.075 taker fee less alice's 0.03 rebate and the
+    // 0.0001 crank reward (paid to bob's account); carol closed her account.
+    for line in [
+        "Vault 6,299.955100 = collateral 6,299.955100",
+        "alice    market 0: -100 lots",
+        "bob      market 0: +100 lots",
+        "Fee vault 0.044900",
+    ] {
+        assert!(report.text.contains(line), "{line}\n{}", report.text);
+    }
     assert!(report.text.contains("(closed)"), "{}", report.text);
 }

@@ -12,7 +12,8 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let mut h = Harness::new().await;
     let admin = h.admin.insecure_clone();
     let mut config = Config::parse(LOCALNET).unwrap();
-    write_oracle_fixtures(&mut h.chain, &config);
+    let now = h.now().await;
+    write_oracle_fixtures(&mut h.chain, &config, now);
 
     let first = migrate::apply(&mut h.chain, &admin, &config).await.unwrap();
     h.check_invariants("migrations").await;
