@@ -212,6 +212,37 @@ impl Harness {
         }
     }
 
+    /// Sends a transaction that may be accepted or refused: a refusal must be
+    /// a named program error and change nothing (as [`Self::refused`]).
+    /// Returns the error code of a refusal.
+    pub async fn attempt(
+        &mut self,
+        label: &str,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<(), u32> {
+        let named: Vec<Pubkey> = ixs
+            .iter()
+            .flat_map(|ix| ix.accounts.iter().map(|meta| meta.pubkey))
+            .collect();
+        let before = self.snapshot(&named).await;
+        let outcome = self.exec(label, ixs, signers).await;
+        let code = match &outcome.result {
+            Ok(()) => return Ok(()),
+            Err(TransactionError::InstructionError(_, InstructionError::Custom(code))) => *code,
+            Err(other) => panic!(
+                "{label}: refused without a named error: {other:?}\n{}",
+                outcome.logs.join("\n")
+            ),
+        };
+        let after = self.snapshot(&named).await;
+        for (key, now) in &after {
+            let was = before.get(key).cloned().flatten();
+            assert_eq!(&was, now, "{label}: refused, yet account {key} changed");
+        }
+        Err(code)
+    }
+
     /// A new user holding `tokens` native units of collateral and an empty margin account 0.
     pub async fn user(&mut self, tokens: u64) -> User {
         let key = Keypair::new();
