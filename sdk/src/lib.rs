@@ -5,11 +5,13 @@
 //! - [`decode`]: zero-copy account decoders over fetched bytes.
 //! - [`book`]: L2 and L3 views of a market's book.
 //! - [`events`]: a market's pending events and the accounts the crank needs.
+//! - [`health`]: the program's health code on fetched accounts (a preview).
 //! - [`errors`]: the name behind a failed instruction's error code.
 pub mod book;
 pub mod decode;
 pub mod errors;
 pub mod events;
+pub mod health;
 pub mod ix;
 pub mod pda;
 

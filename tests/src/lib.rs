@@ -496,6 +496,43 @@ impl Harness {
         self.ok("consume_events", &[crank], &[]).await
     }
 
+    /// The SDK's health preview of `margin_account` from fetched accounts.
+    pub async fn health_preview(&mut self, margin_account: &Pubkey) -> kestrel_sdk::health::Health {
+        use kestrel_sdk::health::{FetchedFeed, MarketSnapshot};
+        let account = self.margin_account(margin_account).await;
+        let mut snapshots = Vec::new();
+        for market in self.trading_markets.clone() {
+            let feed = |address: Pubkey, account: Account| FetchedFeed {
+                address,
+                owner: account.owner,
+                data: account.data,
+            };
+            let primary = self
+                .chain
+                .account(&market.primary_oracle)
+                .await
+                .expect("oracle");
+            let fallback = match market.fallback_oracle {
+                Some(key) => Some(feed(key, self.chain.account(&key).await.expect("oracle"))),
+                None => None,
+            };
+            snapshots.push(MarketSnapshot {
+                market: self.market_state(&market.market).await,
+                primary: feed(market.primary_oracle, primary),
+                fallback,
+            });
+        }
+        let clock = self.chain.clock().await;
+        kestrel_sdk::health::preview(
+            &account,
+            &snapshots,
+            DECIMALS,
+            clock.unix_timestamp,
+            clock.slot,
+        )
+        .expect("health preview")
+    }
+
     pub async fn market_state(&mut self, market: &Pubkey) -> kestrel::state::Market {
         let account = self.chain.account(market).await.expect("market exists");
         decode::market(&account.data).expect("a Kestrel market")

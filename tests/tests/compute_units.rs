@@ -200,7 +200,13 @@ async fn measure_trading() -> BTreeMap<String, u64> {
         h: Harness::new().await,
         measured: BTreeMap::new(),
     };
-    let market = m.h.create_market(0, market_params).await;
+    let market =
+        m.h.create_market(0, |feed| {
+            let mut params = market_params(feed);
+            params.max_fills_per_order = 64;
+            params
+        })
+        .await;
     let maker = m.h.user(1_000 * ONE_TOKEN).await;
     let taker = m.h.user(1_000 * ONE_TOKEN).await;
     m.h.deposit(&maker, 1_000 * ONE_TOKEN).await;
@@ -259,6 +265,50 @@ async fn measure_trading() -> BTreeMap<String, u64> {
     m.measure("withdraw_with_position", withdraw, &[&taker.key])
         .await;
     m.measure("sweep_fees", ix::sweep_fees(&market.market), &[])
+        .await;
+
+    // 64 fills against two makers' 32 one-lot asks each, then 36 more from
+    // two others: 100 events for one crank.
+    let mut makers = vec![maker];
+    for _ in 0..3 {
+        let other = m.h.user(1_000 * ONE_TOKEN).await;
+        m.h.deposit(&other, 1_000 * ONE_TOKEN).await;
+        makers.push(other);
+    }
+    for (maker, first, count) in [(0, 15_101, 32), (1, 15_133, 32)] {
+        for price in first..first + count {
+            m.h.place(&makers[maker], &market, ask(price)).await;
+        }
+    }
+    let sweep = order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_200, 64);
+    let place = m.h.place_ix(&taker, &market, sweep).await;
+    m.measure("place_order_take_64", place, &[&taker.key]).await;
+    for (maker, first, count) in [(2, 15_101, 32), (3, 15_133, 4)] {
+        for price in first..first + count {
+            m.h.place(&makers[maker], &market, ask(price)).await;
+        }
+    }
+    let sweep = order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_200, 36);
+    m.h.place(&taker, &market, sweep).await;
+    assert_eq!(m.h.pending_events(&market).await, 100);
+    let crank = m.h.crank_ix(&market, 100, None).await;
+    m.measure("consume_events_100", crank, &[]).await;
+
+    // Health grows with positions: a trader with resting bids in seven
+    // other markets places his eighth.
+    let whale = m.h.user(10_000 * ONE_TOKEN).await;
+    m.h.deposit(&whale, 10_000 * ONE_TOKEN).await;
+    for index in 1..8 {
+        let other = m.h.create_market(index, market_params).await;
+        let bid = order(OrderSide::Bid, OrderType::Limit, 14_000, 1);
+        m.h.place(&whale, &other, bid).await;
+    }
+    let bid = order(OrderSide::Bid, OrderType::Limit, 14_000, 1);
+    let place = m.h.place_ix(&whale, &market, bid).await;
+    m.measure("place_order_resting_8_positions", place, &[&whale.key])
+        .await;
+    let withdraw = m.h.withdraw_ix(&whale, ONE_TOKEN).await;
+    m.measure("withdraw_8_positions", withdraw, &[&whale.key])
         .await;
     m.measured
 }

@@ -233,6 +233,17 @@ async fn withdraw_is_refused_when_it_would_break_initial_health() {
         code(KestrelError::InsufficientHealth),
     )
     .await;
+    // The SDK's preview, the program's own code on fetched accounts, agrees:
+    // 6 USDC of initial and 3 of maintenance margin, no PnL at 150.
+    let health = t.h.health_preview(&t.bob.margin_account).await;
+    let unit = fixed::types::I80F48::from_num(1);
+    assert!(
+        (health.initial - fixed::types::I80F48::from_num(collateral - 6 * ONE_TOKEN)).abs() <= unit
+    );
+    assert!(
+        (health.maintenance - fixed::types::I80F48::from_num(collateral - 3 * ONE_TOKEN)).abs()
+            <= unit
+    );
     // Without the market and oracles health cannot be computed: refused.
     let bare = ix::withdraw(
         &t.bob.pubkey(),

@@ -6,8 +6,10 @@ use crate::engine::{EventQueue, Side};
 use crate::error::KestrelError;
 use crate::state::*;
 
-/// Most events one call applies: bounds compute per transaction.
-pub const MAX_EVENTS_PER_CRANK: u16 = 64;
+/// Most events one call applies: the whole queue. At about 800 CU per event
+/// that stays far below a transaction's 1.4M CU; in practice the 1,232-byte
+/// transaction bounds a crank by the distinct maker accounts it can name.
+pub const MAX_EVENTS_PER_CRANK: u16 = crate::engine::EVENT_QUEUE_EVENTS as u16;
 
 /// Permissionless crank: applies up to `limit` events from the front of the
 /// queue to the makers' margin accounts (fills: position, PnL, maker fee or

@@ -14,6 +14,15 @@ use crate::state::{Market, OracleKind};
 pub mod pyth;
 pub mod switchboard;
 
+/// An oracle account as the readers need it: address, owner and data.
+/// Built from an `AccountInfo` on chain and from fetched bytes off chain.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedAccount<'a> {
+    pub address: &'a Pubkey,
+    pub owner: &'a Pubkey,
+    pub data: &'a [u8],
+}
+
 /// Reads the feed a market configured from `account`: owner program, layout
 /// and feed identity are checked; freshness and bounds are `validate`'s.
 pub fn read_feed(
@@ -24,12 +33,29 @@ pub fn read_feed(
     let data = account
         .try_borrow_data()
         .map_err(|_| OracleError::BadAccountData)?;
+    read_feed_account(kind, feed, account_view(account, &data))
+}
+
+fn account_view<'a>(account: &'a AccountInfo, data: &'a [u8]) -> FeedAccount<'a> {
+    FeedAccount {
+        address: account.key,
+        owner: account.owner,
+        data,
+    }
+}
+
+/// [`read_feed`] over a [`FeedAccount`].
+pub fn read_feed_account(
+    kind: OracleKind,
+    feed: &[u8; 32],
+    account: FeedAccount,
+) -> Result<RawPrice, OracleError> {
     match kind {
-        OracleKind::Pyth => pyth::read(account.owner, &data, feed),
+        OracleKind::Pyth => pyth::read(account.owner, account.data, feed),
         OracleKind::Switchboard => switchboard::read(
-            account.key,
+            account.address,
             account.owner,
-            &data,
+            account.data,
             &Pubkey::new_from_array(*feed),
         ),
         OracleKind::None => Err(OracleError::WrongFeed),
@@ -47,6 +73,40 @@ pub fn market_price(
     fallback: Option<&AccountInfo>,
     clock: &Clock,
 ) -> Result<Result<OraclePrice, OracleError>, KestrelError> {
+    let primary_data = primary
+        .try_borrow_data()
+        .map_err(|_| KestrelError::OracleBadData)?;
+    let fallback_data = match fallback {
+        Some(account) => Some(
+            account
+                .try_borrow_data()
+                .map_err(|_| KestrelError::OracleBadData)?,
+        ),
+        None => None,
+    };
+    let fallback = fallback
+        .zip(fallback_data.as_deref())
+        .map(|(account, data)| account_view(account, data));
+    market_price_of(
+        market,
+        quote_decimals,
+        account_view(primary, &primary_data),
+        fallback,
+        clock.unix_timestamp,
+        clock.slot,
+    )
+}
+
+/// [`market_price`] over [`FeedAccount`]s at unix time `now` and `slot`: the
+/// SDK's health preview runs it on fetched accounts.
+pub fn market_price_of(
+    market: &Market,
+    quote_decimals: u8,
+    primary: FeedAccount,
+    fallback: Option<FeedAccount>,
+    now: i64,
+    slot: u64,
+) -> Result<Result<OraclePrice, OracleError>, KestrelError> {
     let params = market.params();
     let config = &params.oracle;
     let bounds = OracleBounds {
@@ -56,8 +116,10 @@ pub fn market_price(
         base_decimals: market.base_decimals,
         quote_decimals,
     };
-    let read = |kind, feed: &[u8; 32], account: &AccountInfo| match read_feed(kind, feed, account) {
-        Ok(raw) => Ok(validate(&raw, &bounds, clock.unix_timestamp, clock.slot)),
+    let read = |kind, feed: &[u8; 32], account: FeedAccount| match read_feed_account(
+        kind, feed, account,
+    ) {
+        Ok(raw) => Ok(validate(&raw, &bounds, now, slot)),
         // Not the feed at all: a caller's mistake, never a reason to fail over.
         Err(
             error

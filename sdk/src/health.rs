@@ -1,0 +1,91 @@
+//! Health preview: the program's own oracle validation and health code run on
+//! fetched accounts, so a bot knows before sending whether an order or a
+//! withdrawal would pass, and a keeper which accounts are liquidatable.
+use fixed::types::I80F48;
+use kestrel::engine::risk::{self, HealthKind, PerpExposure};
+use kestrel::error::KestrelError;
+use kestrel::oracle::{self, FeedAccount, OracleError};
+use kestrel::state::{MarginAccount, Market};
+
+use crate::Pubkey;
+
+/// A fetched oracle account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedFeed {
+    pub address: Pubkey,
+    pub owner: Pubkey,
+    pub data: Vec<u8>,
+}
+
+impl FetchedFeed {
+    fn view(&self) -> FeedAccount<'_> {
+        FeedAccount {
+            address: &self.address,
+            owner: &self.owner,
+            data: &self.data,
+        }
+    }
+}
+
+/// A market with its oracle accounts, as fetched.
+#[derive(Clone)]
+pub struct MarketSnapshot {
+    pub market: Market,
+    pub primary: FetchedFeed,
+    pub fallback: Option<FetchedFeed>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Health {
+    /// Gates new risk (orders, withdrawals): must stay >= 0.
+    pub initial: I80F48,
+    /// Below zero the account can be liquidated.
+    pub maintenance: I80F48,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum PreviewError {
+    /// The account holds a position in a market not given.
+    MissingMarket(u16),
+    /// A feed the program would refuse (wrong account, stale, wide, ...).
+    Oracle(u16, KestrelError),
+    Overflow,
+}
+
+/// Health of `account` at unix time `now` and `slot`, valuing each position
+/// at its market's oracle price exactly as the program does.
+pub fn preview(
+    account: &MarginAccount,
+    markets: &[MarketSnapshot],
+    quote_decimals: u8,
+    now: i64,
+    slot: u64,
+) -> Result<Health, PreviewError> {
+    let mut exposures: Vec<PerpExposure> = Vec::new();
+    for position in account.positions.iter().filter(|p| p.in_use != 0) {
+        let index = position.market_index;
+        let snapshot = markets
+            .iter()
+            .find(|m| m.market.market_index == index)
+            .ok_or(PreviewError::MissingMarket(index))?;
+        let price = oracle::market_price_of(
+            &snapshot.market,
+            quote_decimals,
+            snapshot.primary.view(),
+            snapshot.fallback.as_ref().map(FetchedFeed::view),
+            now,
+            slot,
+        )
+        .map_err(|e| PreviewError::Oracle(index, e))?
+        .map_err(|e: OracleError| PreviewError::Oracle(index, e.into()))?;
+        let exposure = kestrel::health::exposure(position, &snapshot.market, price.price)
+            .map_err(|_| PreviewError::Overflow)?;
+        exposures.push(exposure);
+    }
+    let of =
+        |kind| risk::health(account.collateral, &exposures, kind).ok_or(PreviewError::Overflow);
+    Ok(Health {
+        initial: of(HealthKind::Initial)?,
+        maintenance: of(HealthKind::Maintenance)?,
+    })
+}
