@@ -6,6 +6,7 @@
 pub mod book_side;
 pub mod error;
 pub mod event_queue;
+pub mod fastdiv;
 pub mod matching;
 pub mod node;
 pub mod perp;

@@ -9,6 +9,7 @@
 //! quote flow, so no trade creates or destroys a unit.
 use fixed::types::I80F48;
 
+use super::fastdiv::fixed_div_int;
 use crate::units::{BaseLots, NativeUnits, Ticks};
 
 /// A position before or after a trade.
@@ -103,11 +104,11 @@ pub fn maker_rebate(quote: NativeUnits, fee_bps: i32) -> Option<u64> {
 
 /// An oracle price (native quote per native base) in ticks, rounded down.
 pub fn price_in_ticks(price: I80F48, base_lot_size: u64, quote_lot_size: u64) -> Option<I80F48> {
-    if quote_lot_size == 0 {
-        return None;
-    }
     // Dividing by an integer divides the bits: no wide fixed-point division.
-    Some(price.checked_mul_int(i128::from(base_lot_size))? / i128::from(quote_lot_size))
+    fixed_div_int(
+        price.checked_mul_int(i128::from(base_lot_size))?,
+        quote_lot_size,
+    )
 }
 
 /// The prices at which fills are allowed: within `band_bps` of the oracle
@@ -122,8 +123,8 @@ impl PriceBand {
     pub fn around(oracle_ticks: I80F48, band_bps: u32) -> Option<Self> {
         let scale = |bps: i64| -> Option<I80F48> {
             oracle_ticks
-                .checked_mul_int(i128::from(bps))?
-                .checked_div_int(10_000)
+                .checked_mul_int(i128::from(bps))
+                .and_then(|scaled| fixed_div_int(scaled, 10_000))
         };
         let low = scale(10_000 - i64::from(band_bps))?.ceil();
         let high = scale(10_000 + i64::from(band_bps))?.floor();

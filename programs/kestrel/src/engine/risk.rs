@@ -11,6 +11,8 @@
 //! rounding rule of its own.
 use fixed::types::I80F48;
 
+use super::fastdiv::fixed_div_int;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthKind {
     Initial,
@@ -60,11 +62,12 @@ impl PerpExposure {
             HealthKind::Maintenance => self.maintenance_margin_bps,
         };
         // Integer multipliers and divisors keep to narrow arithmetic on SBF.
-        let requirement = self
-            .price
-            .checked_mul_int(self.worst_case_base())?
-            .checked_mul_int(i128::from(bps))?
-            / 10_000i128;
+        let requirement = fixed_div_int(
+            self.price
+                .checked_mul_int(self.worst_case_base())?
+                .checked_mul_int(i128::from(bps))?,
+            10_000,
+        )?;
         self.unrealized_pnl()?
             .checked_add(self.unsettled_funding)?
             .checked_sub(requirement)

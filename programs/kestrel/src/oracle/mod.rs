@@ -8,6 +8,7 @@
 use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
 use fixed::types::I80F48;
 
+use crate::engine::fastdiv::{div_pow10, fixed_div_int};
 use crate::error::KestrelError;
 use crate::state::{Market, OracleKind};
 
@@ -217,10 +218,22 @@ pub struct OracleBounds {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OraclePrice {
     pub price: I80F48,
-    pub confidence: I80F48,
+    /// The confidence interval on the oracle's scale: `confidence()` converts
+    /// it when asked (a conversion is a wide division; most callers never ask).
+    pub raw_confidence: u128,
+    /// The power of ten from the oracle's scale to native units.
+    pub exponent: i32,
     pub publish_time: i64,
     pub publish_slot: u64,
     pub source: OracleSource,
+}
+
+impl OraclePrice {
+    /// The confidence interval in native quote units per native base unit.
+    pub fn confidence(&self) -> I80F48 {
+        // Validation bounded the confidence by the price, which scaled.
+        scale(self.raw_confidence as i128, self.exponent).unwrap_or(I80F48::MAX)
+    }
 }
 
 /// Checks `raw` at unix time `now` and slot `slot` and converts it to native units.
@@ -255,7 +268,8 @@ pub fn validate(
         raw.exponent + i32::from(bounds.quote_decimals) - i32::from(bounds.base_decimals);
     Ok(OraclePrice {
         price: scale(raw.mantissa, exponent).ok_or(OracleError::OutOfRange)?,
-        confidence: scale(raw.confidence as i128, exponent).ok_or(OracleError::OutOfRange)?,
+        raw_confidence: raw.confidence,
+        exponent,
         publish_time: raw.publish_time,
         publish_slot: raw.publish_slot,
         source: raw.source,
@@ -271,17 +285,33 @@ fn scale(mantissa: i128, exponent: i32) -> Option<I80F48> {
         return None;
     }
     if exponent >= 0 {
-        let factor = 10i128.checked_pow(exponent as u32)?;
-        return I80F48::checked_from_num(mantissa.checked_mul(factor)?);
+        return I80F48::checked_from_num(mantissa.checked_mul(power_of_ten(exponent as u32)?)?);
     }
-    let divisor = 10i128.checked_pow(exponent.unsigned_abs())?;
     if mantissa < 1 << 79 {
-        return Some(I80F48::from_bits((mantissa << 48) / divisor));
+        // One integer division of the bits, in 64-bit steps (fastdiv).
+        let bits = div_pow10((mantissa << 48) as u128, exponent.unsigned_abs());
+        return Some(I80F48::from_bits(bits as i128));
     }
+    let divisor = power_of_ten(exponent.unsigned_abs())?;
     let whole = I80F48::checked_from_num(mantissa / divisor)?;
     let fraction = I80F48::checked_from_num(mantissa % divisor)?
         .checked_div(I80F48::checked_from_num(divisor)?)?;
     whole.checked_add(fraction)
+}
+
+/// 10^exponent from a table: `checked_pow` would multiply 128-bit numbers
+/// in a loop, each a software routine on SBF.
+fn power_of_ten(exponent: u32) -> Option<i128> {
+    const TABLE: [i128; 39] = {
+        let mut table = [1i128; 39];
+        let mut i = 1;
+        while i < 39 {
+            table[i] = table[i - 1] * 10;
+            i += 1;
+        }
+        table
+    };
+    TABLE.get(exponent as usize).copied()
 }
 
 /// Picks the price to use: the primary when valid (unless a valid fallback
@@ -297,9 +327,9 @@ pub fn select(
             let difference = (primary.price - fallback.price).abs();
             let bound = primary
                 .price
-                .checked_mul(I80F48::from_num(max_deviation_bps))
-                .ok_or(OracleError::OutOfRange)?
-                / 10_000i128;
+                .checked_mul_int(i128::from(max_deviation_bps))
+                .and_then(|scaled| fixed_div_int(scaled, 10_000))
+                .ok_or(OracleError::OutOfRange)?;
             if difference > bound {
                 Err(OracleError::Deviation)
             } else {
@@ -339,6 +369,12 @@ mod tests {
     fn converts_to_native_units() {
         // 150.00000000 USD per SOL (9 decimals) in USDC (6): 0.15 native per native.
         let price = validate(&raw(15_000_000_000, 0), &BOUNDS, 1_000, 500).unwrap();
+        // Confidence 1.5 USD per SOL converts on the same scale: 0.0015.
+        let wide = validate(&raw(15_000_000_000, 150_000_000), &BOUNDS, 1_000, 500).unwrap();
+        assert!(
+            (wide.confidence() - I80F48::from_num(15) / 10_000).abs()
+                < I80F48::from_num(1) / 1_000_000_000_000i128
+        );
         assert!(
             (price.price - I80F48::from_num(3) / 20).abs()
                 < I80F48::from_num(1) / 1_000_000_000_000i128
