@@ -233,16 +233,30 @@ impl LocalChain {
 
     /// Sends one transaction paid by [`Self::payer`] and signed by `signers` too.
     pub async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> TxOutcome {
+        let outcome = self.send_once(instructions, signers).await;
+        if outcome.result == Err(TransactionError::BlockhashNotFound) {
+            // The bank moved past our blockhash (many slots of sends): renew it.
+            self.renew_blockhash().await;
+            return self.send_once(instructions, signers).await;
+        }
+        outcome
+    }
+
+    async fn renew_blockhash(&mut self) {
+        self.ctx.last_blockhash = self
+            .ctx
+            .get_new_latest_blockhash()
+            .await
+            .expect("local bank hands out blockhashes");
+        self.sent.clear();
+    }
+
+    async fn send_once(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> TxOutcome {
         let payer = self.ctx.payer.pubkey();
         let mut tx = Transaction::new_with_payer(instructions, Some(&payer));
         let message = tx.message_data();
         if !self.sent.insert(message.clone()) {
-            self.ctx.last_blockhash = self
-                .ctx
-                .get_new_latest_blockhash()
-                .await
-                .expect("local bank hands out blockhashes");
-            self.sent.clear();
+            self.renew_blockhash().await;
             self.sent.insert(message);
         }
         let mut all_signers: Vec<&Keypair> = vec![&self.ctx.payer];

@@ -137,12 +137,10 @@ impl Harness {
         ixs: &[Instruction],
         signers: &[&Keypair],
     ) -> TxOutcome {
-        for instruction in ixs {
-            self.register_created_margin_account(instruction);
-        }
         let outcome = self.chain.send(ixs, signers).await;
         if outcome.result.is_ok() {
             for instruction in ixs {
+                self.register_created_margin_account(instruction);
                 self.register_created_market(instruction);
             }
         }
@@ -221,26 +219,38 @@ impl Harness {
         ixs: &[Instruction],
         signers: &[&Keypair],
     ) -> Result<(), u32> {
+        match self.attempt_raw(label, ixs, signers).await {
+            Ok(()) => Ok(()),
+            Err(InstructionError::Custom(code)) => Err(code),
+            Err(other) => panic!("{label}: refused without a named error: {other:?}"),
+        }
+    }
+
+    /// [`Self::attempt`] for any instruction error: a refusal must change
+    /// nothing; returns it.
+    pub async fn attempt_raw(
+        &mut self,
+        label: &str,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<(), InstructionError> {
         let named: Vec<Pubkey> = ixs
             .iter()
             .flat_map(|ix| ix.accounts.iter().map(|meta| meta.pubkey))
             .collect();
         let before = self.snapshot(&named).await;
         let outcome = self.exec(label, ixs, signers).await;
-        let code = match &outcome.result {
+        let error = match outcome.result {
             Ok(()) => return Ok(()),
-            Err(TransactionError::InstructionError(_, InstructionError::Custom(code))) => *code,
-            Err(other) => panic!(
-                "{label}: refused without a named error: {other:?}\n{}",
-                outcome.logs.join("\n")
-            ),
+            Err(TransactionError::InstructionError(_, error)) => error,
+            Err(other) => panic!("{label}: refused before any instruction ran: {other:?}"),
         };
         let after = self.snapshot(&named).await;
         for (key, now) in &after {
             let was = before.get(key).cloned().flatten();
             assert_eq!(&was, now, "{label}: refused, yet account {key} changed");
         }
-        Err(code)
+        Err(error)
     }
 
     /// A new user holding `tokens` native units of collateral and an empty margin account 0.

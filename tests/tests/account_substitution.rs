@@ -1,0 +1,369 @@
+//! Account substitution: every instruction, every account it takes, every
+//! substitute that applies, and every signer dropped or replaced. Each case
+//! must be refused with a named error (a program's `Custom` code) and change
+//! nothing; then the valid instruction runs, proving the refusals were the
+//! substitutes' doing. The harness checks the invariants after every one.
+//!
+//! Substitutes for an account: a copy of it owned by another program (wrong
+//! owner, type cosplay by layout), an address with no account, Kestrel
+//! accounts of every other type (discriminators), another user's margin
+//! account, a token account of another mint, a Pyth update for another feed
+//! (right owner and layout), and every other account of the same instruction
+//! (the same account twice; Anchor refuses a writable account passed twice,
+//! e.g. the vault as a withdrawal's destination). Instructions take no bumps:
+//! PDAs are re-derived from seeds at creation and proven by owner +
+//! discriminator afterwards.
+//!
+//! Which error each case gets is not pinned here (the first check that
+//! fires wins); that it is a named one, and that nothing changed, is.
+use std::collections::BTreeMap;
+
+use kestrel::instructions::{OrderSide, OrderType};
+use kestrel::state::{MarketStatus, PauseFlags};
+use kestrel_sdk::{ix, Pubkey};
+use kestrel_tests::*;
+use solana_sdk::account::Account;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+
+struct Matrix {
+    h: Harness,
+    /// Kestrel accounts of each type, to stand in for one another.
+    kestrel_accounts: Vec<Pubkey>,
+    wrong_mint_account: Pubkey,
+    wrong_feed: Pubkey,
+    mallory: Keypair,
+    /// Foreign-owned copies made so far, by original.
+    copies: BTreeMap<Pubkey, Pubkey>,
+    tried: usize,
+    failures: Vec<String>,
+}
+
+impl Matrix {
+    /// A copy of `original`'s bytes owned by another program.
+    async fn foreign_copy(&mut self, original: &Pubkey) -> Option<Pubkey> {
+        if let Some(copy) = self.copies.get(original) {
+            return Some(*copy);
+        }
+        let account = self.h.chain.account(original).await?;
+        let copy = Pubkey::new_unique();
+        self.h.chain.set_account(
+            &copy,
+            Account {
+                owner: Pubkey::new_unique(),
+                executable: false,
+                ..account
+            },
+        );
+        self.copies.insert(*original, copy);
+        Some(copy)
+    }
+
+    /// Tries every substitute on every account of `valid` (except the pairs
+    /// in `legal`, allowed by design), then runs `valid` itself if `run_valid`.
+    async fn check(
+        &mut self,
+        label: &str,
+        valid: Instruction,
+        signers: &[&Keypair],
+        legal: &[(usize, Pubkey)],
+        run_valid: bool,
+    ) {
+        for index in 0..valid.accounts.len() {
+            let meta = valid.accounts[index].clone();
+            if meta.is_signer {
+                // The signature left off.
+                let mut unsigned = valid.clone();
+                for m in unsigned
+                    .accounts
+                    .iter_mut()
+                    .filter(|m| m.pubkey == meta.pubkey)
+                {
+                    m.is_signer = false;
+                }
+                let others: Vec<&Keypair> = signers
+                    .iter()
+                    .copied()
+                    .filter(|k| k.pubkey() != meta.pubkey)
+                    .collect();
+                self.refused(label, &format!("#{index} unsigned"), unsigned, &others)
+                    .await;
+                // Someone else signs in its place.
+                let mallory = self.mallory.insecure_clone();
+                let mut impostor = valid.clone();
+                for m in impostor
+                    .accounts
+                    .iter_mut()
+                    .filter(|m| m.pubkey == meta.pubkey)
+                {
+                    m.pubkey = mallory.pubkey();
+                }
+                let mut with_mallory: Vec<&Keypair> = signers
+                    .iter()
+                    .copied()
+                    .filter(|k| k.pubkey() != meta.pubkey)
+                    .collect();
+                with_mallory.push(&mallory);
+                self.refused(
+                    label,
+                    &format!("#{index} signed by another"),
+                    impostor,
+                    &with_mallory,
+                )
+                .await;
+                continue;
+            }
+            let mut substitutes = Vec::new();
+            if let Some(copy) = self.foreign_copy(&meta.pubkey).await {
+                substitutes.push(copy);
+            }
+            substitutes.push(Pubkey::new_unique());
+            substitutes.extend(self.kestrel_accounts.iter().copied());
+            substitutes.push(self.wrong_mint_account);
+            substitutes.push(self.wrong_feed);
+            substitutes.extend(valid.accounts.iter().map(|m| m.pubkey));
+            substitutes.sort();
+            substitutes.dedup();
+            for substitute in substitutes {
+                if substitute == meta.pubkey || legal.contains(&(index, substitute)) {
+                    continue;
+                }
+                let mut attack = valid.clone();
+                attack.accounts[index].pubkey = substitute;
+                self.refused(label, &format!("#{index} <- {substitute}"), attack, signers)
+                    .await;
+            }
+        }
+        if run_valid {
+            self.h.ok(label, &[valid], signers).await;
+        }
+    }
+
+    async fn refused(
+        &mut self,
+        label: &str,
+        case: &str,
+        attack: Instruction,
+        signers: &[&Keypair],
+    ) {
+        self.tried += 1;
+        match self.h.attempt_raw(label, &[attack], signers).await {
+            Ok(()) => self.failures.push(format!("{label} {case}: ACCEPTED")),
+            Err(InstructionError::Custom(_)) => {}
+            Err(other) => self.failures.push(format!(
+                "{label} {case}: refused without a named error: {other:?}"
+            )),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_substituted_account_is_refused() {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let alice = h.user(2_000 * ONE_TOKEN).await;
+    let bob = h.user(1_000 * ONE_TOKEN).await;
+    let carol = h.user(0).await;
+    let mallory = h.user(1_000 * ONE_TOKEN).await;
+    h.deposit(&alice, 1_000 * ONE_TOKEN).await;
+    h.deposit(&bob, 1_000 * ONE_TOKEN).await;
+    h.deposit(&mallory, 1_000 * ONE_TOKEN).await;
+    // A token account of another mint, and a Pyth update of another feed.
+    let other_mint_authority = Keypair::new();
+    let other_mint = h
+        .chain
+        .create_mint(&other_mint_authority.pubkey(), DECIMALS)
+        .await;
+    let wrong_mint_account = h
+        .chain
+        .create_token_account(&other_mint, &alice.pubkey())
+        .await;
+    let wrong_feed = Pubkey::new_unique();
+    let now = h.now().await;
+    h.chain.set_account(
+        &wrong_feed,
+        oracles::pyth_update([9; 32], 15_000_000_000, 1_000_000, -8, now),
+    );
+    let kestrel_accounts = vec![
+        h.exchange,
+        market.market,
+        market.bids,
+        market.event_queue,
+        mallory.margin_account,
+    ];
+    let mut m = Matrix {
+        h,
+        kestrel_accounts,
+        wrong_mint_account,
+        wrong_feed,
+        mallory: mallory.key.insecure_clone(),
+        copies: BTreeMap::new(),
+        tried: 0,
+        failures: Vec::new(),
+    };
+    let admin = m.h.admin.insecure_clone();
+    let a = &alice.key;
+
+    // Admin.
+    let successor = Keypair::new();
+    m.h.chain.fund(&successor.pubkey(), 1_000_000_000).await;
+    m.check(
+        "set_pause",
+        ix::set_pause(&admin.pubkey(), PauseFlags::INSURANCE),
+        &[&admin],
+        &[],
+        true,
+    )
+    .await;
+    let status = ix::set_market_status(&admin.pubkey(), &market.market, MarketStatus::Active);
+    m.check("set_market_status", status, &[&admin], &[], true)
+        .await;
+    let params = ix::set_market_params(
+        &admin.pubkey(),
+        &market.market,
+        market_params(&market.fallback_oracle.unwrap()),
+        &market.primary_oracle,
+        market.fallback_oracle,
+    );
+    m.check("set_market_params", params, &[&admin], &[], true)
+        .await;
+    let (bids, asks, queue) = m.h.market_accounts().await;
+    let create = ix::create_market(
+        &admin.pubkey(),
+        market_args(1, market_params(&market.fallback_oracle.unwrap())),
+        &bids,
+        &asks,
+        &queue,
+        &market.primary_oracle,
+        market.fallback_oracle,
+    );
+    m.check("create_market", create, &[&admin], &[], true).await;
+
+    // Collateral.
+    let create = ix::create_margin_account(&alice.pubkey(), 1, None);
+    m.check("create_margin_account", create, &[a], &[], true)
+        .await;
+    let delegate = ix::set_delegate(
+        &alice.pubkey(),
+        &alice.margin_account,
+        Some(Pubkey::new_unique()),
+    );
+    m.check("set_delegate", delegate, &[a], &[], true).await;
+    let deposit = ix::deposit(
+        &alice.pubkey(),
+        &alice.margin_account,
+        &alice.token_account,
+        ONE_TOKEN,
+    );
+    m.check("deposit", deposit, &[a], &[], true).await;
+    let withdraw = ix::withdraw(
+        &alice.pubkey(),
+        &alice.margin_account,
+        &alice.token_account,
+        ONE_TOKEN,
+    );
+    // Withdrawing to someone else's token account of the mint is allowed.
+    let legal = [(4, mallory.token_account)];
+    m.check("withdraw", withdraw, &[a], &legal, true).await;
+
+    // Trading: Alice rests two asks, Bob takes part of one.
+    let mut ask = order(OrderSide::Ask, OrderType::Limit, 15_000, 10);
+    ask.client_order_id = 5;
+    let place = m.h.place_ix(&alice, &market, ask).await;
+    m.check("place_order", place, &[a], &[], true).await;
+    let mut second = order(OrderSide::Ask, OrderType::Limit, 15_100, 3);
+    second.client_order_id = 6;
+    m.h.place(&alice, &market, second).await;
+    m.h.place(
+        &bob,
+        &market,
+        order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_000, 2),
+    )
+    .await;
+    let account = m.h.margin_account(&alice.margin_account).await;
+    let id_of = |client: u64| {
+        account
+            .open_orders
+            .iter()
+            .find(|o| o.in_use != 0 && o.client_order_id == client)
+            .expect("resting")
+            .order_id()
+    };
+    let (first_id, _second_id) = (id_of(5), id_of(6));
+    let cancel = ix::cancel_order(&alice.pubkey(), &alice.margin_account, &market, first_id);
+    m.check("cancel_order", cancel, &[a], &[], true).await;
+    let by_client =
+        ix::cancel_order_by_client_id(&alice.pubkey(), &alice.margin_account, &market, 6);
+    m.check("cancel_order_by_client_id", by_client, &[a], &[], true)
+        .await;
+    m.h.place(
+        &alice,
+        &market,
+        order(OrderSide::Ask, OrderType::Limit, 15_200, 1),
+    )
+    .await;
+    let all = ix::cancel_all(&alice.pubkey(), &alice.margin_account, &market, None, 8);
+    m.check("cancel_all", all, &[a], &[], true).await;
+    // Any margin account may take the crank reward.
+    let crank = m.h.crank_ix(&market, 8, Some(bob.margin_account)).await;
+    let legal = [(3, mallory.margin_account), (3, alice.margin_account)];
+    m.check("consume_events", crank, &[], &legal, true).await;
+    m.check("sweep_fees", ix::sweep_fees(&market.market), &[], &[], true)
+        .await;
+
+    // Closing, and the closed account revived.
+    let close = ix::close_margin_account(&carol.pubkey(), &carol.margin_account);
+    m.check("close_margin_account", close, &[&carol.key], &[], true)
+        .await;
+    let revive = ix::deposit(
+        &carol.pubkey(),
+        &carol.margin_account,
+        &carol.token_account,
+        0,
+    );
+    m.refused("deposit", "into a closed account", revive, &[&carol.key])
+        .await;
+
+    // Admin hand-over last: it changes the admin.
+    let propose = ix::propose_admin(&admin.pubkey(), &successor.pubkey());
+    m.check("propose_admin", propose, &[&admin], &[], true)
+        .await;
+    let accept = ix::accept_admin(&successor.pubkey());
+    m.check("accept_admin", accept, &[&successor], &[], true)
+        .await;
+
+    // Re-initialisation of what exists.
+    let init = m.h.init_exchange_ix(&successor.pubkey());
+    let reinit =
+        m.h.attempt_raw("init_exchange", &[init], &[&successor])
+            .await;
+    m.tried += 1;
+    assert!(reinit.is_err(), "the exchange was initialised twice");
+    let again = ix::create_margin_account(&alice.pubkey(), 0, None);
+    let recreate =
+        m.h.attempt_raw("create_margin_account", &[again], &[a])
+            .await;
+    m.tried += 1;
+    assert_eq!(
+        recreate,
+        Err(REINIT_REFUSAL),
+        "re-creating a margin account"
+    );
+
+    println!(
+        "account-substitution: {} cases tried, {} accepted",
+        m.tried,
+        m.failures
+            .iter()
+            .filter(|f| f.ends_with("ACCEPTED"))
+            .count()
+    );
+    assert!(
+        m.failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        m.failures.len(),
+        m.tried,
+        m.failures.join("\n")
+    );
+}
