@@ -1,6 +1,7 @@
 //! Solvency audit: the collateral vault must hold exactly what the ledger says
 //! it owes, every market's positions must net to zero, and every account's
-//! order reservations must match the book and the queue. Pure over fetched
+//! order reservations must match the book and the queue (whose sequence
+//! numbers must run without gaps). Pure over fetched
 //! account bytes, so it runs against any chain.
 //!
 //! vault = Σ collateral + Σ entry quote of open positions
@@ -150,7 +151,19 @@ pub fn conservation<'a>(
                 resting.insert((order.owner, index, order.order_id), view.side);
             }
         }
-        for event in pending_events(data.event_queue).map_err(AuditError::Market)? {
+        let events = pending_events(data.event_queue).map_err(AuditError::Market)?;
+        // Sequence numbers run without gaps from the oldest pending event.
+        let first = events.first().map_or(0, |e| e.data[1]);
+        if events
+            .iter()
+            .enumerate()
+            .any(|(i, e)| e.data[1] != first + i as u64)
+        {
+            report
+                .order_mismatches
+                .push(format!("market {index}: event sequence numbers have a gap"));
+        }
+        for event in events {
             match event.decode() {
                 Some(Event::Fill(fill)) => {
                     let maker = Pubkey::new_from_array(fill.maker);

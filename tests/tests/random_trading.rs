@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
 use kestrel_sdk::{errors, ix};
 use kestrel_tests::*;
+use solana_sdk::signer::Signer;
 
 /// xorshift64*: small, seedable, good enough to pick test operations.
 struct Rng(u64);
@@ -52,6 +53,10 @@ async fn random_trading_keeps_every_invariant() {
         h.deposit(&user, 400 * ONE_TOKEN).await;
         traders.push(user);
     }
+    // A saver only deposits and withdraws: whatever the traders do, her
+    // collateral must end exactly at what she put in less what she took out.
+    let saver = h.user(10_000 * ONE_TOKEN).await;
+    let mut saved: i64 = 0;
     let mut oracle_price: i64 = 150;
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     let mut record = |what: &str, result: Result<(), u32>| {
@@ -163,11 +168,42 @@ async fn random_trading_keeps_every_invariant() {
                         .await;
                 }
             }
-            88..=93 => {
+            88 | 90..=93 => {
                 let amount = 1 + rng.below(500 * ONE_TOKEN);
                 let withdraw = h.withdraw_ix(user, amount).await;
                 let result = h.attempt("withdraw", &[withdraw], &[&user.key]).await;
                 record("withdraw", result);
+            }
+            89 => {
+                let amount = 1 + rng.below(300 * ONE_TOKEN);
+                let (deposit, withdraw) = (
+                    ix::deposit(
+                        &saver.pubkey(),
+                        &saver.margin_account,
+                        &saver.token_account,
+                        amount,
+                    ),
+                    ix::withdraw(
+                        &saver.pubkey(),
+                        &saver.margin_account,
+                        &saver.token_account,
+                        amount,
+                    ),
+                );
+                if rng.chance(60) {
+                    if h.attempt("saver deposit", &[deposit], &[&saver.key])
+                        .await
+                        .is_ok()
+                    {
+                        saved += amount as i64;
+                    }
+                } else if h
+                    .attempt("saver withdraw", &[withdraw], &[&saver.key])
+                    .await
+                    .is_ok()
+                {
+                    saved -= amount as i64;
+                }
             }
             94..=96 => {
                 let deposit = ix::deposit(
@@ -215,5 +251,10 @@ async fn random_trading_keeps_every_invariant() {
         base
     };
     assert!(fills > 0, "seed {seed:#x}: nobody holds a position");
+    assert_eq!(
+        h.collateral(&saver.margin_account).await,
+        saved,
+        "seed {seed:#x}: the saver's collateral moved"
+    );
     assert!(h.invariant_checks() as u64 > steps / 2);
 }

@@ -1,0 +1,138 @@
+//! Fuzzes the money math: position trades (exact conservation), fees
+//! (rounding for the exchange), 128-bit division (equal to `/`), the price
+//! band, oracle validation and health. Any panic or broken property is a
+//! finding. `cargo fuzz run perp_math` (from programs/kestrel).
+#![no_main]
+
+use kestrel::engine::fastdiv::{div_i128, div_pow10};
+use kestrel::engine::perp::{self, Position, PriceBand};
+use kestrel::engine::risk::{health, HealthKind, PerpExposure};
+use kestrel::oracle::{validate, OracleBounds, OracleSource, RawPrice};
+use kestrel::units::{BaseLots, NativeUnits};
+use libfuzzer_sys::fuzz_target;
+
+/// Fixed-width little-endian fields; missing bytes read as zero.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        let n = self.0.len().min(8);
+        bytes[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        u64::from_le_bytes(bytes)
+    }
+
+    fn i64(&mut self) -> i64 {
+        self.u64() as i64
+    }
+
+    fn u128(&mut self) -> u128 {
+        u128::from(self.u64()) | (u128::from(self.u64()) << 64)
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut f = Fields(data);
+
+    // A trade moves collateral + entry quote by exactly its quote flow.
+    let before = Position {
+        base_lots: f.i64(),
+        quote: f.i64(),
+    };
+    let bought = f.u64() & 1 == 1;
+    let (lots, paid) = (f.u64(), f.u64());
+    if let Some(after) = perp::apply_trade(before, bought, BaseLots(lots), NativeUnits(paid)) {
+        let flow = if bought {
+            -i128::from(paid)
+        } else {
+            i128::from(paid)
+        };
+        assert_eq!(
+            i128::from(after.realized) + i128::from(after.position.quote)
+                - i128::from(before.quote),
+            flow
+        );
+        let signed = if bought {
+            i128::from(lots)
+        } else {
+            -i128::from(lots)
+        };
+        assert_eq!(
+            i128::from(after.position.base_lots),
+            i128::from(before.base_lots) + signed
+        );
+        if after.position.base_lots == 0 {
+            assert_eq!(after.position.quote, 0);
+        }
+    }
+
+    // Fees round for the exchange; a rebate never exceeds the taker fee of
+    // the same quote when its rate does not.
+    let quote = NativeUnits(f.u64());
+    let taker_bps = (f.u64() % 10_001) as u32;
+    let maker_bps = -((f.u64() % (u64::from(taker_bps) + 1)) as i32);
+    if let Some(fee) = perp::taker_fee(quote, taker_bps) {
+        let exact = u128::from(quote.0) * u128::from(taker_bps);
+        assert!(u128::from(fee) * 10_000 >= exact);
+        assert!(u128::from(fee) * 10_000 < exact + 10_000);
+        let rebate = perp::maker_rebate(quote, maker_bps).expect("smaller than the fee");
+        assert!(rebate <= fee);
+    }
+
+    // Division in 64-bit steps equals Rust's.
+    let (n, d) = (f.u128() as i128, f.u64());
+    if d != 0 {
+        assert_eq!(div_i128(n, d), Some(n / i128::from(d)));
+    }
+    let k = (f.u64() % 39) as u32;
+    assert_eq!(
+        div_pow10(n.unsigned_abs(), k),
+        n.unsigned_abs() / 10u128.pow(k)
+    );
+
+    // The band never panics and is ordered around a positive price.
+    let ticks = fixed::types::I80F48::from_bits((f.u128() >> 1) as i128);
+    if let Some(band) = PriceBand::around(ticks, (f.u64() % 10_001) as u32) {
+        assert!(band.low.0 >= 1);
+    }
+
+    // Oracle validation and health: named outcomes only, never a panic.
+    let raw = RawPrice {
+        mantissa: f.u128() as i128,
+        confidence: f.u128(),
+        exponent: (f.i64() % 40) as i32,
+        publish_time: f.i64(),
+        publish_slot: f.u64(),
+        source: OracleSource::Pyth,
+    };
+    let bounds = OracleBounds {
+        max_age_seconds: f.u64() as u32,
+        max_age_slots: f.u64() as u32,
+        max_confidence_bps: (f.u64() % 10_001) as u32,
+        base_decimals: (f.u64() % 19) as u8,
+        quote_decimals: (f.u64() % 19) as u8,
+    };
+    if let Ok(price) = validate(&raw, &bounds, f.i64(), f.u64()) {
+        assert!(price.price >= 0);
+        let _ = price.confidence();
+        let initial_bps = (f.u64() % 10_000) as u32 + 1;
+        let exposure = PerpExposure {
+            base: f.i64(),
+            quote: f.i64(),
+            bids: f.u64(),
+            asks: f.u64(),
+            unsettled_funding: fixed::types::I80F48::ZERO,
+            price: price.price,
+            initial_margin_bps: initial_bps,
+            maintenance_margin_bps: initial_bps / 2,
+        };
+        let collateral = f.i64();
+        if let (Some(initial), Some(maintenance)) = (
+            health(collateral, &[exposure], HealthKind::Initial),
+            health(collateral, &[exposure], HealthKind::Maintenance),
+        ) {
+            assert!(maintenance >= initial);
+        }
+    }
+});
