@@ -36,9 +36,12 @@ fuzz_target!(|data: &[u8]| {
     let mut f = Fields(data);
 
     // A trade moves collateral + entry quote by exactly its quote flow.
+    let base_lots = f.i64();
+    let quote = f.i64();
+    // Reachable states only: a flat position holds no entry quote.
     let before = Position {
-        base_lots: f.i64(),
-        quote: f.i64(),
+        base_lots,
+        quote: if base_lots == 0 { 0 } else { quote },
     };
     let bought = f.u64() & 1 == 1;
     let (lots, paid) = (f.u64(), f.u64());
@@ -70,7 +73,9 @@ fuzz_target!(|data: &[u8]| {
     // Fees round for the exchange; a rebate never exceeds the taker fee of
     // the same quote when its rate does not.
     let quote = NativeUnits(f.u64());
-    let taker_bps = (f.u64() % 10_001) as u32;
+    // MarketParams::validate caps fees at 1,000 bps, which keeps every fee
+    // and rebate of a u64 quote inside i64.
+    let taker_bps = (f.u64() % 1_001) as u32;
     let maker_bps = -((f.u64() % (u64::from(taker_bps) + 1)) as i32);
     if let Some(fee) = perp::taker_fee(quote, taker_bps) {
         let exact = u128::from(quote.0) * u128::from(taker_bps);

@@ -29,13 +29,17 @@ pub struct TradeOutcome {
 }
 
 /// Applies a trade of `lots` base lots for `quote` native units: bought when
-/// `bought`, sold otherwise. `None` on overflow.
+/// `bought`, sold otherwise. `None` on overflow, and for a trade of no lots
+/// (no fill has one; it could only carry quote into a flat position).
 pub fn apply_trade(
     position: Position,
     bought: bool,
     lots: BaseLots,
     quote: NativeUnits,
 ) -> Option<TradeOutcome> {
+    if lots.is_zero() {
+        return None;
+    }
     let lots = i64::try_from(lots.0).ok()?;
     let quote = i64::try_from(quote.0).ok()?;
     let (signed_lots, flow) = if bought {
@@ -45,7 +49,7 @@ pub fn apply_trade(
     };
     let base = position.base_lots;
     let new_base = base.checked_add(signed_lots)?;
-    if base == 0 || (base > 0) == (signed_lots > 0) || signed_lots == 0 {
+    if base == 0 || (base > 0) == (signed_lots > 0) {
         return Some(TradeOutcome {
             position: Position {
                 base_lots: new_base,
@@ -198,6 +202,21 @@ mod tests {
         assert_eq!(close.position, Position::default());
         // Short 5 sold at 100 each, bought back at 90: +50.
         assert_eq!(trade(-5, 500, true, 5, 450).realized, 50);
+    }
+
+    #[test]
+    fn fees_of_any_quote_fit_at_the_validated_fee_cap() {
+        // MarketParams::validate caps fees at 1,000 bps.
+        let most = NativeUnits(u64::MAX);
+        assert!(taker_fee(most, 1_000).is_some());
+        assert!(maker_fee(most, 1_000).is_some());
+        assert!(maker_fee(most, -1_000).is_some());
+    }
+
+    #[test]
+    fn a_trade_of_no_lots_is_refused() {
+        let flat = Position::default();
+        assert_eq!(apply_trade(flat, true, BaseLots(0), NativeUnits(5)), None);
     }
 
     #[test]
