@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
 use kestrel_sdk::{errors, ix};
 use kestrel_tests::*;
-use solana_sdk::signer::Signer;
 
 /// xorshift64*: small, seedable, good enough to pick test operations.
 struct Rng(u64);
