@@ -41,8 +41,10 @@ KESTREL_PROGRAM=sbf \
 
 echo "== compute units per instruction on the .so (min / max over every successful call)"
 # libtest may print "test <name> ... " on the same line before a [cu] line.
+# Labels may contain spaces ("place_order x8"): the figure follows the last ": ".
 awk '{ at = index($0, "[cu] "); if (!at) next
-        split(substr($0, at + 5), field, " "); name = field[1]; sub(":", "", name); cu = field[2] + 0
+        line = substr($0, at + 5); if (!match(line, /: [0-9]+$/)) next
+        name = substr(line, 1, RSTART - 1); cu = substr(line, RSTART + 2) + 0
         if (!(name in min) || cu < min[name]) min[name] = cu
         if (cu > max[name]) max[name] = cu; n[name]++ }
      END { printf "%-24s %8s %8s %6s\n", "instruction", "min", "max", "calls"
