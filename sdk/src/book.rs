@@ -5,7 +5,7 @@ use kestrel::engine::{BookSide, Side};
 use kestrel::state::{BookSideAccount, BOOK_SIDE_BYTES};
 use kestrel::units::{BaseLots, Ticks};
 
-use crate::decode::DecodeError;
+use crate::decode::{self, DecodeError};
 use crate::Pubkey;
 
 /// One resting order.
@@ -47,20 +47,12 @@ impl BookSideView {
     /// Decodes a book-side account's data (discriminator included).
     pub fn from_account_data(data: &[u8]) -> Result<Self, DecodeError> {
         let account_type = "BookSide";
-        let expected = 8 + BOOK_SIDE_BYTES;
-        if data.len() != expected {
-            return Err(DecodeError::WrongLength {
-                account_type,
-                expected,
-                actual: data.len(),
-            });
-        }
-        if data[..8] != *BookSideAccount::DISCRIMINATOR {
-            return Err(DecodeError::WrongDiscriminator { account_type });
-        }
-        // The engine needs 8-byte alignment, which fetched buffers lack.
-        let mut words = vec![0u64; BOOK_SIDE_BYTES / 8];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut words).copy_from_slice(&data[8..]);
+        let mut words = decode::slab(
+            account_type,
+            BookSideAccount::DISCRIMINATOR,
+            BOOK_SIDE_BYTES,
+            data,
+        )?;
         let book = BookSide::load(bytemuck::cast_slice_mut(&mut words))
             .map_err(|_| DecodeError::WrongDiscriminator { account_type })?;
         let orders = book

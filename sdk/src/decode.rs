@@ -60,6 +60,31 @@ pub fn zero_copy<T: ZeroCopy + Discriminator>(
     Ok(bytemuck::pod_read_unaligned(&data[disc.len()..]))
 }
 
+/// The engine slab of a book-side or event-queue account: discriminator and
+/// exact length checked, copied into 8-byte-aligned words (fetched buffers
+/// carry no alignment, and the engine's nodes need it).
+pub fn slab(
+    account_type: &'static str,
+    discriminator: &[u8],
+    slab_bytes: usize,
+    data: &[u8],
+) -> Result<Vec<u64>, DecodeError> {
+    let expected = discriminator.len() + slab_bytes;
+    if data.len() != expected {
+        return Err(DecodeError::WrongLength {
+            account_type,
+            expected,
+            actual: data.len(),
+        });
+    }
+    if data[..discriminator.len()] != *discriminator {
+        return Err(DecodeError::WrongDiscriminator { account_type });
+    }
+    let mut words = vec![0u64; slab_bytes / 8];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words).copy_from_slice(&data[discriminator.len()..]);
+    Ok(words)
+}
+
 pub fn exchange(data: &[u8]) -> Result<Exchange, DecodeError> {
     zero_copy("Exchange", data)
 }

@@ -5,26 +5,18 @@ use kestrel::engine::event_queue::{AnyEvent, Event};
 use kestrel::engine::EventQueue;
 use kestrel::state::{EventQueueAccount, EVENT_QUEUE_BYTES};
 
-use crate::decode::DecodeError;
+use crate::decode::{self, DecodeError};
 use crate::Pubkey;
 
 /// The queue's events, oldest first, from its account data (discriminator included).
 pub fn pending_events(data: &[u8]) -> Result<Vec<AnyEvent>, DecodeError> {
     let account_type = "EventQueue";
-    let expected = 8 + EVENT_QUEUE_BYTES;
-    if data.len() != expected {
-        return Err(DecodeError::WrongLength {
-            account_type,
-            expected,
-            actual: data.len(),
-        });
-    }
-    if data[..8] != *EventQueueAccount::DISCRIMINATOR {
-        return Err(DecodeError::WrongDiscriminator { account_type });
-    }
-    // Copy into an 8-aligned buffer: fetched bytes carry no alignment.
-    let mut slab = vec![0u64; EVENT_QUEUE_BYTES / 8];
-    bytemuck::cast_slice_mut::<u64, u8>(&mut slab).copy_from_slice(&data[8..]);
+    let mut slab = decode::slab(
+        account_type,
+        EventQueueAccount::DISCRIMINATOR,
+        EVENT_QUEUE_BYTES,
+        data,
+    )?;
     let queue = EventQueue::load(bytemuck::cast_slice_mut(&mut slab))
         .map_err(|_| DecodeError::WrongDiscriminator { account_type })?;
     Ok(queue.iter().copied().collect())

@@ -44,9 +44,7 @@ pub struct PerpExposure {
 impl PerpExposure {
     /// The largest size the position can reach if its resting orders fill.
     pub fn worst_case_base(&self) -> i128 {
-        let long = i128::from(self.base) + i128::from(self.bids);
-        let short = i128::from(self.base) - i128::from(self.asks);
-        long.abs().max(short.abs())
+        worst_case(self.base, self.bids, self.asks)
     }
 
     pub fn unrealized_pnl(&self) -> Option<I80F48> {
@@ -72,6 +70,15 @@ impl PerpExposure {
             .checked_add(self.unsettled_funding)?
             .checked_sub(requirement)
     }
+}
+
+/// The largest |position| if all resting orders of one side fill: all bids
+/// (the longest it can get) or all asks (the shortest). Any unit, as long as
+/// the three agree.
+pub fn worst_case(base: i64, bids: u64, asks: u64) -> i128 {
+    let long = i128::from(base) + i128::from(bids);
+    let short = i128::from(base) - i128::from(asks);
+    long.abs().max(short.abs())
 }
 
 /// Health of an account with `collateral` and `positions`; `None` when a

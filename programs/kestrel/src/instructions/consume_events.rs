@@ -56,10 +56,12 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
         let Some(event) = queue.front().copied() else {
             break;
         };
-        let owner = match event.decode() {
-            Some(Event::Fill(fill)) => fill.maker,
-            Some(Event::Out(out)) => out.owner,
-            None => return err!(KestrelError::AccountingMismatch),
+        let Some(decoded) = event.decode() else {
+            return err!(KestrelError::AccountingMismatch);
+        };
+        let owner = match decoded {
+            Event::Fill(fill) => fill.maker,
+            Event::Out(out) => out.owner,
         };
         let Some(info) = ctx
             .remaining_accounts
@@ -71,8 +73,8 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
         let loader = AccountLoader::<MarginAccount>::try_from(info)?;
         let mut account = loader.load_mut()?;
         require_keys_eq!(account.exchange, exchange_key, KestrelError::WrongExchange);
-        match event.decode() {
-            Some(Event::Fill(fill)) => {
+        match decoded {
+            Event::Fill(fill) => {
                 let side = Side::from_u8(fill.taker_side)
                     .ok_or(KestrelError::AccountingMismatch)?
                     .opposite();
@@ -112,7 +114,7 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                     account.forget_order(fill.maker_slot, market.market_index, order_id);
                 }
             }
-            Some(Event::Out(out)) => {
+            Event::Out(out) => {
                 let side = Side::from_u8(out.side).ok_or(KestrelError::AccountingMismatch)?;
                 account
                     .position_mut(market.market_index)
@@ -123,7 +125,6 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                     account.forget_order(out.owner_slot, market.market_index, order_id);
                 }
             }
-            None => unreachable!("decoded above"),
         }
         account.release_position_if_empty(market.market_index);
         queue.pop_front();

@@ -292,12 +292,12 @@ pub fn place_order<'info>(
             ctx.remaining_accounts,
             &clock,
         )?;
-        let now_exposure = health::exposure(&after, &market, price)?;
-        let before_exposure = health::exposure(&before, &market, price)?;
-        exposures.push(now_exposure);
+        exposures.push(health::exposure(&after, &market, price)?);
         let healthy = health::initial_health(account.collateral, &exposures)? >= 0;
-        let reduces = now_exposure.worst_case_base() < before_exposure.worst_case_base();
-        require!(healthy || reduces, KestrelError::InsufficientHealth);
+        require!(
+            healthy || after.worst_case_lots() < before.worst_case_lots(),
+            KestrelError::InsufficientHealth
+        );
     }
     Ok(())
 }

@@ -88,6 +88,12 @@ impl PerpPosition {
         }
     }
 
+    /// The largest |position| in lots if all resting orders of one side fill
+    /// (the quantity health charges margin on).
+    pub fn worst_case_lots(&self) -> i128 {
+        crate::engine::risk::worst_case(self.base_lots, self.bids_base_lots, self.asks_base_lots)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.base_lots == 0
             && self.quote_native == 0
