@@ -6,6 +6,11 @@
 //!
 //! vault = Σ collateral + Σ entry quote of open positions
 //!       + Σ quote owed to makers by fills not yet cranked + Σ market fees accrued
+//!       + Σ market funding balances (funding and socialized loss paid in by
+//!         positions, less what was paid out or fronted)
+//!
+//! and each market's open interest counters equal Σ long and Σ short lots of
+//! the settled positions.
 //!
 //! (A fill moves quote between two accounts' collateral and entry quote; the
 //! taker's leg is booked at once, the maker's when the crank applies it.)
@@ -40,6 +45,8 @@ pub struct Conservation {
     pub pending_maker_quote: i128,
     /// Σ fees accrued by markets and not yet swept.
     pub fees_owed: i128,
+    /// Σ markets' funding balances.
+    pub funding_balance: i128,
     pub margin_accounts: usize,
     /// Markets whose base positions (pending fills included) do not sum to 0.
     pub base_imbalances: Vec<(u16, i128)>,
@@ -60,6 +67,7 @@ impl Conservation {
             - self.entry_quote
             - self.pending_maker_quote
             - self.fees_owed
+            - self.funding_balance
     }
 }
 
@@ -67,12 +75,13 @@ impl std::fmt::Display for Conservation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "vault {} = collateral {} + entry quote {} + pending maker quote {} + fees owed {} over {} margin accounts: {}",
+            "vault {} = collateral {} + entry quote {} + pending maker quote {} + fees owed {} + funding balance {} over {} margin accounts: {}",
             self.vault_balance,
             self.total_collateral,
             self.entry_quote,
             self.pending_maker_quote,
             self.fees_owed,
+            self.funding_balance,
             self.margin_accounts,
             if self.imbalance() == 0 {
                 "holds".to_string()
@@ -130,11 +139,15 @@ pub fn conservation<'a>(
         entry_quote: 0,
         pending_maker_quote: 0,
         fees_owed: 0,
+        funding_balance: 0,
         margin_accounts: 0,
         base_imbalances: Vec::new(),
         order_mismatches: Vec::new(),
     };
     let mut base_sums: BTreeMap<u16, i128> = BTreeMap::new();
+    // Per market: (long lots, short lots) as counted by the market, then as
+    // summed over positions.
+    let mut open_interest: BTreeMap<u16, (u64, u64, u64, u64)> = BTreeMap::new();
     let mut expected: Expected = BTreeMap::new();
     // Resting orders: (account, market, order id) -> side.
     let mut resting: BTreeMap<(Pubkey, u16, u128), Side> = BTreeMap::new();
@@ -142,6 +155,8 @@ pub fn conservation<'a>(
         let market = decode::market(data.market).map_err(AuditError::Market)?;
         let index = market.market_index;
         report.fees_owed += i128::from(market.fees_accrued);
+        report.funding_balance += i128::from(market.funding_balance_native);
+        open_interest.insert(index, (market.long_lots, market.short_lots, 0u64, 0u64));
         base_sums.entry(index).or_default();
         for book in [data.bids, data.asks] {
             let view = BookSideView::from_account_data(book).map_err(AuditError::Market)?;
@@ -207,6 +222,13 @@ pub fn conservation<'a>(
             let index = position.market_index;
             report.entry_quote += i128::from(position.quote_native);
             *base_sums.entry(index).or_default() += i128::from(position.base_lots);
+            if let Some(counted) = open_interest.get_mut(&index) {
+                if position.base_lots > 0 {
+                    counted.2 += position.base_lots as u64;
+                } else {
+                    counted.3 += position.base_lots.unsigned_abs();
+                }
+            }
             for (side, reserved) in [
                 (Side::Bid, position.bids_base_lots),
                 (Side::Ask, position.asks_base_lots),
@@ -236,6 +258,15 @@ pub fn conservation<'a>(
             report.order_mismatches.push(format!(
                 "{owner} market {index}: order {order_id:#x} rests without a slot"
             ));
+        }
+    }
+    if report.margin_accounts > 0 {
+        for (index, (long, short, long_sum, short_sum)) in open_interest {
+            if (long, short) != (long_sum, short_sum) {
+                report.order_mismatches.push(format!(
+                    "market {index}: open interest {long} long / {short} short, positions hold {long_sum} / {short_sum}"
+                ));
+            }
         }
     }
     report.base_imbalances = base_sums.into_iter().filter(|(_, sum)| *sum != 0).collect();

@@ -38,6 +38,13 @@ pub struct MarketConfig {
     pub max_fills_per_order: u16,
     /// Native quote units per event consumed, paid from the market's fees.
     pub crank_reward_native: u64,
+    /// Largest funding per period, bps of the oracle TWAP.
+    pub funding_cap_bps: u32,
+    pub funding_period_seconds: u32,
+    /// Liquidation fee, bps of the value liquidated (below maintenance).
+    pub liquidation_fee_bps: u32,
+    /// The insurance fund's share of the liquidation fee, bps.
+    pub liquidation_insurance_share_bps: u32,
     /// active, reduce_only, paused or closed.
     #[serde(default = "active")]
     pub status: String,
@@ -181,6 +188,10 @@ impl MarketConfig {
             price_band_bps: self.price_band_bps,
             max_fills_per_order: self.max_fills_per_order,
             crank_reward_native: self.crank_reward_native,
+            funding_cap_bps: self.funding_cap_bps,
+            funding_period_seconds: self.funding_period_seconds,
+            liquidation_fee_bps: self.liquidation_fee_bps,
+            liquidation_insurance_share_bps: self.liquidation_insurance_share_bps,
             oracle: OracleConfig {
                 primary_kind,
                 primary_feed,

@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 60] = [
+pub const ALL: [KestrelError; 78] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -64,6 +64,24 @@ pub const ALL: [KestrelError; 60] = [
     KestrelError::AccountingMismatch,
     KestrelError::WrongOracleAccount,
     KestrelError::NoFeesToSweep,
+    KestrelError::InvalidFundingParams,
+    KestrelError::InvalidLiquidationParams,
+    KestrelError::FundingPaused,
+    KestrelError::FundingUpToDate,
+    KestrelError::CrankRequired,
+    KestrelError::LiquidationPaused,
+    KestrelError::NotLiquidatable,
+    KestrelError::CannotLiquidateSelf,
+    KestrelError::NothingToLiquidate,
+    KestrelError::NotBankrupt,
+    KestrelError::WrongBankruptcyMarket,
+    KestrelError::CannotSocializeLoss,
+    KestrelError::InsurancePaused,
+    KestrelError::ZeroShares,
+    KestrelError::InsufficientShares,
+    KestrelError::NoUnstakeRequest,
+    KestrelError::UnstakeCooldown,
+    KestrelError::NoPosition,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

@@ -41,6 +41,9 @@ pub struct Health {
     pub initial: I80F48,
     /// Below zero the account can be liquidated.
     pub maintenance: I80F48,
+    /// Where liquidation stops: a liquidation takes the fewest lots that
+    /// bring this to zero.
+    pub liquidation_end: I80F48,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,5 +90,6 @@ pub fn preview(
     Ok(Health {
         initial: of(HealthKind::Initial)?,
         maintenance: of(HealthKind::Maintenance)?,
+        liquidation_end: of(HealthKind::LiquidationEnd)?,
     })
 }

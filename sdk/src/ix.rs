@@ -412,3 +412,143 @@ pub fn sweep_fees(market: &Pubkey) -> Instruction {
         instruction::SweepFees {},
     )
 }
+
+/// Permissionless funding crank for one market. The market's event queue
+/// must be empty (crank `consume_events` first, in the same transaction).
+pub fn update_funding(market: &MarketAccounts) -> Instruction {
+    build(
+        accounts::UpdateFunding {
+            exchange: pda::exchange(),
+            market: market.market,
+            bids: market.bids,
+            asks: market.asks,
+            event_queue: market.event_queue,
+            primary_oracle: market.primary_oracle,
+            fallback_oracle: market.fallback_oracle,
+        },
+        instruction::UpdateFunding {},
+    )
+}
+
+/// Permissionless: settles `margin_account`'s funding in `market`.
+pub fn settle_funding(market: &Pubkey, margin_account: &Pubkey) -> Instruction {
+    build(
+        accounts::SettleFunding {
+            market: *market,
+            margin_account: *margin_account,
+        },
+        instruction::SettleFunding {},
+    )
+}
+
+/// Liquidates `liquidatee` in `market` into `liquidator_account`, taking at
+/// most `max_base_lots`. `health` is the liquidatee's health accounts
+/// (skipping `market`) followed by the liquidator's: see
+/// [`liquidation_health_accounts`].
+pub fn liquidate(
+    liquidator: &Pubkey,
+    liquidator_account: &Pubkey,
+    liquidatee: &Pubkey,
+    market: &MarketAccounts,
+    max_base_lots: u64,
+    health: Vec<AccountMeta>,
+) -> Instruction {
+    let exchange = pda::exchange();
+    with_remaining(
+        build(
+            accounts::Liquidate {
+                liquidator: *liquidator,
+                exchange,
+                liquidator_account: *liquidator_account,
+                liquidatee: *liquidatee,
+                market: market.market,
+                bids: market.bids,
+                asks: market.asks,
+                primary_oracle: market.primary_oracle,
+                fallback_oracle: market.fallback_oracle,
+                collateral_vault: pda::collateral_vault(&exchange),
+                insurance_vault: pda::insurance_vault(&exchange),
+                token_program: anchor_spl::token::ID,
+            },
+            instruction::Liquidate { max_base_lots },
+        ),
+        health,
+    )
+}
+
+/// The remaining accounts of [`liquidate`]: the liquidatee's other
+/// positions, then the liquidator's, each skipping the liquidated market.
+/// The liquidator's list is as it will be after the trade: a position in
+/// the liquidated market needs no group.
+pub fn liquidation_health_accounts(
+    liquidatee: &MarginAccount,
+    liquidator: &MarginAccount,
+    market_index: u16,
+    markets: &[MarketAccounts],
+) -> Vec<AccountMeta> {
+    let mut metas = health_accounts(liquidatee, Some(market_index), markets);
+    metas.extend(health_accounts(liquidator, Some(market_index), markets));
+    metas
+}
+
+/// Permissionless: settles the deficit of a bankrupt `margin_account` in
+/// the last market it held a position in.
+pub fn settle_bankruptcy(margin_account: &Pubkey, market: &MarketAccounts) -> Instruction {
+    let exchange = pda::exchange();
+    build(
+        accounts::SettleBankruptcy {
+            exchange,
+            margin_account: *margin_account,
+            market: market.market,
+            event_queue: market.event_queue,
+            collateral_vault: pda::collateral_vault(&exchange),
+            insurance_vault: pda::insurance_vault(&exchange),
+            token_program: anchor_spl::token::ID,
+        },
+        instruction::SettleBankruptcy {},
+    )
+}
+
+/// Stakes `amount` from the owner's `source` token account into the
+/// insurance fund; the shares are recorded on `margin_account`.
+pub fn stake(owner: &Pubkey, margin_account: &Pubkey, source: &Pubkey, amount: u64) -> Instruction {
+    let exchange = pda::exchange();
+    build(
+        accounts::Stake {
+            owner: *owner,
+            exchange,
+            margin_account: *margin_account,
+            source: *source,
+            insurance_vault: pda::insurance_vault(&exchange),
+            token_program: anchor_spl::token::ID,
+        },
+        instruction::Stake { amount },
+    )
+}
+
+pub fn request_unstake(owner: &Pubkey, margin_account: &Pubkey, shares: u64) -> Instruction {
+    build(
+        accounts::RequestUnstake {
+            owner: *owner,
+            exchange: pda::exchange(),
+            margin_account: *margin_account,
+        },
+        instruction::RequestUnstake { shares },
+    )
+}
+
+/// Redeems the requested shares into `margin_account`'s collateral.
+pub fn unstake(owner: &Pubkey, margin_account: &Pubkey) -> Instruction {
+    let exchange = pda::exchange();
+    build(
+        accounts::Unstake {
+            owner: *owner,
+            exchange,
+            margin_account: *margin_account,
+            insurance_vault: pda::insurance_vault(&exchange),
+            collateral_vault: pda::collateral_vault(&exchange),
+            token_program: anchor_spl::token::ID,
+        },
+        instruction::Unstake {},
+    )
+}

@@ -625,7 +625,74 @@ impl Harness {
         )
         .unwrap_or_else(|e| panic!("after {label}: {e}"));
         assert!(report.holds(), "after {label}: {report}");
+        // Insurance shares: the exchange's total is Σ shares of this epoch.
+        if let Some(exchange) = self.chain.account(&self.exchange).await {
+            let exchange = decode::exchange(&exchange.data).expect("the exchange");
+            let staked: u64 = margin_accounts
+                .iter()
+                .map(|(_, data)| decode::margin_account(data).expect("a margin account"))
+                .filter(|a| a.insurance_epoch == exchange.insurance_epoch)
+                .map(|a| a.insurance_shares)
+                .sum();
+            assert_eq!(
+                staked, exchange.insurance_shares,
+                "after {label}: insurance shares held differ from the total"
+            );
+        }
         self.invariant_checks += 1;
+    }
+
+    /// `liquidate` of `liquidatee` in `market` by `liquidator`'s margin
+    /// account, with both accounts' health accounts.
+    pub async fn liquidate_ix(
+        &mut self,
+        liquidator: &User,
+        liquidatee: &Pubkey,
+        market: &ix::MarketAccounts,
+        max_base_lots: u64,
+    ) -> Instruction {
+        let target = self.margin_account(liquidatee).await;
+        let taker = self.margin_account(&liquidator.margin_account).await;
+        let health = ix::liquidation_health_accounts(
+            &target,
+            &taker,
+            market.market_index,
+            &self.trading_markets,
+        );
+        ix::liquidate(
+            &liquidator.pubkey(),
+            &liquidator.margin_account,
+            liquidatee,
+            market,
+            max_base_lots,
+            health,
+        )
+    }
+
+    pub async fn update_funding(&mut self, market: &ix::MarketAccounts) -> TxOutcome {
+        self.ok("update_funding", &[ix::update_funding(market)], &[])
+            .await
+    }
+
+    pub async fn settle_funding(&mut self, market: &ix::MarketAccounts, account: &Pubkey) {
+        let settle = ix::settle_funding(&market.market, account);
+        self.ok("settle_funding", &[settle], &[]).await;
+    }
+
+    /// Stakes `amount` of `user`'s tokens into the insurance fund.
+    pub async fn stake(&mut self, user: &User, amount: u64) {
+        let stake = ix::stake(
+            &user.pubkey(),
+            &user.margin_account,
+            &user.token_account,
+            amount,
+        );
+        self.ok("stake", &[stake], &[&user.key]).await;
+    }
+
+    /// Moves the bank's clock forward by `seconds`.
+    pub async fn advance_clock(&mut self, seconds: i64) {
+        self.chain.advance_clock(seconds).await;
     }
 
     async fn snapshot(&mut self, named: &[Pubkey]) -> BTreeMap<Pubkey, Option<Account>> {
@@ -679,6 +746,10 @@ pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams 
         price_band_bps: 500,
         max_fills_per_order: 32,
         crank_reward_native: 100,
+        funding_cap_bps: 50,
+        funding_period_seconds: 3_600,
+        liquidation_fee_bps: 250,
+        liquidation_insurance_share_bps: 4_000,
         oracle: OracleConfig {
             primary_kind: OracleKind::Pyth,
             primary_feed: PYTH_FEED,

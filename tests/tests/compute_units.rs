@@ -152,6 +152,8 @@ async fn every_instruction_stays_within_its_compute_budget() {
 
     let trading = measure_trading().await;
     m.measured.extend(trading);
+    let risk = measure_risk().await;
+    m.measured.extend(risk);
 
     let budgets: BTreeMap<String, u64> = toml::from_str(
         &std::fs::read_to_string(workspace().join("bench/cu-budgets.toml"))
@@ -310,5 +312,79 @@ async fn measure_trading() -> BTreeMap<String, u64> {
     let withdraw = m.h.withdraw_ix(&whale, ONE_TOKEN).await;
     m.measure("withdraw_8_positions", withdraw, &[&whale.key])
         .await;
+    m.measured
+}
+
+/// Funding, liquidation, bankruptcy and the insurance fund: the keeper's
+/// cranks and the stakers' instructions.
+async fn measure_risk() -> BTreeMap<String, u64> {
+    let mut m = Meter {
+        h: Harness::new().await,
+        measured: BTreeMap::new(),
+    };
+    let market = m.h.create_market(0, market_params).await;
+    let maker = m.h.user(2_000 * ONE_TOKEN).await;
+    let trader = m.h.user(100 * ONE_TOKEN).await;
+    let keeper = m.h.user(10_000 * ONE_TOKEN).await;
+    let staker = m.h.user(500 * ONE_TOKEN).await;
+    for (user, amount) in [(&maker, 2_000), (&trader, 100), (&keeper, 10_000)] {
+        m.h.deposit(user, amount * ONE_TOKEN).await;
+    }
+    let stake = ix::stake(
+        &staker.pubkey(),
+        &staker.margin_account,
+        &staker.token_account,
+        500 * ONE_TOKEN,
+    );
+    m.measure("stake", stake, &[&staker.key]).await;
+
+    // The trader: long 600 lots (900 USDC) on 100 USDC, plus four resting bids.
+    m.h.place(
+        &maker,
+        &market,
+        order(OrderSide::Ask, OrderType::Limit, 15_000, 600),
+    )
+    .await;
+    let buy = order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_000, 600);
+    m.h.place(&trader, &market, buy).await;
+    m.h.crank(&market, 1).await;
+    for price in 14_000..14_004 {
+        m.h.place(
+            &trader,
+            &market,
+            order(OrderSide::Bid, OrderType::Limit, price, 1),
+        )
+        .await;
+    }
+    // The first update starts the averages; the second is the steady state.
+    m.h.update_funding(&market).await;
+    m.h.advance_clock(60).await;
+    m.h.set_oracle_price(&market, 150).await;
+    m.measure("update_funding", ix::update_funding(&market), &[])
+        .await;
+    let settle = ix::settle_funding(&market.market, &maker.margin_account);
+    m.measure("settle_funding", settle, &[]).await;
+
+    m.h.set_oracle_price(&market, 138).await;
+    let liquidate =
+        m.h.liquidate_ix(&keeper, &trader.margin_account, &market, u64::MAX)
+            .await;
+    m.measure("liquidate_1_position_4_orders", liquidate, &[&keeper.key])
+        .await;
+    // A gap: the rest of the position goes at a loss the fund covers.
+    m.h.set_oracle_price(&market, 100).await;
+    let liquidate =
+        m.h.liquidate_ix(&keeper, &trader.margin_account, &market, u64::MAX)
+            .await;
+    m.h.ok("liquidate", &[liquidate], &[&keeper.key]).await;
+    let settle = ix::settle_bankruptcy(&trader.margin_account, &market);
+    m.measure("settle_bankruptcy", settle, &[]).await;
+
+    let request = ix::request_unstake(&staker.pubkey(), &staker.margin_account, ONE_TOKEN);
+    m.measure("request_unstake", request, &[&staker.key]).await;
+    m.h.advance_clock(kestrel::state::INSURANCE_UNSTAKE_COOLDOWN_SECONDS)
+        .await;
+    let unstake = ix::unstake(&staker.pubkey(), &staker.margin_account);
+    m.measure("unstake", unstake, &[&staker.key]).await;
     m.measured
 }

@@ -124,6 +124,42 @@ pub enum KestrelError {
     WrongOracleAccount,
     #[msg("the market has no fees to sweep")]
     NoFeesToSweep,
+    #[msg("funding cap above 100% or funding period under a minute")]
+    InvalidFundingParams,
+    #[msg("the liquidation fee must be below the maintenance fraction, its insurance share at most 100%")]
+    InvalidLiquidationParams,
+    #[msg("funding updates are paused")]
+    FundingPaused,
+    #[msg("funding was already updated this second")]
+    FundingUpToDate,
+    #[msg("fills are waiting in the event queue: crank consume_events first")]
+    CrankRequired,
+    #[msg("liquidation is paused")]
+    LiquidationPaused,
+    #[msg("the account's maintenance health is not negative")]
+    NotLiquidatable,
+    #[msg("an account cannot liquidate itself")]
+    CannotLiquidateSelf,
+    #[msg("the account has no position or order in this market")]
+    NothingToLiquidate,
+    #[msg("the account has open positions or no deficit")]
+    NotBankrupt,
+    #[msg("the loss must be settled in the last market the account traded")]
+    WrongBankruptcyMarket,
+    #[msg("the insurance fund is empty and the market has no open interest")]
+    CannotSocializeLoss,
+    #[msg("the insurance fund is paused")]
+    InsurancePaused,
+    #[msg("the amount buys no insurance fund shares")]
+    ZeroShares,
+    #[msg("more shares than the account holds")]
+    InsufficientShares,
+    #[msg("no unstake request is pending")]
+    NoUnstakeRequest,
+    #[msg("the unstake cooldown has not passed")]
+    UnstakeCooldown,
+    #[msg("the account has no position in this market")]
+    NoPosition,
 }
 
 impl From<crate::engine::EngineError> for KestrelError {

@@ -80,3 +80,61 @@ pub struct MarketStatusSet {
     pub previous: u8,
     pub current: u8,
 }
+
+#[event]
+pub struct FundingUpdated {
+    pub market: Pubkey,
+    /// I80F48 bits: native quote per base lot longs paid (negative: received).
+    pub funding_per_lot_bits: i128,
+    pub mark_twap_bits: i128,
+    pub oracle_twap_bits: i128,
+    pub elapsed_seconds: u64,
+}
+
+#[event]
+pub struct Liquidated {
+    pub market: Pubkey,
+    pub liquidatee: Pubkey,
+    pub liquidator: Pubkey,
+    pub orders_cancelled: u8,
+    /// Signed base lots the liquidatee sold (> 0) or bought back (< 0).
+    pub base_lots: i64,
+    /// Native quote the lots traded for (oracle price less or plus the fee).
+    pub quote_native: u64,
+    pub insurance_fee_native: u64,
+}
+
+#[event]
+pub struct BankruptcySettled {
+    pub market: Pubkey,
+    pub margin_account: Pubkey,
+    pub deficit_native: u64,
+    pub covered_by_insurance_native: u64,
+    /// Spread over the market's open interest through the funding indexes.
+    pub socialized_native: u64,
+    /// I80F48 bits: what each open lot (long and short) owes for it.
+    pub loss_per_lot_bits: i128,
+}
+
+#[event]
+pub struct Staked {
+    pub margin_account: Pubkey,
+    pub amount: u64,
+    pub shares: u64,
+    pub total_shares: u64,
+}
+
+#[event]
+pub struct UnstakeRequested {
+    pub margin_account: Pubkey,
+    pub shares: u64,
+    pub requested_at: i64,
+}
+
+#[event]
+pub struct Unstaked {
+    pub margin_account: Pubkey,
+    pub shares: u64,
+    pub amount: u64,
+    pub total_shares: u64,
+}

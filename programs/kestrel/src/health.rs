@@ -8,6 +8,7 @@
 use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
+use crate::engine::funding;
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::error::KestrelError;
 use crate::oracle;
@@ -33,26 +34,38 @@ pub fn exposure(position: &PerpPosition, market: &Market, price: I80F48) -> Resu
             .asks_base_lots
             .checked_mul(lot)
             .ok_or_else(overflow)?,
-        unsettled_funding: I80F48::ZERO,
+        unsettled_funding: unsettled_funding(position, market).ok_or_else(overflow)?,
         price,
         initial_margin_bps: market.initial_margin_bps,
         maintenance_margin_bps: market.maintenance_margin_bps,
     })
 }
 
+/// Funding the position is owed (> 0) or owes, not yet settled.
+fn unsettled_funding(position: &PerpPosition, market: &Market) -> Option<I80F48> {
+    let index = market.funding_index_parts_for(position.base_lots);
+    if position.funding_index == index {
+        return Some(I80F48::ZERO);
+    }
+    funding::unsettled_funding(
+        funding::from_parts(index),
+        funding::from_parts(position.funding_index),
+        position.base_lots,
+    )
+}
+
 /// Exposures of every position of `account` except the one in `skip`, read
-/// from `remaining` as laid out in the module docs. An unusable oracle refuses
+/// from `next` (remaining accounts) as laid out in the module docs. An unusable oracle refuses
 /// the instruction with that oracle's error.
 pub fn other_exposures<'info>(
     account: &MarginAccount,
     skip: Option<u16>,
     exchange: &Pubkey,
     quote_decimals: u8,
-    remaining: &'info [AccountInfo<'info>],
+    next: &mut std::slice::Iter<'info, AccountInfo<'info>>,
     clock: &Clock,
 ) -> Result<Vec<PerpExposure>> {
     let mut exposures = Vec::with_capacity(MAX_POSITIONS);
-    let mut next = remaining.iter();
     for position in account.positions.iter() {
         if position.in_use == 0 || Some(position.market_index) == skip {
             continue;
@@ -79,6 +92,9 @@ pub fn other_exposures<'info>(
 
 /// Initial health of collateral plus `exposures`.
 pub fn initial_health(collateral: i64, exposures: &[PerpExposure]) -> Result<I80F48> {
-    Ok(risk::health(collateral, exposures, HealthKind::Initial)
-        .ok_or(KestrelError::MathOverflow)?)
+    health(collateral, exposures, HealthKind::Initial)
+}
+
+pub fn health(collateral: i64, exposures: &[PerpExposure], kind: HealthKind) -> Result<I80F48> {
+    Ok(risk::health(collateral, exposures, kind).ok_or(KestrelError::MathOverflow)?)
 }

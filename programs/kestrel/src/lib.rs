@@ -108,4 +108,35 @@ pub mod kestrel {
     pub fn sweep_fees(ctx: Context<SweepFees>) -> Result<()> {
         instructions::sweep_fees(ctx)
     }
+
+    pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
+        instructions::update_funding(ctx)
+    }
+
+    pub fn settle_funding(ctx: Context<SettleFunding>) -> Result<()> {
+        instructions::settle_funding(ctx)
+    }
+
+    pub fn liquidate<'info>(
+        ctx: Context<'info, Liquidate<'info>>,
+        max_base_lots: u64,
+    ) -> Result<()> {
+        instructions::liquidate(ctx, max_base_lots)
+    }
+
+    pub fn settle_bankruptcy(ctx: Context<SettleBankruptcy>) -> Result<()> {
+        instructions::settle_bankruptcy(ctx)
+    }
+
+    pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
+        instructions::stake(ctx, amount)
+    }
+
+    pub fn request_unstake(ctx: Context<RequestUnstake>, shares: u64) -> Result<()> {
+        instructions::request_unstake(ctx, shares)
+    }
+
+    pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
+        instructions::unstake(ctx)
+    }
 }

@@ -30,6 +30,37 @@ const _: () = assert!(BOOK_SIDE_HEADER_SIZE.is_multiple_of(8));
 /// Deepest possible path: each inner node's prefix is longer than its parent's.
 const MAX_DEPTH: usize = 129;
 
+/// The best resting price of a side, read from its slab without borrowing it
+/// mutably (for read-only accounts). The walk is bounded by the tree's depth.
+pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineError> {
+    if data.len() < BOOK_SIDE_HEADER_SIZE {
+        return Err(EngineError::BadLayout);
+    }
+    let (header, nodes) = data.split_at(BOOK_SIDE_HEADER_SIZE);
+    let header: &BookSideHeader =
+        bytemuck::try_from_bytes(header).map_err(|_| EngineError::BadLayout)?;
+    let nodes: &[AnyNode] = bytemuck::try_cast_slice(nodes).map_err(|_| EngineError::BadLayout)?;
+    let direction = match Side::from_u8(header.side).ok_or(EngineError::BadLayout)? {
+        Side::Ask => 0,
+        Side::Bid => 1,
+    };
+    let mut current = header.root;
+    for _ in 0..=MAX_DEPTH {
+        if current == NIL {
+            return Ok(None);
+        }
+        let node = nodes.get(current as usize).ok_or(EngineError::BadLayout)?;
+        match node.tag {
+            TAG_INNER => {
+                current = bytemuck::cast_ref::<AnyNode, InnerNode>(node).children[direction]
+            }
+            TAG_LEAF => return Ok(Some(bytemuck::cast_ref::<AnyNode, LeafNode>(node).price())),
+            _ => return Err(EngineError::BadLayout),
+        }
+    }
+    Err(EngineError::BadLayout)
+}
+
 pub struct BookSide<'a> {
     header: &'a mut BookSideHeader,
     nodes: &'a mut [AnyNode],
@@ -561,7 +592,16 @@ pub(crate) mod tests {
             assert_eq!(book.best().unwrap().client_order_id, expected[0].1);
             assert_eq!(book.worst().unwrap().client_order_id, expected[5].1);
             book.check_invariants().unwrap();
+            let best = best_price(bytemuck::cast_slice(&data)).unwrap();
+            assert_eq!(
+                best,
+                Some(Ticks(expected[0].0)),
+                "read-only best of {side:?}"
+            );
         }
+        let mut empty = slab(BookSide::byte_len(4));
+        BookSide::init(bytemuck::cast_slice_mut(&mut empty), Side::Ask).unwrap();
+        assert_eq!(best_price(bytemuck::cast_slice(&empty)), Ok(None));
     }
 
     #[test]

@@ -120,6 +120,16 @@ impl AnyEvent {
     }
 }
 
+/// Events waiting in a queue, read from its slab without borrowing it
+/// mutably (for read-only accounts).
+pub fn pending_count(data: &[u8]) -> Result<u32, EngineError> {
+    let header = data
+        .get(..EVENT_QUEUE_HEADER_SIZE)
+        .and_then(|bytes| bytemuck::try_from_bytes::<EventQueueHeader>(bytes).ok())
+        .ok_or(EngineError::BadLayout)?;
+    Ok(header.count)
+}
+
 pub struct EventQueue<'a> {
     header: &'a mut EventQueueHeader,
     events: &'a mut [AnyEvent],
@@ -274,6 +284,8 @@ mod tests {
         assert_eq!(newest, vec![2, 3]);
         assert_eq!(queue.newest(9).count(), 3);
         assert_eq!(queue.next_seq_num(), 4);
+        assert_eq!(pending_count(bytemuck::cast_slice(&data)), Ok(3));
+        assert_eq!(pending_count(&[0u8; 8]), Err(EngineError::BadLayout));
     }
 
     #[test]

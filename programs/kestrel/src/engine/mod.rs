@@ -7,6 +7,8 @@ pub mod book_side;
 pub mod error;
 pub mod event_queue;
 pub mod fastdiv;
+pub mod funding;
+pub mod liquidation;
 pub mod matching;
 pub mod node;
 pub mod perp;

@@ -17,6 +17,20 @@ use super::fastdiv::fixed_div_int;
 pub enum HealthKind {
     Initial,
     Maintenance,
+    /// Where liquidation stops: margin fraction halfway between
+    /// maintenance and initial.
+    LiquidationEnd,
+}
+
+/// The margin fraction `kind` charges, from a market's two fractions.
+pub fn margin_bps(kind: HealthKind, initial_bps: u32, maintenance_bps: u32) -> u32 {
+    match kind {
+        HealthKind::Initial => initial_bps,
+        HealthKind::Maintenance => maintenance_bps,
+        HealthKind::LiquidationEnd => {
+            ((u64::from(initial_bps) + u64::from(maintenance_bps)) / 2) as u32
+        }
+    }
 }
 
 /// One perpetual position as health sees it, in native units of the base
@@ -55,10 +69,7 @@ impl PerpExposure {
 
     /// This position's share of the account's health; `None` on overflow.
     pub fn contribution(&self, kind: HealthKind) -> Option<I80F48> {
-        let bps = match kind {
-            HealthKind::Initial => self.initial_margin_bps,
-            HealthKind::Maintenance => self.maintenance_margin_bps,
-        };
+        let bps = margin_bps(kind, self.initial_margin_bps, self.maintenance_margin_bps);
         // Integer multipliers and divisors keep to narrow arithmetic on SBF.
         let requirement = fixed_div_int(
             self.price

@@ -13,6 +13,7 @@ pub struct AcceptAdmin<'info> {
     pub exchange: AccountLoader<'info, Exchange>,
 }
 
+#[inline(never)]
 pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
     let mut exchange = ctx.accounts.exchange.load_mut()?;
     require!(

@@ -8,6 +8,7 @@ use crate::state::MAX_OPEN_ORDERS;
 /// Cancels up to `limit` of the account's resting orders in this market, on
 /// one side or both. Bounded by the account's open-order slots; orders
 /// already filled or pushed out wait for the crank and are skipped.
+#[inline(never)]
 pub fn cancel_all(ctx: Context<CancelOrder>, side: Option<OrderSide>, limit: u8) -> Result<()> {
     let side = side.map(Side::from);
     with_book(&ctx, |account, book, owner, market_index| {

@@ -24,6 +24,7 @@ pub struct CancelOrder<'info> {
     pub asks: AccountLoader<'info, BookSideAccount>,
 }
 
+#[inline(never)]
 pub fn cancel_order(ctx: Context<CancelOrder>, order_id: u128) -> Result<()> {
     with_book(&ctx, |account, book, owner, market_index| {
         let slot = account

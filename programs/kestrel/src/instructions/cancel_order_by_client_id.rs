@@ -6,6 +6,7 @@ use crate::instructions::cancel_order::{cancel_slot, with_book, CancelOrder};
 /// Cancels the resting order with `client_order_id` in this market. Found
 /// through the account's open-order slots, so it costs the same however deep
 /// the book is.
+#[inline(never)]
 pub fn cancel_order_by_client_id(ctx: Context<CancelOrder>, client_order_id: u64) -> Result<()> {
     with_book(&ctx, |account, book, owner, market_index| {
         let slot = account

@@ -17,6 +17,7 @@ pub struct CloseMarginAccount<'info> {
     pub margin_account: AccountLoader<'info, MarginAccount>,
 }
 
+#[inline(never)]
 pub fn close_margin_account(ctx: Context<CloseMarginAccount>) -> Result<()> {
     require!(
         ctx.accounts.margin_account.load()?.is_empty(),

@@ -34,6 +34,7 @@ pub struct ConsumeEvents<'info> {
     pub reward_account: Option<AccountLoader<'info, MarginAccount>>,
 }
 
+#[inline(never)]
 pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u16) -> Result<()> {
     let accounts = &ctx.accounts;
     let exchange_key = accounts.exchange.key();
@@ -86,13 +87,7 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                     .position_mut(market.market_index)
                     .ok_or(KestrelError::AccountingMismatch)?
                     .release(side, fill.quantity)?;
-                account.settle_fill(
-                    market.market_index,
-                    side == Side::Bid,
-                    fill.quantity,
-                    quote,
-                    fee,
-                )?;
+                account.settle_fill(&mut market, side == Side::Bid, fill.quantity, quote, fee)?;
                 if fee >= 0 {
                     market.fees_accrued = market
                         .fees_accrued

@@ -26,6 +26,7 @@ pub struct CreateMarginAccount<'info> {
     pub system_program: Program<'info, System>,
 }
 
+#[inline(never)]
 pub fn create_margin_account(
     ctx: Context<CreateMarginAccount>,
     sub_account_index: u16,

@@ -76,6 +76,7 @@ pub fn check_oracle_accounts(
     }
 }
 
+#[inline(never)]
 pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Result<()> {
     args.params.validate()?;
     require!(

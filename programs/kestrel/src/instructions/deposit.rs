@@ -32,6 +32,7 @@ pub struct Deposit<'info> {
     pub token_program: Program<'info, Token>,
 }
 
+#[inline(never)]
 pub fn deposit(ctx: Context<Deposit>, amount: u64) -> Result<()> {
     require!(amount > 0, KestrelError::ZeroAmount);
     let accounts = &ctx.accounts;

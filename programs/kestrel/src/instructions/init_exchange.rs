@@ -88,6 +88,7 @@ impl InitExchange<'_> {
     }
 }
 
+#[inline(never)]
 pub fn init_exchange(ctx: Context<InitExchange>) -> Result<()> {
     let accounts = &ctx.accounts;
     accounts.check_admin_is_deployer()?;

@@ -117,6 +117,7 @@ pub struct PlaceOrder<'info> {
     pub fallback_oracle: Option<UncheckedAccount<'info>>,
 }
 
+#[inline(never)]
 pub fn place_order<'info>(
     ctx: Context<'info, PlaceOrder<'info>>,
     args: PlaceOrderArgs,
@@ -251,7 +252,7 @@ pub fn place_order<'info>(
         let fee = perp::taker_fee(quote, market.taker_fee_bps).ok_or(KestrelError::MathOverflow)?;
         account.position_or_open(market_index)?;
         account.settle_fill(
-            market_index,
+            &mut market,
             side == Side::Bid,
             result.filled,
             quote,
@@ -289,7 +290,7 @@ pub fn place_order<'info>(
             Some(market_index),
             &accounts.exchange.key(),
             quote_decimals,
-            ctx.remaining_accounts,
+            &mut ctx.remaining_accounts.iter(),
             &clock,
         )?;
         exposures.push(health::exposure(&after, &market, price)?);

@@ -13,6 +13,7 @@ pub struct ProposeAdmin<'info> {
     pub exchange: AccountLoader<'info, Exchange>,
 }
 
+#[inline(never)]
 pub fn propose_admin(ctx: Context<ProposeAdmin>, proposed_admin: Pubkey) -> Result<()> {
     let mut exchange = ctx.accounts.exchange.load_mut()?;
     exchange.pending_admin = proposed_admin;

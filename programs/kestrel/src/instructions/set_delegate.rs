@@ -12,6 +12,7 @@ pub struct SetDelegate<'info> {
     pub margin_account: AccountLoader<'info, MarginAccount>,
 }
 
+#[inline(never)]
 pub fn set_delegate(ctx: Context<SetDelegate>, delegate: Option<Pubkey>) -> Result<()> {
     let delegate = delegate.unwrap_or_default();
     require_keys_neq!(

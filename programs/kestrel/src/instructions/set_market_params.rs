@@ -20,6 +20,7 @@ pub struct SetMarketParams<'info> {
     pub fallback_oracle: Option<UncheckedAccount<'info>>,
 }
 
+#[inline(never)]
 pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) -> Result<()> {
     params.validate()?;
     let accounts = &ctx.accounts;

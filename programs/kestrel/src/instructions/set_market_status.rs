@@ -15,6 +15,7 @@ pub struct SetMarketStatus<'info> {
     pub market: AccountLoader<'info, Market>,
 }
 
+#[inline(never)]
 pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) -> Result<()> {
     let mut market = ctx.accounts.market.load_mut()?;
     let previous = market.status();

@@ -13,6 +13,7 @@ pub struct SetPause<'info> {
     pub exchange: AccountLoader<'info, Exchange>,
 }
 
+#[inline(never)]
 pub fn set_pause(ctx: Context<SetPause>, pause_flags: u32) -> Result<()> {
     let flags = PauseFlags::validated(pause_flags)?;
     let mut exchange = ctx.accounts.exchange.load_mut()?;

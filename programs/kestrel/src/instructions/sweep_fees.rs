@@ -22,6 +22,7 @@ pub struct SweepFees<'info> {
     pub token_program: Program<'info, Token>,
 }
 
+#[inline(never)]
 pub fn sweep_fees(ctx: Context<SweepFees>) -> Result<()> {
     let accounts = &ctx.accounts;
     let bump = accounts.exchange.load()?.bump;

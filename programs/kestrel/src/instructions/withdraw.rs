@@ -34,6 +34,7 @@ pub struct Withdraw<'info> {
     pub token_program: Program<'info, Token>,
 }
 
+#[inline(never)]
 pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
     require!(amount > 0, KestrelError::ZeroAmount);
     let accounts = &ctx.accounts;
@@ -55,7 +56,7 @@ pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Res
                 None,
                 &accounts.exchange.key(),
                 quote_decimals,
-                ctx.remaining_accounts,
+                &mut ctx.remaining_accounts.iter(),
                 &Clock::get()?,
             )?;
             require!(

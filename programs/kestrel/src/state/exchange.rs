@@ -9,6 +9,9 @@ pub const EXCHANGE_SEED: &[u8] = b"exchange";
 pub const COLLATERAL_VAULT_SEED: &[u8] = b"collateral_vault";
 pub const FEE_VAULT_SEED: &[u8] = b"fee_vault";
 pub const INSURANCE_VAULT_SEED: &[u8] = b"insurance_vault";
+/// How long a staker waits between `request_unstake` and `unstake`: long
+/// enough that nobody can leave the fund ahead of a loss they can see coming.
+pub const INSURANCE_UNSTAKE_COOLDOWN_SECONDS: i64 = 7 * 24 * 3_600;
 
 /// The exchange: who administers it, which mint is collateral, where the money
 /// sits, and which operations are paused.
@@ -29,11 +32,17 @@ pub struct Exchange {
     pub bump: u8,
     pub collateral_decimals: u8,
     pub padding0: [u8; 2],
+    /// Insurance fund shares outstanding (stakers' claims on the insurance
+    /// vault, pro rata).
+    pub insurance_shares: u64,
+    /// Bumped when a bankruptcy empties the insurance vault: shares of an
+    /// older epoch are worth nothing.
+    pub insurance_epoch: u64,
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 256],
+    pub reserved: [u8; 240],
 }
 
-pub const EXCHANGE_SIZE: usize = 6 * 32 + 4 + 4 + 256;
+pub const EXCHANGE_SIZE: usize = 6 * 32 + 4 + 4 + 2 * 8 + 240;
 const _: () = assert!(core::mem::size_of::<Exchange>() == EXCHANGE_SIZE);
 const _: () = assert!(core::mem::align_of::<Exchange>() <= 8);
 

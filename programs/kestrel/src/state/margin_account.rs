@@ -1,8 +1,10 @@
 use anchor_lang::prelude::*;
 
+use crate::engine::funding;
 use crate::engine::perp::{self, Position};
 use crate::engine::Side;
 use crate::error::KestrelError;
+use crate::state::Market;
 use crate::units::{BaseLots, NativeUnits};
 
 /// PDA seeds: `[MARGIN_ACCOUNT_SEED, exchange, owner, sub_account_index (u16 LE)]`.
@@ -34,7 +36,9 @@ pub struct PerpPosition {
     /// The market's cumulative funding index at the last settlement (I80F48
     /// bits as little-endian u64 halves; used from funding onwards).
     pub funding_index: [u64; 2],
-    pub reserved: [u8; 24],
+    /// Lifetime funding and socialized loss paid (negative: received).
+    pub funding_paid_native: i64,
+    pub reserved: [u8; 16],
 }
 
 /// One resting order, so the owner can find and cancel it and the crank can
@@ -71,12 +75,22 @@ pub struct MarginAccount {
     pub padding0: [u8; 5],
     pub positions: [PerpPosition; MAX_POSITIONS],
     pub open_orders: [OpenOrder; MAX_OPEN_ORDERS],
+    /// Insurance fund shares staked from this account, of `insurance_epoch`.
+    pub insurance_shares: u64,
+    pub insurance_epoch: u64,
+    /// Shares asked back by `request_unstake`, and when (0: none pending).
+    pub unstake_shares: u64,
+    pub unstake_requested_at: i64,
+    /// The market of the last position slot released: where a deficit left
+    /// behind is socialized.
+    pub last_market_index: u16,
+    pub padding1: [u8; 6],
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 256],
+    pub reserved: [u8; 216],
 }
 
 pub const MARGIN_ACCOUNT_SIZE: usize =
-    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 256;
+    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 5 * 8 + 216;
 const _: () = assert!(core::mem::size_of::<MarginAccount>() == MARGIN_ACCOUNT_SIZE);
 const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
 
@@ -191,9 +205,21 @@ impl MarginAccount {
         Ok(())
     }
 
+    /// Shares of an older insurance epoch were wiped out by a bankruptcy
+    /// that emptied the fund: they and any request for them lapse.
+    pub fn refresh_insurance(&mut self, epoch: u64) {
+        if self.insurance_epoch != epoch {
+            self.insurance_shares = 0;
+            self.unstake_shares = 0;
+            self.unstake_requested_at = 0;
+            self.insurance_epoch = epoch;
+        }
+    }
+
     /// Closing is allowed only when nothing of value or risk is left.
     pub fn is_empty(&self) -> bool {
         self.collateral == 0
+            && self.insurance_shares == 0
             && self.positions.iter().all(|p| p.in_use == 0)
             && self.open_orders.iter().all(|o| o.in_use == 0)
     }
@@ -235,24 +261,62 @@ impl MarginAccount {
         Ok(&mut self.positions[index])
     }
 
-    /// Books a fill on the position in `market_index` (which must exist) and
-    /// moves its realized PnL less `fee` (negative: a rebate) to collateral.
+    /// Settles the position in `market` against the market's funding index:
+    /// what it owes leaves collateral for the market's funding balance (what
+    /// it is owed comes the other way). Returns the amount paid.
+    pub fn settle_funding(&mut self, market: &mut Market) -> Result<i64> {
+        let overflow = || error!(KestrelError::MathOverflow);
+        let Some(position) = self.position_mut(market.market_index) else {
+            return Ok(0);
+        };
+        let index = market.funding_index_parts_for(position.base_lots);
+        if position.funding_index == index {
+            return Ok(0);
+        }
+        let owed = funding::funding_owed(
+            funding::from_parts(index),
+            funding::from_parts(position.funding_index),
+            position.base_lots,
+        )
+        .ok_or_else(overflow)?;
+        position.funding_index = index;
+        if owed == 0 {
+            return Ok(0);
+        }
+        position.funding_paid_native = position
+            .funding_paid_native
+            .checked_add(owed)
+            .ok_or_else(overflow)?;
+        self.add_collateral(owed.checked_neg().ok_or_else(overflow)?)?;
+        market.book_funding(owed)?;
+        Ok(owed)
+    }
+
+    /// Books a fill on the position in `market` (which must exist): settles
+    /// its funding first, moves realized PnL less `fee` (negative: a rebate)
+    /// to collateral, and keeps the market's open interest.
     pub fn settle_fill(
         &mut self,
-        market_index: u16,
+        market: &mut Market,
         bought: bool,
         lots: BaseLots,
         quote: NativeUnits,
         fee: i64,
     ) -> Result<()> {
+        self.settle_funding(market)?;
         let position = self
-            .position_mut(market_index)
+            .position_mut(market.market_index)
             .ok_or(KestrelError::AccountingMismatch)?;
+        let before = position.base_lots;
         let realized = position.trade(bought, lots, quote)?;
+        // Settled above at the old sign's index; from now on the new sign's.
+        position.funding_index = market.funding_index_parts_for(position.base_lots);
         position.fees_paid_native = position
             .fees_paid_native
             .checked_add(fee)
             .ok_or(KestrelError::MathOverflow)?;
+        let after = position.base_lots;
+        market.move_open_interest(before, after)?;
         self.add_collateral(
             realized
                 .checked_sub(fee)
@@ -265,6 +329,7 @@ impl MarginAccount {
         for slot in self.positions.iter_mut() {
             if slot.in_use != 0 && slot.market_index == market_index && slot.is_empty() {
                 *slot = PerpPosition::default();
+                self.last_market_index = market_index;
             }
         }
     }
@@ -312,6 +377,7 @@ impl MarginAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fixed::types::I80F48;
 
     fn account(collateral: i64) -> MarginAccount {
         let mut a: MarginAccount = bytemuck::Zeroable::zeroed();
@@ -415,21 +481,54 @@ mod tests {
 
     #[test]
     fn settling_a_fill_moves_realized_pnl_less_fees_to_collateral() {
+        let mut market: Market = bytemuck::Zeroable::zeroed();
         let mut a = account(1_000);
         a.position_or_open(0).unwrap();
-        a.settle_fill(0, true, BaseLots(10), NativeUnits(1_500), 2)
+        a.settle_fill(&mut market, true, BaseLots(10), NativeUnits(1_500), 2)
             .unwrap();
         assert_eq!(a.collateral, 998);
-        a.settle_fill(0, false, BaseLots(10), NativeUnits(1_600), -1)
+        assert_eq!((market.long_lots, market.short_lots), (10, 0));
+        a.settle_fill(&mut market, false, BaseLots(10), NativeUnits(1_600), -1)
             .unwrap();
         assert_eq!(a.collateral, 998 + 100 + 1);
+        assert_eq!((market.long_lots, market.short_lots), (0, 0));
         let position = a.position(0).unwrap();
         assert_eq!(
             (position.realized_pnl_native, position.fees_paid_native),
             (100, 1)
         );
+        market.market_index = 5;
         assert!(a
-            .settle_fill(5, true, BaseLots(1), NativeUnits(1), 0)
+            .settle_fill(&mut market, true, BaseLots(1), NativeUnits(1), 0)
             .is_err());
+    }
+
+    #[test]
+    fn funding_settles_before_a_fill_and_against_the_side_held() {
+        let mut market: Market = bytemuck::Zeroable::zeroed();
+        let mut long = account(1_000);
+        let mut short = account(1_000);
+        long.position_or_open(0).unwrap();
+        short.position_or_open(0).unwrap();
+        long.settle_fill(&mut market, true, BaseLots(4), NativeUnits(400), 0)
+            .unwrap();
+        short
+            .settle_fill(&mut market, false, BaseLots(4), NativeUnits(400), 0)
+            .unwrap();
+        // Longs pay 2.5 per lot; a socialized 1 per lot on top: longs +1, shorts -1.
+        market.long_funding_index = funding::to_parts(I80F48::from_num(3.5));
+        market.short_funding_index = funding::to_parts(I80F48::from_num(1.5));
+        assert_eq!(long.settle_funding(&mut market).unwrap(), 14);
+        assert_eq!(short.settle_funding(&mut market).unwrap(), -6);
+        assert_eq!(market.funding_balance_native, 8);
+        assert_eq!((long.collateral, short.collateral), (986, 1_006));
+        assert_eq!(long.settle_funding(&mut market).unwrap(), 0, "settled once");
+        // The short flips long: it is now charged on the long index.
+        short
+            .settle_fill(&mut market, true, BaseLots(6), NativeUnits(600), 0)
+            .unwrap();
+        market.long_funding_index = funding::to_parts(I80F48::from_num(4.5));
+        assert_eq!(short.settle_funding(&mut market).unwrap(), 2);
+        assert_eq!((market.long_lots, market.short_lots), (6, 0));
     }
 }

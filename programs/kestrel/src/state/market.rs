@@ -1,5 +1,8 @@
 use anchor_lang::prelude::*;
 
+use fixed::types::I80F48;
+
+use crate::engine::funding;
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
 
@@ -10,6 +13,8 @@ pub const BOOK_SIDE_BYTES: usize = BookSide::byte_len(BOOK_SIDE_ORDERS);
 pub const EVENT_QUEUE_BYTES: usize = EventQueue::byte_len(EVENT_QUEUE_EVENTS);
 /// Most resting orders one taking order may touch; bounds compute per call.
 pub const MAX_FILLS_PER_ORDER: u16 = 64;
+/// Shortest funding period a market may have.
+pub const MIN_FUNDING_PERIOD_SECONDS: u32 = 60;
 
 /// Which oracle program a feed belongs to.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +100,15 @@ pub struct MarketParams {
     /// Native quote units paid from the market's fees for each event the
     /// crank consumes (capped by the fees available).
     pub crank_reward_native: u64,
+    /// Largest funding per period, as a share of the oracle TWAP.
+    pub funding_cap_bps: u32,
+    /// The funding period (the TWAP window; the cap applies per period).
+    pub funding_period_seconds: u32,
+    /// What a liquidated position pays, as a share of its value; below the
+    /// maintenance fraction so every lot liquidated raises health.
+    pub liquidation_fee_bps: u32,
+    /// The insurance fund's share of the liquidation fee.
+    pub liquidation_insurance_share_bps: u32,
     pub oracle: OracleConfig,
 }
 
@@ -119,6 +133,16 @@ impl MarketParams {
         require!(
             (1..=MAX_FILLS_PER_ORDER).contains(&self.max_fills_per_order),
             KestrelError::InvalidMatchLimit
+        );
+        require!(
+            self.funding_cap_bps <= 10_000
+                && self.funding_period_seconds >= MIN_FUNDING_PERIOD_SECONDS,
+            KestrelError::InvalidFundingParams
+        );
+        require!(
+            self.liquidation_fee_bps < self.maintenance_margin_bps
+                && self.liquidation_insurance_share_bps <= 10_000,
+            KestrelError::InvalidLiquidationParams
         );
         let oracle = &self.oracle;
         require!(
@@ -177,11 +201,36 @@ pub struct Market {
     /// The part of `fees_accrued` owed to makers as rebates for fills the
     /// crank has not applied yet: never swept or paid out as rewards.
     pub rebates_reserved: u64,
+    /// Cumulative funding and socialized loss per base lot a long owes, and
+    /// the same for shorts (I80F48 halves, see `engine::funding`).
+    pub long_funding_index: [u64; 2],
+    pub short_funding_index: [u64; 2],
+    /// Time-weighted mark (book mid) and oracle prices over one funding
+    /// period, native quote per base lot (I80F48 halves).
+    pub mark_twap: [u64; 2],
+    pub oracle_twap: [u64; 2],
+    /// Unix time of the last `update_funding`; 0 before the first.
+    pub funding_updated_at: i64,
+    /// Funding and socialized loss positions have paid in, less what was
+    /// paid out (or fronted to a bankrupt account), native units. It sits in
+    /// the collateral vault; what is left once every position settles is
+    /// the rounding the exchange keeps.
+    pub funding_balance_native: i64,
+    /// Open interest of settled positions: Σ long lots and Σ short lots.
+    pub long_lots: u64,
+    pub short_lots: u64,
+    /// Lifetime loss spread over open interest, native units.
+    pub socialized_loss_native: u64,
+    pub funding_cap_bps: u32,
+    pub funding_period_seconds: u32,
+    pub liquidation_fee_bps: u32,
+    pub liquidation_insurance_share_bps: u32,
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 232],
+    pub reserved: [u8; 112],
 }
 
-pub const MARKET_SIZE: usize = 4 * 32 + 16 + 2 * 32 + 3 * 8 + 9 * 4 + 2 * 2 + 5 + 3 + 3 * 8 + 232;
+pub const MARKET_SIZE: usize =
+    4 * 32 + 16 + 2 * 32 + 3 * 8 + 9 * 4 + 2 * 2 + 5 + 3 + 3 * 8 + 4 * 16 + 5 * 8 + 4 * 4 + 112;
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 
@@ -198,6 +247,59 @@ impl Market {
         self.fees_accrued.saturating_sub(self.rebates_reserved)
     }
 
+    pub fn long_funding_index(&self) -> I80F48 {
+        funding::from_parts(self.long_funding_index)
+    }
+
+    pub fn short_funding_index(&self) -> I80F48 {
+        funding::from_parts(self.short_funding_index)
+    }
+
+    /// The index a position of `base_lots` settles against, as stored: a
+    /// position whose snapshot equals it has nothing to settle, and the
+    /// comparison costs no fixed-point work.
+    pub fn funding_index_parts_for(&self, base_lots: i64) -> [u64; 2] {
+        if base_lots >= 0 {
+            self.long_funding_index
+        } else {
+            self.short_funding_index
+        }
+    }
+
+    /// Moves a position's lots from `before` to `after` in the open interest.
+    pub fn move_open_interest(&mut self, before: i64, after: i64) -> Result<()> {
+        let overflow = || error!(KestrelError::MathOverflow);
+        let long = |lots: i64| lots.max(0) as u64;
+        let short = |lots: i64| lots.min(0).unsigned_abs();
+        self.long_lots = self
+            .long_lots
+            .checked_sub(long(before))
+            .and_then(|l| l.checked_add(long(after)))
+            .ok_or_else(overflow)?;
+        self.short_lots = self
+            .short_lots
+            .checked_sub(short(before))
+            .and_then(|l| l.checked_add(short(after)))
+            .ok_or_else(overflow)?;
+        Ok(())
+    }
+
+    /// Adds funding paid in (negative: paid out) to the market's balance.
+    pub fn book_funding(&mut self, paid: i64) -> Result<()> {
+        self.funding_balance_native = self
+            .funding_balance_native
+            .checked_add(paid)
+            .ok_or(KestrelError::MathOverflow)?;
+        Ok(())
+    }
+
+    /// Oracle price per base lot, from native quote per native base.
+    pub fn price_per_lot(&self, price: I80F48) -> Result<I80F48> {
+        Ok(price
+            .checked_mul_int(i128::from(self.base_lot_size))
+            .ok_or(KestrelError::MathOverflow)?)
+    }
+
     pub fn params(&self) -> MarketParams {
         let kind = |byte| OracleKind::from_u8(byte).unwrap_or(OracleKind::None);
         MarketParams {
@@ -208,6 +310,10 @@ impl Market {
             price_band_bps: self.price_band_bps,
             max_fills_per_order: self.max_fills_per_order,
             crank_reward_native: self.crank_reward_native,
+            funding_cap_bps: self.funding_cap_bps,
+            funding_period_seconds: self.funding_period_seconds,
+            liquidation_fee_bps: self.liquidation_fee_bps,
+            liquidation_insurance_share_bps: self.liquidation_insurance_share_bps,
             oracle: OracleConfig {
                 primary_kind: kind(self.primary_kind),
                 primary_feed: self.primary_feed,
@@ -229,6 +335,10 @@ impl Market {
         self.price_band_bps = params.price_band_bps;
         self.max_fills_per_order = params.max_fills_per_order;
         self.crank_reward_native = params.crank_reward_native;
+        self.funding_cap_bps = params.funding_cap_bps;
+        self.funding_period_seconds = params.funding_period_seconds;
+        self.liquidation_fee_bps = params.liquidation_fee_bps;
+        self.liquidation_insurance_share_bps = params.liquidation_insurance_share_bps;
         let oracle = &params.oracle;
         self.primary_kind = oracle.primary_kind as u8;
         self.primary_feed = oracle.primary_feed;
@@ -269,6 +379,10 @@ mod tests {
             price_band_bps: 500,
             max_fills_per_order: 32,
             crank_reward_native: 10,
+            funding_cap_bps: 50,
+            funding_period_seconds: 3_600,
+            liquidation_fee_bps: 250,
+            liquidation_insurance_share_bps: 4_000,
             oracle: OracleConfig {
                 primary_kind: OracleKind::Pyth,
                 primary_feed: [1; 32],
@@ -285,7 +399,11 @@ mod tests {
     #[test]
     fn params_are_validated_field_by_field() {
         assert!(params().validate().is_ok());
-        let broken: [fn(&mut MarketParams); 9] = [
+        let broken: [fn(&mut MarketParams); 13] = [
+            |p| p.funding_cap_bps = 10_001,
+            |p| p.funding_period_seconds = MIN_FUNDING_PERIOD_SECONDS - 1,
+            |p| p.liquidation_fee_bps = p.maintenance_margin_bps,
+            |p| p.liquidation_insurance_share_bps = 10_001,
             |p| p.maintenance_margin_bps = 0,
             |p| p.initial_margin_bps = p.maintenance_margin_bps,
             |p| p.initial_margin_bps = 10_001,

@@ -1,0 +1,254 @@
+//! Liquidation: how much of an unhealthy position moves to the liquidator,
+//! and at what price.
+//!
+//! The liquidatee closes part of its position at the oracle price worsened
+//! by the liquidation fee (sells below, buys above), rounded against it.
+//! Each lot closed loses it `price × fee` and frees `price × end fraction` of
+//! requirement, so health at the liquidation-end fraction (halfway between
+//! maintenance and initial) rises by `price × (end − fee)` per lot. The
+//! liquidator takes the fewest lots that bring that health to zero, so
+//! nobody is liquidated more than needed.
+use fixed::types::I80F48;
+
+use super::fastdiv::fixed_div_int;
+use super::perp::{apply_trade, Position};
+use super::risk::{margin_bps, HealthKind, PerpExposure};
+use crate::units::{BaseLots, NativeUnits};
+
+/// One position being liquidated, its funding settled and its orders in the
+/// market cancelled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Liquidation {
+    /// Collateral plus every other position's contribution at the
+    /// liquidation-end fraction.
+    pub rest_of_account: I80F48,
+    pub position: Position,
+    /// Oracle price, native quote per base lot.
+    pub price_per_lot: I80F48,
+    pub initial_margin_bps: u32,
+    pub maintenance_margin_bps: u32,
+    /// Below the maintenance fraction (validated with the market's params).
+    pub fee_bps: u32,
+}
+
+impl Liquidation {
+    fn liquidatee_sells(&self) -> bool {
+        self.position.base_lots > 0
+    }
+
+    fn contribution(&self, position: Position) -> Option<I80F48> {
+        PerpExposure {
+            base: position.base_lots,
+            quote: position.quote,
+            bids: 0,
+            asks: 0,
+            unsettled_funding: I80F48::ZERO,
+            price: self.price_per_lot,
+            initial_margin_bps: self.initial_margin_bps,
+            maintenance_margin_bps: self.maintenance_margin_bps,
+        }
+        .contribution(HealthKind::LiquidationEnd)
+    }
+
+    /// Native quote the liquidatee receives (selling) or pays (buying) for
+    /// `lots`: the oracle price less or plus the fee, rounded against it.
+    pub fn quote(&self, lots: u64) -> Option<u64> {
+        let bps = if self.liquidatee_sells() {
+            10_000u32.checked_sub(self.fee_bps)?
+        } else {
+            10_000u32.checked_add(self.fee_bps)?
+        };
+        let value = fixed_div_int(
+            self.price_per_lot
+                .checked_mul_int(i128::from(lots))?
+                .checked_mul_int(i128::from(bps))?,
+            10_000,
+        )?;
+        let rounded = if self.liquidatee_sells() {
+            value.checked_floor()?
+        } else {
+            value.checked_ceil()?
+        };
+        rounded.checked_to_num()
+    }
+
+    /// The liquidatee's position after `lots` move, and the PnL that
+    /// realizes into its collateral.
+    pub fn trade(&self, lots: u64) -> Option<(Position, i64)> {
+        let outcome = apply_trade(
+            self.position,
+            !self.liquidatee_sells(),
+            BaseLots(lots),
+            NativeUnits(self.quote(lots)?),
+        )?;
+        Some((outcome.position, outcome.realized))
+    }
+
+    /// Health at the liquidation-end fraction after `lots` move.
+    pub fn health_after(&self, lots: u64) -> Option<I80F48> {
+        if lots == 0 {
+            return self
+                .rest_of_account
+                .checked_add(self.contribution(self.position)?);
+        }
+        let (position, realized) = self.trade(lots)?;
+        self.rest_of_account
+            .checked_add(I80F48::from_num(realized))?
+            .checked_add(self.contribution(position)?)
+    }
+
+    /// The fewest lots (at most `max_lots` and the whole position) that
+    /// bring health at the liquidation-end fraction to zero.
+    pub fn lots(&self, max_lots: u64) -> Option<u64> {
+        let size = self.position.base_lots.unsigned_abs().min(max_lots);
+        let health = self.health_after(0)?;
+        if health >= 0 || size == 0 {
+            return Some(0);
+        }
+        let end_bps = margin_bps(
+            HealthKind::LiquidationEnd,
+            self.initial_margin_bps,
+            self.maintenance_margin_bps,
+        );
+        let gain_bps = end_bps.checked_sub(self.fee_bps).filter(|&g| g > 0)?;
+        let gain = fixed_div_int(
+            self.price_per_lot.checked_mul_int(i128::from(gain_bps))?,
+            10_000,
+        )?;
+        if gain <= 0 {
+            return Some(size);
+        }
+        // Exactly, `lots × gain` covers the shortfall; the trade's rounding
+        // costs the liquidatee less than one unit more, so the answer lies
+        // between the two estimates. Search that (short) range.
+        let estimate = |shortfall: I80F48| -> Option<u64> {
+            // Both in the same fixed-point unit: the ratio of their bits,
+            // rounded up (shortfall and gain are positive).
+            let (shortfall, gain) = (shortfall.to_bits(), gain.to_bits());
+            let lots = shortfall.checked_add(gain - 1)? / gain;
+            Some(u64::try_from(lots).unwrap_or(u64::MAX).min(size))
+        };
+        let mut low = estimate(-health)?;
+        let mut high = estimate((-health).checked_add(I80F48::ONE)?)?;
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.health_after(middle)? >= 0 {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        Some(high)
+    }
+
+    /// The insurance fund's share of the fee on `lots`, paid by the
+    /// liquidator out of its discount, rounded up.
+    pub fn insurance_fee(&self, lots: u64, share_bps: u32) -> Option<u64> {
+        let fee = fixed_div_int(
+            self.price_per_lot
+                .checked_mul_int(i128::from(lots))?
+                .checked_mul_int(i128::from(self.fee_bps))?
+                .checked_mul_int(i128::from(share_bps))?,
+            100_000_000,
+        )?;
+        fee.checked_ceil()?.checked_to_num()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Long 10 lots bought at 100 per lot, price now 90: 10% initial,
+    /// 5% maintenance, end fraction 7.5%, fee 2.5%.
+    fn long_underwater(collateral: i64) -> Liquidation {
+        Liquidation {
+            rest_of_account: I80F48::from_num(collateral),
+            position: Position {
+                base_lots: 10,
+                quote: -1_000,
+            },
+            price_per_lot: I80F48::from_num(90),
+            initial_margin_bps: 1_000,
+            maintenance_margin_bps: 500,
+            fee_bps: 250,
+        }
+    }
+
+    #[test]
+    fn takes_the_fewest_lots_that_restore_end_health() {
+        // Health at 7.5%: 40 + (900 - 1000) - 67.5 = -127.5. Each lot:
+        // +90 × 5% = +4.5, so 29 lots would do, capped at the 10 held.
+        let l = long_underwater(40);
+        assert_eq!(l.health_after(0), Some(I80F48::from_num(-127.5)));
+        assert_eq!(l.lots(u64::MAX), Some(10));
+        // With 150 collateral: -17.5, so 4 lots (3.89 exactly).
+        let l = long_underwater(150);
+        let lots = l.lots(u64::MAX).unwrap();
+        assert_eq!(lots, 4);
+        assert!(l.health_after(4).unwrap() >= 0);
+        assert!(l.health_after(3).unwrap() < 0);
+        assert_eq!(l.lots(2), Some(2), "the liquidator's cap");
+    }
+
+    #[test]
+    fn the_price_is_the_oracle_less_the_fee_rounded_against_the_liquidatee() {
+        let l = long_underwater(0);
+        // 3 lots × 90 × 97.5% = 263.25 received: 263.
+        assert_eq!(l.quote(3), Some(263));
+        let short = Liquidation {
+            position: Position {
+                base_lots: -10,
+                quote: 1_000,
+            },
+            ..l
+        };
+        // Buying back: 3 × 90 × 102.5% = 276.75 paid: 277.
+        assert_eq!(short.quote(3), Some(277));
+        // Insurance share 40% of the 2.5% fee on 3 lots: 2.7, rounded up.
+        assert_eq!(l.insurance_fee(3, 4_000), Some(3));
+    }
+
+    #[test]
+    fn a_healthy_account_loses_nothing() {
+        assert_eq!(long_underwater(1_000).lots(u64::MAX), Some(0));
+    }
+
+    proptest! {
+        #[test]
+        fn liquidation_is_minimal(
+            collateral in -100_000i64..100_000,
+            base in -10_000i64..10_000,
+            entry_price in 1i64..10_000,
+            price in 1i64..10_000,
+            maintenance in 1u32..2_000,
+            extra in 1u32..2_000,
+            fee_share in 0u32..10_000,
+            cap in 1u64..20_000,
+        ) {
+            prop_assume!(base != 0);
+            let fee = (maintenance * fee_share / 10_000).min(maintenance - 1);
+            let l = Liquidation {
+                rest_of_account: I80F48::from_num(collateral),
+                position: Position { base_lots: base, quote: -base * entry_price },
+                price_per_lot: I80F48::from_num(price) / 7,
+                initial_margin_bps: maintenance + extra,
+                maintenance_margin_bps: maintenance,
+                fee_bps: fee,
+            };
+            let Some(lots) = l.lots(cap) else { return Ok(()); };
+            let size = base.unsigned_abs().min(cap);
+            prop_assert!(lots <= size);
+            if lots > 0 {
+                prop_assert!(l.health_after(lots - 1).unwrap() < 0, "one lot fewer would not do");
+            }
+            if lots < size {
+                prop_assert!(l.health_after(lots).unwrap() >= 0, "stops at the target");
+            }
+            if let Some((position, _)) = l.trade(lots.max(1)) {
+                prop_assert!(position.base_lots.signum() == base.signum() || position.base_lots == 0, "never flips");
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+use anchor_lang::prelude::*;
+use anchor_spl::token::{self, Token, TokenAccount, Transfer};
+
+use crate::error::KestrelError;
+use crate::events::Staked;
+use crate::state::*;
+
+/// Moves `amount` native units from the owner's token account into the
+/// insurance vault for shares of the fund, recorded on the margin account.
+/// Shares are priced at the vault's balance, rounded down, so a new staker
+/// never dilutes the others; the first staker of an epoch gets one share per
+/// unit. Stakers share the fund's gains (liquidation fees) and losses
+/// (bankruptcies) pro rata; no instruction lets the admin take from it.
+#[derive(Accounts)]
+pub struct Stake<'info> {
+    pub owner: Signer<'info>,
+    #[account(mut, has_one = insurance_vault @ KestrelError::WrongVault)]
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(
+        mut,
+        has_one = exchange @ KestrelError::WrongExchange,
+        has_one = owner @ KestrelError::NotMarginAccountOwner,
+    )]
+    pub margin_account: AccountLoader<'info, MarginAccount>,
+    #[account(
+        mut,
+        constraint = source.mint == insurance_vault.mint @ KestrelError::WrongMint,
+    )]
+    pub source: Account<'info, TokenAccount>,
+    #[account(mut)]
+    pub insurance_vault: Account<'info, TokenAccount>,
+    pub token_program: Program<'info, Token>,
+}
+
+#[inline(never)]
+pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
+    require!(amount > 0, KestrelError::ZeroAmount);
+    let accounts = &ctx.accounts;
+    let overflow = || error!(KestrelError::MathOverflow);
+    let (shares, total_shares) = {
+        let mut exchange = accounts.exchange.load_mut()?;
+        require!(
+            !exchange.pause_flags().is_paused(PauseFlags::INSURANCE),
+            KestrelError::InsurancePaused
+        );
+        let mut account = accounts.margin_account.load_mut()?;
+        account.refresh_insurance(exchange.insurance_epoch);
+        let fund = accounts.insurance_vault.amount;
+        let shares = if exchange.insurance_shares == 0 {
+            amount
+        } else {
+            // Shares outstanding imply a balance: a bankruptcy that empties
+            // the vault also retires its shares.
+            require!(fund > 0, KestrelError::AccountingMismatch);
+            u64::try_from(
+                u128::from(amount) * u128::from(exchange.insurance_shares) / u128::from(fund),
+            )
+            .map_err(|_| overflow())?
+        };
+        require!(shares > 0, KestrelError::ZeroShares);
+        exchange.insurance_shares = exchange
+            .insurance_shares
+            .checked_add(shares)
+            .ok_or_else(overflow)?;
+        account.insurance_shares = account
+            .insurance_shares
+            .checked_add(shares)
+            .ok_or_else(overflow)?;
+        (shares, exchange.insurance_shares)
+    };
+
+    // The token program checks that the owner may spend from `source`.
+    token::transfer(
+        CpiContext::new(
+            accounts.token_program.key(),
+            Transfer {
+                from: accounts.source.to_account_info(),
+                to: accounts.insurance_vault.to_account_info(),
+                authority: accounts.owner.to_account_info(),
+            },
+        ),
+        amount,
+    )?;
+    emit!(Staked {
+        margin_account: accounts.margin_account.key(),
+        amount,
+        shares,
+        total_shares,
+    });
+    Ok(())
+}

@@ -1,0 +1,89 @@
+use anchor_lang::prelude::*;
+use anchor_spl::token::{Token, TokenAccount};
+
+use crate::error::KestrelError;
+use crate::events::Unstaked;
+use crate::state::*;
+
+/// Once the cooldown has passed, redeems the requested shares at the fund's
+/// balance now (rounded down: the remaining stakers keep the fraction) and
+/// credits the amount to the margin account's collateral, from where the
+/// owner may withdraw it.
+#[derive(Accounts)]
+pub struct Unstake<'info> {
+    pub owner: Signer<'info>,
+    #[account(
+        mut,
+        has_one = collateral_vault @ KestrelError::WrongVault,
+        has_one = insurance_vault @ KestrelError::WrongVault,
+    )]
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(
+        mut,
+        has_one = exchange @ KestrelError::WrongExchange,
+        has_one = owner @ KestrelError::NotMarginAccountOwner,
+    )]
+    pub margin_account: AccountLoader<'info, MarginAccount>,
+    #[account(mut)]
+    pub insurance_vault: Account<'info, TokenAccount>,
+    #[account(mut)]
+    pub collateral_vault: Account<'info, TokenAccount>,
+    pub token_program: Program<'info, Token>,
+}
+
+#[inline(never)]
+pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
+    let accounts = &ctx.accounts;
+    let overflow = || error!(KestrelError::MathOverflow);
+    let (bump, shares, amount, total_shares) = {
+        let mut exchange = accounts.exchange.load_mut()?;
+        require!(
+            !exchange.pause_flags().is_paused(PauseFlags::INSURANCE),
+            KestrelError::InsurancePaused
+        );
+        let mut account = accounts.margin_account.load_mut()?;
+        account.refresh_insurance(exchange.insurance_epoch);
+        require!(account.unstake_shares > 0, KestrelError::NoUnstakeRequest);
+        let ready_at = account
+            .unstake_requested_at
+            .checked_add(INSURANCE_UNSTAKE_COOLDOWN_SECONDS)
+            .ok_or_else(overflow)?;
+        require!(
+            Clock::get()?.unix_timestamp >= ready_at,
+            KestrelError::UnstakeCooldown
+        );
+        let shares = account.unstake_shares.min(account.insurance_shares);
+        require!(
+            shares <= exchange.insurance_shares,
+            KestrelError::AccountingMismatch
+        );
+        let amount = u64::try_from(
+            u128::from(shares) * u128::from(accounts.insurance_vault.amount)
+                / u128::from(exchange.insurance_shares),
+        )
+        .map_err(|_| overflow())?;
+        exchange.insurance_shares -= shares;
+        account.insurance_shares -= shares;
+        account.unstake_shares = 0;
+        account.unstake_requested_at = 0;
+        account.credit(amount)?;
+        (exchange.bump, shares, amount, exchange.insurance_shares)
+    };
+    if amount > 0 {
+        transfer_from_vault(
+            &accounts.token_program,
+            &accounts.exchange.to_account_info(),
+            bump,
+            &accounts.insurance_vault,
+            &accounts.collateral_vault,
+            amount,
+        )?;
+    }
+    emit!(Unstaked {
+        margin_account: accounts.margin_account.key(),
+        shares,
+        amount,
+        total_shares,
+    });
+    Ok(())
+}
