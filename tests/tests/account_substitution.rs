@@ -41,6 +41,68 @@ struct Matrix {
 }
 
 impl Matrix {
+    /// The substitutes for `market`'s instructions: Kestrel accounts of each
+    /// type, a token account of another mint (owned by `owner`), a Pyth
+    /// update of another feed; `mallory` signs in others' places.
+    async fn new(
+        mut h: Harness,
+        market: &ix::MarketAccounts,
+        owner: &User,
+        mallory: &User,
+    ) -> Self {
+        let other_mint_authority = Keypair::new();
+        let other_mint = h
+            .chain
+            .create_mint(&other_mint_authority.pubkey(), DECIMALS)
+            .await;
+        let wrong_mint_account = h
+            .chain
+            .create_token_account(&other_mint, &owner.pubkey())
+            .await;
+        let wrong_feed = Pubkey::new_unique();
+        let now = h.now().await;
+        h.chain.set_account(
+            &wrong_feed,
+            oracles::pyth_update([9; 32], 15_000_000_000, 1_000_000, -8, now),
+        );
+        let kestrel_accounts = vec![
+            h.exchange,
+            market.market,
+            market.bids,
+            market.event_queue,
+            mallory.margin_account,
+        ];
+        Self {
+            h,
+            kestrel_accounts,
+            wrong_mint_account,
+            wrong_feed,
+            mallory: mallory.key.insecure_clone(),
+            copies: BTreeMap::new(),
+            tried: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Prints the count and fails on any case not refused as it must be.
+    fn report(&self, name: &str) {
+        println!(
+            "{name}: {} cases tried, {} accepted",
+            self.tried,
+            self.failures
+                .iter()
+                .filter(|f| f.ends_with("ACCEPTED"))
+                .count()
+        );
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} cases failed:\n{}",
+            self.failures.len(),
+            self.tried,
+            self.failures.join("\n")
+        );
+    }
+
     /// A copy of `original`'s bytes owned by another program.
     async fn foreign_copy(&mut self, original: &Pubkey) -> Option<Pubkey> {
         if let Some(copy) = self.copies.get(original) {
@@ -169,39 +231,7 @@ async fn every_substituted_account_is_refused() {
     h.deposit(&alice, 1_000 * ONE_TOKEN).await;
     h.deposit(&bob, 1_000 * ONE_TOKEN).await;
     h.deposit(&mallory, 1_000 * ONE_TOKEN).await;
-    // A token account of another mint, and a Pyth update of another feed.
-    let other_mint_authority = Keypair::new();
-    let other_mint = h
-        .chain
-        .create_mint(&other_mint_authority.pubkey(), DECIMALS)
-        .await;
-    let wrong_mint_account = h
-        .chain
-        .create_token_account(&other_mint, &alice.pubkey())
-        .await;
-    let wrong_feed = Pubkey::new_unique();
-    let now = h.now().await;
-    h.chain.set_account(
-        &wrong_feed,
-        oracles::pyth_update([9; 32], 15_000_000_000, 1_000_000, -8, now),
-    );
-    let kestrel_accounts = vec![
-        h.exchange,
-        market.market,
-        market.bids,
-        market.event_queue,
-        mallory.margin_account,
-    ];
-    let mut m = Matrix {
-        h,
-        kestrel_accounts,
-        wrong_mint_account,
-        wrong_feed,
-        mallory: mallory.key.insecure_clone(),
-        copies: BTreeMap::new(),
-        tried: 0,
-        failures: Vec::new(),
-    };
+    let mut m = Matrix::new(h, &market, &alice, &mallory).await;
     let admin = m.h.admin.insecure_clone();
     let a = &alice.key;
 
@@ -351,19 +381,87 @@ async fn every_substituted_account_is_refused() {
         "re-creating a margin account"
     );
 
-    println!(
-        "account-substitution: {} cases tried, {} accepted",
-        m.tried,
-        m.failures
-            .iter()
-            .filter(|f| f.ends_with("ACCEPTED"))
-            .count()
+    m.report("account-substitution");
+}
+
+/// The same matrix over funding, liquidation, bankruptcy and the insurance
+/// fund: bob is long 600 lots on 100 USDC, carol liquidates, dave stakes.
+#[tokio::test]
+async fn every_substituted_risk_account_is_refused() {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let alice = h.user(2_000 * ONE_TOKEN).await;
+    let bob = h.user(100 * ONE_TOKEN).await;
+    let carol = h.user(10_000 * ONE_TOKEN).await;
+    let dave = h.user(300 * ONE_TOKEN).await;
+    let mallory = h.user(1_000 * ONE_TOKEN).await;
+    for (user, amount) in [
+        (&alice, 2_000),
+        (&bob, 100),
+        (&carol, 10_000),
+        (&mallory, 1_000),
+    ] {
+        h.deposit(user, amount * ONE_TOKEN).await;
+    }
+    h.place(
+        &alice,
+        &market,
+        order(OrderSide::Ask, OrderType::Limit, 15_000, 600),
+    )
+    .await;
+    let buy = order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_000, 600);
+    h.place(&bob, &market, buy).await;
+    h.crank(&market, 1).await;
+    h.update_funding(&market).await;
+    let mut m = Matrix::new(h, &market, &carol, &mallory).await;
+
+    m.h.advance_clock(30).await;
+    m.h.set_oracle_price(&market, 150).await;
+    m.check(
+        "update_funding",
+        ix::update_funding(&market),
+        &[],
+        &[],
+        true,
+    )
+    .await;
+    let settle = ix::settle_funding(&market.market, &bob.margin_account);
+    // Any margin account with a position here may be settled.
+    let legal = [(1, alice.margin_account)];
+    m.check("settle_funding", settle, &[], &legal, true).await;
+    let stake = ix::stake(
+        &dave.pubkey(),
+        &dave.margin_account,
+        &dave.token_account,
+        200 * ONE_TOKEN,
     );
+    m.check("stake", stake, &[&dave.key], &[], true).await;
+    let request = ix::request_unstake(&dave.pubkey(), &dave.margin_account, 10 * ONE_TOKEN);
+    m.check("request_unstake", request, &[&dave.key], &[], true)
+        .await;
+
+    m.h.set_oracle_price(&market, 138).await;
+    let liquidate =
+        m.h.liquidate_ix(&carol, &bob.margin_account, &market, 100)
+            .await;
+    m.check("liquidate", liquidate, &[&carol.key], &[], true)
+        .await;
+    // A gap: the rest goes at a loss, the fund covers the deficit.
+    m.h.set_oracle_price(&market, 120).await;
+    let liquidate =
+        m.h.liquidate_ix(&carol, &bob.margin_account, &market, u64::MAX)
+            .await;
+    m.h.ok("liquidate", &[liquidate], &[&carol.key]).await;
     assert!(
-        m.failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        m.failures.len(),
-        m.tried,
-        m.failures.join("\n")
+        m.h.collateral(&bob.margin_account).await < 0,
+        "bob is bankrupt"
     );
+    let settle = ix::settle_bankruptcy(&bob.margin_account, &market);
+    m.check("settle_bankruptcy", settle, &[], &[], true).await;
+
+    m.h.advance_clock(kestrel::state::INSURANCE_UNSTAKE_COOLDOWN_SECONDS)
+        .await;
+    let unstake = ix::unstake(&dave.pubkey(), &dave.margin_account);
+    m.check("unstake", unstake, &[&dave.key], &[], true).await;
+    m.report("account-substitution (risk)");
 }

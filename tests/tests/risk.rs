@@ -548,3 +548,36 @@ async fn staking_prices_shares_at_the_fund_and_refuses_empty_amounts() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_loss_that_empties_the_fund_retires_its_shares_and_socializes_the_rest() {
+    let mut t = setup().await;
+    let dave = t.h.user(10 * ONE_TOKEN).await;
+    t.h.stake(&dave, 10 * ONE_TOKEN).await;
+    let deficit = gap_and_liquidate(&mut t).await;
+    let fund = 10 * ONE_TOKEN + 7_200_000;
+    let settle = ix::settle_bankruptcy(&t.bob.margin_account, &t.market);
+    t.h.ok("settle_bankruptcy", &[settle], &[]).await;
+    let vault = t.h.insurance_vault;
+    assert_eq!(t.h.token_balance(&vault).await, 0);
+    let market = t.h.market_state(&t.market.market).await;
+    assert_eq!(market.socialized_loss_native, deficit - fund);
+    let exchange = t.h.exchange_state().await;
+    assert_eq!(
+        (exchange.insurance_epoch, exchange.insurance_shares),
+        (1, 0)
+    );
+    // Dave's shares were the fund's; they are worth nothing now.
+    let request = ix::request_unstake(&dave.pubkey(), &dave.margin_account, 1);
+    t.h.refused(
+        "unstake retired shares",
+        &[request],
+        &[&dave.key],
+        code(KestrelError::InsufficientShares),
+    )
+    .await;
+    // A new staker starts the new epoch at one share per unit.
+    let erin = t.h.user(5 * ONE_TOKEN).await;
+    t.h.stake(&erin, 5 * ONE_TOKEN).await;
+    assert_eq!(t.h.exchange_state().await.insurance_shares, 5 * ONE_TOKEN);
+}

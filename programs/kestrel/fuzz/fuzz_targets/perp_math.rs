@@ -1,10 +1,13 @@
 //! Fuzzes the money math: position trades (exact conservation), fees
 //! (rounding for the exchange), 128-bit division (equal to `/`), the price
-//! band, oracle validation and health. Any panic or broken property is a
+//! band, oracle validation, health, funding settlement, socialized loss and
+//! liquidation sizing. Any panic or broken property is a
 //! finding. `cargo fuzz run perp_math` (from programs/kestrel).
 #![no_main]
 
 use kestrel::engine::fastdiv::{div_i128, div_pow10};
+use kestrel::engine::funding;
+use kestrel::engine::liquidation::Liquidation;
 use kestrel::engine::perp::{self, Position, PriceBand};
 use kestrel::engine::risk::{health, HealthKind, PerpExposure};
 use kestrel::oracle::{validate, OracleBounds, OracleSource, RawPrice};
@@ -138,6 +141,62 @@ fuzz_target!(|data: &[u8]| {
             health(collateral, &[exposure], HealthKind::Maintenance),
         ) {
             assert!(maintenance >= initial);
+        }
+    }
+
+    // Funding: any split of equal open interest pays out no more than it
+    // takes in, by at most one unit per settlement.
+    let delta = fixed::types::I80F48::from_bits(f.u128() as i128 >> 20);
+    let (long_a, long_b) = ((f.u64() >> 24) as i64, (f.u64() >> 24) as i64);
+    let short_a = (f.u64() >> 24) as i64 % (long_a + long_b + 1);
+    let short_b = long_a + long_b - short_a;
+    let owed = |lots: i64| funding::funding_owed(delta, fixed::types::I80F48::ZERO, lots);
+    if let (Some(a), Some(b), Some(c), Some(d)) =
+        (owed(long_a), owed(long_b), owed(-short_a), owed(-short_b))
+    {
+        let net = i128::from(a) + i128::from(b) + i128::from(c) + i128::from(d);
+        assert!((0..=4).contains(&net), "funding nets to {net}");
+    }
+    let loss = f.u64() >> 8;
+    let open_lots = f.u64() >> 40;
+    if let Some(per_lot) = funding::loss_per_lot(loss, open_lots) {
+        let charged = per_lot.checked_mul_int(i128::from(open_lots));
+        assert!(charged.is_none_or(|c| c >= fixed::types::I80F48::from_num(loss)));
+    }
+
+    // Liquidation: never flips the position, never more than the cap, and
+    // the fewest lots that restore liquidation-end health.
+    let maintenance = (f.u64() % 5_000) as u32 + 1;
+    let plan = Liquidation {
+        rest_of_account: fixed::types::I80F48::from_num(f.i64() >> 16),
+        position: Position {
+            base_lots: f.i64() >> 24,
+            quote: f.i64() >> 8,
+        },
+        price_per_lot: fixed::types::I80F48::from_bits(i128::from(f.u64() >> 8) << 20),
+        initial_margin_bps: maintenance + (f.u64() % 5_000) as u32 + 1,
+        maintenance_margin_bps: maintenance,
+        fee_bps: (f.u64() % u64::from(maintenance)) as u32,
+    };
+    let cap = f.u64();
+    if let Some(lots) = plan.lots(cap) {
+        let size = plan.position.base_lots.unsigned_abs().min(cap);
+        assert!(lots <= size);
+        if lots > 0 {
+            if let Some(short) = plan.health_after(lots - 1) {
+                assert!(short < 0, "one lot fewer would have done");
+            }
+            if let Some((position, _)) = plan.trade(lots) {
+                assert!(
+                    position.base_lots == 0
+                        || position.base_lots.signum() == plan.position.base_lots.signum()
+                );
+            }
+        }
+        if lots < size && lots > 0 {
+            if let Some(after) = plan.health_after(lots) {
+                assert!(after >= 0, "stopped short of the target");
+            }
         }
     }
 });
