@@ -31,7 +31,7 @@ const _: () = assert!(BOOK_SIDE_HEADER_SIZE.is_multiple_of(8));
 const MAX_DEPTH: usize = 129;
 
 /// The best resting price of a side, read from its slab without borrowing it
-/// mutably (for read-only accounts). The walk is bounded by the tree's depth.
+/// mutably (for read-only accounts).
 pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineError> {
     if data.len() < BOOK_SIDE_HEADER_SIZE {
         return Err(EngineError::BadLayout);
@@ -40,11 +40,27 @@ pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineErro
     let header: &BookSideHeader =
         bytemuck::try_from_bytes(header).map_err(|_| EngineError::BadLayout)?;
     let nodes: &[AnyNode] = bytemuck::try_cast_slice(nodes).map_err(|_| EngineError::BadLayout)?;
-    let direction = match Side::from_u8(header.side).ok_or(EngineError::BadLayout)? {
+    let side = Side::from_u8(header.side).ok_or(EngineError::BadLayout)?;
+    Ok(extreme_leaf(nodes, header.root, best_direction(side))?
+        .map(|i| bytemuck::cast_ref::<AnyNode, LeafNode>(&nodes[i as usize]).price()))
+}
+
+/// Direction of better priority: asks are best at low keys, bids at high.
+fn best_direction(side: Side) -> usize {
+    match side {
         Side::Ask => 0,
         Side::Bid => 1,
-    };
-    let mut current = header.root;
+    }
+}
+
+/// The leaf reached from `root` by always taking child `direction`; the walk
+/// is bounded by the tree's depth and checks every index.
+fn extreme_leaf(
+    nodes: &[AnyNode],
+    root: u32,
+    direction: usize,
+) -> Result<Option<u32>, EngineError> {
+    let mut current = root;
     for _ in 0..=MAX_DEPTH {
         if current == NIL {
             return Ok(None);
@@ -54,7 +70,7 @@ pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineErro
             TAG_INNER => {
                 current = bytemuck::cast_ref::<AnyNode, InnerNode>(node).children[direction]
             }
-            TAG_LEAF => return Ok(Some(bytemuck::cast_ref::<AnyNode, LeafNode>(node).price())),
+            TAG_LEAF => return Ok(Some(current)),
             _ => return Err(EngineError::BadLayout),
         }
     }
@@ -339,22 +355,13 @@ impl<'a> BookSide<'a> {
 
     /// The extreme leaf: direction 0 for the minimum key, 1 for the maximum.
     fn extreme(&self, direction: usize) -> Option<u32> {
-        let mut current = self.header.root;
-        if current == NIL {
-            return None;
-        }
-        while self.tag(current) == TAG_INNER {
-            current = self.inner(current).children[direction];
-        }
-        Some(current)
+        extreme_leaf(self.nodes, self.header.root, direction)
+            .ok()
+            .flatten()
     }
 
-    /// Direction of better priority: asks are best at low keys, bids at high.
     fn best_direction(&self) -> usize {
-        match self.side() {
-            Side::Ask => 0,
-            Side::Bid => 1,
-        }
+        best_direction(self.side())
     }
 
     /// The order that trades first.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event_queue;
 pub mod fastdiv;
 pub mod funding;
+pub mod insurance;
 pub mod liquidation;
 pub mod matching;
 pub mod node;

@@ -1,6 +1,7 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{self, Token, TokenAccount, Transfer};
 
+use crate::engine::insurance;
 use crate::error::KestrelError;
 use crate::events::Staked;
 use crate::state::*;
@@ -36,7 +37,6 @@ pub struct Stake<'info> {
 pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
     require!(amount > 0, KestrelError::ZeroAmount);
     let accounts = &ctx.accounts;
-    let overflow = || error!(KestrelError::MathOverflow);
     let (shares, total_shares) = {
         let mut exchange = accounts.exchange.load_mut()?;
         require!(
@@ -46,26 +46,19 @@ pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
         let mut account = accounts.margin_account.load_mut()?;
         account.refresh_insurance(exchange.insurance_epoch);
         let fund = accounts.insurance_vault.amount;
-        let shares = if exchange.insurance_shares == 0 {
-            amount
-        } else {
-            // Shares outstanding imply a balance: a bankruptcy that empties
-            // the vault also retires its shares.
-            require!(fund > 0, KestrelError::AccountingMismatch);
-            u64::try_from(
-                u128::from(amount) * u128::from(exchange.insurance_shares) / u128::from(fund),
-            )
-            .map_err(|_| overflow())?
-        };
+        // Shares outstanding imply a balance: a loss that empties the vault
+        // also retires its shares.
+        let shares = insurance::shares_for(amount, exchange.insurance_shares, fund)
+            .ok_or(KestrelError::AccountingMismatch)?;
         require!(shares > 0, KestrelError::ZeroShares);
         exchange.insurance_shares = exchange
             .insurance_shares
             .checked_add(shares)
-            .ok_or_else(overflow)?;
+            .ok_or(KestrelError::MathOverflow)?;
         account.insurance_shares = account
             .insurance_shares
             .checked_add(shares)
-            .ok_or_else(overflow)?;
+            .ok_or(KestrelError::MathOverflow)?;
         (shares, exchange.insurance_shares)
     };
 

@@ -1,6 +1,7 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
+use crate::engine::insurance;
 use crate::error::KestrelError;
 use crate::events::Unstaked;
 use crate::state::*;
@@ -53,15 +54,12 @@ pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
             KestrelError::UnstakeCooldown
         );
         let shares = account.unstake_shares.min(account.insurance_shares);
-        require!(
-            shares <= exchange.insurance_shares,
-            KestrelError::AccountingMismatch
-        );
-        let amount = u64::try_from(
-            u128::from(shares) * u128::from(accounts.insurance_vault.amount)
-                / u128::from(exchange.insurance_shares),
+        let amount = insurance::value_of(
+            shares,
+            exchange.insurance_shares,
+            accounts.insurance_vault.amount,
         )
-        .map_err(|_| overflow())?;
+        .ok_or(KestrelError::AccountingMismatch)?;
         exchange.insurance_shares -= shares;
         account.insurance_shares -= shares;
         account.unstake_shares = 0;

@@ -238,11 +238,7 @@ impl MarginAccount {
 
     /// The position in `market_index`, opening a slot if there is none.
     pub fn position_or_open(&mut self, market_index: u16) -> Result<&mut PerpPosition> {
-        let index = match self
-            .positions
-            .iter()
-            .position(|p| p.in_use != 0 && p.market_index == market_index)
-        {
+        let index = match self.slot_of(market_index) {
             Some(index) => index,
             None => {
                 let free = self
@@ -265,10 +261,22 @@ impl MarginAccount {
     /// what it owes leaves collateral for the market's funding balance (what
     /// it is owed comes the other way). Returns the amount paid.
     pub fn settle_funding(&mut self, market: &mut Market) -> Result<i64> {
+        match self.slot_of(market.market_index) {
+            Some(slot) => self.settle_funding_in(slot, market),
+            None => Ok(0),
+        }
+    }
+
+    fn slot_of(&self, market_index: u16) -> Option<usize> {
+        self.positions
+            .iter()
+            .position(|p| p.in_use != 0 && p.market_index == market_index)
+    }
+
+    /// [`Self::settle_funding`] for the position in `slot`.
+    fn settle_funding_in(&mut self, slot: usize, market: &mut Market) -> Result<i64> {
         let overflow = || error!(KestrelError::MathOverflow);
-        let Some(position) = self.position_mut(market.market_index) else {
-            return Ok(0);
-        };
+        let position = &mut self.positions[slot];
         let index = market.funding_index_parts_for(position.base_lots);
         if position.funding_index == index {
             return Ok(0);
@@ -303,10 +311,11 @@ impl MarginAccount {
         quote: NativeUnits,
         fee: i64,
     ) -> Result<()> {
-        self.settle_funding(market)?;
-        let position = self
-            .position_mut(market.market_index)
+        let slot = self
+            .slot_of(market.market_index)
             .ok_or(KestrelError::AccountingMismatch)?;
+        self.settle_funding_in(slot, market)?;
+        let position = &mut self.positions[slot];
         let before = position.base_lots;
         let realized = position.trade(bought, lots, quote)?;
         // Settled above at the old sign's index; from now on the new sign's.
