@@ -1,6 +1,13 @@
 //! kestrel-keeper: the jobs an operator runs against a Kestrel deployment.
 //!
-//! Today: [`audit`], the solvency check over fetched accounts. The cranks
-//! (consume events, funding, liquidation) and the daemon arrive with the
-//! instructions they call.
+//! - [`cranks`]: consume events, update funding, liquidate, settle
+//!   bankruptcies; written against [`kestrel_sdk::client::Chain`], so the
+//!   same code runs over RPC and on the in-process chain of the tests.
+//! - [`daemon`]: `kestrel-keeper run`, the loop over RPC with metrics,
+//!   health, backoff and a graceful stop; [`config`] its TOML file.
+//! - [`audit`]: the solvency check over fetched accounts.
 pub mod audit;
+pub mod config;
+pub mod cranks;
+pub mod daemon;
+pub mod metrics;

@@ -3,10 +3,13 @@
 //! A TOML file (see `localnet.toml`) says what should exist: pause flags and
 //! markets with their parameters, oracle feeds and status. [`plan`] compares
 //! it with the decoded on-chain state and lists the steps that close the gap;
-//! applied twice, the second plan is empty. Applying is the caller's (the
-//! in-process chain in kestrel-sim; over RPC with the keeper's issue).
+//! applied twice, the second plan is empty. [`apply`] carries a plan out on
+//! any [`kestrel_sdk::client::Chain`]: a cluster over RPC (the
+//! `kestrel-migrations` command) or the in-process chain.
+pub mod apply;
 pub mod config;
 pub mod plan;
 
+pub use apply::{apply, chain_state, plan_for};
 pub use config::{Config, ConfigError};
 pub use plan::{plan, ChainState, Step};

@@ -7,13 +7,18 @@
 //! - [`events`]: a market's pending events and the accounts the crank needs.
 //! - [`health`]: the program's health code on fetched accounts (a preview).
 //! - [`errors`]: the name behind a failed instruction's error code.
+//! - [`client`]: the [`client::Chain`] interface (fetch a market with its book
+//!   and queue in one request, scan margin accounts, send); [`rpc`] implements
+//!   it over JSON-RPC with priority fees and retries.
 pub mod book;
+pub mod client;
 pub mod decode;
 pub mod errors;
 pub mod events;
 pub mod health;
 pub mod ix;
 pub mod pda;
+pub mod rpc;
 
 pub use anchor_lang::prelude::Pubkey;
 pub use kestrel::{

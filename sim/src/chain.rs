@@ -1,6 +1,6 @@
 //! An in-process chain (solana-program-test's bank) with the real SPL Token
 //! program and Kestrel, either compiled in natively or loaded from the SBF `.so`.
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +9,7 @@ use anchor_lang::prelude::{AccountInfo, Pubkey};
 use anchor_lang::solana_program::entrypoint::ProgramResult;
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_spl::token::spl_token;
+use kestrel_sdk::client::{AccountFilter, Chain, ChainClock, ChainError, SendError, Sent};
 use solana_program_test::{processor, ProgramTest, ProgramTestContext};
 use solana_sdk::account::Account;
 use solana_sdk::instruction::Instruction;
@@ -148,6 +149,7 @@ fn deploy_upgradeable(program_test: &mut ProgramTest, elf: &[u8], authority: &Pu
 /// The result of one transaction.
 #[derive(Debug)]
 pub struct TxOutcome {
+    pub signature: solana_sdk::signature::Signature,
     pub result: Result<(), TransactionError>,
     /// Meaningful in [`ProgramMode::Sbf`] only.
     pub compute_units: u64,
@@ -161,6 +163,9 @@ pub struct LocalChain {
     /// Messages sent under the current blockhash: resending one needs a new
     /// blockhash or the bank refuses it as already processed.
     sent: HashSet<Vec<u8>>,
+    /// Every address a transaction named or a fixture wrote: the accounts
+    /// [`Chain::scan_program_accounts`] searches, as an RPC node's index would.
+    known: BTreeSet<Pubkey>,
 }
 
 impl LocalChain {
@@ -197,6 +202,7 @@ impl LocalChain {
             mode,
             deployer,
             sent: HashSet::new(),
+            known: BTreeSet::new(),
         }
     }
 
@@ -262,6 +268,8 @@ impl LocalChain {
         let mut all_signers: Vec<&Keypair> = vec![&self.ctx.payer];
         all_signers.extend(signers.iter().filter(|s| s.pubkey() != payer));
         tx.sign(&all_signers, self.ctx.last_blockhash);
+        self.known.extend(tx.message.account_keys.iter().copied());
+        let signature = tx.signatures[0];
         let processed = self
             .ctx
             .banks_client
@@ -272,6 +280,7 @@ impl LocalChain {
             (m.compute_units_consumed, m.log_messages)
         });
         TxOutcome {
+            signature,
             result: processed.result,
             compute_units,
             logs,
@@ -385,6 +394,7 @@ impl LocalChain {
 
     /// Writes an account directly, as a test fixture (oracle feeds and the like).
     pub fn set_account(&mut self, address: &Pubkey, account: Account) {
+        self.known.insert(*address);
         self.ctx.set_account(address, &account.into());
     }
 
@@ -412,5 +422,72 @@ impl LocalChain {
             len as u64,
             &spl_token::ID,
         )
+    }
+}
+
+impl Chain for LocalChain {
+    fn fee_payer(&self) -> Pubkey {
+        self.payer_pubkey()
+    }
+
+    async fn fetch_accounts(
+        &mut self,
+        addresses: &[Pubkey],
+    ) -> Result<Vec<Option<Account>>, ChainError> {
+        let mut accounts = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            accounts.push(self.account(address).await);
+        }
+        Ok(accounts)
+    }
+
+    async fn scan_program_accounts(
+        &mut self,
+        filter: AccountFilter,
+    ) -> Result<Vec<(Pubkey, Account)>, ChainError> {
+        let known: Vec<Pubkey> = self.known.iter().copied().collect();
+        let mut found = Vec::new();
+        for address in known {
+            if let Some(account) = self.account(&address).await.filter(|a| filter.matches(a)) {
+                found.push((address, account));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn submit(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<Sent, SendError> {
+        let outcome = self.send(instructions, signers).await;
+        match outcome.result {
+            Ok(()) => Ok(Sent {
+                signature: outcome.signature,
+                compute_units: (self.mode == ProgramMode::Sbf).then_some(outcome.compute_units),
+            }),
+            Err(error) => Err(SendError::Refused {
+                error,
+                logs: outcome.logs,
+            }),
+        }
+    }
+
+    async fn clock(&mut self) -> Result<ChainClock, ChainError> {
+        let clock = LocalChain::clock(self).await;
+        Ok(ChainClock {
+            slot: clock.slot,
+            unix_timestamp: clock.unix_timestamp,
+        })
+    }
+
+    async fn rent_exempt_minimum(&mut self, data_len: usize) -> Result<u64, ChainError> {
+        let rent = self
+            .ctx
+            .banks_client
+            .get_rent()
+            .await
+            .map_err(|e| ChainError(e.to_string()))?;
+        Ok(rent.minimum_balance(data_len))
     }
 }

@@ -15,7 +15,7 @@ use solana_sdk::signer::Signer;
 use solana_sdk::transaction::TransactionError;
 
 use crate::chain::{LocalChain, ProgramMode};
-use crate::{fixtures, migrate};
+use crate::fixtures;
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
@@ -136,7 +136,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         kestrel_migrations::Config::parse(LOCALNET).expect("migrations/localnet.toml is valid");
     write_oracle_fixtures(&mut demo.chain, &config, now);
     for round in 0..2 {
-        let steps = migrate::apply(&mut demo.chain, &admin, &config)
+        let steps = kestrel_migrations::apply(&mut demo.chain, &admin, &config)
             .await
             .unwrap_or_else(|e| panic!("applying migrations/localnet.toml: {e}"));
         demo.migration_steps[round] = steps.len();

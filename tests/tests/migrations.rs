@@ -4,7 +4,6 @@ use kestrel::state::{MarketStatus, PauseFlags};
 use kestrel_migrations::{Config, Step};
 use kestrel_sdk::{decode, pda};
 use kestrel_sim::demo::{write_oracle_fixtures, LOCALNET};
-use kestrel_sim::migrate;
 use kestrel_tests::*;
 
 #[tokio::test]
@@ -15,7 +14,9 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let now = h.now().await;
     write_oracle_fixtures(&mut h.chain, &config, now);
 
-    let first = migrate::apply(&mut h.chain, &admin, &config).await.unwrap();
+    let first = kestrel_migrations::apply(&mut h.chain, &admin, &config)
+        .await
+        .unwrap();
     h.check_invariants("migrations").await;
     assert!(
         matches!(first.as_slice(), [Step::CreateMarket { .. }]),
@@ -23,7 +24,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     );
     let market = pda::market(&h.exchange, config.markets[0].index);
     let before = h.chain.account(&market).await.unwrap();
-    assert!(migrate::apply(&mut h.chain, &admin, &config)
+    assert!(kestrel_migrations::apply(&mut h.chain, &admin, &config)
         .await
         .unwrap()
         .is_empty());
@@ -36,7 +37,9 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     config.markets[0].taker_fee_bps = 7;
     config.markets[0].status = "paused".into();
     config.exchange.paused = vec!["trading".into()];
-    let second = migrate::apply(&mut h.chain, &admin, &config).await.unwrap();
+    let second = kestrel_migrations::apply(&mut h.chain, &admin, &config)
+        .await
+        .unwrap();
     h.check_invariants("migrations").await;
     assert_eq!(second.len(), 3, "{second:?}");
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
@@ -45,7 +48,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
         (7, MarketStatus::Paused)
     );
     assert_eq!(h.exchange_state().await.pause_flags, PauseFlags::TRADING);
-    assert!(migrate::apply(&mut h.chain, &admin, &config)
+    assert!(kestrel_migrations::apply(&mut h.chain, &admin, &config)
         .await
         .unwrap()
         .is_empty());

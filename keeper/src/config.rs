@@ -1,0 +1,400 @@
+//! The daemon's TOML configuration. Every error names the key at fault.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kestrel_sdk::rpc::{PriorityFee, SendPolicy, MAX_TRANSACTION_COMPUTE_UNITS};
+use kestrel_sdk::Pubkey;
+use serde::Deserialize;
+
+use crate::cranks::MAX_MAKERS_PER_CRANK;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn at(key: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("`{key}`: {why}"))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// JSON-RPC endpoint, http(s)://.
+    pub rpc_url: String,
+    /// A Solana keypair file (JSON array of 64 bytes): pays the fees, and
+    /// owns the liquidator's margin account.
+    pub keypair: PathBuf,
+    /// Without it the keeper cranks events and funding and reports
+    /// liquidatable accounts, but does not liquidate.
+    pub liquidator: Option<LiquidatorConfig>,
+    #[serde(default)]
+    pub intervals: Intervals,
+    #[serde(default)]
+    pub transactions: Transactions,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(rename = "market")]
+    pub markets: Vec<MarketEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiquidatorConfig {
+    /// The keypair's margin account that takes liquidated positions; it must
+    /// exist and hold enough collateral to stay above initial health.
+    pub sub_account_index: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Intervals {
+    /// Pause between cycles.
+    pub cycle_ms: u64,
+    /// update_funding once a market's last update is this old.
+    pub funding_seconds: u32,
+    /// First wait after a cycle the cluster did not answer; doubles up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self {
+            cycle_ms: 1_000,
+            funding_seconds: 60,
+            backoff_ms: 500,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityFeePolicy {
+    None,
+    Fixed,
+    Recent,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Transactions {
+    /// none, fixed (`priority_fee_micro_lamports`) or recent (the
+    /// `priority_fee_percentile` of recent fees, capped at `priority_fee_micro_lamports`).
+    pub priority_fee: PriorityFeePolicy,
+    pub priority_fee_micro_lamports: u64,
+    pub priority_fee_percentile: u8,
+    /// Most compute units one transaction may request.
+    pub max_compute_units: u32,
+    /// Resends after a send the cluster did not confirm.
+    pub retries: u32,
+    /// Most events one consume_events call applies.
+    pub max_events_per_crank: u16,
+    /// Most distinct maker accounts one consume_events transaction names.
+    pub max_makers_per_crank: usize,
+}
+
+impl Default for Transactions {
+    fn default() -> Self {
+        Self {
+            priority_fee: PriorityFeePolicy::Recent,
+            priority_fee_micro_lamports: 100_000,
+            priority_fee_percentile: 75,
+            max_compute_units: MAX_TRANSACTION_COMPUTE_UNITS,
+            retries: 3,
+            max_events_per_crank: kestrel::instructions::MAX_EVENTS_PER_CRANK,
+            max_makers_per_crank: MAX_MAKERS_PER_CRANK,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Serves /metrics (Prometheus) and /health.
+    pub listen: SocketAddr,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketEntry {
+    pub index: u16,
+    /// The account the market's primary feed is read from (a Pyth
+    /// PriceUpdateV2 account or the Switchboard pull feed).
+    pub primary_oracle: String,
+    /// Required exactly when the market has a fallback feed.
+    pub fallback_oracle: Option<String>,
+}
+
+/// A market entry with its addresses parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketOracles {
+    pub index: u16,
+    pub primary_oracle: Pubkey,
+    pub fallback_oracle: Option<Pubkey>,
+}
+
+impl Config {
+    /// Parses and validates; errors read `` `key.path`: what is wrong ``.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let why = inner.message().trim().to_string();
+            match inner.span() {
+                Some(span) => {
+                    let line = text[..span.start].lines().count().max(1);
+                    at(&key, format!("{why} (line {line})"))
+                }
+                None => at(&key, why),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.rpc_url.starts_with("http://") || self.rpc_url.starts_with("https://")) {
+            return Err(at("rpc_url", "must start with http:// or https://"));
+        }
+        let i = &self.intervals;
+        if i.cycle_ms < 50 {
+            return Err(at("intervals.cycle_ms", "must be at least 50"));
+        }
+        if i.funding_seconds == 0 {
+            return Err(at("intervals.funding_seconds", "must be at least 1"));
+        }
+        if i.backoff_ms == 0 || i.max_backoff_ms < i.backoff_ms {
+            return Err(at(
+                "intervals.max_backoff_ms",
+                "must be at least intervals.backoff_ms, which must be positive",
+            ));
+        }
+        let t = &self.transactions;
+        if !(1_000..=MAX_TRANSACTION_COMPUTE_UNITS).contains(&t.max_compute_units) {
+            return Err(at(
+                "transactions.max_compute_units",
+                format!("must be between 1000 and {MAX_TRANSACTION_COMPUTE_UNITS}"),
+            ));
+        }
+        if t.priority_fee_percentile > 100 {
+            return Err(at(
+                "transactions.priority_fee_percentile",
+                "must be at most 100",
+            ));
+        }
+        if t.max_events_per_crank == 0
+            || t.max_events_per_crank > kestrel::instructions::MAX_EVENTS_PER_CRANK
+        {
+            return Err(at(
+                "transactions.max_events_per_crank",
+                format!(
+                    "must be between 1 and {}",
+                    kestrel::instructions::MAX_EVENTS_PER_CRANK
+                ),
+            ));
+        }
+        if t.max_makers_per_crank == 0 || t.max_makers_per_crank > MAX_MAKERS_PER_CRANK {
+            return Err(at(
+                "transactions.max_makers_per_crank",
+                format!("must be between 1 and {MAX_MAKERS_PER_CRANK} (what fits one transaction)"),
+            ));
+        }
+        if self.markets.is_empty() {
+            return Err(at("market", "list at least one [[market]]"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (n, market) in self.markets.iter().enumerate() {
+            if !seen.insert(market.index) {
+                return Err(at(
+                    &format!("market[{n}].index"),
+                    format!("market {} is listed twice", market.index),
+                ));
+            }
+        }
+        self.market_oracles().map(|_| ())
+    }
+
+    pub fn market_oracles(&self) -> Result<Vec<MarketOracles>, ConfigError> {
+        self.markets
+            .iter()
+            .enumerate()
+            .map(|(n, m)| {
+                let parse = |key: &str, text: &str| {
+                    text.parse::<Pubkey>().map_err(|_| {
+                        at(
+                            &format!("market[{n}].{key}"),
+                            format!("{text:?} is not a base58 address"),
+                        )
+                    })
+                };
+                Ok(MarketOracles {
+                    index: m.index,
+                    primary_oracle: parse("primary_oracle", &m.primary_oracle)?,
+                    fallback_oracle: m
+                        .fallback_oracle
+                        .as_deref()
+                        .map(|f| parse("fallback_oracle", f))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn send_policy(&self) -> SendPolicy {
+        let t = &self.transactions;
+        SendPolicy {
+            priority_fee: match t.priority_fee {
+                PriorityFeePolicy::None => PriorityFee::None,
+                PriorityFeePolicy::Fixed => PriorityFee::Fixed {
+                    micro_lamports: t.priority_fee_micro_lamports,
+                },
+                PriorityFeePolicy::Recent => PriorityFee::Recent {
+                    percentile: t.priority_fee_percentile,
+                    max_micro_lamports: t.priority_fee_micro_lamports,
+                },
+            },
+            max_compute_units: t.max_compute_units,
+            retries: t.retries,
+            backoff: Duration::from_millis(self.intervals.backoff_ms),
+        }
+    }
+}
+
+/// Reads a Solana CLI keypair file: a JSON array of 64 bytes.
+pub fn read_keypair(path: &std::path::Path) -> Result<solana_sdk::signature::Keypair, ConfigError> {
+    let fail = |why: String| at("keypair", format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let bytes: Vec<u8> = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "not a keypair file (a JSON array of 64 bytes): {e}"
+        ))
+    })?;
+    solana_sdk::signature::Keypair::try_from(bytes.as_slice())
+        .map_err(|e| fail(format!("not a keypair: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+rpc_url = "http://127.0.0.1:8899"
+keypair = "keeper.json"
+
+[liquidator]
+sub_account_index = 0
+
+[intervals]
+cycle_ms = 500
+
+[[market]]
+index = 0
+primary_oracle = "7UVimffxr9ow1uXYxsr4LHAcV58mLzhmwaeKvJ1pjLiE"
+fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
+"#;
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text).unwrap_err().0
+    }
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.intervals.cycle_ms, 500);
+        assert_eq!(config.intervals.funding_seconds, 60);
+        assert_eq!(
+            config.transactions.max_makers_per_crank,
+            MAX_MAKERS_PER_CRANK
+        );
+        assert_eq!(config.market_oracles().unwrap().len(), 1);
+        assert!(matches!(
+            config.send_policy().priority_fee,
+            PriorityFee::Recent { percentile: 75, .. }
+        ));
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_key_and_line() {
+        let bad = GOOD.replace("cycle_ms = 500", "cycle_ms = \"fast\"");
+        let error = error_of(&bad);
+        assert!(error.starts_with("`intervals.cycle_ms`: "), "{error}");
+        assert!(error.contains("line 9"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let error = error_of(&GOOD.replace("cycle_ms = 500", "cycle_ms = 500\ncycle_msec = 5"));
+        assert!(error.contains("cycle_msec"), "{error}");
+        assert!(error.starts_with("`intervals"), "{error}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        for (from, to, key) in [
+            ("cycle_ms = 500", "cycle_ms = 1", "`intervals.cycle_ms`"),
+            ("http://127.0.0.1:8899", "127.0.0.1:8899", "`rpc_url`"),
+            (
+                "cycle_ms = 500",
+                "cycle_ms = 500\n[transactions]\nmax_makers_per_crank = 99",
+                "`transactions.max_makers_per_crank`",
+            ),
+            (
+                "primary_oracle = \"7UV",
+                "primary_oracle = \"0UV",
+                "`market[0].primary_oracle`",
+            ),
+            ("\nindex = 0", "\nindex = 70000", "`market[0].index`"),
+        ] {
+            let error = error_of(&GOOD.replace(from, to));
+            assert!(error.starts_with(key), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_key_is_named() {
+        let error = error_of(&GOOD.replace("rpc_url = \"http://127.0.0.1:8899\"\n", ""));
+        assert!(error.contains("rpc_url"), "{error}");
+    }
+
+    #[test]
+    fn keypair_files_are_read_and_bad_ones_refused() {
+        let dir = std::env::temp_dir().join(format!("kestrel-keeper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = solana_sdk::signature::Keypair::new();
+        let good = dir.join("good.json");
+        std::fs::write(
+            &good,
+            serde_json::to_string(&key.to_bytes().to_vec()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(read_keypair(&good).unwrap().to_bytes(), key.to_bytes());
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "[1, 2, 3]").unwrap();
+        assert!(read_keypair(&bad).unwrap_err().0.starts_with("`keypair`"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

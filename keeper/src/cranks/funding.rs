@@ -1,0 +1,39 @@
+//! Update funding once the market's last update is `funding_interval_seconds`
+//! old. Funding accrues pro rata to the time elapsed, so the interval sets
+//! how fresh the indexes are, not how much is paid.
+use kestrel_sdk::client::{Chain, ChainError};
+use kestrel_sdk::ix::{self, MarketAccounts};
+use kestrel_sdk::PauseFlags;
+
+use super::{CycleReport, Keeper};
+
+pub(super) async fn run(
+    keeper: &Keeper,
+    chain: &mut impl Chain,
+    market: &MarketAccounts,
+    now: i64,
+    report: &mut CycleReport,
+) -> Result<(), ChainError> {
+    let view = chain
+        .fetch_market(market)
+        .await
+        .map_err(|e| ChainError(e.to_string()))?;
+    let due = now.saturating_sub(view.market.funding_updated_at) >= keeper.funding_interval_seconds;
+    let exchange = chain
+        .exchange()
+        .await
+        .map_err(|e| ChainError(e.to_string()))?;
+    if !due || exchange.pause_flags().is_paused(PauseFlags::FUNDING) || !view.events.is_empty() {
+        // Pending events: the program refuses funding until they are
+        // consumed, which the next cycle does first.
+        return Ok(());
+    }
+    let what = format!("update funding in market {}", market.market_index);
+    if keeper
+        .send(chain, &what, &[ix::update_funding(market)], &[], report)
+        .await?
+    {
+        report.funding_updates += 1;
+    }
+    Ok(())
+}

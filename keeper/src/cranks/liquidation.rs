@@ -1,0 +1,179 @@
+//! Liquidate accounts under maintenance health, largest shortfall first.
+//! Every margin account is scanned and valued with the program's own health
+//! code (the SDK's preview) at the cluster's clock; each liquidatable
+//! account is liquidated market by market until it is healthy again.
+use kestrel_sdk::client::{Chain, ChainError};
+use kestrel_sdk::health::{self, MarketSnapshot};
+use kestrel_sdk::ix::{self, MarketAccounts};
+use kestrel_sdk::{MarginAccount, PauseFlags, Pubkey};
+
+use super::{CycleReport, Keeper};
+
+/// One liquidation sent and landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Liquidation {
+    pub account: Pubkey,
+    pub market_index: u16,
+    /// The account's position before and after, in base lots.
+    pub base_lots_before: i64,
+    pub base_lots_after: i64,
+}
+
+/// Accounts whose maintenance health is below zero, most negative first.
+pub fn liquidatable(
+    accounts: &[(Pubkey, MarginAccount)],
+    snapshots: &[MarketSnapshot],
+    quote_decimals: u8,
+    now: i64,
+    slot: u64,
+) -> Vec<(Pubkey, fixed::types::I80F48)> {
+    let mut found: Vec<_> = accounts
+        .iter()
+        .filter(|(_, account)| account.positions.iter().any(|p| p.in_use != 0))
+        .filter_map(|(address, account)| {
+            match health::preview(account, snapshots, quote_decimals, now, slot) {
+                Ok(h) if h.maintenance < 0 => Some((*address, h.maintenance)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(%address, ?e, "health not computable; skipped");
+                    None
+                }
+            }
+        })
+        .collect();
+    found.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    found
+}
+
+pub(super) async fn run(
+    keeper: &Keeper,
+    chain: &mut impl Chain,
+    report: &mut CycleReport,
+) -> Result<(), ChainError> {
+    let exchange = chain
+        .exchange()
+        .await
+        .map_err(|e| ChainError(e.to_string()))?;
+    let clock = chain.clock().await?;
+    let mut snapshots = Vec::with_capacity(keeper.markets.len());
+    for market in &keeper.markets {
+        let view = chain
+            .fetch_market(market)
+            .await
+            .map_err(|e| ChainError(e.to_string()))?;
+        snapshots.push(view.snapshot);
+    }
+    let accounts = chain.margin_accounts().await?;
+    let candidates = liquidatable(
+        &accounts,
+        &snapshots,
+        exchange.collateral_decimals,
+        clock.unix_timestamp,
+        clock.slot,
+    );
+    report.liquidatable = candidates.iter().map(|(a, _)| *a).collect();
+    let Some(liquidator) = &keeper.liquidator else {
+        return Ok(());
+    };
+    if exchange.pause_flags().is_paused(PauseFlags::LIQUIDATION) {
+        return Ok(());
+    }
+    for (address, maintenance) in candidates {
+        if address == liquidator.margin_account {
+            continue;
+        }
+        tracing::info!(%address, %maintenance, "liquidatable");
+        let Ok(mut account) = chain.margin_account(&address).await else {
+            continue;
+        };
+        let markets: Vec<u16> = account
+            .positions
+            .iter()
+            .filter(|p| p.in_use != 0 && p.base_lots != 0)
+            .map(|p| p.market_index)
+            .collect();
+        for market_index in markets {
+            let Some(market) = keeper.market(market_index) else {
+                report.failures.push(format!(
+                    "{address} holds market {market_index}, which this keeper is not configured for"
+                ));
+                continue;
+            };
+            let liquidator_account = chain
+                .margin_account(&liquidator.margin_account)
+                .await
+                .map_err(|e| ChainError(e.to_string()))?;
+            let before = account.position(market_index).map_or(0, |p| p.base_lots);
+            let instruction = liquidate_ix(
+                keeper,
+                &liquidator.authority,
+                &liquidator.margin_account,
+                (&address, &account),
+                &liquidator_account,
+                market,
+            );
+            let what = format!("liquidate {address} in market {market_index}");
+            let landed = keeper
+                .send(
+                    chain,
+                    &what,
+                    &[instruction],
+                    &[&liquidator.authority],
+                    report,
+                )
+                .await?;
+            account = chain
+                .margin_account(&address)
+                .await
+                .map_err(|e| ChainError(e.to_string()))?;
+            if landed {
+                let after = account.position(market_index).map_or(0, |p| p.base_lots);
+                tracing::info!(%address, market_index, before, after, "liquidated");
+                report.liquidations.push(Liquidation {
+                    account: address,
+                    market_index,
+                    base_lots_before: before,
+                    base_lots_after: after,
+                });
+            }
+            let healthy = health::preview(
+                &account,
+                &snapshots,
+                exchange.collateral_decimals,
+                clock.unix_timestamp,
+                clock.slot,
+            )
+            .is_ok_and(|h| h.maintenance >= 0);
+            if healthy {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn liquidate_ix(
+    keeper: &Keeper,
+    authority: &solana_sdk::signature::Keypair,
+    liquidator_account: &Pubkey,
+    (liquidatee, liquidatee_state): (&Pubkey, &MarginAccount),
+    liquidator_state: &MarginAccount,
+    market: &MarketAccounts,
+) -> solana_sdk::instruction::Instruction {
+    use solana_sdk::signer::Signer;
+    let health = ix::liquidation_health_accounts(
+        liquidatee_state,
+        liquidator_state,
+        market.market_index,
+        &keeper.markets,
+    );
+    // The program takes the fewest lots that restore health; no cap here.
+    ix::liquidate(
+        &authority.pubkey(),
+        liquidator_account,
+        liquidatee,
+        market,
+        u64::MAX,
+        health,
+    )
+}

@@ -1,0 +1,196 @@
+//! The keeper's counters and gauges, rendered in Prometheus' text format.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use kestrel::engine::event_queue::{AnyEvent, Event};
+
+use crate::cranks::CycleReport;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub cycles: AtomicU64,
+    pub cycle_errors: AtomicU64,
+    pub events_consumed: AtomicU64,
+    pub funding_updates: AtomicU64,
+    pub liquidations: AtomicU64,
+    pub bankruptcies_settled: AtomicU64,
+    /// Refusals because another keeper got there first.
+    pub races: AtomicU64,
+    pub tx_failures: AtomicU64,
+    pub liquidatable_accounts: AtomicU64,
+    /// Cluster unix time of the last completed cycle.
+    pub last_cycle_unix: AtomicI64,
+    /// Per market: (pending events, age in seconds of the oldest).
+    queues: Mutex<BTreeMap<u16, (u64, i64)>>,
+}
+
+impl Metrics {
+    pub fn record_cycle(&self, report: &CycleReport, now: i64) {
+        let add = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
+        add(&self.cycles, 1);
+        add(&self.events_consumed, report.events_consumed);
+        add(&self.funding_updates, report.funding_updates);
+        add(&self.liquidations, report.liquidations.len() as u64);
+        add(
+            &self.bankruptcies_settled,
+            report.bankruptcies_settled.len() as u64,
+        );
+        add(&self.races, report.races);
+        add(&self.tx_failures, report.failures.len() as u64);
+        self.liquidatable_accounts
+            .store(report.liquidatable.len() as u64, Ordering::Relaxed);
+        self.last_cycle_unix.store(now, Ordering::Relaxed);
+    }
+
+    pub fn record_cycle_error(&self) {
+        self.cycle_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The queue as last read: its depth and how far the crank lags behind
+    /// its oldest event.
+    pub fn observe_queue(&self, market_index: u16, events: &[AnyEvent], now: i64) {
+        let oldest = events.first().and_then(|e| match e.decode()? {
+            Event::Fill(fill) => Some(fill.timestamp),
+            Event::Out(out) => Some(out.timestamp),
+        });
+        let lag = oldest.map_or(0, |t| now.saturating_sub(t as i64).max(0));
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.insert(market_index, (events.len() as u64, lag));
+        }
+    }
+
+    /// Prometheus text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "kestrel_keeper_cycles_total",
+                "Keeper cycles completed",
+                &self.cycles,
+            ),
+            (
+                "kestrel_keeper_cycle_errors_total",
+                "Cycles abandoned because the cluster did not answer",
+                &self.cycle_errors,
+            ),
+            (
+                "kestrel_keeper_events_consumed_total",
+                "Events applied by this keeper's cranks",
+                &self.events_consumed,
+            ),
+            (
+                "kestrel_keeper_funding_updates_total",
+                "update_funding transactions landed",
+                &self.funding_updates,
+            ),
+            (
+                "kestrel_keeper_liquidations_total",
+                "Liquidations landed",
+                &self.liquidations,
+            ),
+            (
+                "kestrel_keeper_bankruptcies_settled_total",
+                "Bankruptcies settled",
+                &self.bankruptcies_settled,
+            ),
+            (
+                "kestrel_keeper_races_total",
+                "Cranks refused because another keeper did them first",
+                &self.races,
+            ),
+            (
+                "kestrel_keeper_tx_failures_total",
+                "Transactions refused for another reason",
+                &self.tx_failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let gauge = |out: &mut String, name: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        };
+        gauge(
+            &mut out,
+            "kestrel_keeper_liquidatable_accounts",
+            "Accounts under maintenance health at the last cycle",
+        );
+        let _ = writeln!(
+            out,
+            "kestrel_keeper_liquidatable_accounts {}",
+            self.liquidatable_accounts.load(Ordering::Relaxed)
+        );
+        gauge(
+            &mut out,
+            "kestrel_keeper_last_cycle_timestamp_seconds",
+            "Cluster unix time of the last completed cycle",
+        );
+        let _ = writeln!(
+            out,
+            "kestrel_keeper_last_cycle_timestamp_seconds {}",
+            self.last_cycle_unix.load(Ordering::Relaxed)
+        );
+        if let Ok(queues) = self.queues.lock() {
+            gauge(
+                &mut out,
+                "kestrel_keeper_pending_events",
+                "Events waiting in a market's queue",
+            );
+            for (market, (pending, _)) in queues.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_pending_events{{market=\"{market}\"}} {pending}"
+                );
+            }
+            gauge(
+                &mut out,
+                "kestrel_keeper_crank_lag_seconds",
+                "Age of the oldest unconsumed event",
+            );
+            for (market, (_, lag)) in queues.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_crank_lag_seconds{{market=\"{market}\"}} {lag}"
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_per_market_gauges() {
+        let metrics = Metrics::default();
+        let report = CycleReport {
+            events_consumed: 7,
+            races: 1,
+            failures: vec!["x".into()],
+            ..CycleReport::default()
+        };
+        metrics.record_cycle(&report, 1_000);
+        metrics.record_cycle(&report, 1_010);
+        metrics.observe_queue(3, &[], 1_010);
+        let text = metrics.render();
+        for line in [
+            "kestrel_keeper_cycles_total 2",
+            "kestrel_keeper_events_consumed_total 14",
+            "kestrel_keeper_races_total 2",
+            "kestrel_keeper_tx_failures_total 2",
+            "kestrel_keeper_last_cycle_timestamp_seconds 1010",
+            "kestrel_keeper_pending_events{market=\"3\"} 0",
+            "# TYPE kestrel_keeper_liquidations_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Applies a migrations file to any [`Chain`]: the cluster over RPC (the
+//! `kestrel-migrations` command) or the in-process chain (the demo, tests).
+use kestrel_sdk::client::{Chain, FetchError};
+use kestrel_sdk::{decode, ix, pda};
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+
+use crate::{plan, ChainState, Config, Step};
+
+/// What is on chain for the config's exchange and market indices.
+pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<ChainState, String> {
+    let exchange = match chain.exchange().await {
+        Ok(exchange) => exchange,
+        Err(FetchError::Missing(_)) => {
+            return Err("the exchange is not initialised: run init_exchange first".into())
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut state = ChainState {
+        pause_flags: exchange.pause_flags,
+        ..ChainState::default()
+    };
+    let exchange = pda::exchange();
+    let addresses: Vec<_> = config
+        .markets
+        .iter()
+        .map(|m| pda::market(&exchange, m.index))
+        .collect();
+    let accounts = chain
+        .fetch_accounts(&addresses)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (market, account) in config.markets.iter().zip(accounts) {
+        if let Some(account) = account {
+            state.markets.insert(
+                market.index,
+                decode::market(&account.data).map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(state)
+}
+
+/// The steps `config` needs on `chain`, without applying them.
+pub async fn plan_for(chain: &mut impl Chain, config: &Config) -> Result<Vec<Step>, String> {
+    let state = chain_state(chain, config).await?;
+    plan(config, &state).map_err(|e| e.to_string())
+}
+
+/// Plans and applies `config` as `admin`; returns the steps taken (none when
+/// the chain already matches). Stops at the first refused step; what was
+/// applied stays, and applying again resumes from there.
+pub async fn apply(
+    chain: &mut impl Chain,
+    admin: &Keypair,
+    config: &Config,
+) -> Result<Vec<Step>, String> {
+    let steps = plan_for(chain, config).await?;
+    let exchange = pda::exchange();
+    let admin_key = admin.pubkey();
+    for step in &steps {
+        let instruction: Instruction = match *step {
+            Step::SetPause { flags } => ix::set_pause(&admin_key, flags),
+            Step::CreateMarket {
+                args,
+                primary_oracle,
+                fallback_oracle,
+            } => {
+                let bids = chain
+                    .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
+                    .await;
+                let asks = chain
+                    .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
+                    .await;
+                let queue = chain
+                    .create_program_account(ix::EVENT_QUEUE_ACCOUNT_LEN)
+                    .await;
+                let (bids, asks, queue) = match (bids, asks, queue) {
+                    (Ok(b), Ok(a), Ok(q)) => (b, a, q),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        return Err(format!("{step}: creating the book accounts: {e}"))
+                    }
+                };
+                ix::create_market(
+                    &admin_key,
+                    args,
+                    &bids,
+                    &asks,
+                    &queue,
+                    &primary_oracle,
+                    fallback_oracle,
+                )
+            }
+            Step::SetMarketParams {
+                market_index,
+                params,
+                primary_oracle,
+                fallback_oracle,
+            } => ix::set_market_params(
+                &admin_key,
+                &pda::market(&exchange, market_index),
+                params,
+                &primary_oracle,
+                fallback_oracle,
+            ),
+            Step::SetMarketStatus {
+                market_index,
+                status,
+            } => ix::set_market_status(&admin_key, &pda::market(&exchange, market_index), status),
+        };
+        chain
+            .submit(&[instruction], &[admin])
+            .await
+            .map_err(|e| format!("{step}: {e}"))?;
+    }
+    Ok(steps)
+}

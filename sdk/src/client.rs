@@ -1,0 +1,372 @@
+//! The chain as bots, crankers and the migrations applier see it: read
+//! accounts, scan the program's accounts, send a transaction. Two
+//! implementations: [`crate::rpc::RpcChain`] (JSON-RPC, the production path)
+//! and the in-process chain of `kestrel-sim` that tests and the demo run on.
+//! Everything written against [`Chain`] runs unchanged on both.
+use anchor_lang::{Discriminator, ZeroCopy};
+use kestrel::engine::event_queue::AnyEvent;
+use kestrel::error::KestrelError;
+use kestrel::state::{Exchange, MarginAccount, Market};
+use kestrel::units::Ticks;
+use solana_sdk::account::Account;
+use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::signature::{Keypair, Signature};
+use solana_sdk::signer::Signer;
+use solana_sdk::transaction::TransactionError;
+
+use crate::book::BookSideView;
+use crate::decode::{self, DecodeError};
+use crate::health::{FetchedFeed, MarketSnapshot};
+use crate::ix::MarketAccounts;
+use crate::{errors, events, pda, Pubkey};
+
+/// The cluster could not answer (transport, timeout, malformed response).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainError(pub String);
+
+impl std::fmt::Display for ChainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ChainError {}
+
+/// Why a transaction did not land.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The runtime or a program refused it (in simulation or on chain):
+    /// nothing changed. Resending the same transaction cannot help.
+    Refused {
+        error: TransactionError,
+        logs: Vec<String>,
+    },
+    /// No answer in time: it may or may not have landed. Retrying is safe
+    /// for Kestrel's instructions, which are all refused when already done.
+    Unavailable(String),
+}
+
+impl SendError {
+    /// The Kestrel error the program refused with, if it was the program.
+    pub fn kestrel_error(&self) -> Option<KestrelError> {
+        match self {
+            Self::Refused {
+                error: TransactionError::InstructionError(_, InstructionError::Custom(code)),
+                ..
+            } => errors::kestrel_error(*code),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused { error, .. } => match self.kestrel_error() {
+                Some(kestrel) => write!(f, "refused by Kestrel: {kestrel:?}"),
+                None => write!(f, "refused: {error}"),
+            },
+            Self::Unavailable(why) => write!(f, "cluster unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A landed transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub signature: Signature,
+    /// Compute units it consumed, where the chain reports them.
+    pub compute_units: Option<u64>,
+}
+
+/// The cluster clock: what the program compares oracle ages and expiries to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainClock {
+    pub slot: u64,
+    pub unix_timestamp: i64,
+}
+
+impl ChainClock {
+    /// Decodes the clock sysvar's account data (bincode: slot,
+    /// epoch_start_timestamp, epoch, leader_schedule_epoch, unix_timestamp).
+    pub fn from_sysvar_data(data: &[u8]) -> Option<Self> {
+        let word = |i: usize| -> Option<[u8; 8]> { data.get(i * 8..i * 8 + 8)?.try_into().ok() };
+        Some(Self {
+            slot: u64::from_le_bytes(word(0)?),
+            unix_timestamp: i64::from_le_bytes(word(4)?),
+        })
+    }
+}
+
+/// Accounts of one Kestrel type: owned by the program, of its exact length,
+/// starting with its discriminator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountFilter {
+    pub data_len: usize,
+    pub discriminator: &'static [u8],
+}
+
+impl AccountFilter {
+    pub fn of<T: ZeroCopy + Discriminator>() -> Self {
+        Self {
+            data_len: T::DISCRIMINATOR.len() + std::mem::size_of::<T>(),
+            discriminator: T::DISCRIMINATOR,
+        }
+    }
+
+    pub fn matches(&self, account: &Account) -> bool {
+        account.owner == kestrel::ID
+            && account.data.len() == self.data_len
+            && account.data.starts_with(self.discriminator)
+    }
+}
+
+/// A market, its book and its pending events, read in one request.
+#[derive(Clone)]
+pub struct MarketView {
+    pub accounts: MarketAccounts,
+    pub market: Market,
+    pub bids: BookSideView,
+    pub asks: BookSideView,
+    /// Oldest first.
+    pub events: Vec<AnyEvent>,
+    /// The market with its oracle accounts, for [`crate::health::preview`].
+    pub snapshot: MarketSnapshot,
+}
+
+impl MarketView {
+    /// Best bid and best ask, in ticks, among orders live at `now` (unix time).
+    pub fn best_prices(&self, now: i64) -> (Option<Ticks>, Option<Ticks>) {
+        let now = u64::try_from(now).ok();
+        let best = |side: &BookSideView| side.l3(now).next().map(|o| o.price);
+        (best(&self.bids), best(&self.asks))
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchError {
+    Chain(ChainError),
+    Missing(Pubkey),
+    Decode(Pubkey, DecodeError),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Chain(e) => write!(f, "{e}"),
+            Self::Missing(address) => write!(f, "account {address} does not exist"),
+            Self::Decode(address, e) => write!(f, "account {address}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl From<ChainError> for FetchError {
+    fn from(e: ChainError) -> Self {
+        Self::Chain(e)
+    }
+}
+
+/// What Kestrel's off-chain code needs from a cluster. The futures are not
+/// `Send`: a keeper drives one chain from one task, in order.
+#[allow(async_fn_in_trait)]
+pub trait Chain {
+    /// The key that pays fees (and rent for accounts the caller creates).
+    fn fee_payer(&self) -> Pubkey;
+
+    /// Several accounts in one request, in the order asked (None: no account).
+    async fn fetch_accounts(
+        &mut self,
+        addresses: &[Pubkey],
+    ) -> Result<Vec<Option<Account>>, ChainError>;
+
+    /// Every Kestrel account matching `filter`.
+    async fn scan_program_accounts(
+        &mut self,
+        filter: AccountFilter,
+    ) -> Result<Vec<(Pubkey, Account)>, ChainError>;
+
+    /// Signs (fee payer and `signers`), sends and confirms one transaction.
+    async fn submit(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<Sent, SendError>;
+
+    async fn clock(&mut self) -> Result<ChainClock, ChainError>;
+
+    async fn rent_exempt_minimum(&mut self, data_len: usize) -> Result<u64, ChainError>;
+
+    async fn fetch_account(&mut self, address: &Pubkey) -> Result<Option<Account>, ChainError> {
+        Ok(self.fetch_accounts(&[*address]).await?.pop().flatten())
+    }
+
+    /// The exchange account.
+    async fn exchange(&mut self) -> Result<Exchange, FetchError> {
+        let address = pda::exchange();
+        let account = self
+            .fetch_account(&address)
+            .await?
+            .ok_or(FetchError::Missing(address))?;
+        decode::exchange(&account.data).map_err(|e| FetchError::Decode(address, e))
+    }
+
+    /// A market's accounts as instructions name them, from the market
+    /// account and the oracle accounts the caller reads its feeds from.
+    async fn market_accounts(
+        &mut self,
+        market_index: u16,
+        primary_oracle: Pubkey,
+        fallback_oracle: Option<Pubkey>,
+    ) -> Result<MarketAccounts, FetchError> {
+        let address = pda::market(&pda::exchange(), market_index);
+        let account = self
+            .fetch_account(&address)
+            .await?
+            .ok_or(FetchError::Missing(address))?;
+        let market = decode::market(&account.data).map_err(|e| FetchError::Decode(address, e))?;
+        Ok(MarketAccounts {
+            market_index,
+            market: address,
+            bids: market.bids,
+            asks: market.asks,
+            event_queue: market.event_queue,
+            primary_oracle,
+            fallback_oracle,
+        })
+    }
+
+    /// The market, both book sides, the event queue and the oracle accounts
+    /// in one `getMultipleAccounts`.
+    async fn fetch_market(&mut self, accounts: &MarketAccounts) -> Result<MarketView, FetchError> {
+        let mut addresses = vec![
+            accounts.market,
+            accounts.bids,
+            accounts.asks,
+            accounts.event_queue,
+            accounts.primary_oracle,
+        ];
+        addresses.extend(accounts.fallback_oracle);
+        let fetched = self.fetch_accounts(&addresses).await?;
+        let mut fetched = addresses.iter().zip(fetched).map(|(address, account)| {
+            account
+                .map(|a| (*address, a))
+                .ok_or(FetchError::Missing(*address))
+        });
+        let mut next = || fetched.next().expect("one per address");
+        let (market_key, market) = next()?;
+        let (bids_key, bids) = next()?;
+        let (asks_key, asks) = next()?;
+        let (queue_key, queue) = next()?;
+        let feed = |(address, account): (Pubkey, Account)| FetchedFeed {
+            address,
+            owner: account.owner,
+            data: account.data,
+        };
+        let primary = feed(next()?);
+        let fallback = match accounts.fallback_oracle {
+            Some(_) => Some(feed(next()?)),
+            None => None,
+        };
+        let market = decode::market(&market.data).map_err(|e| FetchError::Decode(market_key, e))?;
+        Ok(MarketView {
+            accounts: *accounts,
+            bids: BookSideView::from_account_data(&bids.data)
+                .map_err(|e| FetchError::Decode(bids_key, e))?,
+            asks: BookSideView::from_account_data(&asks.data)
+                .map_err(|e| FetchError::Decode(asks_key, e))?,
+            events: events::pending_events(&queue.data)
+                .map_err(|e| FetchError::Decode(queue_key, e))?,
+            snapshot: MarketSnapshot {
+                market,
+                primary,
+                fallback,
+            },
+            market,
+        })
+    }
+
+    /// One margin account.
+    async fn margin_account(&mut self, address: &Pubkey) -> Result<MarginAccount, FetchError> {
+        let account = self
+            .fetch_account(address)
+            .await?
+            .ok_or(FetchError::Missing(*address))?;
+        decode::margin_account(&account.data).map_err(|e| FetchError::Decode(*address, e))
+    }
+
+    /// Every margin account of the program (`getProgramAccounts` filtered by
+    /// size and discriminator).
+    async fn margin_accounts(&mut self) -> Result<Vec<(Pubkey, MarginAccount)>, ChainError> {
+        let found = self
+            .scan_program_accounts(AccountFilter::of::<MarginAccount>())
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(address, account)| {
+                Some((address, decode::margin_account(&account.data).ok()?))
+            })
+            .collect())
+    }
+
+    /// A new zeroed account of `data_len` bytes owned by Kestrel (book sides
+    /// and event queues are too large to be created by the program itself).
+    async fn create_program_account(&mut self, data_len: usize) -> Result<Pubkey, SendError> {
+        let account = Keypair::new();
+        let lamports = self
+            .rent_exempt_minimum(data_len)
+            .await
+            .map_err(|e| SendError::Unavailable(e.0))?;
+        let ix = solana_system_interface::instruction::create_account(
+            &self.fee_payer(),
+            &account.pubkey(),
+            lamports,
+            data_len as u64,
+            &kestrel::ID,
+        );
+        self.submit(&[ix], &[&account]).await?;
+        Ok(account.pubkey())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_sysvar_layout() {
+        let mut data = Vec::new();
+        for word in [77u64, 1, 2, 3] {
+            data.extend_from_slice(&word.to_le_bytes());
+        }
+        data.extend_from_slice(&1_700_000_000i64.to_le_bytes());
+        assert_eq!(
+            ChainClock::from_sysvar_data(&data),
+            Some(ChainClock {
+                slot: 77,
+                unix_timestamp: 1_700_000_000
+            })
+        );
+        assert_eq!(ChainClock::from_sysvar_data(&data[..39]), None);
+    }
+
+    #[test]
+    fn program_errors_are_named() {
+        let refused = SendError::Refused {
+            error: TransactionError::InstructionError(
+                0,
+                InstructionError::Custom(u32::from(KestrelError::NoEventsToConsume)),
+            ),
+            logs: vec![],
+        };
+        assert!(matches!(
+            refused.kestrel_error(),
+            Some(KestrelError::NoEventsToConsume)
+        ));
+        assert!(refused.to_string().contains("NoEventsToConsume"));
+    }
+}

@@ -1,0 +1,218 @@
+//! The keeper's crankers on the in-process chain, through the same `Chain`
+//! interface they use over RPC. After every cycle the harness's invariants
+//! are checked (vault = Σ collateral + entry quote + pending maker quote +
+//! fees + funding balances; Σ base lots = 0; open interest; reservations).
+use kestrel::instructions::{OrderSide, OrderType};
+use kestrel_keeper::cranks::{is_race, Keeper, Liquidator, MAX_MAKERS_PER_CRANK};
+use kestrel_sdk::client::Chain;
+use kestrel_sdk::ix::{self, MarketAccounts};
+use kestrel_tests::*;
+
+const PRICE: u64 = 15_000;
+
+fn keeper_for(h: &Harness, liquidator: Option<&User>) -> Keeper {
+    Keeper::new(
+        h.trading_markets.clone(),
+        liquidator.map(|user| Liquidator {
+            authority: user.key.insecure_clone(),
+            margin_account: user.margin_account,
+        }),
+    )
+}
+
+/// More makers than one crank transaction can name, each filled by one
+/// sweep: the keeper needs several transactions and consumes every event.
+#[tokio::test]
+async fn the_keeper_consumes_every_event_in_batches() {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let makers_count = MAX_MAKERS_PER_CRANK + 4;
+    let mut makers = Vec::new();
+    for i in 0..makers_count {
+        let maker = h.user(1_000 * ONE_TOKEN).await;
+        h.deposit(&maker, 1_000 * ONE_TOKEN).await;
+        h.place(
+            &maker,
+            &market,
+            order(OrderSide::Ask, OrderType::Limit, PRICE + i as u64, 2),
+        )
+        .await;
+        makers.push(maker);
+    }
+    let taker = h.user(10_000 * ONE_TOKEN).await;
+    h.deposit(&taker, 10_000 * ONE_TOKEN).await;
+    // Two sweeps (32 fills at most each): every maker filled in full.
+    for _ in 0..2 {
+        h.place(
+            &taker,
+            &market,
+            order(
+                OrderSide::Bid,
+                OrderType::ImmediateOrCancel,
+                PRICE + 100,
+                2 * 16,
+            ),
+        )
+        .await;
+    }
+    let pending = h.pending_events(&market).await;
+    assert_eq!(pending, makers_count, "one fill per maker");
+
+    let keeper = keeper_for(&h, Some(&taker));
+    let report = keeper.run_cycle(&mut h.chain).await.expect("chain answers");
+    assert_eq!(report.events_consumed, makers_count as u64);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(h.pending_events(&market).await, 0);
+    for maker in &makers {
+        let account = h.margin_account(&maker.margin_account).await;
+        assert_eq!(account.position(0).map(|p| p.base_lots), Some(-2));
+    }
+    h.check_invariants("after the keeper's cycle").await;
+
+    // A second keeper arriving late finds nothing to do and sends nothing;
+    // a crank built on a stale view is refused, and that is a race.
+    let late = keeper_for(&h, None);
+    let report = late.run_cycle(&mut h.chain).await.unwrap();
+    assert_eq!((report.events_consumed, report.races), (0, 0));
+    let stale = ix::consume_events(&market, &[makers[0].margin_account], None, 8);
+    let refused = h.chain.submit(&[stale], &[]).await.unwrap_err();
+    assert!(is_race(&refused), "{refused}");
+    assert_eq!(
+        keeper
+            .metrics
+            .events_consumed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        makers_count as u64
+    );
+}
+
+struct Leveraged {
+    h: Harness,
+    market: MarketAccounts,
+    bob: User,
+    carol: User,
+}
+
+/// Bob long 600 lots (900 USDC) on 100 USDC against alice; carol, the
+/// keeper's liquidator, holds 10,000.
+async fn leveraged_long() -> Leveraged {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let alice = h.user(2_000 * ONE_TOKEN).await;
+    let bob = h.user(100 * ONE_TOKEN).await;
+    let carol = h.user(10_000 * ONE_TOKEN).await;
+    h.deposit(&alice, 2_000 * ONE_TOKEN).await;
+    h.deposit(&bob, 100 * ONE_TOKEN).await;
+    h.deposit(&carol, 10_000 * ONE_TOKEN).await;
+    h.place(
+        &alice,
+        &market,
+        order(OrderSide::Ask, OrderType::Limit, PRICE, 600),
+    )
+    .await;
+    h.place(
+        &bob,
+        &market,
+        order(OrderSide::Bid, OrderType::ImmediateOrCancel, PRICE, 600),
+    )
+    .await;
+    Leveraged {
+        h,
+        market,
+        bob,
+        carol,
+    }
+}
+
+#[tokio::test]
+async fn the_keeper_liquidates_within_one_cycle_of_the_price_move() {
+    let Leveraged {
+        mut h,
+        market,
+        bob,
+        carol,
+    } = leveraged_long().await;
+    let keeper = keeper_for(&h, Some(&carol));
+    let quiet = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(quiet.liquidatable.is_empty() && quiet.liquidations.is_empty());
+    assert_eq!(quiet.events_consumed, 1, "alice's fill");
+
+    h.set_oracle_price(&market, 138).await;
+    assert!(h.health_preview(&bob.margin_account).await.maintenance < 0);
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.liquidatable, vec![bob.margin_account]);
+    assert_eq!(report.liquidations.len(), 1, "{report:?}");
+    let done = &report.liquidations[0];
+    assert_eq!(
+        (done.account, done.base_lots_before),
+        (bob.margin_account, 600)
+    );
+    assert!(
+        0 < done.base_lots_after && done.base_lots_after < 600,
+        "partial: {done:?}"
+    );
+    let after = h.health_preview(&bob.margin_account).await;
+    assert!(
+        after.maintenance >= 0 && after.liquidation_end >= 0,
+        "{after:?}"
+    );
+    let carol_state = h.margin_account(&carol.margin_account).await;
+    assert_eq!(
+        carol_state.position(0).map(|p| p.base_lots),
+        Some(600 - done.base_lots_after)
+    );
+    h.check_invariants("after the liquidation cycle").await;
+
+    // Healthy again: the next cycle leaves bob alone.
+    let next = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(next.liquidations.is_empty() && next.liquidatable.is_empty());
+}
+
+/// A crash past bob's collateral: the keeper liquidates the whole position
+/// and, in the same cycle, settles the bankruptcy it leaves (the insurance
+/// fund first, the rest socialized over open interest).
+#[tokio::test]
+async fn the_keeper_settles_the_bankruptcy_a_crash_leaves() {
+    let Leveraged {
+        mut h,
+        market,
+        bob,
+        carol,
+    } = leveraged_long().await;
+    let keeper = keeper_for(&h, Some(&carol));
+    keeper.run_cycle(&mut h.chain).await.unwrap();
+    h.set_oracle_price(&market, 120).await;
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.liquidations.len(), 1);
+    assert_eq!(report.liquidations[0].base_lots_after, 0, "all of it");
+    assert_eq!(report.bankruptcies_settled, vec![bob.margin_account]);
+    let bob_state = h.margin_account(&bob.margin_account).await;
+    assert_eq!(bob_state.collateral, 0, "made whole");
+    h.check_invariants("after liquidation and bankruptcy").await;
+}
+
+/// Funding is updated once it is due and not before; the queue is cranked
+/// first in the same cycle, since the program refuses funding over pending fills.
+#[tokio::test]
+async fn the_keeper_updates_funding_when_due() {
+    let Leveraged { mut h, market, .. } = leveraged_long().await;
+    let mut keeper = keeper_for(&h, None);
+    keeper.funding_interval_seconds = 600;
+    h.advance_clock(600).await;
+    h.set_oracle_price(&market, 150).await;
+    let first = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert_eq!(
+        (first.events_consumed, first.funding_updates),
+        (1, 1),
+        "{first:?}"
+    );
+    let updated_at = h.market_state(&market.market).await.funding_updated_at;
+    assert_eq!(updated_at, h.now().await);
+    h.advance_clock(300).await;
+    h.set_oracle_price(&market, 150).await;
+    let early = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert_eq!(early.funding_updates, 0, "not due for another 300 s");
+    h.check_invariants("after funding").await;
+}
