@@ -284,17 +284,9 @@ impl Config {
     }
 }
 
-/// Reads a Solana CLI keypair file: a JSON array of 64 bytes.
+/// The keypair file `keypair` names.
 pub fn read_keypair(path: &std::path::Path) -> Result<solana_sdk::signature::Keypair, ConfigError> {
-    let fail = |why: String| at("keypair", format!("{}: {why}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let bytes: Vec<u8> = serde_json::from_str(&text).map_err(|e| {
-        fail(format!(
-            "not a keypair file (a JSON array of 64 bytes): {e}"
-        ))
-    })?;
-    solana_sdk::signature::Keypair::try_from(bytes.as_slice())
-        .map_err(|e| fail(format!("not a keypair: {e}")))
+    kestrel_sdk::rpc::read_keypair(path).map_err(|why| at("keypair", why))
 }
 
 #[cfg(test)]
@@ -319,6 +311,27 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
 
     fn error_of(text: &str) -> String {
         Config::parse(text).unwrap_err().0
+    }
+
+    /// The documented example states every default; it must parse and agree.
+    #[test]
+    fn the_example_file_parses_and_states_the_defaults() {
+        let example = Config::parse(include_str!("../keeper.example.toml")).unwrap();
+        let defaults = Config::parse(GOOD).unwrap();
+        assert_eq!(
+            format!("{:?}", example.transactions),
+            format!("{:?}", defaults.transactions)
+        );
+        assert_eq!(
+            example.intervals.funding_seconds,
+            defaults.intervals.funding_seconds
+        );
+        assert_eq!(
+            example.intervals.max_backoff_ms,
+            defaults.intervals.max_backoff_ms
+        );
+        assert_eq!(example.server.listen, defaults.server.listen);
+        assert_eq!(example.intervals.cycle_ms, 1_000);
     }
 
     #[test]
@@ -381,20 +394,11 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
     }
 
     #[test]
-    fn keypair_files_are_read_and_bad_ones_refused() {
-        let dir = std::env::temp_dir().join(format!("kestrel-keeper-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = solana_sdk::signature::Keypair::new();
-        let good = dir.join("good.json");
-        std::fs::write(
-            &good,
-            serde_json::to_string(&key.to_bytes().to_vec()).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(read_keypair(&good).unwrap().to_bytes(), key.to_bytes());
-        let bad = dir.join("bad.json");
-        std::fs::write(&bad, "[1, 2, 3]").unwrap();
-        assert!(read_keypair(&bad).unwrap_err().0.starts_with("`keypair`"));
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn a_bad_keypair_file_names_the_key() {
+        let error = read_keypair(std::path::Path::new("/nonexistent/keeper.json")).unwrap_err();
+        assert!(
+            error.0.starts_with("`keypair`: /nonexistent/keeper.json"),
+            "{error}"
+        );
     }
 }

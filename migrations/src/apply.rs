@@ -97,6 +97,7 @@ pub async fn apply(
                 params,
                 primary_oracle,
                 fallback_oracle,
+                ..
             } => ix::set_market_params(
                 &admin_key,
                 &pda::market(&exchange, market_index),

@@ -1,6 +1,6 @@
 //! Config-driven, idempotent setup of a Kestrel exchange and its markets.
 //!
-//! A TOML file (see `localnet.toml`) says what should exist: pause flags and
+//! A TOML file (see `markets.toml`) says what should exist: pause flags and
 //! markets with their parameters, oracle feeds and status. [`plan`] compares
 //! it with the decoded on-chain state and lists the steps that close the gap;
 //! applied twice, the second plan is empty. [`apply`] carries a plan out on

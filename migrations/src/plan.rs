@@ -28,6 +28,8 @@ pub enum Step {
     },
     SetMarketParams {
         market_index: u16,
+        /// As on chain, for the report of what changes.
+        current: MarketParams,
         params: MarketParams,
         primary_oracle: Pubkey,
         fallback_oracle: Option<Pubkey>,
@@ -51,8 +53,19 @@ impl std::fmt::Display for Step {
                     name.trim_end_matches('\0')
                 )
             }
-            Step::SetMarketParams { market_index, .. } => {
-                write!(f, "update market {market_index}'s parameters")
+            Step::SetMarketParams {
+                market_index,
+                current,
+                params,
+                ..
+            } => {
+                write!(f, "update market {market_index}'s parameters: ")?;
+                let changes = param_changes(current, params);
+                if changes.is_empty() {
+                    // Only the oracle accounts the instruction re-checks.
+                    return write!(f, "oracle accounts");
+                }
+                write!(f, "{}", changes.join(", "))
             }
             Step::SetMarketStatus {
                 market_index,
@@ -62,6 +75,43 @@ impl std::fmt::Display for Step {
             }
         }
     }
+}
+
+/// `field current -> desired` for every parameter that differs.
+pub fn param_changes(current: &MarketParams, desired: &MarketParams) -> Vec<String> {
+    let mut changes = Vec::new();
+    macro_rules! compare {
+        ($($field:ident).+) => {
+            if current.$($field).+ != desired.$($field).+ {
+                changes.push(format!(
+                    "{} {:?} -> {:?}",
+                    stringify!($($field).+).replace(' ', ""),
+                    current.$($field).+,
+                    desired.$($field).+
+                ));
+            }
+        };
+    }
+    compare!(initial_margin_bps);
+    compare!(maintenance_margin_bps);
+    compare!(maker_fee_bps);
+    compare!(taker_fee_bps);
+    compare!(price_band_bps);
+    compare!(max_fills_per_order);
+    compare!(crank_reward_native);
+    compare!(funding_cap_bps);
+    compare!(funding_period_seconds);
+    compare!(liquidation_fee_bps);
+    compare!(liquidation_insurance_share_bps);
+    compare!(oracle.primary_kind);
+    compare!(oracle.primary_feed);
+    compare!(oracle.fallback_kind);
+    compare!(oracle.fallback_feed);
+    compare!(oracle.max_age_seconds);
+    compare!(oracle.max_age_slots);
+    compare!(oracle.max_confidence_bps);
+    compare!(oracle.max_deviation_bps);
+    changes
 }
 
 /// The steps that make the chain match `config`; none when it already does.
@@ -135,6 +185,7 @@ fn plan_market(
             if market.params() != params {
                 steps.push(Step::SetMarketParams {
                     market_index: config.index,
+                    current: market.params(),
                     params,
                     primary_oracle,
                     fallback_oracle,
@@ -169,7 +220,7 @@ fn plan_market(
 mod tests {
     use super::*;
 
-    const CONFIG: &str = include_str!("../localnet.toml");
+    const CONFIG: &str = include_str!("../markets.toml");
 
     fn created(config: &Config) -> ChainState {
         let mut state = ChainState {
@@ -211,6 +262,11 @@ mod tests {
         );
         assert!(
             matches!(steps[1], Step::SetMarketParams { market_index, .. } if market_index == index)
+        );
+        // The plan says what differs, field by field.
+        assert_eq!(
+            steps[1].to_string(),
+            format!("update market {index}'s parameters: taker_fee_bps 5 -> 6")
         );
         assert_eq!(
             steps[2],

@@ -295,6 +295,27 @@ pub fn health_accounts(
         .collect()
 }
 
+/// Order arguments with the usual defaults: not reduce-only, no expiry,
+/// and self-trades decrement the taking order.
+pub fn order_args(
+    side: kestrel::instructions::OrderSide,
+    order_type: kestrel::instructions::OrderType,
+    price: u64,
+    quantity: u64,
+    client_order_id: u64,
+) -> kestrel::instructions::PlaceOrderArgs {
+    kestrel::instructions::PlaceOrderArgs {
+        side,
+        order_type,
+        price,
+        quantity,
+        client_order_id,
+        reduce_only: false,
+        expiry: 0,
+        self_trade: kestrel::instructions::SelfTradeBehavior::DecrementTake,
+    }
+}
+
 /// Places an order; `authority` is the owner or delegate. `health` is
 /// [`health_accounts`] skipping this market.
 pub fn place_order(

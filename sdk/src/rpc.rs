@@ -352,9 +352,44 @@ impl Chain for RpcChain {
     }
 }
 
+/// Reads a Solana CLI keypair file: a JSON array of 64 bytes.
+pub fn read_keypair(path: &std::path::Path) -> Result<Keypair, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes: Vec<u8> = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not a keypair file (a JSON array of 64 bytes): {e}",
+            path.display()
+        )
+    })?;
+    Keypair::try_from(bytes.as_slice())
+        .map_err(|e| format!("{}: not a keypair: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keypair_files_are_read_and_bad_ones_refused() {
+        let dir = std::env::temp_dir().join(format!("kestrel-sdk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = Keypair::new();
+        let good = dir.join("good.json");
+        std::fs::write(
+            &good,
+            serde_json::to_string(&key.to_bytes().to_vec()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(read_keypair(&good).unwrap().to_bytes(), key.to_bytes());
+        let short = dir.join("short.json");
+        std::fs::write(&short, "[1, 2, 3]").unwrap();
+        assert!(read_keypair(&short).unwrap_err().contains("not a keypair"));
+        let text = dir.join("text.json");
+        std::fs::write(&text, "hello").unwrap();
+        assert!(read_keypair(&text).unwrap_err().contains("JSON array"));
+        assert!(read_keypair(&dir.join("missing.json")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn recent_fee_percentiles_are_capped() {

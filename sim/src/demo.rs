@@ -21,7 +21,7 @@ const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
 const STEPS: usize = 9;
 /// The exchange and markets the demo sets up, applied as migrations.
-pub const LOCALNET: &str = include_str!("../../migrations/localnet.toml");
+pub const MARKETS_TOML: &str = include_str!("../../migrations/markets.toml");
 
 struct Trader {
     name: &'static str,
@@ -130,18 +130,18 @@ pub async fn run(mode: ProgramMode) -> Report {
     demo.progress("exchange initialised with a 6-decimal collateral mint (USDC-like)");
     println!("      exchange {exchange}\n      vault    {}", demo.vault);
 
-    // Markets come from migrations/localnet.toml; its oracle accounts are
+    // Markets come from migrations/markets.toml; its oracle accounts are
     // fixtures on this chain. The second application must find nothing to do.
     let config =
-        kestrel_migrations::Config::parse(LOCALNET).expect("migrations/localnet.toml is valid");
+        kestrel_migrations::Config::parse(MARKETS_TOML).expect("migrations/markets.toml is valid");
     write_oracle_fixtures(&mut demo.chain, &config, now);
     for round in 0..2 {
         let steps = kestrel_migrations::apply(&mut demo.chain, &admin, &config)
             .await
-            .unwrap_or_else(|e| panic!("applying migrations/localnet.toml: {e}"));
+            .unwrap_or_else(|e| panic!("applying migrations/markets.toml: {e}"));
         demo.migration_steps[round] = steps.len();
         if round == 0 {
-            demo.progress("markets from migrations/localnet.toml");
+            demo.progress("markets from migrations/markets.toml");
             for step in &steps {
                 println!("      {step}");
             }

@@ -1,16 +1,16 @@
-//! migrations/localnet.toml applied to the chain: created once, then only
+//! migrations/markets.toml applied to the chain: created once, then only
 //! what changed, and nothing when it matches.
 use kestrel::state::{MarketStatus, PauseFlags};
 use kestrel_migrations::{Config, Step};
 use kestrel_sdk::{decode, pda};
-use kestrel_sim::demo::{write_oracle_fixtures, LOCALNET};
+use kestrel_sim::demo::{write_oracle_fixtures, MARKETS_TOML};
 use kestrel_tests::*;
 
 #[tokio::test]
 async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let mut h = Harness::new().await;
     let admin = h.admin.insecure_clone();
-    let mut config = Config::parse(LOCALNET).unwrap();
+    let mut config = Config::parse(MARKETS_TOML).unwrap();
     let now = h.now().await;
     write_oracle_fixtures(&mut h.chain, &config, now);
 
