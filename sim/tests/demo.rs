@@ -1,7 +1,7 @@
 use kestrel_sim::chain::ProgramMode;
 
 #[tokio::test]
-async fn the_demo_refuses_what_it_must_and_reconciles_the_vault() {
+async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
     let report = kestrel_sim::demo::run(ProgramMode::from_env()).await;
     assert_eq!(
         report.refusals,
@@ -18,14 +18,24 @@ async fn the_demo_refuses_what_it_must_and_reconciles_the_vault() {
         [1, 0],
         "one market created, then nothing to do"
     );
-    // alice 5,000 - 1,200 and bob 2,500 remain less the fees that went to
-    // the fee vault: bob's 0.075 taker fee less alice's 0.03 rebate and the
-    // 0.0001 crank reward (paid to bob's account); carol closed her account.
+    // Dave's 9 SOL long is partly liquidated by the keeper once the oracle
+    // reaches 138, down to what restores health halfway between maintenance
+    // and initial margin; natively and on the SBF build alike.
+    assert_eq!(report.liquidations, ["dave: +900 -> +148 lots in market 0"]);
+    assert!(report.funding_updates >= 2, "{}", report.text);
     for line in [
-        "Vault 6,299.955100 = collateral 6,299.955100",
-        "alice    market 0: -100 lots",
-        "bob      market 0: +100 lots",
+        // Bob's 0.075 taker fee less alice's 0.03 rebate and the 0.0001
+        // crank reward, swept before the keeper ran.
         "Fee vault 0.044900",
+        "Trades     3 fills",
+        // 500 staked plus 40% of the 2.5% fee on 752 lots at 138.
+        "Insurance  510.377600 in the fund",
+        "Keeper     6 cycles, 2 events consumed, 0 races, 0 refusals, 0 bankruptcies",
+        "Vault 11,439.577500 = collateral 11,322.988697",
+        "alice    market 0: -1000 lots",
+        "bob      market 0: +100 lots",
+        "dave     market 0: +148 lots",
+        "Base positions net to 0 lots",
     ] {
         assert!(report.text.contains(line), "{line}\n{}", report.text);
     }

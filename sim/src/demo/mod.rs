@@ -1,9 +1,14 @@
-//! `kestrel-sim demo`: the exchange, market, collateral and trading
-//! walk-through on an in-process chain.
+//! `kestrel-sim demo`: the whole exchange on an in-process chain.
 //! Three traders deposit and withdraw, the admin pauses and unpauses
 //! withdrawals, alice and bob trade SOL-PERP, the crank settles the maker and
-//! the fees are swept; the program refuses what it must, and the report ends
-//! with the vault reconciled against every margin account and the market.
+//! the fees are swept; the program refuses what it must. Then ([`risk`]) alice
+//! stakes in the insurance fund, dave opens a 10x long, the book quotes above
+//! the oracle so longs pay funding, and the oracle falls until dave is
+//! liquidatable, with the keeper's crankers cycling after every step. The
+//! report ends with the vault reconciled against every margin account and
+//! the market.
+mod risk;
+
 use std::fmt::Write as _;
 
 use kestrel::state::PauseFlags;
@@ -19,9 +24,9 @@ use crate::fixtures;
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
-const STEPS: usize = 9;
+const STEPS: usize = 13;
 /// The exchange and markets the demo sets up, applied as migrations.
-pub const MARKETS_TOML: &str = include_str!("../../migrations/markets.toml");
+pub const MARKETS_TOML: &str = include_str!("../../../migrations/markets.toml");
 
 struct Trader {
     name: &'static str,
@@ -34,6 +39,9 @@ struct Trader {
 pub struct Report {
     pub text: String,
     pub conservation_held: bool,
+    /// The keeper's liquidations, as `name: before -> after lots in market N`.
+    pub liquidations: Vec<String>,
+    pub funding_updates: u64,
     pub refusals: Vec<String>,
     /// Steps the first and the second application of the migrations took.
     pub migration_steps: [usize; 2],
@@ -56,6 +64,10 @@ pub fn format_units(native: i128) -> String {
 
 struct Demo {
     chain: LocalChain,
+    config: kestrel_migrations::Config,
+    mint: Pubkey,
+    mint_authority: Keypair,
+    keeper: risk::KeeperTally,
     migration_steps: [usize; 2],
     traders: Vec<Trader>,
     vault: Pubkey,
@@ -101,7 +113,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         ProgramMode::Native => "native build",
         ProgramMode::Sbf => "SBF .so",
     };
-    println!("Kestrel demo: exchange, market and collateral walk-through on an in-process chain ({program})");
+    println!("Kestrel demo: exchange, market, trading, funding, liquidation and the keeper on an in-process chain ({program})");
     let mut chain = LocalChain::start(mode).await;
     let now = chain.clock().await.unix_timestamp;
     chain.silence_native_program_output();
@@ -111,8 +123,14 @@ pub async fn run(mode: ProgramMode) -> Report {
     let mint_authority = Keypair::new();
     let mint = chain.create_mint(&mint_authority.pubkey(), DECIMALS).await;
     let exchange = pda::exchange();
+    let config =
+        kestrel_migrations::Config::parse(MARKETS_TOML).expect("migrations/markets.toml is valid");
     let mut demo = Demo {
         chain,
+        config: config.clone(),
+        mint,
+        mint_authority: mint_authority.insecure_clone(),
+        keeper: risk::KeeperTally::default(),
         traders: Vec::new(),
         vault: pda::collateral_vault(&exchange),
         market: None,
@@ -132,8 +150,6 @@ pub async fn run(mode: ProgramMode) -> Report {
 
     // Markets come from migrations/markets.toml; its oracle accounts are
     // fixtures on this chain. The second application must find nothing to do.
-    let config =
-        kestrel_migrations::Config::parse(MARKETS_TOML).expect("migrations/markets.toml is valid");
     write_oracle_fixtures(&mut demo.chain, &config, now);
     for round in 0..2 {
         let steps = kestrel_migrations::apply(&mut demo.chain, &admin, &config)
@@ -244,6 +260,7 @@ pub async fn run(mode: ProgramMode) -> Report {
     demo.progress("carol withdraws everything and closes her margin account");
 
     trade(&mut demo, &config).await;
+    risk::run(&mut demo).await;
     report(demo).await
 }
 
@@ -313,6 +330,7 @@ async fn trade(demo: &mut Demo, config: &kestrel_migrations::Config) {
         Some(demo.traders[1].margin_account),
         8,
     );
+    demo.keeper.fills_before = demo.pending_fills().await;
     // Cranks are permissionless: the chain's fee payer sends them.
     let keeper = demo.chain.payer().insecure_clone();
     demo.expect_ok("consume_events", crank, &keeper).await;
@@ -324,12 +342,21 @@ async fn trade(demo: &mut Demo, config: &kestrel_migrations::Config) {
 }
 
 /// Pyth and Switchboard accounts at 150 quote per base where `config` says
-/// the markets read their feeds,
-/// published at unix time `now`.
+/// the markets read their feeds, published at unix time `now`.
 pub fn write_oracle_fixtures(
     chain: &mut LocalChain,
     config: &kestrel_migrations::Config,
     now: i64,
+) {
+    publish_oracle_price(chain, config, now, 150);
+}
+
+/// Both feeds of every market at `price` whole quote per base, published at `now`.
+pub fn publish_oracle_price(
+    chain: &mut LocalChain,
+    config: &kestrel_migrations::Config,
+    now: i64,
+    price: i64,
 ) {
     use kestrel::state::OracleKind;
     for market in &config.markets {
@@ -341,10 +368,15 @@ pub fn write_oracle_fixtures(
         ];
         for (kind, feed, account) in feeds {
             let fixture = match kind {
-                OracleKind::Pyth => fixtures::pyth_update(feed, 15_000_000_000, 1_000_000, -8, now),
-                OracleKind::Switchboard => {
-                    fixtures::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), now, 1)
+                OracleKind::Pyth => {
+                    fixtures::pyth_update(feed, price * 100_000_000, 1_000_000, -8, now)
                 }
+                OracleKind::Switchboard => fixtures::switchboard_feed(
+                    i128::from(price) * 10i128.pow(18),
+                    10i128.pow(16),
+                    now,
+                    1,
+                ),
                 OracleKind::None => continue,
             };
             chain.set_account(&account.expect("a configured feed has an account"), fixture);
@@ -367,6 +399,7 @@ async fn report(mut demo: Demo) -> Report {
         .collect();
     let mut margin_accounts = Vec::new();
     let mut positions = String::new();
+    let mut funding_paid_by_longs: i128 = 0;
     for (name, wallet, margin_account) in trader_keys {
         let wallet = demo.chain.token_balance(&wallet).await;
         let collateral = match demo.chain.account(&margin_account).await {
@@ -376,13 +409,15 @@ async fn report(mut demo: Demo) -> Report {
                 for p in state.positions.iter().filter(|p| p.in_use != 0) {
                     let _ = writeln!(
                         positions,
-                        "  {name:<8} market {}: {:+} lots (0.01 SOL), entry quote {}, realized {}, fees {}",
+                        "  {name:<8} market {}: {:+} lots (0.01 SOL), entry quote {}, realized {}, fees {}, funding paid {}",
                         p.market_index,
                         p.base_lots,
                         format_units(p.quote_native.into()),
                         format_units(p.realized_pnl_native.into()),
                         format_units(p.fees_paid_native.into()),
+                        format_units(p.funding_paid_native.into()),
                     );
+                    funding_paid_by_longs += i128::from(p.funding_paid_native.max(0));
                 }
                 let collateral = state.collateral;
                 margin_accounts.push((margin_account, account.data));
@@ -428,21 +463,74 @@ async fn report(mut demo: Demo) -> Report {
         "\nPositions\n{positions}Fee vault {}",
         format_units(fee_vault.into())
     );
-    let held = audit.holds();
+    let insurance = demo
+        .chain
+        .token_balance(&pda::insurance_vault(&pda::exchange()))
+        .await;
+    let k = &demo.keeper;
     let _ = writeln!(
         text,
-        "\nVault {} = collateral {} + entry quote {} + owed to makers {} + fees owed {}: conservation {}",
+        "\nTrades     {} fills ({} cranked before the keeper ran, {} by the keeper)",
+        k.fills_before + k.fills_seen,
+        k.fills_before,
+        k.fills_seen
+    );
+    let _ = writeln!(
+        text,
+        "Fees       {} swept to the fee vault, {} accrued in the market",
+        format_units(fee_vault.into()),
+        format_units(audit.fees_owed)
+    );
+    let _ = writeln!(
+        text,
+        "Funding    {} paid by longs to shorts ({} updates by the keeper)",
+        format_units(funding_paid_by_longs),
+        k.funding_updates
+    );
+    let _ = writeln!(text, "Liquidations {}", k.liquidations.len());
+    for l in &k.liquidations {
+        let _ = writeln!(text, "  {l}");
+    }
+    let _ = writeln!(
+        text,
+        "Insurance  {} in the fund (500 staked by alice + its share of liquidation fees)",
+        format_units(insurance.into())
+    );
+    let _ = writeln!(
+        text,
+        "Keeper     {} cycles, {} events consumed, {} races, {} refusals, {} bankruptcies",
+        k.cycles,
+        k.events_consumed,
+        k.races,
+        k.failures.len(),
+        k.bankruptcies
+    );
+    let held = audit.holds() && k.failures.is_empty();
+    let _ = writeln!(
+        text,
+        "\nVault {} = collateral {} + entry quote {} + owed to makers {} + fees owed {} + funding balance {}: conservation {}",
         format_units(audit.vault_balance.into()),
         format_units(audit.total_collateral),
         format_units(audit.entry_quote),
         format_units(audit.pending_maker_quote),
         format_units(audit.fees_owed),
+        format_units(audit.funding_balance),
         if held { "HELD" } else { "BROKEN" }
+    );
+    let _ = writeln!(
+        text,
+        "Base positions net to {} lots; every order and reservation matches the book",
+        audit
+            .base_imbalances
+            .first()
+            .map_or(0, |(_, imbalance)| *imbalance)
     );
     let _ = writeln!(text, "Refused as expected: {}", demo.refusals.len());
     Report {
         text,
         conservation_held: held,
+        liquidations: demo.keeper.liquidations.clone(),
+        funding_updates: demo.keeper.funding_updates,
         refusals: demo.refusals,
         migration_steps: demo.migration_steps,
     }
