@@ -290,6 +290,46 @@ pub trait Chain {
         })
     }
 
+    /// A market's pending events, oldest first (the queue account only).
+    async fn pending_events(
+        &mut self,
+        accounts: &MarketAccounts,
+    ) -> Result<Vec<AnyEvent>, FetchError> {
+        let address = accounts.event_queue;
+        let queue = self
+            .fetch_account(&address)
+            .await?
+            .ok_or(FetchError::Missing(address))?;
+        events::pending_events(&queue.data).map_err(|e| FetchError::Decode(address, e))
+    }
+
+    /// The market and its oracle accounts, without the book: what a health
+    /// preview needs, in one request.
+    async fn market_snapshot(
+        &mut self,
+        accounts: &MarketAccounts,
+    ) -> Result<MarketSnapshot, FetchError> {
+        let mut addresses = vec![accounts.market, accounts.primary_oracle];
+        addresses.extend(accounts.fallback_oracle);
+        let fetched = self.fetch_accounts(&addresses).await?;
+        let mut found = Vec::with_capacity(addresses.len());
+        for (address, account) in addresses.iter().zip(fetched) {
+            found.push((*address, account.ok_or(FetchError::Missing(*address))?));
+        }
+        let mut found = found.into_iter();
+        let (market_key, market) = found.next().expect("the market was asked for");
+        let feed = |(address, account): (Pubkey, Account)| FetchedFeed {
+            address,
+            owner: account.owner,
+            data: account.data,
+        };
+        Ok(MarketSnapshot {
+            market: decode::market(&market.data).map_err(|e| FetchError::Decode(market_key, e))?,
+            primary: feed(found.next().expect("the primary feed was asked for")),
+            fallback: found.next().map(feed),
+        })
+    }
+
     /// One margin account.
     async fn margin_account(&mut self, address: &Pubkey) -> Result<MarginAccount, FetchError> {
         let account = self

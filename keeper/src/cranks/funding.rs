@@ -14,16 +14,19 @@ pub(super) async fn run(
     now: i64,
     report: &mut CycleReport,
 ) -> Result<(), ChainError> {
-    let view = chain
-        .fetch_market(market)
+    let fetch_error = |e: kestrel_sdk::client::FetchError| ChainError(e.to_string());
+    let state = chain
+        .market_snapshot(market)
         .await
-        .map_err(|e| ChainError(e.to_string()))?;
-    let due = now.saturating_sub(view.market.funding_updated_at) >= keeper.funding_interval_seconds;
-    let exchange = chain
-        .exchange()
-        .await
-        .map_err(|e| ChainError(e.to_string()))?;
-    if !due || exchange.pause_flags().is_paused(PauseFlags::FUNDING) || !view.events.is_empty() {
+        .map_err(fetch_error)?
+        .market;
+    let due = now.saturating_sub(state.funding_updated_at) >= keeper.funding_interval_seconds;
+    if !due {
+        return Ok(());
+    }
+    let exchange = chain.exchange().await.map_err(fetch_error)?;
+    let pending = chain.pending_events(market).await.map_err(fetch_error)?;
+    if exchange.pause_flags().is_paused(PauseFlags::FUNDING) || !pending.is_empty() {
         // Pending events: the program refuses funding until they are
         // consumed, which the next cycle does first.
         return Ok(());

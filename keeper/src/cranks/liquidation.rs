@@ -57,11 +57,11 @@ pub(super) async fn run(
     let clock = chain.clock().await?;
     let mut snapshots = Vec::with_capacity(keeper.markets.len());
     for market in &keeper.markets {
-        let view = chain
-            .fetch_market(market)
+        let snapshot = chain
+            .market_snapshot(market)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
-        snapshots.push(view.snapshot);
+        snapshots.push(snapshot);
     }
     let accounts = chain.margin_accounts().await?;
     let candidates = liquidatable(
