@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kestrel_sdk::client::Chain;
+use kestrel_sdk::client::{Chain, FetchError};
 use kestrel_sdk::pda;
 use kestrel_sdk::rpc::RpcChain;
 use solana_sdk::signer::Signer;
@@ -77,6 +77,22 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>, liveness: Arc<Liven
     }
 }
 
+/// Each configured market's accounts; on failure, the market's index and why.
+async fn discover(
+    chain: &mut RpcChain,
+    oracles: &[crate::config::MarketOracles],
+) -> Result<Vec<kestrel_sdk::ix::MarketAccounts>, (u16, FetchError)> {
+    let mut markets = Vec::with_capacity(oracles.len());
+    for m in oracles {
+        let accounts = chain
+            .market_accounts(m.index, m.primary_oracle, m.fallback_oracle)
+            .await
+            .map_err(|e| (m.index, e))?;
+        markets.push(accounts);
+    }
+    Ok(markets)
+}
+
 /// Runs the keeper against `config`'s cluster until `shutdown` resolves
 /// (or after one cycle with `once`). The cycle in flight when the signal
 /// arrives completes first.
@@ -92,37 +108,56 @@ pub async fn run(
         keypair.insecure_clone(),
         config.send_policy(),
     );
-    let mut markets = Vec::new();
-    for oracles in config.market_oracles()? {
-        let accounts = chain
-            .market_accounts(
-                oracles.index,
-                oracles.primary_oracle,
-                oracles.fallback_oracle,
-            )
-            .await
-            .map_err(|e| ConfigError(format!("market {}: {e}", oracles.index)))?;
-        markets.push(accounts);
-    }
-    let liquidator = config.liquidator.as_ref().map(|l| Liquidator {
-        margin_account: pda::margin_account(&pda::exchange(), &owner, l.sub_account_index),
-        authority: keypair.insecure_clone(),
-    });
-    let mut keeper = Keeper::new(markets, liquidator);
-    keeper.funding_interval_seconds = i64::from(config.intervals.funding_seconds);
-    keeper.max_events_per_crank = config.transactions.max_events_per_crank;
-    keeper.max_makers_per_crank = config.transactions.max_makers_per_crank;
-
     let cycle = Duration::from_millis(config.intervals.cycle_ms);
     let liveness = Arc::new(Liveness {
         started: Instant::now(),
         last_ok_ms: AtomicU64::new(0),
         stale_after: (cycle * 3).max(Duration::from_secs(30)),
     });
+    let metrics = Arc::new(Metrics::default());
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| ConfigError(format!("`server.listen`: {}: {e}", config.server.listen)))?;
-    let server = tokio::spawn(serve(listener, keeper.metrics.clone(), liveness.clone()));
+    let server = tokio::spawn(serve(listener, metrics.clone(), liveness.clone()));
+    tokio::pin!(shutdown);
+
+    // The markets' accounts, read from the cluster. A cluster that does not
+    // answer yet is waited for (with backoff, /health answering 503); a
+    // market that does not exist is a configuration error.
+    let oracles = config.market_oracles()?;
+    let mut backoff = Duration::from_millis(config.intervals.backoff_ms);
+    let markets = loop {
+        match discover(&mut chain, &oracles).await {
+            Ok(markets) => break markets,
+            Err((index, FetchError::Chain(e))) if !once => {
+                metrics.record_cycle_error();
+                tracing::warn!(market = index, error = %e, retry_in_ms = backoff.as_millis() as u64, "cluster did not answer");
+                tokio::select! {
+                    () = &mut shutdown => {
+                        server.abort();
+                        tracing::info!("keeper stopped");
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(config.intervals.max_backoff_ms));
+            }
+            Err((index, e)) => {
+                server.abort();
+                return Err(ConfigError(format!("market {index}: {e}")));
+            }
+        }
+    };
+    let liquidator = config.liquidator.as_ref().map(|l| Liquidator {
+        margin_account: pda::margin_account(&pda::exchange(), &owner, l.sub_account_index),
+        authority: keypair.insecure_clone(),
+    });
+    let mut keeper = Keeper::new(markets, liquidator);
+    keeper.metrics = metrics;
+    keeper.funding_interval_seconds = i64::from(config.intervals.funding_seconds);
+    keeper.max_events_per_crank = config.transactions.max_events_per_crank;
+    keeper.max_makers_per_crank = config.transactions.max_makers_per_crank;
+
     tracing::info!(
         rpc = %config.rpc_url,
         keeper = %owner,
@@ -132,8 +167,7 @@ pub async fn run(
         "keeper started"
     );
 
-    tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(config.intervals.backoff_ms);
+    backoff = Duration::from_millis(config.intervals.backoff_ms);
     loop {
         let wait = match keeper.run_cycle(&mut chain).await {
             Ok(report) => {

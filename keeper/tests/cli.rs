@@ -53,3 +53,71 @@ fn a_bad_value_is_refused_naming_its_key() {
         "{stderr}"
     );
 }
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: keeper\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The daemon started before its cluster answers: it serves /health (503,
+/// no cycle has completed) and /metrics (the failed attempts), keeps
+/// retrying with backoff, and stops cleanly on SIGTERM.
+#[test]
+fn the_daemon_waits_for_its_cluster_serves_metrics_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = write(
+        "id.json",
+        &format!(
+            "{:?}",
+            solana_sdk::signature::Keypair::new().to_bytes().to_vec()
+        ),
+    );
+    let config = EXAMPLE
+        .replace("http://127.0.0.1:8899", "http://127.0.0.1:9")
+        .replace("~/.config/solana/id.json", key.to_str().unwrap())
+        .replace("backoff_ms = 500 ", "backoff_ms = 50 ")
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}"));
+    let path = write("daemon.toml", &config);
+    let daemon = Command::new(env!("CARGO_BIN_EXE_kestrel-keeper"))
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        metrics = http_get(port, "/metrics").unwrap_or_default();
+        if metrics.contains("kestrel_keeper_cycle_errors_total 2") {
+            break;
+        }
+    }
+    assert!(
+        metrics.contains("kestrel_keeper_cycle_errors_total 2"),
+        "{metrics}"
+    );
+    let health = http_get(port, "/health").unwrap();
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let output = daemon.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{logs}");
+    assert!(logs.contains("cluster did not answer"), "{logs}");
+    assert!(logs.contains("keeper stopped"), "{logs}");
+}
