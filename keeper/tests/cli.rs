@@ -90,6 +90,8 @@ fn the_daemon_waits_for_its_cluster_serves_metrics_and_stops_on_sigterm() {
     let path = write("daemon.toml", &config);
     let daemon = Command::new(env!("CARGO_BIN_EXE_kestrel-keeper"))
         .args(["run", "--config", path.to_str().unwrap()])
+        // The test scripts quieten solana-program-test with RUST_LOG=error.
+        .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
