@@ -1,0 +1,72 @@
+//! The `kestrel-migrations` binary: what an admin sees before anything is sent.
+use std::process::Command;
+
+fn migrations(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kestrel-migrations"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn temp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("kestrel-migrations-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+const MARKETS: &str = include_str!("../markets.toml");
+
+fn keypair() -> String {
+    let key = solana_sdk::signature::Keypair::new();
+    temp("admin.json", &format!("{:?}", key.to_bytes().to_vec()))
+}
+
+#[test]
+fn a_bad_markets_file_is_refused_naming_the_key() {
+    let bad = temp(
+        "bad.toml",
+        &MARKETS.replace(
+            "maintenance_margin_bps = 500",
+            "maintenance_margin_bps = 5000",
+        ),
+    );
+    let (code, _, stderr) = migrations(&["--config", &bad, "--keypair", &keypair(), "--dry-run"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("market[0]: parameters refused by the program"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_keypair_is_refused_before_any_request() {
+    let config = temp("markets.toml", MARKETS);
+    let key = temp("short.json", "[1, 2, 3]");
+    let (code, _, stderr) = migrations(&["--config", &config, "--keypair", &key, "--dry-run"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a keypair"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_cluster_fails_the_dry_run_without_a_plan() {
+    let config = temp("markets.toml", MARKETS);
+    let (code, stdout, stderr) = migrations(&[
+        "--config",
+        &config,
+        "--keypair",
+        &keypair(),
+        "--url",
+        "http://127.0.0.1:9",
+        "--dry-run",
+    ]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+}
