@@ -208,12 +208,15 @@ pub(super) async fn run(demo: &mut Demo) {
     // Half an hour at a 152 mark: the first funding update.
     demo.advance_and_publish(1_800, ORACLE_PATH[0]).await;
     let report = demo.keeper_cycle(&keeper).await;
+    demo.progress("30 minutes later the keeper cranks the fills and updates funding");
     println!(
         "      keeper: {} events consumed, {} funding update",
         report.events_consumed, report.funding_updates
     );
-    demo.progress("30 minutes later the keeper cranks the fills and updates funding");
 
+    demo.progress(
+        "the oracle falls to 138.00, the keeper cycling every 2 minutes; it liquidates dave in the cycle he crosses maintenance",
+    );
     for (step, price) in ORACLE_PATH.into_iter().enumerate().skip(1) {
         demo.advance_and_publish(STEP_SECONDS, price).await;
         let before = demo.health_of(dave).await;
@@ -237,7 +240,6 @@ pub(super) async fn run(demo: &mut Demo) {
         }
         println!("{line}");
     }
-    demo.progress("the oracle falls to 138.00; the keeper liquidates dave within the cycle he crosses maintenance");
 
     // Settle everyone's funding so the report shows it paid, not pending.
     let settles: Vec<_> = demo.traders.iter().map(|t| t.margin_account).collect();
