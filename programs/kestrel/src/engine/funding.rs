@@ -9,6 +9,7 @@
 //! the short index down, so both sides pay. Every settlement rounds up what
 //! the position owes (down what it receives): the exchange never pays out
 //! more than it takes in.
+use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
@@ -32,9 +33,7 @@ pub fn twap_step(twap: I80F48, sample: I80F48, elapsed: u64, period: u64) -> Opt
     }
     let weight = elapsed.min(period);
     let moved = fixed_div_int(
-        sample
-            .checked_sub(twap)?
-            .checked_mul_int(i128::from(weight))?,
+        sample.checked_sub(twap)?.fast_mul_int(i128::from(weight))?,
         period,
     )?;
     twap.checked_add(moved)
@@ -53,9 +52,9 @@ pub fn funding_per_lot(
     if period == 0 {
         return None;
     }
-    let cap = fixed_div_int(oracle_twap.checked_mul_int(i128::from(cap_bps))?, 10_000)?.abs();
+    let cap = fixed_div_int(oracle_twap.fast_mul_int(i128::from(cap_bps))?, 10_000)?.abs();
     let premium = mark_twap.checked_sub(oracle_twap)?.clamp(-cap, cap);
-    fixed_div_int(premium.checked_mul_int(i128::from(elapsed))?, period)
+    fixed_div_int(premium.fast_mul_int(i128::from(elapsed))?, period)
 }
 
 /// What a position of `base_lots` owes for the index moving from `snapshot`
@@ -64,7 +63,7 @@ pub fn funding_per_lot(
 pub fn funding_owed(index: I80F48, snapshot: I80F48, base_lots: i64) -> Option<i64> {
     index
         .checked_sub(snapshot)?
-        .checked_mul_int(i128::from(base_lots))?
+        .fast_mul_int(i128::from(base_lots))?
         .checked_ceil()?
         .checked_to_num()
 }
@@ -74,7 +73,7 @@ pub fn funding_owed(index: I80F48, snapshot: I80F48, base_lots: i64) -> Option<i
 pub fn unsettled_funding(index: I80F48, snapshot: I80F48, base_lots: i64) -> Option<I80F48> {
     snapshot
         .checked_sub(index)?
-        .checked_mul_int(i128::from(base_lots))
+        .fast_mul_int(i128::from(base_lots))
 }
 
 /// The per-lot charge that spreads `loss` over `lots` open lots (longs and
@@ -84,7 +83,7 @@ pub fn loss_per_lot(loss: u64, lots: u64) -> Option<I80F48> {
         return None;
     }
     let per_lot = fixed_div_int(I80F48::checked_from_num(loss)?, lots)?;
-    if per_lot.checked_mul_int(i128::from(lots))? < I80F48::from_num(loss) {
+    if per_lot.fast_mul_int(i128::from(lots))? < I80F48::from_num(loss) {
         per_lot.checked_add(I80F48::DELTA)
     } else {
         Some(per_lot)

@@ -8,6 +8,7 @@
 //! maintenance and initial) rises by `price × (end − fee)` per lot. The
 //! liquidator takes the fewest lots that bring that health to zero, so
 //! nobody is liquidated more than needed.
+use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
@@ -60,8 +61,8 @@ impl Liquidation {
         };
         let value = fixed_div_int(
             self.price_per_lot
-                .checked_mul_int(i128::from(lots))?
-                .checked_mul_int(i128::from(bps))?,
+                .fast_mul_int(i128::from(lots))?
+                .fast_mul_int(i128::from(bps))?,
             10_000,
         )?;
         let rounded = if self.liquidatee_sells() {
@@ -112,7 +113,7 @@ impl Liquidation {
         );
         let gain_bps = end_bps.checked_sub(self.fee_bps).filter(|&g| g > 0)?;
         let gain = fixed_div_int(
-            self.price_per_lot.checked_mul_int(i128::from(gain_bps))?,
+            self.price_per_lot.fast_mul_int(i128::from(gain_bps))?,
             10_000,
         )?;
         if gain <= 0 {
@@ -146,9 +147,9 @@ impl Liquidation {
     pub fn insurance_fee(&self, lots: u64, share_bps: u32) -> Option<u64> {
         let fee = fixed_div_int(
             self.price_per_lot
-                .checked_mul_int(i128::from(lots))?
-                .checked_mul_int(i128::from(self.fee_bps))?
-                .checked_mul_int(i128::from(share_bps))?,
+                .fast_mul_int(i128::from(lots))?
+                .fast_mul_int(i128::from(self.fee_bps))?
+                .fast_mul_int(i128::from(share_bps))?,
             100_000_000,
         )?;
         fee.checked_ceil()?.checked_to_num()

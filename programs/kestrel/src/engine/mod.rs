@@ -7,6 +7,7 @@ pub mod book_side;
 pub mod error;
 pub mod event_queue;
 pub mod fastdiv;
+pub mod fastmul;
 pub mod funding;
 pub mod insurance;
 pub mod liquidation;

@@ -7,6 +7,7 @@
 //! that share of the entry quote, plus the fill's quote, moves to collateral.
 //! Whatever the rounding, collateral + entry quote changes by exactly the fill's
 //! quote flow, so no trade creates or destroys a unit.
+use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
@@ -110,7 +111,7 @@ pub fn maker_rebate(quote: NativeUnits, fee_bps: i32) -> Option<u64> {
 pub fn price_in_ticks(price: I80F48, base_lot_size: u64, quote_lot_size: u64) -> Option<I80F48> {
     // Dividing by an integer divides the bits: no wide fixed-point division.
     fixed_div_int(
-        price.checked_mul_int(i128::from(base_lot_size))?,
+        price.fast_mul_int(i128::from(base_lot_size))?,
         quote_lot_size,
     )
 }
@@ -127,7 +128,7 @@ impl PriceBand {
     pub fn around(oracle_ticks: I80F48, band_bps: u32) -> Option<Self> {
         let scale = |bps: i64| -> Option<I80F48> {
             oracle_ticks
-                .checked_mul_int(i128::from(bps))
+                .fast_mul_int(i128::from(bps))
                 .and_then(|scaled| fixed_div_int(scaled, 10_000))
         };
         let low = scale(10_000 - i64::from(band_bps))?.ceil();

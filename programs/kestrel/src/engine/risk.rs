@@ -9,6 +9,7 @@
 //! Initial fractions gate new risk, maintenance fractions gate liquidation.
 //! Health only ranks and gates accounts; no money moves by it, so it needs no
 //! rounding rule of its own.
+use super::fastmul::{checked_mul_i128, FastMulInt};
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
@@ -63,29 +64,27 @@ impl PerpExposure {
 
     pub fn unrealized_pnl(&self) -> Option<I80F48> {
         self.price
-            .checked_mul_int(i128::from(self.base))?
+            .fast_mul_int(i128::from(self.base))?
             .checked_add(I80F48::from_num(self.quote))
     }
 
     /// This position's share of the account's health; `None` on overflow.
+    ///
+    /// `price × base + quote + funding − price × worst × bps / 10_000`,
+    /// computed with one product of the price:
+    /// `price × (base × 10_000 − worst × bps) / 10_000 + quote + funding`
+    /// (the products of integers are exact; the division truncates, as the
+    /// requirement's did).
     pub fn contribution(&self, kind: HealthKind) -> Option<I80F48> {
         let bps = margin_bps(kind, self.initial_margin_bps, self.maintenance_margin_bps);
-        // Integer multipliers and divisors keep to narrow arithmetic on SBF.
-        let requirement = fixed_div_int(
-            self.price
-                .checked_mul_int(self.worst_case_base())?
-                .checked_mul_int(i128::from(bps))?,
-            10_000,
-        )?;
-        self.unrealized_pnl()?
-            .checked_add(self.unsettled_funding)?
-            .checked_sub(requirement)
+        let net_base = checked_mul_i128(i128::from(self.base), 10_000)?
+            .checked_sub(checked_mul_i128(self.worst_case_base(), i128::from(bps))?)?;
+        fixed_div_int(self.price.fast_mul_int(net_base)?, 10_000)?
+            .checked_add(I80F48::from_num(self.quote))?
+            .checked_add(self.unsettled_funding)
     }
 }
 
-/// The largest |position| if all resting orders of one side fill: all bids
-/// (the longest it can get) or all asks (the shortest). Any unit, as long as
-/// the three agree.
 pub fn worst_case(base: i64, bids: u64, asks: u64) -> i128 {
     let long = i128::from(base) + i128::from(bids);
     let short = i128::from(base) - i128::from(asks);

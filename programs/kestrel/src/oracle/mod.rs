@@ -5,6 +5,7 @@
 //!
 //! Validation is pure (no account types): parsers turn account bytes into a
 //! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
+use crate::engine::fastmul::{checked_mul_i128, checked_mul_u128_u64, FastMulInt};
 use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
 use fixed::types::I80F48;
 
@@ -256,9 +257,13 @@ pub fn validate(
         return Err(OracleError::Stale);
     }
     // confidence / price <= bps / 10_000, in integers on the oracle's own scale.
+    // 64-bit-limb products: a u128 multiply is a costly routine on SBF.
     let price = raw.mantissa as u128;
-    let too_wide = match raw.confidence.checked_mul(10_000) {
-        Some(scaled) => scaled > price.saturating_mul(u128::from(bounds.max_confidence_bps)),
+    let too_wide = match checked_mul_u128_u64(raw.confidence, 10_000) {
+        Some(scaled) => {
+            let bound = checked_mul_u128_u64(price, u64::from(bounds.max_confidence_bps));
+            bound.is_some_and(|bound| scaled > bound)
+        }
         None => true,
     };
     if too_wide {
@@ -285,7 +290,10 @@ fn scale(mantissa: i128, exponent: i32) -> Option<I80F48> {
         return None;
     }
     if exponent >= 0 {
-        return I80F48::checked_from_num(mantissa.checked_mul(power_of_ten(exponent as u32)?)?);
+        return I80F48::checked_from_num(checked_mul_i128(
+            mantissa,
+            power_of_ten(exponent as u32)?,
+        )?);
     }
     if mantissa < 1 << 79 {
         // One integer division of the bits, in 64-bit steps (fastdiv).
@@ -327,7 +335,7 @@ pub fn select(
             let difference = (primary.price - fallback.price).abs();
             let bound = primary
                 .price
-                .checked_mul_int(i128::from(max_deviation_bps))
+                .fast_mul_int(i128::from(max_deviation_bps))
                 .and_then(|scaled| fixed_div_int(scaled, 10_000))
                 .ok_or(OracleError::OutOfRange)?;
             if difference > bound {
