@@ -129,7 +129,13 @@ impl Liquidation {
             let lots = shortfall.checked_add(gain - 1)? / gain;
             Some(u64::try_from(lots).unwrap_or(u64::MAX).min(size))
         };
-        let mut low = estimate(-health)?;
+        // The exact gain per lot lies in [gain, gain + 1 bit) and health is
+        // computed to within a bit, so the fewest lots are at least
+        // (shortfall - 2 bits) / (gain + 1 bit): dividing by the truncated
+        // gain instead can overshoot by a lot (the fuzzer's case in the tests).
+        let floor_estimate =
+            (-health).to_bits().saturating_sub(2) / gain.to_bits().saturating_add(1);
+        let mut low = u64::try_from(floor_estimate).unwrap_or(u64::MAX).min(size);
         let mut high = estimate((-health).checked_add(I80F48::ONE)?)?;
         while low < high {
             let middle = low + (high - low) / 2;
@@ -216,6 +222,28 @@ mod tests {
         assert_eq!(long_underwater(1_000).lots(u64::MAX), Some(0));
     }
 
+    /// Found by the perp_math fuzzer once health priced a position with a
+    /// single truncation: the health one lot short of the first estimate is
+    /// exactly zero, so the fewest lots lie below that estimate.
+    #[test]
+    fn the_fewest_lots_may_lie_below_the_first_estimate() {
+        let l = Liquidation {
+            rest_of_account: I80F48::from_num(105_966_151_205_066i64),
+            position: Position {
+                base_lots: -445_834_408_505,
+                quote: 883_921_074_738,
+            },
+            price_per_lot: I80F48::from_num(224),
+            initial_margin_bps: 4_316,
+            maintenance_margin_bps: 4_315,
+            fee_bps: 0,
+        };
+        let lots = l.lots(863_288_426_496).unwrap();
+        assert_eq!(lots, 373_586_800_755);
+        assert!(l.health_after(lots).unwrap() >= 0);
+        assert!(l.health_after(lots - 1).unwrap() < 0);
+    }
+
     proptest! {
         #[test]
         fn liquidation_is_minimal(
@@ -251,5 +279,6 @@ mod tests {
                 prop_assert!(position.base_lots.signum() == base.signum() || position.base_lots == 0, "never flips");
             }
         }
+
     }
 }
