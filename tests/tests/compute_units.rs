@@ -188,11 +188,67 @@ async fn every_instruction_stays_within_its_compute_budget() {
     {
         over.push(format!("{name}: has a ceiling but was not measured"));
     }
+    over.extend(missed_goals(&m.measured));
     assert!(
         over.is_empty(),
         "compute budgets broken:\n{}",
         over.join("\n")
     );
+}
+
+/// A transaction's compute-unit limit.
+const TRANSACTION_CU: u64 = 1_400_000;
+
+/// The goals Kestrel set itself (issue 7), printed as a table and enforced:
+/// per-operation ones on the measured figures, marginal ones as differences
+/// between measurements.
+fn missed_goals(measured: &BTreeMap<String, u64>) -> Vec<String> {
+    let cu = |name: &str| measured[name];
+    let per = |more: &str, fewer: &str, count: u64| (cu(more) - cu(fewer)) / count;
+    let goals: [(&str, u64, u64); 9] = [
+        ("resting order", cu("place_order_resting"), 15_000),
+        (
+            "health per extra position",
+            per("place_order_resting_8_positions", "place_order_resting", 7),
+            3_000,
+        ),
+        (
+            "marginal fill",
+            per("place_order_take_64", "place_order_take_1", 63),
+            3_500,
+        ),
+        (
+            "64 fills in one transaction",
+            cu("place_order_take_64"),
+            TRANSACTION_CU,
+        ),
+        (
+            "consume, per event",
+            per("consume_events_100", "consume_events_1", 99),
+            2_500,
+        ),
+        (
+            "100 events in one crank",
+            cu("consume_events_100"),
+            TRANSACTION_CU,
+        ),
+        ("cancel an order", cu("cancel_order"), 5_000),
+        (
+            "cancel by client id",
+            cu("cancel_order_by_client_id"),
+            5_000,
+        ),
+        ("liquidate", cu("liquidate_1_position_4_orders"), 60_000),
+    ];
+    println!("\n{:<28} {:>8} {:>9}", "goal", "CU", "at most");
+    let mut missed = Vec::new();
+    for (goal, cu, limit) in goals {
+        println!("{goal:<28} {cu:>8} {limit:>9}");
+        if cu > limit {
+            missed.push(format!("goal missed: {goal}: {cu} CU > {limit}"));
+        }
+    }
+    missed
 }
 
 /// Trading on market 0 (Pyth primary, Switchboard fallback): the costs a
