@@ -93,6 +93,20 @@ struct Leveraged {
     carol: User,
 }
 
+/// `maker` asks `lots` at 150.00 and `taker` buys them all.
+async fn open_long(
+    h: &mut Harness,
+    market: &MarketAccounts,
+    maker: &User,
+    taker: &User,
+    lots: u64,
+) {
+    let ask = order(OrderSide::Ask, OrderType::Limit, PRICE, lots);
+    h.place(maker, market, ask).await;
+    let take = order(OrderSide::Bid, OrderType::ImmediateOrCancel, PRICE, lots);
+    h.place(taker, market, take).await;
+}
+
 /// Bob long 600 lots (900 USDC) on 100 USDC against alice; carol, the
 /// keeper's liquidator, holds 10,000.
 async fn leveraged_long() -> Leveraged {
@@ -104,18 +118,7 @@ async fn leveraged_long() -> Leveraged {
     h.deposit(&alice, 2_000 * ONE_TOKEN).await;
     h.deposit(&bob, 100 * ONE_TOKEN).await;
     h.deposit(&carol, 10_000 * ONE_TOKEN).await;
-    h.place(
-        &alice,
-        &market,
-        order(OrderSide::Ask, OrderType::Limit, PRICE, 600),
-    )
-    .await;
-    h.place(
-        &bob,
-        &market,
-        order(OrderSide::Bid, OrderType::ImmediateOrCancel, PRICE, 600),
-    )
-    .await;
+    open_long(&mut h, &market, &alice, &bob, 600).await;
     Leveraged {
         h,
         market,
@@ -167,6 +170,48 @@ async fn the_keeper_liquidates_within_one_cycle_of_the_price_move() {
     // Healthy again: the next cycle leaves bob alone.
     let next = keeper.run_cycle(&mut h.chain).await.unwrap();
     assert!(next.liquidations.is_empty() && next.liquidatable.is_empty());
+}
+
+/// Two accounts under maintenance at once: the larger shortfall is
+/// liquidated first, and both in the same cycle.
+#[tokio::test]
+async fn the_keeper_liquidates_the_largest_shortfall_first() {
+    let Leveraged {
+        mut h,
+        market,
+        bob,
+        carol,
+    } = leveraged_long().await;
+    // Dave: 560 lots on 85 USDC, thinner than bob's 600 on 100.
+    let alice_again = h.user(2_000 * ONE_TOKEN).await;
+    h.deposit(&alice_again, 2_000 * ONE_TOKEN).await;
+    let dave = h.user(85 * ONE_TOKEN).await;
+    h.deposit(&dave, 85 * ONE_TOKEN).await;
+    open_long(&mut h, &market, &alice_again, &dave, 560).await;
+    let keeper = keeper_for(&h, Some(&carol));
+    keeper.run_cycle(&mut h.chain).await.unwrap();
+
+    h.set_oracle_price(&market, 138).await;
+    let (bob_health, dave_health) = (
+        h.health_preview(&bob.margin_account).await.maintenance,
+        h.health_preview(&dave.margin_account).await.maintenance,
+    );
+    assert!(
+        dave_health < bob_health && bob_health < 0,
+        "{dave_health} {bob_health}"
+    );
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.liquidatable,
+        vec![dave.margin_account, bob.margin_account]
+    );
+    let order: Vec<_> = report.liquidations.iter().map(|l| l.account).collect();
+    assert_eq!(order, vec![dave.margin_account, bob.margin_account]);
+    for account in [&dave, &bob] {
+        assert!(h.health_preview(&account.margin_account).await.maintenance >= 0);
+    }
+    h.check_invariants("after two liquidations").await;
 }
 
 /// A crash past bob's collateral: the keeper liquidates the whole position
