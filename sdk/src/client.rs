@@ -6,7 +6,7 @@
 use anchor_lang::{Discriminator, ZeroCopy};
 use kestrel::engine::event_queue::AnyEvent;
 use kestrel::error::KestrelError;
-use kestrel::state::{Exchange, MarginAccount, Market};
+use kestrel::state::{Exchange, MarginAccount};
 use kestrel::units::Ticks;
 use solana_sdk::account::Account;
 use solana_sdk::instruction::{Instruction, InstructionError};
@@ -127,7 +127,6 @@ impl AccountFilter {
 #[derive(Clone)]
 pub struct MarketView {
     pub accounts: MarketAccounts,
-    pub market: Market,
     pub bids: BookSideView,
     pub asks: BookSideView,
     /// Oldest first.
@@ -240,53 +239,34 @@ pub trait Chain {
         })
     }
 
+    /// Accounts that must all exist, in the order asked.
+    async fn fetch_existing(&mut self, addresses: &[Pubkey]) -> Result<Vec<Account>, FetchError> {
+        let fetched = self.fetch_accounts(addresses).await?;
+        addresses
+            .iter()
+            .zip(fetched)
+            .map(|(address, account)| account.ok_or(FetchError::Missing(*address)))
+            .collect()
+    }
+
     /// The market, both book sides, the event queue and the oracle accounts
     /// in one `getMultipleAccounts`.
     async fn fetch_market(&mut self, accounts: &MarketAccounts) -> Result<MarketView, FetchError> {
-        let mut addresses = vec![
-            accounts.market,
-            accounts.bids,
-            accounts.asks,
-            accounts.event_queue,
-            accounts.primary_oracle,
-        ];
-        addresses.extend(accounts.fallback_oracle);
-        let fetched = self.fetch_accounts(&addresses).await?;
-        let mut fetched = addresses.iter().zip(fetched).map(|(address, account)| {
-            account
-                .map(|a| (*address, a))
-                .ok_or(FetchError::Missing(*address))
-        });
-        let mut next = || fetched.next().expect("one per address");
-        let (market_key, market) = next()?;
-        let (bids_key, bids) = next()?;
-        let (asks_key, asks) = next()?;
-        let (queue_key, queue) = next()?;
-        let feed = |(address, account): (Pubkey, Account)| FetchedFeed {
-            address,
-            owner: account.owner,
-            data: account.data,
-        };
-        let primary = feed(next()?);
-        let fallback = match accounts.fallback_oracle {
-            Some(_) => Some(feed(next()?)),
-            None => None,
-        };
-        let market = decode::market(&market.data).map_err(|e| FetchError::Decode(market_key, e))?;
+        let mut addresses = snapshot_addresses(accounts);
+        addresses.extend([accounts.bids, accounts.asks, accounts.event_queue]);
+        let mut fetched = self.fetch_existing(&addresses).await?;
+        let queue = fetched.pop().expect("asked for");
+        let asks = fetched.pop().expect("asked for");
+        let bids = fetched.pop().expect("asked for");
         Ok(MarketView {
             accounts: *accounts,
             bids: BookSideView::from_account_data(&bids.data)
-                .map_err(|e| FetchError::Decode(bids_key, e))?,
+                .map_err(|e| FetchError::Decode(accounts.bids, e))?,
             asks: BookSideView::from_account_data(&asks.data)
-                .map_err(|e| FetchError::Decode(asks_key, e))?,
+                .map_err(|e| FetchError::Decode(accounts.asks, e))?,
             events: events::pending_events(&queue.data)
-                .map_err(|e| FetchError::Decode(queue_key, e))?,
-            snapshot: MarketSnapshot {
-                market,
-                primary,
-                fallback,
-            },
-            market,
+                .map_err(|e| FetchError::Decode(accounts.event_queue, e))?,
+            snapshot: snapshot_of(accounts, fetched)?,
         })
     }
 
@@ -295,12 +275,9 @@ pub trait Chain {
         &mut self,
         accounts: &MarketAccounts,
     ) -> Result<Vec<AnyEvent>, FetchError> {
-        let address = accounts.event_queue;
-        let queue = self
-            .fetch_account(&address)
-            .await?
-            .ok_or(FetchError::Missing(address))?;
-        events::pending_events(&queue.data).map_err(|e| FetchError::Decode(address, e))
+        let queue = self.fetch_existing(&[accounts.event_queue]).await?;
+        events::pending_events(&queue[0].data)
+            .map_err(|e| FetchError::Decode(accounts.event_queue, e))
     }
 
     /// The market and its oracle accounts, without the book: what a health
@@ -309,25 +286,8 @@ pub trait Chain {
         &mut self,
         accounts: &MarketAccounts,
     ) -> Result<MarketSnapshot, FetchError> {
-        let mut addresses = vec![accounts.market, accounts.primary_oracle];
-        addresses.extend(accounts.fallback_oracle);
-        let fetched = self.fetch_accounts(&addresses).await?;
-        let mut found = Vec::with_capacity(addresses.len());
-        for (address, account) in addresses.iter().zip(fetched) {
-            found.push((*address, account.ok_or(FetchError::Missing(*address))?));
-        }
-        let mut found = found.into_iter();
-        let (market_key, market) = found.next().expect("the market was asked for");
-        let feed = |(address, account): (Pubkey, Account)| FetchedFeed {
-            address,
-            owner: account.owner,
-            data: account.data,
-        };
-        Ok(MarketSnapshot {
-            market: decode::market(&market.data).map_err(|e| FetchError::Decode(market_key, e))?,
-            primary: feed(found.next().expect("the primary feed was asked for")),
-            fallback: found.next().map(feed),
-        })
+        let fetched = self.fetch_existing(&snapshot_addresses(accounts)).await?;
+        snapshot_of(accounts, fetched)
     }
 
     /// One margin account.
@@ -371,6 +331,40 @@ pub trait Chain {
         self.submit(&[ix], &[&account]).await?;
         Ok(account.pubkey())
     }
+}
+
+/// Market, primary oracle[, fallback oracle]: what a snapshot reads.
+fn snapshot_addresses(accounts: &MarketAccounts) -> Vec<Pubkey> {
+    let mut addresses = vec![accounts.market, accounts.primary_oracle];
+    addresses.extend(accounts.fallback_oracle);
+    addresses
+}
+
+/// A snapshot from the accounts [`snapshot_addresses`] names, in its order.
+fn snapshot_of(
+    accounts: &MarketAccounts,
+    fetched: Vec<Account>,
+) -> Result<MarketSnapshot, FetchError> {
+    let mut fetched = fetched.into_iter();
+    let market = fetched.next().ok_or(FetchError::Missing(accounts.market))?;
+    let feed = |address: Pubkey, account: Account| FetchedFeed {
+        address,
+        owner: account.owner,
+        data: account.data,
+    };
+    let primary = fetched
+        .next()
+        .map(|account| feed(accounts.primary_oracle, account))
+        .ok_or(FetchError::Missing(accounts.primary_oracle))?;
+    let fallback = accounts
+        .fallback_oracle
+        .zip(fetched.next())
+        .map(|(a, f)| feed(a, f));
+    Ok(MarketSnapshot {
+        market: decode::market(&market.data).map_err(|e| FetchError::Decode(accounts.market, e))?,
+        primary,
+        fallback,
+    })
 }
 
 #[cfg(test)]
