@@ -6,7 +6,7 @@
 use anchor_lang::{Discriminator, ZeroCopy};
 use kestrel::engine::event_queue::AnyEvent;
 use kestrel::error::KestrelError;
-use kestrel::state::{Exchange, MarginAccount};
+use kestrel::state::{Exchange, MarginAccount, Market};
 use kestrel::units::Ticks;
 use solana_sdk::account::Account;
 use solana_sdk::instruction::{Instruction, InstructionError};
@@ -223,11 +223,7 @@ pub trait Chain {
         fallback_oracle: Option<Pubkey>,
     ) -> Result<MarketAccounts, FetchError> {
         let address = pda::market(&pda::exchange(), market_index);
-        let account = self
-            .fetch_account(&address)
-            .await?
-            .ok_or(FetchError::Missing(address))?;
-        let market = decode::market(&account.data).map_err(|e| FetchError::Decode(address, e))?;
+        let market = self.market(&address).await?;
         Ok(MarketAccounts {
             market_index,
             market: address,
@@ -288,6 +284,12 @@ pub trait Chain {
     ) -> Result<MarketSnapshot, FetchError> {
         let fetched = self.fetch_existing(&snapshot_addresses(accounts)).await?;
         snapshot_of(accounts, fetched)
+    }
+
+    /// One market account, decoded.
+    async fn market(&mut self, address: &Pubkey) -> Result<Market, FetchError> {
+        let account = self.fetch_existing(&[*address]).await?;
+        decode::market(&account[0].data).map_err(|e| FetchError::Decode(*address, e))
     }
 
     /// One margin account.

@@ -15,11 +15,7 @@ pub(super) async fn run(
     report: &mut CycleReport,
 ) -> Result<(), ChainError> {
     let fetch_error = |e: kestrel_sdk::client::FetchError| ChainError(e.to_string());
-    let state = chain
-        .market_snapshot(market)
-        .await
-        .map_err(fetch_error)?
-        .market;
+    let state = chain.market(&market.market).await.map_err(fetch_error)?;
     let due = now.saturating_sub(state.funding_updated_at) >= keeper.funding_interval_seconds;
     if !due {
         return Ok(());
