@@ -1,7 +1,7 @@
 //! The migrations file.
 use std::collections::BTreeSet;
 
-use kestrel::state::{MarketParams, MarketStatus, OracleConfig, OracleKind, PauseFlags};
+use kestrel::state::{MarketParams, MarketStatus, Operation, OracleConfig, OracleKind};
 use kestrel_sdk::Pubkey;
 use serde::Deserialize;
 
@@ -130,21 +130,18 @@ impl Config {
 
     pub fn pause_flags(&self) -> Result<u32, ConfigError> {
         self.exchange.paused.iter().try_fold(0u32, |flags, name| {
-            let flag = match name.as_str() {
-                "deposit" => PauseFlags::DEPOSIT,
-                "withdraw" => PauseFlags::WITHDRAW,
-                "trading" => PauseFlags::TRADING,
-                "liquidation" => PauseFlags::LIQUIDATION,
-                "funding" => PauseFlags::FUNDING,
-                "consume_events" => PauseFlags::CONSUME_EVENTS,
-                "insurance" => PauseFlags::INSURANCE,
-                other => {
-                    return Err(invalid(
+            let flag = Operation::from_name(name)
+                .ok_or_else(|| {
+                    let known: Vec<_> = Operation::ALL.iter().map(|op| op.name()).collect();
+                    invalid(
                         "exchange.paused",
-                        format!("unknown operation {other:?}"),
-                    ))
-                }
-            };
+                        format!(
+                            "unknown operation {name:?}, expected one of {}",
+                            known.join(", ")
+                        ),
+                    )
+                })?
+                .flag();
             Ok(flags | flag)
         })
     }

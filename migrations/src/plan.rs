@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use kestrel::instructions::CreateMarketArgs;
-use kestrel::state::{Market, MarketParams, MarketStatus};
+use kestrel::state::{Market, MarketParams, MarketStatus, PauseFlags};
 use kestrel_sdk::Pubkey;
 
 use crate::config::{Config, ConfigError, MarketConfig};
@@ -43,7 +43,17 @@ pub enum Step {
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Step::SetPause { flags } => write!(f, "set pause flags to {flags:#b}"),
+            Step::SetPause { flags } => {
+                let paused: Vec<_> = PauseFlags(*flags).paused().map(|op| op.name()).collect();
+                match paused.is_empty() {
+                    true => write!(f, "resume every operation"),
+                    false => write!(
+                        f,
+                        "pause {} (every other operation runs)",
+                        paused.join(", ")
+                    ),
+                }
+            }
             Step::CreateMarket { args, .. } => {
                 let name = String::from_utf8_lossy(&args.name);
                 write!(
@@ -257,9 +267,13 @@ mod tests {
         config.exchange.paused = vec!["trading".into()];
         let steps = plan(&config, &state).unwrap();
         let index = config.markets[0].index;
-        assert!(
-            matches!(steps[0], Step::SetPause { flags } if flags == kestrel::state::PauseFlags::TRADING)
+        assert!(matches!(steps[0], Step::SetPause { flags } if flags == PauseFlags::TRADING));
+        assert_eq!(
+            steps[0].to_string(),
+            "pause trading (every other operation runs)"
         );
+        let resumed = Step::SetPause { flags: 0 };
+        assert_eq!(resumed.to_string(), "resume every operation");
         assert!(
             matches!(steps[1], Step::SetMarketParams { market_index, .. } if market_index == index)
         );
@@ -293,10 +307,12 @@ mod tests {
     #[test]
     fn bad_values_are_errors_that_name_the_key() {
         let bad_flag = CONFIG.replacen("paused = []", "paused = [\"everything\"]", 1);
-        assert!(Config::parse(&bad_flag)
-            .unwrap_err()
-            .0
-            .contains("exchange.paused"));
+        let error = Config::parse(&bad_flag).unwrap_err().0;
+        assert!(
+            error.contains("exchange.paused")
+                && error.contains("\"everything\", expected one of deposit, withdraw"),
+            "{error}"
+        );
         let bad_margin = CONFIG.replacen(
             "maintenance_margin_bps = 500",
             "maintenance_margin_bps = 5000",

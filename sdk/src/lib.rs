@@ -24,8 +24,8 @@ pub use anchor_lang::prelude::Pubkey;
 pub use kestrel::{
     error::KestrelError,
     state::{
-        Exchange, MarginAccount, Market, MarketParams, MarketStatus, OracleConfig, OracleKind,
-        PauseFlags,
+        Exchange, MarginAccount, Market, MarketParams, MarketStatus, Operation, OracleConfig,
+        OracleKind, PauseFlags,
     },
     ID as PROGRAM_ID,
 };

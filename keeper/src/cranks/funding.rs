@@ -3,7 +3,7 @@
 //! how fresh the indexes are, not how much is paid.
 use kestrel_sdk::client::{Chain, ChainError};
 use kestrel_sdk::ix::{self, MarketAccounts};
-use kestrel_sdk::PauseFlags;
+use kestrel_sdk::Operation;
 
 use super::{CycleReport, Keeper};
 
@@ -22,7 +22,7 @@ pub(super) async fn run(
     }
     let exchange = chain.exchange().await.map_err(fetch_error)?;
     let pending = chain.pending_events(market).await.map_err(fetch_error)?;
-    if exchange.pause_flags().is_paused(PauseFlags::FUNDING) || !pending.is_empty() {
+    if exchange.pause_flags().is_paused(Operation::Funding) || !pending.is_empty() {
         // Pending events: the program refuses funding until they are
         // consumed, which the next cycle does first.
         return Ok(());

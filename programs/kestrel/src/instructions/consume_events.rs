@@ -38,14 +38,11 @@ pub struct ConsumeEvents<'info> {
 pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u16) -> Result<()> {
     let accounts = &ctx.accounts;
     let exchange_key = accounts.exchange.key();
-    require!(
-        !accounts
-            .exchange
-            .load()?
-            .pause_flags()
-            .is_paused(PauseFlags::CONSUME_EVENTS),
-        KestrelError::ConsumeEventsPaused
-    );
+    accounts
+        .exchange
+        .load()?
+        .pause_flags()
+        .ensure_running(Operation::ConsumeEvents)?;
     let mut market = accounts.market.load_mut()?;
     let mut queue_account = accounts.event_queue.load_mut()?;
     let mut queue =

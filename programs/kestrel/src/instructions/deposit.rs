@@ -36,14 +36,11 @@ pub struct Deposit<'info> {
 pub fn deposit(ctx: Context<Deposit>, amount: u64) -> Result<()> {
     require!(amount > 0, KestrelError::ZeroAmount);
     let accounts = &ctx.accounts;
-    require!(
-        !accounts
-            .exchange
-            .load()?
-            .pause_flags()
-            .is_paused(PauseFlags::DEPOSIT),
-        KestrelError::DepositsPaused
-    );
+    accounts
+        .exchange
+        .load()?
+        .pause_flags()
+        .ensure_running(Operation::Deposit)?;
 
     let collateral_after = {
         let mut margin_account = accounts.margin_account.load_mut()?;

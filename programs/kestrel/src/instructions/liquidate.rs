@@ -73,10 +73,9 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     );
     let (bump, quote_decimals) = {
         let exchange = accounts.exchange.load()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::LIQUIDATION),
-            KestrelError::LiquidationPaused
-        );
+        exchange
+            .pause_flags()
+            .ensure_running(Operation::Liquidation)?;
         (exchange.bump, exchange.collateral_decimals)
     };
     let exchange_key = accounts.exchange.key();

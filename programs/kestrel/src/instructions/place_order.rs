@@ -125,10 +125,7 @@ pub fn place_order<'info>(
     let accounts = &ctx.accounts;
     let quote_decimals = {
         let exchange = accounts.exchange.load()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::TRADING),
-            KestrelError::TradingPaused
-        );
+        exchange.pause_flags().ensure_running(Operation::Trading)?;
         exchange.collateral_decimals
     };
     let clock = Clock::get()?;

@@ -23,10 +23,9 @@ pub struct RequestUnstake<'info> {
 pub fn request_unstake(ctx: Context<RequestUnstake>, shares: u64) -> Result<()> {
     require!(shares > 0, KestrelError::ZeroAmount);
     let exchange = ctx.accounts.exchange.load()?;
-    require!(
-        !exchange.pause_flags().is_paused(PauseFlags::INSURANCE),
-        KestrelError::InsurancePaused
-    );
+    exchange
+        .pause_flags()
+        .ensure_running(Operation::Insurance)?;
     let mut account = ctx.accounts.margin_account.load_mut()?;
     account.refresh_insurance(exchange.insurance_epoch);
     require!(

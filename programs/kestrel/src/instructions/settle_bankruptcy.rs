@@ -46,10 +46,9 @@ pub fn settle_bankruptcy(ctx: Context<SettleBankruptcy>) -> Result<()> {
     let overflow = || error!(KestrelError::MathOverflow);
     let bump = {
         let exchange = accounts.exchange.load()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::LIQUIDATION),
-            KestrelError::LiquidationPaused
-        );
+        exchange
+            .pause_flags()
+            .ensure_running(Operation::Liquidation)?;
         exchange.bump
     };
     let mut account = accounts.margin_account.load_mut()?;

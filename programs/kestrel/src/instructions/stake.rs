@@ -39,10 +39,9 @@ pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
     let accounts = &ctx.accounts;
     let (shares, total_shares) = {
         let mut exchange = accounts.exchange.load_mut()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::INSURANCE),
-            KestrelError::InsurancePaused
-        );
+        exchange
+            .pause_flags()
+            .ensure_running(Operation::Insurance)?;
         let mut account = accounts.margin_account.load_mut()?;
         account.refresh_insurance(exchange.insurance_epoch);
         let fund = accounts.insurance_vault.amount;

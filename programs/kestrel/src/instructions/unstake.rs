@@ -38,10 +38,9 @@ pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
     let overflow = || error!(KestrelError::MathOverflow);
     let (bump, shares, amount, total_shares) = {
         let mut exchange = accounts.exchange.load_mut()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::INSURANCE),
-            KestrelError::InsurancePaused
-        );
+        exchange
+            .pause_flags()
+            .ensure_running(Operation::Insurance)?;
         let mut account = accounts.margin_account.load_mut()?;
         account.refresh_insurance(exchange.insurance_epoch);
         require!(account.unstake_shares > 0, KestrelError::NoUnstakeRequest);

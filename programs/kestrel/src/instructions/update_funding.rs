@@ -41,10 +41,7 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     let accounts = &ctx.accounts;
     let quote_decimals = {
         let exchange = accounts.exchange.load()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::FUNDING),
-            KestrelError::FundingPaused
-        );
+        exchange.pause_flags().ensure_running(Operation::Funding)?;
         exchange.collateral_decimals
     };
     let pending = pending_count(&accounts.event_queue.load()?.data)

@@ -40,10 +40,7 @@ pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Res
     let accounts = &ctx.accounts;
     let (bump, quote_decimals) = {
         let exchange = accounts.exchange.load()?;
-        require!(
-            !exchange.pause_flags().is_paused(PauseFlags::WITHDRAW),
-            KestrelError::WithdrawalsPaused
-        );
+        exchange.pause_flags().ensure_running(Operation::Withdraw)?;
         (exchange.bump, exchange.collateral_decimals)
     };
 
