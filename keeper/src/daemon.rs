@@ -181,10 +181,14 @@ pub async fn run(
                     bankruptcies = report.bankruptcies_settled.len(),
                     races = report.races,
                     failures = report.failures.len(),
+                    unconfigured = report.unconfigured.len(),
                     "cycle"
                 );
                 for failure in &report.failures {
                     tracing::warn!(%failure, "refused");
+                }
+                for work in &report.unconfigured {
+                    tracing::warn!(%work, "left undone: the market is not in this keeper's config");
                 }
                 cycle
             }

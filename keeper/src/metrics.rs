@@ -19,6 +19,7 @@ pub struct Metrics {
     /// Refusals because another keeper got there first.
     pub races: AtomicU64,
     pub tx_failures: AtomicU64,
+    pub unconfigured_work: AtomicU64,
     pub liquidatable_accounts: AtomicU64,
     /// Cluster unix time of the last completed cycle.
     pub last_cycle_unix: AtomicI64,
@@ -39,6 +40,7 @@ impl Metrics {
         );
         add(&self.races, report.races);
         add(&self.tx_failures, report.failures.len() as u64);
+        add(&self.unconfigured_work, report.unconfigured.len() as u64);
         self.liquidatable_accounts
             .store(report.liquidatable.len() as u64, Ordering::Relaxed);
         self.last_cycle_unix.store(now, Ordering::Relaxed);
@@ -104,6 +106,11 @@ impl Metrics {
                 "kestrel_keeper_tx_failures_total",
                 "Transactions refused for another reason",
                 &self.tx_failures,
+            ),
+            (
+                "kestrel_keeper_unconfigured_work_total",
+                "Liquidations and bankruptcies left undone: their market is not in this keeper's config",
+                &self.unconfigured_work,
             ),
         ];
         for (name, help, value) in counters {
@@ -172,6 +179,7 @@ mod tests {
             events_consumed: 7,
             races: 1,
             failures: vec!["x".into()],
+            unconfigured: vec!["y".into(), "z".into()],
             ..CycleReport::default()
         };
         metrics.record_cycle(&report, 1_000);
@@ -183,6 +191,7 @@ mod tests {
             "kestrel_keeper_events_consumed_total 14",
             "kestrel_keeper_races_total 2",
             "kestrel_keeper_tx_failures_total 2",
+            "kestrel_keeper_unconfigured_work_total 4",
             "kestrel_keeper_last_cycle_timestamp_seconds 1010",
             "kestrel_keeper_pending_events{market=\"3\"} 0",
             "# TYPE kestrel_keeper_liquidations_total counter",

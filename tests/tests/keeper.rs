@@ -261,3 +261,49 @@ async fn the_keeper_updates_funding_when_due() {
     assert_eq!(early.funding_updates, 0, "not due for another 300 s");
     h.check_invariants("after funding").await;
 }
+
+/// A keeper configured without the market bob trades cannot value him: it
+/// sends nothing, says so in the report and its metric (not as a refused
+/// transaction), and a keeper configured with that market liquidates him.
+#[tokio::test]
+async fn work_in_a_market_the_keeper_does_not_watch_is_reported_not_failed() {
+    let Leveraged {
+        mut h,
+        market,
+        bob,
+        carol,
+    } = leveraged_long().await;
+    let other = h.create_market(1, market_params).await;
+    let mut blind = keeper_for(&h, Some(&carol));
+    blind.markets = vec![other];
+    h.set_oracle_price(&market, 138).await;
+    assert!(h.health_preview(&bob.margin_account).await.maintenance < 0);
+
+    let report = blind.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.liquidatable.is_empty() && report.liquidations.is_empty());
+    let expected = format!(
+        "{} holds market 0: its health is unknown",
+        bob.margin_account
+    );
+    assert!(report.unconfigured.contains(&expected), "{report:?}");
+    // Alice, bob's counterparty, holds market 0 as well.
+    assert_eq!(report.unconfigured.len(), 2, "{report:?}");
+    let metrics = blind.metrics.render();
+    for line in [
+        "kestrel_keeper_unconfigured_work_total 2",
+        "kestrel_keeper_tx_failures_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    let untouched = h.margin_account(&bob.margin_account).await;
+    assert_eq!(untouched.position(0).map(|p| p.base_lots), Some(600));
+
+    let watching = keeper_for(&h, Some(&carol));
+    let report = watching.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.unconfigured.is_empty(), "{report:?}");
+    assert_eq!(report.liquidatable, vec![bob.margin_account]);
+    assert_eq!(report.liquidations.len(), 1);
+    h.check_invariants("after the liquidation by the configured keeper")
+        .await;
+}

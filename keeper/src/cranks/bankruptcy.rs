@@ -18,8 +18,8 @@ pub(super) async fn run(
             continue;
         }
         let Some(market) = keeper.market(account.last_market_index) else {
-            report.failures.push(format!(
-                "{address} is bankrupt in market {}, which this keeper is not configured for",
+            report.unconfigured.push(format!(
+                "{address} is bankrupt in market {}",
                 account.last_market_index
             ));
             continue;

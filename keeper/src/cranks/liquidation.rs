@@ -3,9 +3,9 @@
 //! code (the SDK's preview) at the cluster's clock; each liquidatable
 //! account is liquidated market by market until it is healthy again.
 use kestrel_sdk::client::{Chain, ChainError};
-use kestrel_sdk::health::{self, MarketSnapshot};
+use kestrel_sdk::health::{self, MarketSnapshot, PreviewError};
 use kestrel_sdk::ix::{self, MarketAccounts};
-use kestrel_sdk::{MarginAccount, PauseFlags, Pubkey};
+use kestrel_sdk::{MarginAccount, Operation, Pubkey};
 
 use super::{CycleReport, Keeper};
 
@@ -19,30 +19,41 @@ pub struct Liquidation {
     pub base_lots_after: i64,
 }
 
-/// Accounts whose maintenance health is below zero, most negative first.
-pub fn liquidatable(
+/// The accounts found under maintenance health.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// Most negative maintenance health first.
+    pub liquidatable: Vec<(Pubkey, fixed::types::I80F48)>,
+    /// Accounts holding a market missing from `snapshots`: their health is unknown.
+    pub unconfigured: Vec<(Pubkey, u16)>,
+}
+
+/// Values every account with a position. One whose oracle the program would
+/// refuse is skipped: `liquidate` would refuse it too until the feed recovers.
+pub(super) fn scan(
     accounts: &[(Pubkey, MarginAccount)],
     snapshots: &[MarketSnapshot],
     quote_decimals: u8,
     now: i64,
     slot: u64,
-) -> Vec<(Pubkey, fixed::types::I80F48)> {
-    let mut found: Vec<_> = accounts
-        .iter()
-        .filter(|(_, account)| account.positions.iter().any(|p| p.in_use != 0))
-        .filter_map(|(address, account)| {
-            match health::preview(account, snapshots, quote_decimals, now, slot) {
-                Ok(h) if h.maintenance < 0 => Some((*address, h.maintenance)),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::debug!(%address, ?e, "health not computable; skipped");
-                    None
-                }
+) -> Scan {
+    let mut scan = Scan::default();
+    for (address, account) in accounts {
+        if account.positions.iter().all(|p| p.in_use == 0) {
+            continue;
+        }
+        match health::preview(account, snapshots, quote_decimals, now, slot) {
+            Ok(h) if h.maintenance < 0 => scan.liquidatable.push((*address, h.maintenance)),
+            Ok(_) => {}
+            Err(PreviewError::MissingMarket(market_index)) => {
+                scan.unconfigured.push((*address, market_index))
             }
-        })
-        .collect();
-    found.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-    found
+            Err(e) => tracing::debug!(%address, ?e, "health not computable; skipped"),
+        }
+    }
+    scan.liquidatable
+        .sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    scan
 }
 
 pub(super) async fn run(
@@ -64,7 +75,10 @@ pub(super) async fn run(
         snapshots.push(snapshot);
     }
     let accounts = chain.margin_accounts().await?;
-    let candidates = liquidatable(
+    let Scan {
+        liquidatable: candidates,
+        unconfigured,
+    } = scan(
         &accounts,
         &snapshots,
         exchange.collateral_decimals,
@@ -72,10 +86,15 @@ pub(super) async fn run(
         clock.slot,
     );
     report.liquidatable = candidates.iter().map(|(a, _)| *a).collect();
+    report
+        .unconfigured
+        .extend(unconfigured.into_iter().map(|(address, market)| {
+            format!("{address} holds market {market}: its health is unknown")
+        }));
     let Some(liquidator) = &keeper.liquidator else {
         return Ok(());
     };
-    if exchange.pause_flags().is_paused(PauseFlags::LIQUIDATION) {
+    if exchange.pause_flags().is_paused(Operation::Liquidation) {
         return Ok(());
     }
     for (address, maintenance) in candidates {
@@ -94,8 +113,8 @@ pub(super) async fn run(
             .collect();
         for market_index in markets {
             let Some(market) = keeper.market(market_index) else {
-                report.failures.push(format!(
-                    "{address} holds market {market_index}, which this keeper is not configured for"
+                report.unconfigured.push(format!(
+                    "{address} is liquidatable in market {market_index}"
                 ));
                 continue;
             };

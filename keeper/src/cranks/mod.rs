@@ -57,6 +57,9 @@ pub struct CycleReport {
     pub races: u64,
     /// Refusals that are not races, and sends that did not confirm.
     pub failures: Vec<String>,
+    /// Work found in a market this keeper is not configured for: nothing was
+    /// sent, and another keeper (or a config change) must do it.
+    pub unconfigured: Vec<String>,
 }
 
 /// Refusals that mean the work was already done or the state moved under
