@@ -1,6 +1,8 @@
 //! Randomized trading: four traders place every kind of order, cancel,
-//! deposit and withdraw while the oracle moves, the clock runs and the crank
-//! comes and goes. The harness checks the exchange's invariants after every
+//! deposit and withdraw while the oracle drifts and sometimes jumps, the clock
+//! runs, the crank comes and goes, funding accrues, a liquidator takes over
+//! the accounts a jump leaves under maintenance and bankruptcies are settled
+//! from the insurance fund. The harness checks the exchange's invariants after every
 //! transaction; here every refusal must be a named error that changed nothing,
 //! and none may be an internal accounting mismatch or an overflow.
 //!
@@ -42,7 +44,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 #[tokio::test]
 async fn random_trading_keeps_every_invariant() {
     let seed = env_or("KESTREL_RANDOM_SEED", 0x5eed_cafe);
-    let steps = env_or("KESTREL_RANDOM_STEPS", 400);
+    let steps = env_or("KESTREL_RANDOM_STEPS", 800);
     let mut rng = Rng(seed.max(1));
     let mut h = Harness::new().await;
     let market = h.create_market(0, market_params).await;
@@ -55,6 +57,10 @@ async fn random_trading_keeps_every_invariant() {
     // A saver only deposits and withdraws: whatever the traders do, her
     // collateral must end exactly at what she put in less what she took out.
     let saver = h.user(10_000 * ONE_TOKEN).await;
+    let liquidator = h.user(100_000 * ONE_TOKEN).await;
+    h.deposit(&liquidator, 50_000 * ONE_TOKEN).await;
+    let staker = h.user(10_000 * ONE_TOKEN).await;
+    h.stake(&staker, 1_000 * ONE_TOKEN).await;
     let mut saved: i64 = 0;
     let mut oracle_price: i64 = 150;
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
@@ -75,7 +81,7 @@ async fn random_trading_keeps_every_invariant() {
 
     for _ in 0..steps {
         let user = &traders[rng.below(traders.len() as u64) as usize];
-        match rng.below(100) {
+        match rng.below(118) {
             0..=54 => {
                 let types = [
                     OrderType::Limit,
@@ -91,7 +97,13 @@ async fn random_trading_keeps_every_invariant() {
                     SelfTradeBehavior::AbortTransaction,
                 ];
                 let center = oracle_price as u64 * 100;
-                let max_lots = if rng.chance(5) { 5_000 } else { 60 };
+                // Now and then an order near a trader's whole margin, so
+                // that the oracle's jumps leave some under maintenance.
+                let max_lots = match rng.below(100) {
+                    0..=4 => 5_000,
+                    5..=19 => 1_500,
+                    _ => 60,
+                };
                 let now = h.now().await as u64;
                 let args = PlaceOrderArgs {
                     side: if rng.chance(50) {
@@ -157,7 +169,7 @@ async fn random_trading_keeps_every_invariant() {
                 record("consume_events", result);
             }
             82..=87 => {
-                oracle_price = (oracle_price + rng.below(7) as i64 - 3).clamp(120, 180);
+                oracle_price = (oracle_price + rng.below(7) as i64 - 3).clamp(90, 220);
                 h.chain.advance_clock(rng.below(20) as i64).await;
                 h.set_oracle_price(&market, oracle_price).await;
                 if rng.chance(20) {
@@ -214,11 +226,105 @@ async fn random_trading_keeps_every_invariant() {
                 let result = h.attempt("deposit", &[deposit], &[&user.key]).await;
                 record("deposit", result);
             }
-            _ => {
+            97..=99 => {
                 let result = h
                     .attempt("sweep_fees", &[ix::sweep_fees(&market.market)], &[])
                     .await;
                 record("sweep_fees", result);
+            }
+            100..=103 => {
+                // Minutes pass: the oracle is refreshed (it goes stale after
+                // 60 s), funding is updated and one trader settles it.
+                h.chain.advance_clock(60 + rng.below(600) as i64).await;
+                h.set_oracle_price(&market, oracle_price).await;
+                let result = h
+                    .attempt("update_funding", &[ix::update_funding(&market)], &[])
+                    .await;
+                record("update_funding", result);
+                let settle = ix::settle_funding(&market.market, &user.margin_account);
+                let result = h.attempt("settle_funding", &[settle], &[]).await;
+                record("settle_funding", result);
+            }
+            104..=108 => {
+                let max_base_lots = if rng.chance(50) {
+                    u64::MAX
+                } else {
+                    1 + rng.below(200)
+                };
+                let liquidate = h
+                    .liquidate_ix(&liquidator, &user.margin_account, &market, max_base_lots)
+                    .await;
+                let result = h
+                    .attempt("liquidate", &[liquidate], &[&liquidator.key])
+                    .await;
+                record("liquidate", result);
+            }
+            109..=110 => {
+                let settle = ix::settle_bankruptcy(&user.margin_account, &market);
+                let result = h.attempt("settle_bankruptcy", &[settle], &[]).await;
+                record("settle_bankruptcy", result);
+            }
+            111..=112 => {
+                // A jump of 5% to 15% either way.
+                let jump = oracle_price * (5 + rng.below(11) as i64) / 100;
+                let signed = if rng.chance(50) { jump } else { -jump };
+                oracle_price = (oracle_price + signed).clamp(90, 220);
+                h.chain.advance_clock(1).await;
+                h.set_oracle_price(&market, oracle_price).await;
+            }
+            113..=116 => {
+                // Two traders open opposite positions on most of the smaller
+                // one's margin: a later jump leaves one under maintenance.
+                let other = &traders[rng.below(traders.len() as u64) as usize];
+                if other.margin_account == user.margin_account {
+                    continue;
+                }
+                let headroom = h
+                    .health_preview(&user.margin_account)
+                    .await
+                    .initial
+                    .min(h.health_preview(&other.margin_account).await.initial);
+                // A lot (0.01 SOL) needs 10% of its notional as initial margin.
+                let margin_per_lot = oracle_price * 1_000;
+                let lots = (headroom.to_num::<i64>() * 8 / 10) / margin_per_lot;
+                if lots <= 0 {
+                    continue;
+                }
+                let (maker_side, taker_side) = if rng.chance(50) {
+                    (OrderSide::Ask, OrderSide::Bid)
+                } else {
+                    (OrderSide::Bid, OrderSide::Ask)
+                };
+                let price = oracle_price as u64 * 100;
+                let lots = lots as u64;
+                let make = h
+                    .place_ix(
+                        other,
+                        &market,
+                        order(maker_side, OrderType::Limit, price, lots),
+                    )
+                    .await;
+                let result = h.attempt("lever up", &[make], &[&other.key]).await;
+                record("lever up (maker)", result);
+                let take = h
+                    .place_ix(
+                        user,
+                        &market,
+                        order(taker_side, OrderType::ImmediateOrCancel, price, lots),
+                    )
+                    .await;
+                let result = h.attempt("lever up", &[take], &[&user.key]).await;
+                record("lever up (taker)", result);
+            }
+            _ => {
+                let stake = ix::stake(
+                    &staker.pubkey(),
+                    &staker.margin_account,
+                    &staker.token_account,
+                    1 + rng.below(100 * ONE_TOKEN),
+                );
+                let result = h.attempt("stake", &[stake], &[&staker.key]).await;
+                record("stake", result);
             }
         }
     }
@@ -235,6 +341,9 @@ async fn random_trading_keeps_every_invariant() {
         "consume_events: ok",
         "cancel: ok",
         "withdraw: ok",
+        "update_funding: ok",
+        "liquidate: ok",
+        "settle_bankruptcy: ok",
     ] {
         assert!(
             outcomes.get(needed).copied().unwrap_or(0) > 0,
