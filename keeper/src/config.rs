@@ -51,6 +51,28 @@ pub struct LiquidatorConfig {
     /// The keypair's margin account that takes liquidated positions; it must
     /// exist and hold enough collateral to stay above initial health.
     pub sub_account_index: u16,
+    /// Close the positions taken over with reduce-only market orders.
+    #[serde(default = "LiquidatorConfig::default_unwind")]
+    pub unwind: bool,
+    /// The worst price those orders accept, in basis points from the oracle
+    /// (the market's price band caps it as well).
+    #[serde(default = "LiquidatorConfig::default_unwind_slippage_bps")]
+    pub unwind_slippage_bps: u32,
+}
+
+impl LiquidatorConfig {
+    fn default_unwind() -> bool {
+        true
+    }
+
+    fn default_unwind_slippage_bps() -> u32 {
+        100
+    }
+
+    /// The slippage to unwind with, or `None` to hold the positions.
+    pub fn unwind_slippage_bps(&self) -> Option<u32> {
+        self.unwind.then_some(self.unwind_slippage_bps)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +215,14 @@ impl Config {
                 "must be at least intervals.backoff_ms, which must be positive",
             ));
         }
+        if let Some(l) = &self.liquidator {
+            if !(1..=5_000).contains(&l.unwind_slippage_bps) {
+                return Err(at(
+                    "liquidator.unwind_slippage_bps",
+                    "must be between 1 and 5000 (50%)",
+                ));
+            }
+        }
         let t = &self.transactions;
         if !(1_000..=MAX_TRANSACTION_COMPUTE_UNITS).contains(&t.max_compute_units) {
             return Err(at(
@@ -332,6 +362,19 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
         );
         assert_eq!(example.server.listen, defaults.server.listen);
         assert_eq!(example.intervals.cycle_ms, 1_000);
+        let unwind = |c: &Config| c.liquidator.as_ref().unwrap().unwind_slippage_bps();
+        assert_eq!(unwind(&example), unwind(&defaults));
+        assert_eq!(unwind(&defaults), Some(100));
+    }
+
+    #[test]
+    fn the_liquidator_can_hold_what_it_takes_over() {
+        let holding = GOOD.replace(
+            "sub_account_index = 0",
+            "sub_account_index = 0\nunwind = false",
+        );
+        let config = Config::parse(&holding).unwrap();
+        assert_eq!(config.liquidator.unwrap().unwind_slippage_bps(), None);
     }
 
     #[test]
@@ -381,6 +424,16 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
                 "`market[0].primary_oracle`",
             ),
             ("\nindex = 0", "\nindex = 70000", "`market[0].index`"),
+            (
+                "sub_account_index = 0",
+                "sub_account_index = 0\nunwind_slippage_bps = 0",
+                "`liquidator.unwind_slippage_bps`",
+            ),
+            (
+                "sub_account_index = 0",
+                "sub_account_index = 0\nunwind_slippage_bps = 5001",
+                "`liquidator.unwind_slippage_bps`",
+            ),
         ] {
             let error = error_of(&GOOD.replace(from, to));
             assert!(error.starts_with(key), "{key}: {error}");

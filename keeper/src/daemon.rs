@@ -151,6 +151,7 @@ pub async fn run(
     let liquidator = config.liquidator.as_ref().map(|l| Liquidator {
         margin_account: pda::margin_account(&pda::exchange(), &owner, l.sub_account_index),
         authority: keypair.insecure_clone(),
+        unwind_slippage_bps: l.unwind_slippage_bps(),
     });
     let mut keeper = Keeper::new(markets, liquidator);
     keeper.metrics = metrics;
@@ -177,6 +178,7 @@ pub async fn run(
                     events = report.events_consumed,
                     funding = report.funding_updates,
                     liquidations = report.liquidations.len(),
+                    unwinds = report.unwinds.len(),
                     liquidatable = report.liquidatable.len(),
                     bankruptcies = report.bankruptcies_settled.len(),
                     races = report.races,

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub events_consumed: AtomicU64,
     pub funding_updates: AtomicU64,
     pub liquidations: AtomicU64,
+    pub unwinds: AtomicU64,
     pub bankruptcies_settled: AtomicU64,
     /// Refusals because another keeper got there first.
     pub races: AtomicU64,
@@ -34,6 +35,7 @@ impl Metrics {
         add(&self.events_consumed, report.events_consumed);
         add(&self.funding_updates, report.funding_updates);
         add(&self.liquidations, report.liquidations.len() as u64);
+        add(&self.unwinds, report.unwinds.len() as u64);
         add(
             &self.bankruptcies_settled,
             report.bankruptcies_settled.len() as u64,
@@ -91,6 +93,11 @@ impl Metrics {
                 "kestrel_keeper_liquidations_total",
                 "Liquidations landed",
                 &self.liquidations,
+            ),
+            (
+                "kestrel_keeper_unwinds_total",
+                "Liquidator orders that closed some of a position taken over",
+                &self.unwinds,
             ),
             (
                 "kestrel_keeper_bankruptcies_settled_total",

@@ -35,6 +35,47 @@ pub struct MarketSnapshot {
     pub fallback: Option<FetchedFeed>,
 }
 
+impl MarketSnapshot {
+    /// The price the program would use now (native quote per native base),
+    /// or why it would refuse the feeds.
+    pub fn oracle_price(
+        &self,
+        quote_decimals: u8,
+        now: i64,
+        slot: u64,
+    ) -> Result<I80F48, PreviewError> {
+        let index = self.market.market_index;
+        let price = oracle::market_price_of(
+            &self.market,
+            quote_decimals,
+            self.primary.view(),
+            self.fallback.as_ref().map(FetchedFeed::view),
+            now,
+            slot,
+        )
+        .map_err(|e| PreviewError::Oracle(index, e))?
+        .map_err(|e: OracleError| PreviewError::Oracle(index, e.into()))?;
+        Ok(price.price)
+    }
+
+    /// [`Self::oracle_price`] in ticks (quote lots per base lot), unrounded:
+    /// the centre of the band `place_order` admits fills in.
+    pub fn oracle_ticks(
+        &self,
+        quote_decimals: u8,
+        now: i64,
+        slot: u64,
+    ) -> Result<I80F48, PreviewError> {
+        let price = self.oracle_price(quote_decimals, now, slot)?;
+        kestrel::engine::perp::price_in_ticks(
+            price,
+            self.market.base_lot_size,
+            self.market.quote_lot_size,
+        )
+        .ok_or(PreviewError::Overflow)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Health {
     /// Gates new risk (orders, withdrawals): must stay >= 0.
@@ -71,17 +112,8 @@ pub fn preview(
             .iter()
             .find(|m| m.market.market_index == index)
             .ok_or(PreviewError::MissingMarket(index))?;
-        let price = oracle::market_price_of(
-            &snapshot.market,
-            quote_decimals,
-            snapshot.primary.view(),
-            snapshot.fallback.as_ref().map(FetchedFeed::view),
-            now,
-            slot,
-        )
-        .map_err(|e| PreviewError::Oracle(index, e))?
-        .map_err(|e: OracleError| PreviewError::Oracle(index, e.into()))?;
-        let exposure = kestrel::health::exposure(position, &snapshot.market, price.price)
+        let price = snapshot.oracle_price(quote_decimals, now, slot)?;
+        let exposure = kestrel::health::exposure(position, &snapshot.market, price)
             .map_err(|_| PreviewError::Overflow)?;
         exposures.push(exposure);
     }

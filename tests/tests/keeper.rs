@@ -16,6 +16,7 @@ fn keeper_for(h: &Harness, liquidator: Option<&User>) -> Keeper {
         liquidator.map(|user| Liquidator {
             authority: user.key.insecure_clone(),
             margin_account: user.margin_account,
+            unwind_slippage_bps: None,
         }),
     )
 }
@@ -306,4 +307,66 @@ async fn work_in_a_market_the_keeper_does_not_watch_is_reported_not_failed() {
     assert_eq!(report.liquidations.len(), 1);
     h.check_invariants("after the liquidation by the configured keeper")
         .await;
+}
+
+/// With unwinding on, the liquidator sells what it took over to the book,
+/// never further than its slippage from the oracle: a bid below that limit
+/// is left alone (nothing fills, nothing fails) and the position waits; a
+/// bid within it takes the whole position in the next cycle.
+#[tokio::test]
+async fn the_liquidator_unwinds_within_its_slippage_of_the_oracle() {
+    let Leveraged {
+        mut h,
+        market,
+        bob: _,
+        carol,
+    } = leveraged_long().await;
+    let mut keeper = keeper_for(&h, Some(&carol));
+    if let Some(liquidator) = keeper.liquidator.as_mut() {
+        liquidator.unwind_slippage_bps = Some(100);
+    }
+    keeper.run_cycle(&mut h.chain).await.unwrap();
+    let erin = h.user(5_000 * ONE_TOKEN).await;
+    h.deposit(&erin, 5_000 * ONE_TOKEN).await;
+    // Oracle 138.00: a sale may go no lower than 136.62. Erin bids 136.00.
+    h.set_oracle_price(&market, 138).await;
+    let low_bid = order(OrderSide::Bid, OrderType::Limit, 13_600, 1_000);
+    h.place(&erin, &market, low_bid).await;
+
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.liquidations.len(), 1, "{report:?}");
+    let taken = 600 - report.liquidations[0].base_lots_after;
+    assert!(report.unwinds.is_empty(), "{report:?}");
+    let held = h.margin_account(&carol.margin_account).await;
+    assert_eq!(held.position(0).map(|p| p.base_lots), Some(taken));
+
+    // Erin bids 137.50, inside the limit: the next cycle sells it all there.
+    let good_bid = order(OrderSide::Bid, OrderType::Limit, 13_750, 1_000);
+    h.place(&erin, &market, good_bid).await;
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.unwinds,
+        vec![kestrel_keeper::cranks::Unwind {
+            market_index: 0,
+            base_lots_before: taken,
+            base_lots_after: 0,
+        }]
+    );
+    let flat = h.margin_account(&carol.margin_account).await;
+    assert_eq!(flat.position(0).map_or(0, |p| p.base_lots), 0);
+    let metrics = keeper.metrics.render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "kestrel_keeper_unwinds_total 1"),
+        "{metrics}"
+    );
+    // Erin's fill reaches her account at the next crank.
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert_eq!(report.events_consumed, 1, "{report:?}");
+    let erin_state = h.margin_account(&erin.margin_account).await;
+    assert_eq!(erin_state.position(0).map(|p| p.base_lots), Some(taken));
+    h.check_invariants("after the unwind").await;
 }

@@ -5,6 +5,7 @@ mod bankruptcy;
 mod consume;
 mod funding;
 mod liquidation;
+mod unwind;
 
 use std::sync::Arc;
 
@@ -18,12 +19,16 @@ use crate::metrics::Metrics;
 
 pub use consume::MAX_MAKERS_PER_CRANK;
 pub use liquidation::Liquidation;
+pub use unwind::{unwind_limit, Unwind, UNWIND_CLIENT_ORDER_ID};
 
 /// The keeper's own margin account: it takes over liquidated positions (and
 /// must keep initial health) and collects the crank reward.
 pub struct Liquidator {
     pub authority: Keypair,
     pub margin_account: Pubkey,
+    /// Close the positions taken over with reduce-only market orders no
+    /// further than this from the oracle; `None` holds them.
+    pub unwind_slippage_bps: Option<u32>,
 }
 
 /// What the keeper does and how much per transaction.
@@ -50,6 +55,8 @@ pub struct CycleReport {
     pub events_consumed: u64,
     pub funding_updates: u64,
     pub liquidations: Vec<Liquidation>,
+    /// The liquidator's orders closing positions it took over.
+    pub unwinds: Vec<Unwind>,
     /// Accounts under maintenance health found this cycle.
     pub liquidatable: Vec<Pubkey>,
     pub bankruptcies_settled: Vec<Pubkey>,
@@ -95,7 +102,7 @@ impl Keeper {
 
     /// One pass over every job: consume events, update funding that is due,
     /// liquidate accounts under maintenance health (largest shortfall
-    /// first), settle bankruptcies. Returns an error only when the chain
+    /// first), unwind what the liquidator took over, settle bankruptcies. Returns an error only when the chain
     /// cannot be read; refused transactions are in the report.
     pub async fn run_cycle(&self, chain: &mut impl Chain) -> Result<CycleReport, ChainError> {
         let mut report = CycleReport::default();
@@ -105,6 +112,7 @@ impl Keeper {
             funding::run(self, chain, market, now, &mut report).await?;
         }
         liquidation::run(self, chain, &mut report).await?;
+        unwind::run(self, chain, &mut report).await?;
         bankruptcy::run(self, chain, &mut report).await?;
         self.metrics.record_cycle(&report, now);
         Ok(report)

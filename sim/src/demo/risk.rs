@@ -202,6 +202,8 @@ pub(super) async fn run(demo: &mut Demo) {
         Some(Liquidator {
             authority: keeper_key,
             margin_account: demo.traders[operator].margin_account,
+            // The demo reports the position the liquidator takes over.
+            unwind_slippage_bps: None,
         }),
     );
     keeper.funding_interval_seconds = 600;
