@@ -130,6 +130,7 @@ mod tests {
                 self_trade: SelfTradeBehavior::DecrementTake,
                 match_limit: 8,
                 maker_fee_bps: 0,
+                band: None,
             };
             book.place_order(&order, seq as u64, 10, &mut queue)
                 .unwrap();

@@ -424,8 +424,12 @@ async fn market_status_and_the_pause_flag_gate_new_orders() {
     .await;
 }
 
+/// Fills happen only within 5% of the oracle. After a move, a stale order
+/// beyond the band cannot trade, and the first taker to reach it takes it off
+/// the book (its reservation is released at the crank) instead of being
+/// refused: otherwise one stale order would block a whole side of the book.
 #[tokio::test]
-async fn fills_outside_the_price_band_are_refused() {
+async fn fills_happen_only_inside_the_price_band() {
     let mut t = setup().await;
     let bob = t_user(&t.bob);
     // The band is 5%: 14,250..=15,750 ticks.
@@ -449,31 +453,44 @@ async fn fills_outside_the_price_band_are_refused() {
     t.h.place(&alice, &t.market, order(ASK, OrderType::Limit, 15_750, 10))
         .await;
     // The oracle rises to 160 (band 15,200..=16,800): Alice's ask at 15,000
-    // is stale, and nobody may fill it.
+    // is stale. Bob's buy takes it off the book and fills at 15,750 behind it.
     let (pyth, sb) = (t.market.primary_oracle, t.market.fallback_oracle.unwrap());
     t.h.set_pyth(&pyth, 16_000_000_000, 1_000_000, 0).await;
     t.h.set_switchboard(&sb, 160 * 10i128.pow(18), 0).await;
-    refused_order(
-        &mut t,
+    t.h.place(
         &bob,
+        &t.market,
         order(BID, OrderType::ImmediateOrCancel, 16_000, 20),
-        code(KestrelError::PriceOutsideBand),
     )
     .await;
-    // Alice cancels it; a market buy "at any price" is held to the band.
-    let cancel = ix::cancel_all(&alice.pubkey(), &alice.margin_account, &t.market, None, 1);
-    t.h.ok("cancel_all", &[cancel], &[&alice.key]).await;
+    let position =
+        |account: &kestrel::state::MarginAccount| account.position(0).map(|p| p.base_lots);
+    let bob_state = t.h.margin_account(&bob.margin_account).await;
+    assert_eq!(
+        position(&bob_state),
+        Some(10),
+        "only the ask at 15,750 filled"
+    );
+    assert_eq!(
+        t.h.pending_events(&t.market).await,
+        2,
+        "the stale ask out, the fill"
+    );
+    t.h.crank(&t.market, 8).await;
+    let alice_state = t.h.margin_account(&alice.margin_account).await;
+    assert_eq!(position(&alice_state), Some(-10));
+    assert!(
+        alice_state.open_orders.iter().all(|o| o.in_use == 0),
+        "the stale ask is gone and its reservation released"
+    );
+    // A market buy "at any price" is held to the band: an ask at 16,900 is
+    // beyond 16,800 and not reached.
+    t.h.place(&alice, &t.market, order(ASK, OrderType::Limit, 16_900, 10))
+        .await;
     t.h.place(&bob, &t.market, order(BID, OrderType::Market, u64::MAX, 20))
         .await;
-    let position =
-        *t.h.margin_account(&bob.margin_account)
-            .await
-            .position(0)
-            .unwrap();
-    assert_eq!(
-        position.base_lots, 10,
-        "only the ask at 15,750 was in the band"
-    );
+    let bob_state = t.h.margin_account(&bob.margin_account).await;
+    assert_eq!(position(&bob_state), Some(10));
 }
 
 #[tokio::test]

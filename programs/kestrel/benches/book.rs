@@ -55,6 +55,7 @@ fn order(side: Side, order_type: OrderType, price: u64, quantity: u64, owner: u8
         self_trade: SelfTradeBehavior::DecrementTake,
         match_limit: 255,
         maker_fee_bps: 0,
+        band: None,
     }
 }
 

@@ -54,6 +54,13 @@ fn decode(data: &[u8]) -> Vec<Op> {
                 self_trade: SELF_TRADE[b.next(3)? as usize],
                 expires_in: u64::from(b.next(4)?),
                 match_limit: usize::from(b.next(7)?),
+                band: match b.next(8)? {
+                    0..=3 => None,
+                    low => {
+                        let low = u64::from(low) + u64::from(b.next(9)?);
+                        Some((low, low + u64::from(b.next(7)?)))
+                    }
+                },
             },
             8 | 9 => Op::Cancel {
                 side: b.side()?,

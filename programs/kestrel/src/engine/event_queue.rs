@@ -42,6 +42,9 @@ pub enum OutReason {
     SelfTrade = 2,
     /// Pushed out of a full side by a better order.
     Evicted = 3,
+    /// Reached by a taker while priced outside the oracle band: it could
+    /// not trade, and left resting it would block the orders behind it.
+    OutsideBand = 4,
 }
 
 /// A maker's order traded with a taker. The taker settled in its own

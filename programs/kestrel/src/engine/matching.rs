@@ -2,7 +2,7 @@
 //!
 //! A taking order is matched in two phases. The *plan* walks the opposite side
 //! read-only and decides everything: which makers fill and by how much, which
-//! expired or self-trading makers leave, whether the rest rests, and any
+//! expired, out-of-band or self-trading makers leave, whether the rest rests, and any
 //! refusal (post-only crossing, fill-or-kill short, self-trade abort, quote
 //! overflow, no room in the event queue). Only then does *apply* change the
 //! book and push exactly the planned events. A refused order changes nothing.
@@ -10,6 +10,7 @@ use super::book_side::BookSide;
 use super::error::EngineError;
 use super::event_queue::{AnyEvent, EventQueue, EventType, FillEvent, OutEvent, OutReason};
 use super::node::*;
+use super::perp::PriceBand;
 use crate::units::{BaseLots, QuoteLots, Ticks};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,11 @@ pub struct NewOrder {
     pub match_limit: usize,
     /// Copied into every fill event for the maker's settlement.
     pub maker_fee_bps: i32,
+    /// Where fills may happen (around the oracle); `None` when no price is
+    /// known. A resting order outside it that this order reaches is taken
+    /// off the book like an expired one: after a fast move, stale orders
+    /// beyond the band would otherwise block every taker on that side.
+    pub band: Option<PriceBand>,
 }
 
 /// What placing an order did.
@@ -160,8 +166,14 @@ impl<'a> Orderbook<'a> {
                 if !order.side.crosses(price, maker_price) || remaining.is_zero() {
                     break;
                 }
-                let expired = maker.is_expired(now);
-                if order.order_type.is_post_only() && !expired {
+                let stale = if maker.is_expired(now) {
+                    Some(OutReason::Expired)
+                } else if order.band.is_some_and(|band| !band.contains(maker_price)) {
+                    Some(OutReason::OutsideBand)
+                } else {
+                    None
+                };
+                if order.order_type.is_post_only() && stale.is_none() {
                     if order.order_type == OrderType::PostOnly {
                         return Err(EngineError::PostOnlyWouldCross);
                     }
@@ -172,11 +184,11 @@ impl<'a> Orderbook<'a> {
                     still_crossing = true;
                     break;
                 }
-                if expired {
+                if let Some(reason) = stale {
                     actions.push(Action::Out {
                         index,
                         quantity: maker.quantity,
-                        reason: OutReason::Expired,
+                        reason,
                     });
                     continue;
                 }
@@ -466,6 +478,7 @@ mod tests {
             self_trade: SelfTradeBehavior::DecrementTake,
             maker_fee_bps: 0,
             match_limit: 32,
+            band: None,
         }
     }
 
@@ -685,6 +698,54 @@ mod tests {
         let mut late = order(Side::Bid, OrderType::Limit, 5, 1, BOB);
         late.expiry = 105;
         assert_eq!(f.place(late), Err(EngineError::OrderAlreadyExpired));
+    }
+
+    /// After a fast move: bids at 20 and 19 lie above a band of [10, 15].
+    /// A sell takes them off the book (no fill outside the band) and trades
+    /// with the bid inside it; a post-only ask removes them too and rests.
+    #[test]
+    fn makers_outside_the_band_are_removed_not_filled() {
+        let band = Some(PriceBand {
+            low: Ticks(10),
+            high: Ticks(15),
+        });
+        let mut f = Fixture::new(8, 16);
+        f.rest(Side::Bid, 20, 3, ALICE);
+        f.rest(Side::Bid, 19, 1, CAROL);
+        f.rest(Side::Bid, 14, 5, CAROL);
+        let mut sell = order(Side::Ask, OrderType::Market, 12, 4, BOB);
+        sell.band = band;
+        let r = f.place(sell).unwrap();
+        assert_eq!((r.filled, r.filled_quote), (BaseLots(4), QuoteLots(56)));
+        assert_eq!(
+            f.drain(),
+            vec![
+                ("out", OutReason::OutsideBand as u64, 3, ALICE, 1),
+                ("out", OutReason::OutsideBand as u64, 1, CAROL, 1),
+                ("fill", 14, 4, CAROL, 0)
+            ]
+        );
+        assert_eq!(f.side(Side::Bid), vec![(14, 1, CAROL)]);
+
+        // Without a band (no oracle price) nothing is removed.
+        f.rest(Side::Bid, 20, 2, ALICE);
+        let mut blind = order(Side::Ask, OrderType::ImmediateOrCancel, 20, 1, BOB);
+        blind.band = None;
+        f.place(blind).unwrap();
+        assert_eq!(f.drain(), vec![("fill", 20, 1, ALICE, 0)]);
+
+        let mut post = order(Side::Ask, OrderType::PostOnly, 15, 2, BOB);
+        post.band = band;
+        let r = f.place(post).unwrap();
+        assert_eq!((r.filled, r.posted), (BaseLots(0), BaseLots(2)));
+        assert_eq!(
+            f.drain(),
+            vec![("out", OutReason::OutsideBand as u64, 1, ALICE, 1)]
+        );
+        // The in-band bid at 14 still refuses a post-only ask at 14, as always.
+        let mut crossing = order(Side::Ask, OrderType::PostOnly, 14, 1, BOB);
+        crossing.band = band;
+        assert_eq!(f.place(crossing), Err(EngineError::PostOnlyWouldCross));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::error::EngineError;
 use super::event_queue::{Event, EventQueue, OutReason};
 use super::matching::{NewOrder, OrderType, Orderbook, PlaceResult, SelfTradeBehavior};
 use super::node::{key_from_parts, key_price, order_key, LeafNode, Owner, Side};
+use super::perp::PriceBand;
 use crate::units::{BaseLots, QuoteLots, Ticks};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +164,11 @@ impl Model {
                 break;
             }
             let expired = maker.expiry != 0 && now >= maker.expiry;
-            if post_only && !expired {
+            let outside_band = match o.band {
+                Some(band) => maker_price < band.low.0 || maker_price > band.high.0,
+                None => false,
+            };
+            if post_only && !expired && !outside_band {
                 if o.order_type == OrderType::PostOnly {
                     return Err(EngineError::PostOnlyWouldCross);
                 }
@@ -195,8 +200,13 @@ impl Model {
                 reason: reason as u8,
                 order_gone: gone,
             };
-            if expired {
-                events.push(out(maker.quantity, OutReason::Expired, true));
+            if expired || outside_band {
+                let reason = if expired {
+                    OutReason::Expired
+                } else {
+                    OutReason::OutsideBand
+                };
+                events.push(out(maker.quantity, reason, true));
                 self.book(maker_side).remove(&maker.key);
                 continue;
             }
@@ -423,6 +433,8 @@ pub enum Op {
         self_trade: SelfTradeBehavior,
         expires_in: u64,
         match_limit: usize,
+        /// The fill band as (low, high) ticks.
+        band: Option<(u64, u64)>,
     },
     Cancel {
         side: Side,
@@ -521,6 +533,7 @@ pub fn run_differential(ops: &[Op]) -> Result<(), String> {
                 self_trade,
                 expires_in,
                 match_limit,
+                band,
             } => {
                 let order = NewOrder {
                     side,
@@ -535,6 +548,10 @@ pub fn run_differential(ops: &[Op]) -> Result<(), String> {
                     self_trade,
                     match_limit,
                     maker_fee_bps: -1,
+                    band: band.map(|(low, high)| PriceBand {
+                        low: Ticks(low),
+                        high: Ticks(high),
+                    }),
                 };
                 seq += 1;
                 let got = book.place_order(&order, seq, now, &mut queue);

@@ -11,6 +11,15 @@ fn side() -> impl Strategy<Value = Side> {
     prop_oneof![Just(Side::Bid), Just(Side::Ask)]
 }
 
+/// No band (no oracle price) half the time, else a narrow one inside the
+/// price range orders use, so makers outside it are common.
+fn band() -> impl Strategy<Value = Option<(u64, u64)>> {
+    prop_oneof![
+        Just(None),
+        (1u64..=12, 0u64..=6).prop_map(|(low, width)| Some((low, low + width))),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let order_type = prop_oneof![
         4 => Just(OrderType::Limit),
@@ -26,9 +35,9 @@ fn op() -> impl Strategy<Value = Op> {
         Just(SelfTradeBehavior::AbortTransaction),
     ];
     prop_oneof![
-        8 => (side(), order_type, 1u64..=12, 1u64..=6, 0u8..3, 0u64..6, self_trade, 0u64..=3, 0usize..=6).prop_map(
-            |(side, order_type, price, quantity, owner, client_order_id, self_trade, expires_in, match_limit)| {
-                Op::Place { side, order_type, price, quantity, owner, client_order_id, self_trade, expires_in, match_limit }
+        8 => (side(), order_type, 1u64..=12, 1u64..=6, 0u8..3, 0u64..6, self_trade, 0u64..=3, 0usize..=6, band()).prop_map(
+            |(side, order_type, price, quantity, owner, client_order_id, self_trade, expires_in, match_limit, band)| {
+                Op::Place { side, order_type, price, quantity, owner, client_order_id, self_trade, expires_in, match_limit, band }
             }
         ),
         2 => (side(), any::<usize>(), 0u8..3).prop_map(|(side, pick, owner)| Op::Cancel { side, pick, owner }),

@@ -211,6 +211,7 @@ pub fn place_order<'info>(
         self_trade: args.self_trade.into(),
         match_limit: usize::from(market.max_fills_per_order),
         maker_fee_bps: market.maker_fee_bps,
+        band,
     };
     let mut bids = accounts.bids.load_mut()?;
     let mut asks = accounts.asks.load_mut()?;
@@ -225,8 +226,9 @@ pub fn place_order<'info>(
     };
     let result = book.place_order(&order, seq, now, &mut queue)?;
 
-    // Every fill must lie in the band, and each maker rebate is reserved out
-    // of the fees now, so the crank can always pay it.
+    // Every fill lies in the band (the engine takes makers outside it off the
+    // book; checked again here as a guard), and each maker rebate is reserved
+    // out of the fees now, so the crank can always pay it.
     let mut rebates = 0u64;
     for event in queue.newest(result.events as usize) {
         if let Some(Event::Fill(fill)) = event.decode() {
