@@ -1,5 +1,5 @@
 //! A market maker's first steps: read the book, bid one tick above the best
-//! bid, cancel. The same function runs over RPC (below) and, in the tests,
+//! bid that can still trade (inside the oracle band), cancel. The same function runs over RPC (below) and, in the tests,
 //! on the in-process chain.
 //!
 //! cargo run -p kestrel-sdk --example place_and_cancel -- \
@@ -9,7 +9,7 @@ use kestrel_sdk::client::Chain;
 use kestrel_sdk::{ix, pda};
 use solana_sdk::{signature::Keypair, signer::Signer};
 
-/// Bids 1 lot one tick above the best bid of `market`, then cancels it;
+/// Bids 1 lot one tick above the best tradeable bid of `market`, then cancels it;
 /// returns the price it bid. The trader's margin account 0 must hold collateral.
 pub async fn place_and_cancel(
     chain: &mut impl Chain,
@@ -18,7 +18,8 @@ pub async fn place_and_cancel(
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let account = pda::margin_account(&pda::exchange(), &trader.pubkey(), 0);
     let view = chain.fetch_market(market).await?;
-    let (best_bid, _) = view.best_prices(chain.clock().await?.unix_timestamp);
+    let decimals = chain.exchange().await?.collateral_decimals;
+    let (best_bid, _) = view.tradeable_prices(decimals, &chain.clock().await?)?;
     let price = best_bid.ok_or("no bid to improve on")?.0 + 1;
     let order = ix::order_args(OrderSide::Bid, OrderType::PostOnly, price, 1, 42);
     let positions = chain.margin_account(&account).await?;

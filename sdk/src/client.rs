@@ -16,7 +16,7 @@ use solana_sdk::transaction::TransactionError;
 
 use crate::book::BookSideView;
 use crate::decode::{self, DecodeError};
-use crate::health::{FetchedFeed, MarketSnapshot};
+use crate::health::{FetchedFeed, MarketSnapshot, PreviewError};
 use crate::ix::MarketAccounts;
 use crate::{errors, events, pda, Pubkey};
 
@@ -136,11 +136,32 @@ pub struct MarketView {
 }
 
 impl MarketView {
-    /// Best bid and best ask, in ticks, among orders live at `now` (unix time).
+    /// Best bid and best ask, in ticks, among orders live at `now` (unix
+    /// time), whatever the oracle says.
     pub fn best_prices(&self, now: i64) -> (Option<Ticks>, Option<Ticks>) {
         let now = u64::try_from(now).ok();
         let best = |side: &BookSideView| side.l3(now).next().map(|o| o.price);
         (best(&self.bids), best(&self.asks))
+    }
+
+    /// Best bid and best ask a taker could trade with at `clock`: live, and
+    /// inside the oracle band (after a fast move, stale quotes beyond it
+    /// still rest but can never fill).
+    pub fn tradeable_prices(
+        &self,
+        quote_decimals: u8,
+        clock: &ChainClock,
+    ) -> Result<(Option<Ticks>, Option<Ticks>), PreviewError> {
+        let band = self
+            .snapshot
+            .price_band(quote_decimals, clock.unix_timestamp, clock.slot)?;
+        let now = u64::try_from(clock.unix_timestamp).ok();
+        let best = |side: &BookSideView| {
+            side.l3(now)
+                .find(|o| band.contains(o.price))
+                .map(|o| o.price)
+        };
+        Ok((best(&self.bids), best(&self.asks)))
     }
 }
 

@@ -2,6 +2,7 @@
 //! fetched accounts, so a bot knows before sending whether an order or a
 //! withdrawal would pass, and a keeper which accounts are liquidatable.
 use fixed::types::I80F48;
+use kestrel::engine::perp::PriceBand;
 use kestrel::engine::risk::{self, HealthKind, PerpExposure};
 use kestrel::error::KestrelError;
 use kestrel::oracle::{self, FeedAccount, OracleError};
@@ -74,6 +75,19 @@ impl MarketSnapshot {
         )
         .ok_or(PreviewError::Overflow)
     }
+
+    /// The prices `place_order` lets trade now: the market's band around
+    /// the oracle. Resting orders outside it never fill; a taker that
+    /// reaches one takes it off the book.
+    pub fn price_band(
+        &self,
+        quote_decimals: u8,
+        now: i64,
+        slot: u64,
+    ) -> Result<PriceBand, PreviewError> {
+        let ticks = self.oracle_ticks(quote_decimals, now, slot)?;
+        PriceBand::around(ticks, self.market.price_band_bps).ok_or(PreviewError::Overflow)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,6 +109,18 @@ pub enum PreviewError {
     Oracle(u16, KestrelError),
     Overflow,
 }
+
+impl std::fmt::Display for PreviewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingMarket(index) => write!(f, "market {index} was not fetched"),
+            Self::Oracle(index, error) => write!(f, "market {index}'s oracle: {error:?}"),
+            Self::Overflow => f.write_str("arithmetic overflow"),
+        }
+    }
+}
+
+impl std::error::Error for PreviewError {}
 
 /// Health of `account` at unix time `now` and `slot`, valuing each position
 /// at its market's oracle price exactly as the program does.

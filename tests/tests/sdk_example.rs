@@ -44,5 +44,19 @@ async fn the_example_bot_places_and_cancels() {
         1,
         "only the other trader's bid rests"
     );
+
+    // The oracle falls to 145 (band 13,775..=15,225): a bid left at 15,700
+    // can never fill, and the bot improves on the best one that can.
+    h.place(
+        &other,
+        &market,
+        order(OrderSide::Bid, OrderType::Limit, 15_700, 10),
+    )
+    .await;
+    h.set_oracle_price(&market, 145).await;
+    let price = example::place_and_cancel(&mut h.chain, &bot.key, &market)
+        .await
+        .expect("the bot runs");
+    assert_eq!(price, 14_901);
     h.check_invariants("after the example bot").await;
 }
