@@ -333,11 +333,17 @@ async fn the_liquidator_unwinds_within_its_slippage_of_the_oracle() {
     let low_bid = order(OrderSide::Bid, OrderType::Limit, 13_600, 1_000);
     h.place(&erin, &market, low_bid).await;
 
+    let seq_before = h.market_state(&market.market).await.seq_num;
     let report = keeper.run_cycle(&mut h.chain).await.unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.liquidations.len(), 1, "{report:?}");
     let taken = 600 - report.liquidations[0].base_lots_after;
     assert!(report.unwinds.is_empty(), "{report:?}");
+    assert_eq!(
+        h.market_state(&market.market).await.seq_num,
+        seq_before,
+        "no order sent: nothing on the book was within the slippage"
+    );
     let held = h.margin_account(&carol.margin_account).await;
     assert_eq!(held.position(0).map(|p| p.base_lots), Some(taken));
 

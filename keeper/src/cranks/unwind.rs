@@ -2,7 +2,7 @@
 //! reduce-only market orders no worse than `unwind_slippage_bps` from the
 //! oracle: the liquidator earns the liquidation fee without carrying the
 //! market risk. What the book cannot absorb within that limit waits for the
-//! next cycle.
+//! next cycle; when nothing on the book is within it, nothing is sent.
 use fixed::types::I80F48;
 use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
 use kestrel_sdk::client::{Chain, ChainError};
@@ -88,18 +88,19 @@ pub(super) async fn run(
         let Some(market) = keeper.market(market_index) else {
             continue; // checked above
         };
-        let snapshot = chain
-            .market_snapshot(market)
+        let view = chain
+            .fetch_market(market)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
-        let oracle_ticks = match snapshot.oracle_ticks(
-            exchange.collateral_decimals,
-            clock.unix_timestamp,
-            clock.slot,
-        ) {
-            Ok(ticks) => ticks,
+        let decimals = exchange.collateral_decimals;
+        let priced = view
+            .snapshot
+            .oracle_ticks(decimals, clock.unix_timestamp, clock.slot)
+            .and_then(|ticks| Ok((ticks, view.tradeable_prices(decimals, &clock)?)));
+        let (oracle_ticks, (best_bid, best_ask)) = match priced {
+            Ok(priced) => priced,
             Err(e) => {
-                tracing::debug!(market_index, ?e, "no usable oracle price; unwind deferred");
+                tracing::debug!(market_index, %e, "no usable oracle price; unwind deferred");
                 continue;
             }
         };
@@ -111,6 +112,18 @@ pub(super) async fn run(
         let Some(price) = unwind_limit(oracle_ticks, side, slippage_bps) else {
             continue;
         };
+        let reachable = match side {
+            OrderSide::Ask => best_bid.is_some_and(|bid| bid.0 >= price),
+            OrderSide::Bid => best_ask.is_some_and(|ask| ask.0 <= price),
+        };
+        if !reachable {
+            tracing::debug!(
+                market_index,
+                price,
+                "no order within the slippage; unwind deferred"
+            );
+            continue;
+        }
         let args = PlaceOrderArgs {
             side,
             order_type: OrderType::Market,
