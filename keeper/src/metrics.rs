@@ -26,6 +26,8 @@ pub struct Metrics {
     pub last_cycle_unix: AtomicI64,
     /// Per market: (pending events, age in seconds of the oldest).
     queues: Mutex<BTreeMap<u16, (u64, i64)>>,
+    /// Per market: the liquidator's position in base lots, as last read.
+    liquidator_positions: Mutex<BTreeMap<u16, i64>>,
 }
 
 impl Metrics {
@@ -62,6 +64,14 @@ impl Metrics {
         let lag = oldest.map_or(0, |t| now.saturating_sub(t as i64).max(0));
         if let Ok(mut queues) = self.queues.lock() {
             queues.insert(market_index, (events.len() as u64, lag));
+        }
+    }
+
+    /// The liquidator's positions as just read; markets it left read 0.
+    pub fn observe_liquidator(&self, positions: &[(u16, i64)]) {
+        if let Ok(mut held) = self.liquidator_positions.lock() {
+            held.values_mut().for_each(|lots| *lots = 0);
+            held.extend(positions.iter().copied());
         }
     }
 
@@ -171,6 +181,19 @@ impl Metrics {
                 );
             }
         }
+        if let Ok(held) = self.liquidator_positions.lock() {
+            gauge(
+                &mut out,
+                "kestrel_keeper_liquidator_position_lots",
+                "The liquidator's position in base lots (market risk the keeper carries)",
+            );
+            for (market, lots) in held.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_liquidator_position_lots{{market=\"{market}\"}} {lots}"
+                );
+            }
+        }
         out
     }
 }
@@ -192,6 +215,8 @@ mod tests {
         metrics.record_cycle(&report, 1_000);
         metrics.record_cycle(&report, 1_010);
         metrics.observe_queue(3, &[], 1_010);
+        metrics.observe_liquidator(&[(0, -5), (3, 7)]);
+        metrics.observe_liquidator(&[(3, 2)]);
         let text = metrics.render();
         for line in [
             "kestrel_keeper_cycles_total 2",
@@ -201,6 +226,8 @@ mod tests {
             "kestrel_keeper_unconfigured_work_total 4",
             "kestrel_keeper_last_cycle_timestamp_seconds 1010",
             "kestrel_keeper_pending_events{market=\"3\"} 0",
+            "kestrel_keeper_liquidator_position_lots{market=\"0\"} 0",
+            "kestrel_keeper_liquidator_position_lots{market=\"3\"} 2",
             "# TYPE kestrel_keeper_liquidations_total counter",
         ] {
             assert!(

@@ -346,6 +346,9 @@ async fn the_liquidator_unwinds_within_its_slippage_of_the_oracle() {
     );
     let held = h.margin_account(&carol.margin_account).await;
     assert_eq!(held.position(0).map(|p| p.base_lots), Some(taken));
+    let gauge = format!("kestrel_keeper_liquidator_position_lots{{market=\"0\"}} {taken}");
+    let metrics = keeper.metrics.render();
+    assert!(metrics.lines().any(|l| l == gauge), "{gauge} in\n{metrics}");
 
     // Erin bids 137.50, inside the limit: the next cycle sells it all there.
     let good_bid = order(OrderSide::Bid, OrderType::Limit, 13_750, 1_000);
@@ -363,12 +366,12 @@ async fn the_liquidator_unwinds_within_its_slippage_of_the_oracle() {
     let flat = h.margin_account(&carol.margin_account).await;
     assert_eq!(flat.position(0).map_or(0, |p| p.base_lots), 0);
     let metrics = keeper.metrics.render();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "kestrel_keeper_unwinds_total 1"),
-        "{metrics}"
-    );
+    for line in [
+        "kestrel_keeper_unwinds_total 1",
+        "kestrel_keeper_liquidator_position_lots{market=\"0\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     // Erin's fill reaches her account at the next crank.
     let report = keeper.run_cycle(&mut h.chain).await.unwrap();
     assert_eq!(report.events_consumed, 1, "{report:?}");

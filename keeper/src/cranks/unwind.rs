@@ -42,6 +42,16 @@ pub fn unwind_limit(oracle_ticks: I80F48, side: OrderSide, slippage_bps: u32) ->
     ticks.checked_to_num::<u64>().map(|t| t.max(1))
 }
 
+/// (market, base lots) of every open position.
+fn held_positions(account: &kestrel_sdk::MarginAccount) -> Vec<(u16, i64)> {
+    account
+        .positions
+        .iter()
+        .filter(|p| p.in_use != 0 && p.base_lots != 0)
+        .map(|p| (p.market_index, p.base_lots))
+        .collect()
+}
+
 pub(super) async fn run(
     keeper: &Keeper,
     chain: &mut impl Chain,
@@ -50,6 +60,12 @@ pub(super) async fn run(
     let Some(liquidator) = &keeper.liquidator else {
         return Ok(());
     };
+    let mut account = chain
+        .margin_account(&liquidator.margin_account)
+        .await
+        .map_err(|e| ChainError(e.to_string()))?;
+    let held = held_positions(&account);
+    keeper.metrics.observe_liquidator(&held);
     let Some(slippage_bps) = liquidator.unwind_slippage_bps else {
         return Ok(());
     };
@@ -60,16 +76,6 @@ pub(super) async fn run(
     if exchange.pause_flags().is_paused(Operation::Trading) {
         return Ok(());
     }
-    let mut account = chain
-        .margin_account(&liquidator.margin_account)
-        .await
-        .map_err(|e| ChainError(e.to_string()))?;
-    let held: Vec<(u16, i64)> = account
-        .positions
-        .iter()
-        .filter(|p| p.in_use != 0 && p.base_lots != 0)
-        .map(|p| (p.market_index, p.base_lots))
-        .collect();
     // Every order's health check names all of the account's markets.
     if let Some(missing) = account
         .positions
@@ -153,6 +159,7 @@ pub(super) async fn run(
             .margin_account(&liquidator.margin_account)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
+        keeper.metrics.observe_liquidator(&held_positions(&account));
         let after = account.position(market_index).map_or(0, |p| p.base_lots);
         if after != base_lots {
             tracing::info!(market_index, before = base_lots, after, price, "unwound");
