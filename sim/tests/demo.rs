@@ -27,13 +27,16 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
         // Bob's 0.075 taker fee less alice's 0.03 rebate and the 0.0001
         // crank reward, swept before the keeper ran.
         "Fee vault 0.044900",
-        "Trades     3 fills",
+        "Trades     4 fills",
         // 500 staked plus 40% of the 2.5% fee on 752 lots at 138.
         "Insurance  510.377600 in the fund",
-        "Keeper     6 cycles, 2 events consumed, 0 races, 0 refusals, 0 bankruptcies",
-        "Vault 11,439.577500 = collateral 11,322.988697",
+        // Once bob bids 137.00 inside the band, the keeper sells the 752
+        // lots it took over; bob's stale 151.00 bid leaves the book unfilled.
+        "Unwinds    1\n  keeper: +752 -> +0 lots in market 0",
+        "Keeper     8 cycles, 4 events consumed, 0 races, 0 refusals, 0 bankruptcies",
+        "Vault 11,439.577500 = collateral 11,341.103826",
         "alice    market 0: -1000 lots",
-        "bob      market 0: +100 lots",
+        "bob      market 0: +852 lots",
         "dave     market 0: +148 lots",
         "Base positions net to 0 lots",
     ] {

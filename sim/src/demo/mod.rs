@@ -24,7 +24,7 @@ use crate::fixtures;
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
-const STEPS: usize = 13;
+const STEPS: usize = 14;
 /// The exchange and markets the demo sets up, applied as migrations.
 pub const MARKETS_TOML: &str = include_str!("../../../migrations/markets.toml");
 
@@ -399,7 +399,8 @@ async fn report(mut demo: Demo) -> Report {
         .collect();
     let mut margin_accounts = Vec::new();
     let mut positions = String::new();
-    let mut funding_paid_by_longs: i128 = 0;
+    // Funding on open positions; a closed one settled its share into collateral.
+    let (mut funding_paid_by_longs, mut funding_received_by_shorts): (i128, i128) = (0, 0);
     for (name, wallet, margin_account) in trader_keys {
         let wallet = demo.chain.token_balance(&wallet).await;
         let collateral = match demo.chain.account(&margin_account).await {
@@ -418,6 +419,7 @@ async fn report(mut demo: Demo) -> Report {
                         format_units(p.funding_paid_native.into()),
                     );
                     funding_paid_by_longs += i128::from(p.funding_paid_native.max(0));
+                    funding_received_by_shorts -= i128::from(p.funding_paid_native.min(0));
                 }
                 let collateral = state.collateral;
                 margin_accounts.push((margin_account, account.data));
@@ -483,13 +485,18 @@ async fn report(mut demo: Demo) -> Report {
     );
     let _ = writeln!(
         text,
-        "Funding    {} paid by longs to shorts ({} updates by the keeper)",
+        "Funding    {} received by open shorts, {} paid by open longs (closed positions settled theirs); {} updates by the keeper",
+        format_units(funding_received_by_shorts),
         format_units(funding_paid_by_longs),
         k.funding_updates
     );
     let _ = writeln!(text, "Liquidations {}", k.liquidations.len());
     for l in &k.liquidations {
         let _ = writeln!(text, "  {l}");
+    }
+    let _ = writeln!(text, "Unwinds    {}", k.unwinds.len());
+    for u in &k.unwinds {
+        let _ = writeln!(text, "  keeper: {u}");
     }
     let _ = writeln!(
         text,

@@ -1,6 +1,8 @@
 //! The demo's second half: the insurance fund, a leveraged long, funding
-//! from a book quoted above the oracle, and an oracle path down to where the
-//! long is liquidatable, with the keeper's crankers cycling after every step.
+//! from a book quoted above the oracle, an oracle path down to where the
+//! long is liquidatable, with the keeper's crankers cycling after every step,
+//! and the keeper unwinding what its liquidator took over once the book
+//! quotes around the new price.
 use kestrel::engine::event_queue::Event;
 use kestrel::instructions::{OrderSide, OrderType};
 use kestrel_keeper::cranks::{CycleReport, Keeper, Liquidator};
@@ -27,6 +29,7 @@ pub struct KeeperTally {
     pub events_consumed: u64,
     pub funding_updates: u64,
     pub liquidations: Vec<String>,
+    pub unwinds: Vec<String>,
     pub bankruptcies: usize,
     pub races: u64,
     pub failures: Vec<String>,
@@ -47,6 +50,12 @@ impl KeeperTally {
                 l.base_lots_before,
                 l.base_lots_after,
                 l.market_index
+            ));
+        }
+        for u in &report.unwinds {
+            self.unwinds.push(format!(
+                "{:+} -> {:+} lots in market {}",
+                u.base_lots_before, u.base_lots_after, u.market_index
             ));
         }
     }
@@ -202,8 +211,7 @@ pub(super) async fn run(demo: &mut Demo) {
         Some(Liquidator {
             authority: keeper_key,
             margin_account: demo.traders[operator].margin_account,
-            // The demo reports the position the liquidator takes over.
-            unwind_slippage_bps: None,
+            unwind_slippage_bps: Some(100),
         }),
     );
     keeper.funding_interval_seconds = 600;
@@ -242,6 +250,29 @@ pub(super) async fn run(demo: &mut Demo) {
         }
         println!("{line}");
     }
+
+    // The only bid left, bob's 151.00, lies outside the band around 138: the
+    // keeper's unwind waited. Bob quotes 137.00; the next cycle sells to it.
+    demo.place(bob, OrderSide::Bid, OrderType::PostOnly, 13_700, 800)
+        .await;
+    demo.progress(
+        "bob bids 137.00 for 8 SOL; the keeper unwinds what it took over, within 1% of the oracle",
+    );
+    let report = demo.keeper_cycle(&keeper).await;
+    for u in &report.unwinds {
+        println!(
+            "      keeper sells {} lots: {:+} -> {:+}; bob's stale 151.00 bid, outside the band, left the book unfilled",
+            u.base_lots_before - u.base_lots_after,
+            u.base_lots_before,
+            u.base_lots_after
+        );
+    }
+    demo.advance_and_publish(STEP_SECONDS, 138).await;
+    let report = demo.keeper_cycle(&keeper).await;
+    println!(
+        "      keeper: {} events consumed (bob's fill and his stale bid's release)",
+        report.events_consumed
+    );
 
     // Settle everyone's funding so the report shows it paid, not pending.
     let settles: Vec<_> = demo.traders.iter().map(|t| t.margin_account).collect();
