@@ -5,6 +5,7 @@
 //! Everything written against [`Chain`] runs unchanged on both.
 use anchor_lang::{Discriminator, ZeroCopy};
 use kestrel::engine::event_queue::AnyEvent;
+use kestrel::engine::perp::PriceBand;
 use kestrel::error::KestrelError;
 use kestrel::state::{Exchange, MarginAccount, Market};
 use kestrel::units::Ticks;
@@ -152,16 +153,23 @@ impl MarketView {
         quote_decimals: u8,
         clock: &ChainClock,
     ) -> Result<(Option<Ticks>, Option<Ticks>), PreviewError> {
-        let band = self
-            .snapshot
-            .price_band(quote_decimals, clock.unix_timestamp, clock.slot)?;
-        let now = u64::try_from(clock.unix_timestamp).ok();
+        let (_, band) = self.snapshot.oracle_ticks_and_band(
+            quote_decimals,
+            clock.unix_timestamp,
+            clock.slot,
+        )?;
+        Ok(self.best_prices_in(&band, clock.unix_timestamp))
+    }
+
+    /// Best bid and best ask among orders live at `now` and inside `band`.
+    pub fn best_prices_in(&self, band: &PriceBand, now: i64) -> (Option<Ticks>, Option<Ticks>) {
+        let now = u64::try_from(now).ok();
         let best = |side: &BookSideView| {
             side.l3(now)
                 .find(|o| band.contains(o.price))
                 .map(|o| o.price)
         };
-        Ok((best(&self.bids), best(&self.asks)))
+        (best(&self.bids), best(&self.asks))
     }
 }
 

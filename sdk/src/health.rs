@@ -59,34 +59,26 @@ impl MarketSnapshot {
         Ok(price.price)
     }
 
-    /// [`Self::oracle_price`] in ticks (quote lots per base lot), unrounded:
-    /// the centre of the band `place_order` admits fills in.
-    pub fn oracle_ticks(
+    /// [`Self::oracle_price`] in ticks (quote lots per base lot), unrounded,
+    /// and the band around it that `place_order` admits fills in (resting
+    /// orders outside it never fill; a taker that reaches one takes it off
+    /// the book). One oracle validation for both.
+    pub fn oracle_ticks_and_band(
         &self,
         quote_decimals: u8,
         now: i64,
         slot: u64,
-    ) -> Result<I80F48, PreviewError> {
+    ) -> Result<(I80F48, PriceBand), PreviewError> {
         let price = self.oracle_price(quote_decimals, now, slot)?;
-        kestrel::engine::perp::price_in_ticks(
-            price,
-            self.market.base_lot_size,
-            self.market.quote_lot_size,
-        )
-        .ok_or(PreviewError::Overflow)
-    }
-
-    /// The prices `place_order` lets trade now: the market's band around
-    /// the oracle. Resting orders outside it never fill; a taker that
-    /// reaches one takes it off the book.
-    pub fn price_band(
-        &self,
-        quote_decimals: u8,
-        now: i64,
-        slot: u64,
-    ) -> Result<PriceBand, PreviewError> {
-        let ticks = self.oracle_ticks(quote_decimals, now, slot)?;
-        PriceBand::around(ticks, self.market.price_band_bps).ok_or(PreviewError::Overflow)
+        let ticks = self
+            .market
+            .oracle_ticks(price)
+            .ok_or(PreviewError::Overflow)?;
+        let band = self
+            .market
+            .price_band(ticks)
+            .ok_or(PreviewError::Overflow)?;
+        Ok((ticks, band))
     }
 }
 

@@ -98,12 +98,12 @@ pub(super) async fn run(
             .fetch_market(market)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
-        let decimals = exchange.collateral_decimals;
-        let priced = view
-            .snapshot
-            .oracle_ticks(decimals, clock.unix_timestamp, clock.slot)
-            .and_then(|ticks| Ok((ticks, view.tradeable_prices(decimals, &clock)?)));
-        let (oracle_ticks, (best_bid, best_ask)) = match priced {
+        let priced = view.snapshot.oracle_ticks_and_band(
+            exchange.collateral_decimals,
+            clock.unix_timestamp,
+            clock.slot,
+        );
+        let (oracle_ticks, band) = match priced {
             Ok(priced) => priced,
             Err(e) => {
                 tracing::debug!(market_index, %e, "no usable oracle price; unwind deferred");
@@ -118,6 +118,7 @@ pub(super) async fn run(
         let Some(price) = unwind_limit(oracle_ticks, side, slippage_bps) else {
             continue;
         };
+        let (best_bid, best_ask) = view.best_prices_in(&band, clock.unix_timestamp);
         let reachable = match side {
             OrderSide::Ask => best_bid.is_some_and(|bid| bid.0 >= price),
             OrderSide::Bid => best_ask.is_some_and(|ask| ask.0 <= price),

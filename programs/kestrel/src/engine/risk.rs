@@ -85,6 +85,9 @@ impl PerpExposure {
     }
 }
 
+/// The largest |position| if all resting orders of one side fill: all bids
+/// (the longest it can get) or all asks (the shortest). Any unit, as long as
+/// the three agree.
 pub fn worst_case(base: i64, bids: u64, asks: u64) -> i128 {
     let long = i128::from(base) + i128::from(bids);
     let short = i128::from(base) - i128::from(asks);

@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::engine::event_queue::Event;
-use crate::engine::perp::{self, PriceBand};
+use crate::engine::perp;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
 use crate::error::KestrelError;
 use crate::health;
@@ -169,8 +169,9 @@ pub fn place_order<'info>(
     let mut limit = Ticks(args.price);
     let band = match price {
         Some(price) => Some(
-            perp::price_in_ticks(price.price, market.base_lot_size, market.quote_lot_size)
-                .and_then(|ticks| PriceBand::around(ticks, market.price_band_bps))
+            market
+                .oracle_ticks(price.price)
+                .and_then(|ticks| market.price_band(ticks))
                 .ok_or(KestrelError::MathOverflow)?,
         ),
         None => None,
@@ -226,15 +227,12 @@ pub fn place_order<'info>(
     };
     let result = book.place_order(&order, seq, now, &mut queue)?;
 
-    // Every fill lies in the band (the engine takes makers outside it off the
-    // book; checked again here as a guard), and each maker rebate is reserved
-    // out of the fees now, so the crank can always pay it.
+    // Each maker rebate is reserved out of the fees now, so the crank can
+    // always pay it. (Every fill lies in the band: the engine takes makers
+    // outside it off the book, never fills them.)
     let mut rebates = 0u64;
     for event in queue.newest(result.events as usize) {
         if let Some(Event::Fill(fill)) = event.decode() {
-            if let Some(band) = band {
-                require!(band.contains(fill.price), KestrelError::PriceOutsideBand);
-            }
             let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
                 .ok_or(KestrelError::MathOverflow)?;
             rebates = perp::maker_rebate(quote, fill.maker_fee_bps)

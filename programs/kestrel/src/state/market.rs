@@ -3,6 +3,7 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::funding;
+use crate::engine::perp::{self, PriceBand};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
 
@@ -291,6 +292,17 @@ impl Market {
             .checked_add(paid)
             .ok_or(KestrelError::MathOverflow)?;
         Ok(())
+    }
+
+    /// An oracle price (native quote per native base) in ticks, unrounded.
+    pub fn oracle_ticks(&self, price: I80F48) -> Option<I80F48> {
+        perp::price_in_ticks(price, self.base_lot_size, self.quote_lot_size)
+    }
+
+    /// Where fills may happen: `price_band_bps` either side of the oracle
+    /// price in ticks ([`Self::oracle_ticks`]).
+    pub fn price_band(&self, oracle_ticks: I80F48) -> Option<PriceBand> {
+        PriceBand::around(oracle_ticks, self.price_band_bps)
     }
 
     /// Oracle price per base lot, from native quote per native base.
