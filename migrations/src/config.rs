@@ -35,6 +35,8 @@ pub struct MarketConfig {
     pub maker_fee_bps: i32,
     pub taker_fee_bps: u32,
     pub price_band_bps: u32,
+    /// How far from the price an order may rest, bps (at least the band).
+    pub resting_band_bps: u32,
     pub max_fills_per_order: u16,
     /// Native quote units per event consumed, paid from the market's fees.
     pub crank_reward_native: u64,
@@ -71,8 +73,15 @@ pub struct OracleEntry {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum Feed {
-    /// `feed_id`: 64 hex digits; `account`: the PriceUpdateV2 account to read.
-    Pyth { feed_id: String, account: String },
+    /// `feed_id`: 64 hex digits; `account`: the PriceUpdateV2 account to read;
+    /// `pinned = true`: the program reads that account only (a sponsored
+    /// feed updated in place), no other update of the feed id.
+    Pyth {
+        feed_id: String,
+        account: String,
+        #[serde(default)]
+        pinned: bool,
+    },
     /// `account`: the pull-feed account, which is also the feed's identity.
     Switchboard { account: String },
 }
@@ -169,13 +178,13 @@ impl MarketConfig {
     }
 
     pub fn params(&self) -> Result<MarketParams, String> {
-        let (primary_kind, primary_feed, _) = self.oracle.primary.resolve()?;
-        let (fallback_kind, fallback_feed) = match &self.oracle.fallback {
+        let (primary_kind, primary_feed, _, primary_account) = self.oracle.primary.resolve()?;
+        let (fallback_kind, fallback_feed, fallback_account) = match &self.oracle.fallback {
             Some(feed) => {
-                let (kind, id, _) = feed.resolve()?;
-                (kind, id)
+                let (kind, id, _, pin) = feed.resolve()?;
+                (kind, id, pin)
             }
-            None => (OracleKind::None, [0; 32]),
+            None => (OracleKind::None, [0; 32], [0; 32]),
         };
         Ok(MarketParams {
             initial_margin_bps: self.initial_margin_bps,
@@ -183,6 +192,7 @@ impl MarketConfig {
             maker_fee_bps: self.maker_fee_bps,
             taker_fee_bps: self.taker_fee_bps,
             price_band_bps: self.price_band_bps,
+            resting_band_bps: self.resting_band_bps,
             max_fills_per_order: self.max_fills_per_order,
             crank_reward_native: self.crank_reward_native,
             funding_cap_bps: self.funding_cap_bps,
@@ -198,6 +208,8 @@ impl MarketConfig {
                 max_age_slots: self.oracle.max_age_slots,
                 max_confidence_bps: self.oracle.max_confidence_bps,
                 max_deviation_bps: self.oracle.max_deviation_bps,
+                primary_account,
+                fallback_account,
             },
         })
     }
@@ -215,9 +227,14 @@ impl MarketConfig {
 
 impl Feed {
     /// (kind, feed identity as the market stores it, account to read).
-    fn resolve(&self) -> Result<(OracleKind, [u8; 32], Pubkey), String> {
+    /// Kind, feed identity, the account to read, and the pin (zero: none).
+    fn resolve(&self) -> Result<(OracleKind, [u8; 32], Pubkey, [u8; 32]), String> {
         match self {
-            Feed::Pyth { feed_id, account } => {
+            Feed::Pyth {
+                feed_id,
+                account,
+                pinned,
+            } => {
                 let hex = feed_id.trim_start_matches("0x");
                 if hex.len() != 64 {
                     return Err(format!("pyth feed_id {feed_id:?} must be 64 hex digits"));
@@ -227,11 +244,13 @@ impl Feed {
                     *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
                         .map_err(|_| format!("pyth feed_id {feed_id:?} is not hex"))?;
                 }
-                Ok((OracleKind::Pyth, id, parse_pubkey(account)?))
+                let account = parse_pubkey(account)?;
+                let pin = if *pinned { account.to_bytes() } else { [0; 32] };
+                Ok((OracleKind::Pyth, id, account, pin))
             }
             Feed::Switchboard { account } => {
                 let address = parse_pubkey(account)?;
-                Ok((OracleKind::Switchboard, address.to_bytes(), address))
+                Ok((OracleKind::Switchboard, address.to_bytes(), address, [0; 32]))
             }
         }
     }

@@ -107,6 +107,7 @@ pub fn param_changes(current: &MarketParams, desired: &MarketParams) -> Vec<Stri
     compare!(maker_fee_bps);
     compare!(taker_fee_bps);
     compare!(price_band_bps);
+    compare!(resting_band_bps);
     compare!(max_fills_per_order);
     compare!(crank_reward_native);
     compare!(funding_cap_bps);
@@ -121,6 +122,8 @@ pub fn param_changes(current: &MarketParams, desired: &MarketParams) -> Vec<Stri
     compare!(oracle.max_age_slots);
     compare!(oracle.max_confidence_bps);
     compare!(oracle.max_deviation_bps);
+    compare!(oracle.primary_account);
+    compare!(oracle.fallback_account);
     changes
 }
 

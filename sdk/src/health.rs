@@ -55,8 +55,9 @@ impl MarketSnapshot {
             slot,
         )
         .map_err(|e| PreviewError::Oracle(index, e))?
+        .price()
         .map_err(|e: OracleError| PreviewError::Oracle(index, e.into()))?;
-        Ok(price.price)
+        Ok(price)
     }
 
     /// [`Self::oracle_price`] in ticks (quote lots per base lot), unrounded,
@@ -130,7 +131,16 @@ pub fn preview(
             .iter()
             .find(|m| m.market.market_index == index)
             .ok_or(PreviewError::MissingMarket(index))?;
-        let price = snapshot.oracle_price(quote_decimals, now, slot)?;
+        let price = if snapshot.market.status() == kestrel::state::MarketStatus::Closed {
+            // As the program: a closed market counts at its last good price.
+            snapshot
+                .market
+                .prices
+                .last_good_price()
+                .ok_or(PreviewError::Oracle(index, KestrelError::OracleStale))?
+        } else {
+            snapshot.oracle_price(quote_decimals, now, slot)?
+        };
         let exposure = kestrel::health::exposure(position, &snapshot.market, price)
             .map_err(|_| PreviewError::Overflow)?;
         exposures.push(exposure);

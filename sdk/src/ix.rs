@@ -434,8 +434,9 @@ pub fn sweep_fees(market: &Pubkey) -> Instruction {
     )
 }
 
-/// Permissionless funding crank for one market. The market's event queue
-/// must be empty (crank `consume_events` first, in the same transaction).
+/// Permissionless funding crank for one market. No fill may wait in the
+/// market's event queue (crank `consume_events` first, in the same
+/// transaction); outs do not hold it up.
 pub fn update_funding(market: &MarketAccounts) -> Instruction {
     build(
         accounts::UpdateFunding {
@@ -443,7 +444,6 @@ pub fn update_funding(market: &MarketAccounts) -> Instruction {
             market: market.market,
             bids: market.bids,
             asks: market.asks,
-            event_queue: market.event_queue,
             primary_oracle: market.primary_oracle,
             fallback_oracle: market.fallback_oracle,
         },

@@ -5,13 +5,15 @@ use pyth_solana_receiver_sdk::price_update::{PriceFeedMessage, PriceUpdateV2, Ve
 use solana_sdk::account::Account;
 use switchboard_on_demand::{Discriminator, PullFeedAccountData};
 
-/// A fully verified Pyth `PriceUpdateV2` for `feed_id`, owned by the receiver.
+/// A fully verified Pyth `PriceUpdateV2` for `feed_id`, owned by the receiver,
+/// posted in `posted_slot`.
 pub fn pyth_update(
     feed_id: [u8; 32],
     price: i64,
     conf: u64,
     exponent: i32,
     publish_time: i64,
+    posted_slot: u64,
 ) -> Account {
     let update = PriceUpdateV2 {
         write_authority: Pubkey::new_unique(),
@@ -26,7 +28,7 @@ pub fn pyth_update(
             ema_price: price,
             ema_conf: conf,
         },
-        posted_slot: 1,
+        posted_slot,
     };
     let mut data = Vec::new();
     update.try_serialize(&mut data).expect("serialises");

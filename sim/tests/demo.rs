@@ -34,7 +34,7 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
         // lots it took over; bob's stale 151.00 bid leaves the book unfilled.
         "Unwinds    1\n  keeper: +752 -> +0 lots in market 0",
         "Keeper     8 cycles, 4 events consumed, 0 races, 0 refusals, 0 bankruptcies",
-        "Vault 11,439.577500 = collateral 11,341.103826",
+        "Vault 11,439.577500 = collateral 11,341.103726",
         "alice    market 0: -1000 lots",
         "bob      market 0: +852 lots",
         "dave     market 0: +148 lots",

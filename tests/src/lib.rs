@@ -74,6 +74,12 @@ pub struct Harness {
     /// Every account whose state a refused instruction must leave untouched.
     watched: BTreeSet<Pubkey>,
     invariant_checks: usize,
+    /// Oracle updates written so far: each lands in a later slot, as a real
+    /// feed's do.
+    oracle_updates: u64,
+    /// Per event queue, the sequence number after the last fill checked
+    /// against its band.
+    fills_checked: BTreeMap<Pubkey, u64>,
 }
 
 impl Harness {
@@ -108,6 +114,8 @@ impl Harness {
             trading_markets: Vec::new(),
             watched: BTreeSet::new(),
             invariant_checks: 0,
+            oracle_updates: 0,
+            fills_checked: BTreeMap::new(),
         };
         for key in [
             exchange,
@@ -271,7 +279,7 @@ impl Harness {
         let (pyth, switchboard) = (Pubkey::new_unique(), Pubkey::new_unique());
         self.chain.set_account(
             &pyth,
-            oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, 0),
+            oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, 0, 1),
         );
         self.chain.set_account(
             &switchboard,
@@ -415,19 +423,28 @@ impl Harness {
     /// `age` seconds before the bank's clock.
     pub async fn set_pyth(&mut self, account: &Pubkey, price: i64, conf: u64, age: i64) {
         let now = self.now().await;
+        let slot = self.next_oracle_slot();
         self.chain.set_account(
             account,
-            oracles::pyth_update(PYTH_FEED, price, conf, -8, now - age),
+            oracles::pyth_update(PYTH_FEED, price, conf, -8, now - age, slot),
         );
     }
 
     /// Writes a Switchboard feed (18 decimals) updated `age` seconds ago.
     pub async fn set_switchboard(&mut self, account: &Pubkey, value: i128, age: i64) {
         let now = self.now().await;
+        let slot = self.next_oracle_slot();
         self.chain.set_account(
             account,
-            oracles::switchboard_feed(value, value / 1_000, now - age, 1),
+            oracles::switchboard_feed(value, value / 1_000, now - age, slot),
         );
+    }
+
+    /// The slot the next oracle update is posted in: later than every
+    /// update before it.
+    pub fn next_oracle_slot(&mut self) -> u64 {
+        self.oracle_updates += 1;
+        self.oracle_updates + 1
     }
 
     /// `place_order` for `user` with the health accounts its positions need.
@@ -611,6 +628,7 @@ impl Harness {
                 side.check_invariants()
                     .unwrap_or_else(|e| panic!("after {label}: malformed book: {e}"));
             }
+            self.check_fills_in_band(label, &data[0], &data[3]);
             markets.push(data);
         }
         let report = audit::conservation(
@@ -640,6 +658,49 @@ impl Harness {
             );
         }
         self.invariant_checks += 1;
+    }
+
+    /// Every fill that entered `queue` since the last check lies inside the
+    /// band around the price the market accepted for it (its last good price
+    /// after the transaction that made it): no trade, and so no realized
+    /// gain, happens at a price the band would not give. The market's count
+    /// of waiting fills matches the queue.
+    fn check_fills_in_band(&mut self, label: &str, market: &[u8], queue: &[u8]) {
+        use kestrel::engine::event_queue::Event;
+        let market_state = decode::market(market).expect("a Kestrel market");
+        let events = kestrel_sdk::events::pending_events(queue).expect("an event queue");
+        let checked = self
+            .fills_checked
+            .entry(market_state.event_queue)
+            .or_insert(0);
+        let mut pending_fills = 0;
+        for event in &events {
+            let Some(Event::Fill(fill)) = event.decode() else {
+                continue;
+            };
+            pending_fills += 1;
+            if fill.seq_num < *checked {
+                continue;
+            }
+            *checked = fill.seq_num + 1;
+            let price = market_state
+                .prices
+                .last_good_price()
+                .unwrap_or_else(|| panic!("after {label}: a fill with no accepted price"));
+            let band = market_state
+                .oracle_ticks(price)
+                .and_then(|ticks| market_state.price_band(ticks))
+                .expect("a band");
+            assert!(
+                band.contains(fill.price),
+                "after {label}: fill at {:?} outside the band {band:?}",
+                fill.price
+            );
+        }
+        assert_eq!(
+            market_state.pending_fills, pending_fills,
+            "after {label}: the market's count of waiting fills"
+        );
     }
 
     /// `liquidate` of `liquidatee` in `market` by `liquidator`'s margin
@@ -743,7 +804,8 @@ pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams 
         maintenance_margin_bps: 500,
         maker_fee_bps: -2,
         taker_fee_bps: 5,
-        price_band_bps: 500,
+        price_band_bps: 400,
+        resting_band_bps: 5_000,
         max_fills_per_order: 32,
         crank_reward_native: 100,
         funding_cap_bps: 50,
@@ -759,6 +821,8 @@ pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams 
             max_age_slots: 0,
             max_confidence_bps: 200,
             max_deviation_bps: 300,
+            primary_account: [0; 32],
+            fallback_account: [0; 32],
         },
     }
 }

@@ -63,7 +63,7 @@ impl Matrix {
         let now = h.now().await;
         h.chain.set_account(
             &wrong_feed,
-            oracles::pyth_update([9; 32], 15_000_000_000, 1_000_000, -8, now),
+            oracles::pyth_update([9; 32], 15_000_000_000, 1_000_000, -8, now, 1),
         );
         let kestrel_accounts = vec![
             h.exchange,

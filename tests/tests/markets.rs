@@ -191,7 +191,7 @@ async fn oracle_accounts_must_be_the_configured_feeds_of_the_real_programs() {
 
     // A Pyth-shaped account owned by someone else.
     let impostor = Pubkey::new_unique();
-    let mut fake = oracles::pyth_update(PYTH_FEED, 1, 0, 0, 0);
+    let mut fake = oracles::pyth_update(PYTH_FEED, 1, 0, 0, 0, 1);
     fake.owner = Pubkey::new_unique();
     s.h.chain.set_account(&impostor, fake);
     let create = s.create_with(args, s.asks, impostor, Some(s.switchboard));
@@ -201,7 +201,7 @@ async fn oracle_accounts_must_be_the_configured_feeds_of_the_real_programs() {
     // A real Pyth update of another feed.
     let other_feed = Pubkey::new_unique();
     s.h.chain
-        .set_account(&other_feed, oracles::pyth_update([9; 32], 1, 0, 0, 0));
+        .set_account(&other_feed, oracles::pyth_update([9; 32], 1, 0, 0, 0, 1));
     let create = s.create_with(args, s.asks, other_feed, Some(s.switchboard));
     s.refused(create, error_code(KestrelError::OracleWrongFeed))
         .await;

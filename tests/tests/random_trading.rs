@@ -2,13 +2,19 @@
 //! deposit and withdraw while the oracle drifts and sometimes jumps, the clock
 //! runs, the crank comes and goes, funding accrues, a liquidator takes over
 //! the accounts a jump leaves under maintenance and bankruptcies are settled
-//! from the insurance fund. The harness checks the exchange's invariants after every
-//! transaction; here every refusal must be a named error that changed nothing,
-//! and none may be an internal accounting mismatch or an overflow.
+//! from the insurance fund. Among them, an attacker's steps: stale and
+//! out-of-order updates of the same feed at prices of its choosing, quotes far
+//! outside the band, the book moved for the instant of an `update_funding`,
+//! and self-trades cranked for the reward. The harness checks the exchange's
+//! invariants after every transaction (every fill inside the band around the
+//! accepted price among them); here every refusal must be a named error that
+//! changed nothing, none may be an internal accounting mismatch or an
+//! overflow, and the market's accepted price is always one the honest oracle
+//! published.
 //!
 //! `KESTREL_RANDOM_SEED` picks the sequence (default: a fixed one, so CI is
 //! reproducible); `KESTREL_RANDOM_STEPS` its length.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
 use kestrel_sdk::{errors, ix};
@@ -44,7 +50,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 #[tokio::test]
 async fn random_trading_keeps_every_invariant() {
     let seed = env_or("KESTREL_RANDOM_SEED", 0x5eed_cafe);
-    let steps = env_or("KESTREL_RANDOM_STEPS", 800);
+    let steps = env_or("KESTREL_RANDOM_STEPS", 1_200);
     let mut rng = Rng(seed.max(1));
     let mut h = Harness::new().await;
     let market = h.create_market(0, market_params).await;
@@ -60,9 +66,13 @@ async fn random_trading_keeps_every_invariant() {
     let liquidator = h.user(100_000 * ONE_TOKEN).await;
     h.deposit(&liquidator, 50_000 * ONE_TOKEN).await;
     let staker = h.user(10_000 * ONE_TOKEN).await;
+    let cranker = h.user(ONE_TOKEN).await;
     h.stake(&staker, 1_000 * ONE_TOKEN).await;
     let mut saved: i64 = 0;
     let mut oracle_price: i64 = 150;
+    // Every price the honest oracle published, in whole quote per base; the
+    // attacker's updates carry a fraction, so they can never be mistaken.
+    let mut honest: BTreeSet<i64> = BTreeSet::from([150]);
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     let mut record = |what: &str, result: Result<(), u32>| {
         let key = match result {
@@ -81,7 +91,7 @@ async fn random_trading_keeps_every_invariant() {
 
     for _ in 0..steps {
         let user = &traders[rng.below(traders.len() as u64) as usize];
-        match rng.below(118) {
+        match rng.below(128) {
             0..=54 => {
                 let types = [
                     OrderType::Limit,
@@ -172,6 +182,7 @@ async fn random_trading_keeps_every_invariant() {
                 oracle_price = (oracle_price + rng.below(7) as i64 - 3).clamp(90, 220);
                 h.chain.advance_clock(rng.below(20) as i64).await;
                 h.set_oracle_price(&market, oracle_price).await;
+                honest.insert(oracle_price);
                 if rng.chance(20) {
                     // The primary goes stale: the fallback carries on.
                     let pyth = market.primary_oracle;
@@ -237,6 +248,7 @@ async fn random_trading_keeps_every_invariant() {
                 // 60 s), funding is updated and one trader settles it.
                 h.chain.advance_clock(60 + rng.below(600) as i64).await;
                 h.set_oracle_price(&market, oracle_price).await;
+                honest.insert(oracle_price);
                 let result = h
                     .attempt("update_funding", &[ix::update_funding(&market)], &[])
                     .await;
@@ -271,6 +283,136 @@ async fn random_trading_keeps_every_invariant() {
                 oracle_price = (oracle_price + signed).clamp(90, 220);
                 h.chain.advance_clock(1).await;
                 h.set_oracle_price(&market, oracle_price).await;
+                honest.insert(oracle_price);
+            }
+            118..=119 => {
+                // The attacker replays an older update of a feed (the same
+                // feed id, verified) at a price 20% its way, then trades or
+                // withdraws on it.
+                let skew = if rng.chance(50) { 120 } else { 80 };
+                let fake = oracle_price * skew * 1_000_000 + 12_345_678;
+                let age = 1 + rng.below(120) as i64;
+                if rng.chance(70) {
+                    h.set_pyth(&market.primary_oracle, fake, 1_000_000, age).await;
+                } else {
+                    let sb = market.fallback_oracle.expect("a fallback");
+                    h.set_switchboard(&sb, i128::from(fake) * 10i128.pow(10), age)
+                        .await;
+                }
+                let center = oracle_price as u64 * 100;
+                let args = order(
+                    if skew > 100 { OrderSide::Ask } else { OrderSide::Bid },
+                    OrderType::Market,
+                    if skew > 100 { 1 } else { center * 2 },
+                    1 + rng.below(50),
+                );
+                let place = h.place_ix(user, &market, args).await;
+                let result = h.attempt("stale replay: order", &[place], &[&user.key]).await;
+                record("stale replay: order", result);
+                let withdraw = h.withdraw_ix(user, 1 + rng.below(300 * ONE_TOKEN)).await;
+                let result = h
+                    .attempt("stale replay: withdraw", &[withdraw], &[&user.key])
+                    .await;
+                record("stale replay: withdraw", result);
+            }
+            120..=121 => {
+                // Quotes far outside the band never rest.
+                let (side, price) = if rng.chance(50) {
+                    (OrderSide::Ask, 10_000_000_000_000)
+                } else {
+                    (OrderSide::Bid, 1)
+                };
+                let mut args = order(side, OrderType::PostOnly, price, 1);
+                args.reduce_only = rng.chance(50);
+                let place = h.place_ix(user, &market, args).await;
+                let result = h.attempt("far quote", &[place], &[&user.key]).await;
+                if !args.reduce_only {
+                    assert_eq!(
+                        result.map_err(errors::error_name),
+                        Err("PriceOutsideBand".to_string()),
+                        "seed {seed:#x}: a quote at {price} ticks"
+                    );
+                }
+                record("far quote", result);
+            }
+            122..=123 => {
+                // The book moved for the instant of one funding sample: an
+                // ask at the resting band's top, the update, the cancel.
+                h.chain.advance_clock(1 + rng.below(5) as i64).await;
+                let center = oracle_price as u64 * 100;
+                let before = h.market_state(&market.market).await;
+                let ask = h
+                    .place_ix(
+                        user,
+                        &market,
+                        order(OrderSide::Ask, OrderType::PostOnly, center * 14 / 10, 1),
+                    )
+                    .await;
+                let cancel =
+                    ix::cancel_order_by_client_id(&user.pubkey(), &user.margin_account, &market, 0);
+                let result = h
+                    .attempt(
+                        "mark spike",
+                        &[ask, ix::update_funding(&market), cancel],
+                        &[&user.key],
+                    )
+                    .await;
+                if result.is_ok() {
+                    // The spike weighs nothing: the interval before it pays at
+                    // most the premium that stood at its start, so funding
+                    // moves no more than the averages held before it allow.
+                    let after = h.market_state(&market.market).await;
+                    let f = |parts| kestrel::engine::funding::from_parts(parts).to_num::<f64>();
+                    let moved = f(after.long_funding_index) - f(before.long_funding_index);
+                    let elapsed = (after.funding_updated_at - before.funding_updated_at) as f64;
+                    let period = f64::from(before.funding_period_seconds);
+                    let weight = elapsed.min(period) / period;
+                    let lag = f(before.mark_twap) - f(before.oracle_twap);
+                    let bound = ((1.0 - weight) * lag.abs() + weight * f(before.mark_premium).abs())
+                        * elapsed
+                        / period;
+                    assert!(
+                        before.funding_updated_at == 0 || moved.abs() <= bound + 1e-6,
+                        "seed {seed:#x}: a one-instant spike moved funding by {moved} (bound {bound})"
+                    );
+                }
+                record("mark spike", result);
+            }
+            124..=125 => {
+                // A self-trade inside the spread makes only an Out event;
+                // cranked for the reward, it pays the cranker nothing.
+                while h.pending_events(&market).await > 0 {
+                    h.crank(&market, 32).await;
+                }
+                let best = |data: Vec<u8>| {
+                    kestrel::engine::book_side::best_price(&data[8..]).expect("a book side")
+                };
+                let bid = best(h.chain.account(&market.bids).await.expect("bids").data);
+                let ask = best(h.chain.account(&market.asks).await.expect("asks").data);
+                let center = oracle_price as u64 * 100;
+                let price = bid.map_or(center - 100, |b| b.0 + 1);
+                if ask.is_some_and(|a| a.0 <= price) {
+                    continue;
+                }
+                let make = h
+                    .place_ix(user, &market, order(OrderSide::Ask, OrderType::PostOnly, price, 1))
+                    .await;
+                let mut take = order(OrderSide::Bid, OrderType::ImmediateOrCancel, price, 1);
+                take.self_trade = SelfTradeBehavior::CancelProvide;
+                let take = h.place_ix(user, &market, take).await;
+                let result = h.attempt("self-trade", &[make, take], &[&user.key]).await;
+                record("self-trade", result);
+                if result.is_ok() && h.pending_events(&market).await > 0 {
+                    let before = h.collateral(&cranker.margin_account).await;
+                    let crank = h.crank_ix(&market, 512, Some(cranker.margin_account)).await;
+                    let cranked = h.attempt("self-trade crank", &[crank], &[]).await;
+                    record("self-trade crank", cranked);
+                    assert_eq!(
+                        h.collateral(&cranker.margin_account).await,
+                        before,
+                        "seed {seed:#x}: a self-trade's out event paid a crank reward"
+                    );
+                }
             }
             113..=116 => {
                 // Two traders open opposite positions on most of the smaller
@@ -327,8 +469,16 @@ async fn random_trading_keeps_every_invariant() {
                 record("stake", result);
             }
         }
+        // The accepted price is always one the honest oracle published.
+        let accepted = h.market_state(&market.market).await.prices.last_good_price();
+        let whole = accepted.expect("a last good price").to_num::<f64>() * 1_000.0;
+        assert!(
+            (whole - whole.round()).abs() < 1e-6 && honest.contains(&(whole.round() as i64)),
+            "seed {seed:#x}: the market accepted {whole}, which the oracle never published"
+        );
     }
     // Drain the queue: every maker ends settled.
+    assert!(honest.len() > 1, "seed {seed:#x}: the oracle never moved");
     h.set_oracle_price(&market, oracle_price).await;
     while h.pending_events(&market).await > 0 {
         h.crank(&market, 32).await;
@@ -344,6 +494,10 @@ async fn random_trading_keeps_every_invariant() {
         "update_funding: ok",
         "liquidate: ok",
         "settle_bankruptcy: ok",
+        "stale replay: order: ok",
+        "far quote: PriceOutsideBand",
+        "mark spike: ok",
+        "self-trade crank: ok",
     ] {
         assert!(
             outcomes.get(needed).copied().unwrap_or(0) > 0,

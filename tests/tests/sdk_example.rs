@@ -45,12 +45,12 @@ async fn the_example_bot_places_and_cancels() {
         "only the other trader's bid rests"
     );
 
-    // The oracle falls to 145 (band 13,775..=15,225): a bid left at 15,700
+    // The oracle falls to 145 (band 13,920..=15,080): a bid left at 15,550
     // can never fill, and the bot improves on the best one that can.
     h.place(
         &other,
         &market,
-        order(OrderSide::Bid, OrderType::Limit, 15_700, 10),
+        order(OrderSide::Bid, OrderType::Limit, 15_550, 10),
     )
     .await;
     h.set_oracle_price(&market, 145).await;

@@ -291,19 +291,28 @@ async fn unusable_oracles_are_refused_by_name() {
     h.deposit(&alice, 100 * ONE_TOKEN).await;
     let pyth = market.primary_oracle;
     let bid = order(BID, OrderType::Limit, 14_000, 1);
-    let cases: [(i64, u64, i64, KestrelError); 3] = [
-        (15_000_000_000, 1_000_000, 61, KestrelError::OracleStale),
+    // The update the market recorded at creation ages past 60 s.
+    h.chain.advance_clock(61).await;
+    let place = h.place_ix(&alice, &market, bid).await;
+    h.refused(
+        "place_order",
+        &[place],
+        &[&alice.key],
+        code(KestrelError::OracleStale),
+    )
+    .await;
+    // Newer updates that are unusable: each is refused by its reason.
+    let cases: [(i64, u64, KestrelError); 2] = [
         // Confidence 6.7% of the price; the market allows 2%.
         (
             15_000_000_000,
             1_000_000_000,
-            0,
             KestrelError::OracleConfidenceTooWide,
         ),
-        (0, 0, 0, KestrelError::OracleNonPositivePrice),
+        (0, 0, KestrelError::OracleNonPositivePrice),
     ];
-    for (price, conf, age, error) in cases {
-        h.set_pyth(&pyth, price, conf, age).await;
+    for (price, conf, error) in cases {
+        h.set_pyth(&pyth, price, conf, 0).await;
         let place = h.place_ix(&alice, &market, bid).await;
         h.refused("place_order", &[place], &[&alice.key], code(error))
             .await;
@@ -316,6 +325,18 @@ async fn unusable_oracles_are_refused_by_name() {
 async fn the_fallback_oracle_is_used_when_the_primary_is_stale() {
     let mut t = setup().await;
     let (pyth, sb) = (t.market.primary_oracle, t.market.fallback_oracle.unwrap());
+    // Both current: the primary's 150 becomes the last good price.
+    t.h.place(
+        &t.alice,
+        &t.market,
+        order(BID, OrderType::Limit, 14_900, 10),
+    )
+    .await;
+    // A minute on, only the fallback has a current update (within 3% of the
+    // last good price): it carries the market.
+    t.h.chain.advance_clock(61).await;
+    t.h.set_switchboard(&sb, 149 * 10i128.pow(18), 0).await;
+    // An older Pyth update changes nothing: the newer one recorded is stale.
     t.h.set_pyth(&pyth, 15_000_000_000, 1_000_000, 120).await;
     t.h.place(
         &t.alice,
@@ -323,8 +344,10 @@ async fn the_fallback_oracle_is_used_when_the_primary_is_stale() {
         order(BID, OrderType::Limit, 14_900, 10),
     )
     .await;
+    let market = t.h.market_state(&t.market.market).await;
+    assert_eq!(market.prices.last_good_source, 2, "the fallback was used");
     // Both stale: new risk is refused with the primary's reason.
-    t.h.set_switchboard(&sb, 150 * 10i128.pow(18), 120).await;
+    t.h.chain.advance_clock(61).await;
     let alice = t_user(&t.alice);
     refused_order(
         &mut t,

@@ -138,7 +138,7 @@ pub enum KestrelError {
     LiquidationPaused,
     #[msg("the account's maintenance health is not negative")]
     NotLiquidatable,
-    #[msg("an account cannot liquidate itself")]
+    #[msg("an owner cannot liquidate its own accounts")]
     CannotLiquidateSelf,
     #[msg("the account has no position or order in this market")]
     NothingToLiquidate,
@@ -160,6 +160,8 @@ pub enum KestrelError {
     UnstakeCooldown,
     #[msg("the account has no position in this market")]
     NoPosition,
+    #[msg("internal error: a state the program rules out was reached")]
+    Unreachable,
 }
 
 impl From<crate::engine::EngineError> for KestrelError {

@@ -4,7 +4,9 @@
 //! An instruction that checks health is given, as remaining accounts, one
 //! group per position of the margin account (in slot order) other than the
 //! market the instruction itself trades: the market, its primary oracle and,
-//! when the market has one, its fallback oracle. The SDK builds the list.
+//! when the market has one, its fallback oracle. The SDK builds the list. A
+//! closed market's oracle accounts are passed but not read: its positions
+//! count at the last good price it closed on.
 use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
@@ -56,7 +58,8 @@ fn unsettled_funding(position: &PerpPosition, market: &Market) -> Option<I80F48>
 
 /// Exposures of every position of `account` except the one in `skip`, read
 /// from `next` (remaining accounts) as laid out in the module docs. An unusable oracle refuses
-/// the instruction with that oracle's error.
+/// the instruction with that oracle's error. A market passed writable keeps
+/// the newer updates read; a closed market counts at its last good price.
 pub fn other_exposures<'info>(
     account: &MarginAccount,
     skip: Option<u16>,
@@ -84,8 +87,26 @@ pub fn other_exposures<'info>(
         } else {
             Some(next.next().ok_or(KestrelError::WrongHealthAccounts)?)
         };
-        let price = oracle::market_price(&market, quote_decimals, primary, fallback, clock)??;
-        exposures.push(exposure(position, &market, price.price)?);
+        let price = if market.status() == MarketStatus::Closed {
+            // A closed market trades no more: its positions count at the
+            // price it closed on, and its feeds (which may be dead) are not
+            // read, so they cannot block health elsewhere.
+            market
+                .prices
+                .last_good_price()
+                .ok_or(KestrelError::OracleStale)?
+        } else {
+            let reading = oracle::market_price(&market, quote_decimals, primary, fallback, clock)?;
+            let price = reading.price()?;
+            if market_info.is_writable {
+                // Keep what was read: the next reader starts from it.
+                drop(market);
+                loader.load_mut()?.prices = reading.records;
+            }
+            price
+        };
+        let market = loader.load()?;
+        exposures.push(exposure(position, &market, price)?);
     }
     Ok(exposures)
 }

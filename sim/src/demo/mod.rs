@@ -369,13 +369,13 @@ pub fn publish_oracle_price(
         for (kind, feed, account) in feeds {
             let fixture = match kind {
                 OracleKind::Pyth => {
-                    fixtures::pyth_update(feed, price * 100_000_000, 1_000_000, -8, now)
+                    fixtures::pyth_update(feed, price * 100_000_000, 1_000_000, -8, now, now as u64)
                 }
                 OracleKind::Switchboard => fixtures::switchboard_feed(
                     i128::from(price) * 10i128.pow(18),
                     10i128.pow(16),
                     now,
-                    1,
+                    now as u64,
                 ),
                 OracleKind::None => continue,
             };

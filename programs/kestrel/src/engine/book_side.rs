@@ -45,6 +45,62 @@ pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineErro
         .map(|i| bytemuck::cast_ref::<AnyNode, LeafNode>(&nodes[i as usize]).price()))
 }
 
+/// The best price among the first `max_orders` orders of a side (in priority
+/// order) that have not expired at `now`, read without borrowing the slab
+/// mutably. `None` when those are all expired or the side is empty: a side
+/// made of expired orders quotes nothing.
+pub fn best_live_price(
+    data: &[u8],
+    now: u64,
+    max_orders: usize,
+) -> Result<Option<crate::units::Ticks>, EngineError> {
+    if data.len() < BOOK_SIDE_HEADER_SIZE {
+        return Err(EngineError::BadLayout);
+    }
+    let (header, nodes) = data.split_at(BOOK_SIDE_HEADER_SIZE);
+    let header: &BookSideHeader =
+        bytemuck::try_from_bytes(header).map_err(|_| EngineError::BadLayout)?;
+    let nodes: &[AnyNode] = bytemuck::try_cast_slice(nodes).map_err(|_| EngineError::BadLayout)?;
+    let side = Side::from_u8(header.side).ok_or(EngineError::BadLayout)?;
+    let first = best_direction(side);
+    // Depth-first in priority order, as `BookSideIter`, with a fixed stack.
+    let mut stack = [NIL; MAX_DEPTH + 1];
+    let mut depth = 0;
+    if header.root != NIL {
+        stack[0] = header.root;
+        depth = 1;
+    }
+    let mut seen = 0;
+    // Each step visits one node: at most every node of the slab.
+    for _ in 0..nodes.len() {
+        if depth == 0 || seen == max_orders {
+            break;
+        }
+        depth -= 1;
+        let node = nodes.get(stack[depth] as usize).ok_or(EngineError::BadLayout)?;
+        match node.tag {
+            TAG_LEAF => {
+                let leaf = bytemuck::cast_ref::<AnyNode, LeafNode>(node);
+                if !leaf.is_expired(now) {
+                    return Ok(Some(leaf.price()));
+                }
+                seen += 1;
+            }
+            TAG_INNER => {
+                if depth + 2 > stack.len() {
+                    return Err(EngineError::BadLayout);
+                }
+                let children = bytemuck::cast_ref::<AnyNode, InnerNode>(node).children;
+                stack[depth] = children[1 - first];
+                stack[depth + 1] = children[first];
+                depth += 2;
+            }
+            _ => return Err(EngineError::BadLayout),
+        }
+    }
+    Ok(None)
+}
+
 /// Direction of better priority: asks are best at low keys, bids at high.
 fn best_direction(side: Side) -> usize {
     match side {
@@ -609,6 +665,32 @@ pub(crate) mod tests {
         let mut empty = slab(BookSide::byte_len(4));
         BookSide::init(bytemuck::cast_slice_mut(&mut empty), Side::Ask).unwrap();
         assert_eq!(best_price(bytemuck::cast_slice(&empty)), Ok(None));
+    }
+
+    #[test]
+    fn the_best_live_price_skips_expired_orders_up_to_a_bound() {
+        for side in [Side::Bid, Side::Ask] {
+            let mut data = slab(BookSide::byte_len(16));
+            let mut book = BookSide::init(bytemuck::cast_slice_mut(&mut data), side).unwrap();
+            // Three expired orders at the best prices, one live behind them.
+            let (best, live) = match side {
+                Side::Bid => ([110, 109, 108], 100),
+                Side::Ask => ([90, 91, 92], 100),
+            };
+            for (seq, price) in best.into_iter().enumerate() {
+                let mut stale = leaf(side, price, seq as u64, 1, 1);
+                stale.expiry = 50;
+                book.insert(&stale).unwrap();
+            }
+            book.insert(&leaf(side, live, 9, 2, 1)).unwrap();
+            let bytes: &[u8] = bytemuck::cast_slice(&data);
+            assert_eq!(best_live_price(bytes, 49, 8), Ok(Some(Ticks(best[0]))));
+            assert_eq!(best_live_price(bytes, 50, 8), Ok(Some(Ticks(live))));
+            assert_eq!(best_live_price(bytes, 50, 3), Ok(None), "bound reached");
+        }
+        let mut empty = slab(BookSide::byte_len(4));
+        BookSide::init(bytemuck::cast_slice_mut(&mut empty), Side::Ask).unwrap();
+        assert_eq!(best_live_price(bytemuck::cast_slice(&empty), 0, 8), Ok(None));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
+use super::perp::PriceBand;
+use crate::units::Ticks;
 
 /// An I80F48 from the `[u64; 2]` (lo, hi) it is stored as: accounts are only
 /// 8-byte aligned, so 16-byte fields are kept as two halves.
@@ -37,6 +39,43 @@ pub fn twap_step(twap: I80F48, sample: I80F48, elapsed: u64, period: u64) -> Opt
         period,
     )?;
     twap.checked_add(moved)
+}
+
+/// The book's premium over the oracle per base lot: the mid of the best live
+/// bid and ask, each clamped into the price band first (a quote far outside
+/// it moves the mark no further than the band's edge), less the oracle
+/// price. No premium when a side is empty.
+pub fn book_premium(
+    best_bid: Option<Ticks>,
+    best_ask: Option<Ticks>,
+    band: &PriceBand,
+    quote_lot_size: u64,
+    oracle_per_lot: I80F48,
+) -> Option<I80F48> {
+    let (Some(bid), Some(ask)) = (best_bid, best_ask) else {
+        return Some(I80F48::ZERO);
+    };
+    let clamp = |price: Ticks| price.max(band.low).min(band.high).0;
+    // Ticks are quote lots per base lot.
+    let sum = u128::from(clamp(bid)).checked_add(u128::from(clamp(ask)))?;
+    let mid_per_lot = I80F48::checked_from_num(sum.checked_mul(u128::from(quote_lot_size))?)? / 2;
+    mid_per_lot.checked_sub(oracle_per_lot)
+}
+
+/// The premium an interval between two funding samples pays: the smaller of
+/// the premiums at its two ends when they agree in sign, else none. A book
+/// moved for one instant (one sample) therefore weighs nothing; to move
+/// funding, a premium has to stand on the book from one sample to the next,
+/// where anyone can trade against it or sample it.
+pub fn interval_premium(previous: I80F48, current: I80F48) -> I80F48 {
+    if previous.signum() != current.signum() {
+        return I80F48::ZERO;
+    }
+    if previous.abs() < current.abs() {
+        previous
+    } else {
+        current
+    }
 }
 
 /// Funding per base lot for `elapsed` seconds: the premium of the mark TWAP
@@ -139,6 +178,45 @@ mod tests {
             funding_per_lot(fixed(150.0), fixed(100.0), 0, 3_600, 3_600),
             Some(I80F48::ZERO)
         );
+    }
+
+    #[test]
+    fn the_book_premium_is_clamped_to_the_band() {
+        let band = PriceBand::around(fixed(15_000.0), 400).unwrap();
+        let oracle = fixed(15_000.0 * 100.0);
+        // An ask at 10^13 ticks counts as the band's top (15,600).
+        let premium =
+            book_premium(Some(Ticks(14_990)), Some(Ticks(10_000_000_000_000)), &band, 100, oracle)
+                .unwrap();
+        assert_eq!(premium, fixed((14_990.0 + 15_600.0) / 2.0 * 100.0 - 1_500_000.0));
+        assert_eq!(book_premium(None, Some(Ticks(15_100)), &band, 100, oracle), Some(I80F48::ZERO));
+        // A 1-tick bid counts as the band's bottom.
+        let low = book_premium(Some(Ticks(1)), Some(Ticks(15_010)), &band, 100, oracle).unwrap();
+        assert_eq!(low, fixed((14_400.0 + 15_010.0) / 2.0 * 100.0 - 1_500_000.0));
+    }
+
+    #[test]
+    fn an_interval_pays_the_smaller_premium_of_its_ends() {
+        assert_eq!(interval_premium(fixed(2.0), fixed(50.0)), fixed(2.0));
+        assert_eq!(interval_premium(fixed(50.0), fixed(2.0)), fixed(2.0));
+        assert_eq!(interval_premium(fixed(-3.0), fixed(-1.0)), fixed(-1.0));
+        assert_eq!(interval_premium(fixed(-3.0), fixed(4.0)), I80F48::ZERO);
+        assert_eq!(interval_premium(I80F48::ZERO, fixed(4.0)), I80F48::ZERO);
+    }
+
+    proptest! {
+        /// One manipulated sample between honest ones never moves the
+        /// premium paid beyond what the honest samples around it show.
+        #[test]
+        fn one_sample_cannot_set_the_premium(
+            honest in -1_000i64..1_000, next in -1_000i64..1_000, spike in -1_000_000i64..1_000_000,
+        ) {
+            let (honest, next, spike) = (fixed(honest as f64), fixed(next as f64), fixed(spike as f64));
+            let before = interval_premium(honest, spike);
+            let after = interval_premium(spike, next);
+            prop_assert!(before.abs() <= honest.abs());
+            prop_assert!(after.abs() <= next.abs());
+        }
     }
 
     #[test]

@@ -13,8 +13,11 @@ pub const MAX_EVENTS_PER_CRANK: u16 = crate::engine::EVENT_QUEUE_EVENTS as u16;
 
 /// Permissionless crank: applies up to `limit` events from the front of the
 /// queue to the makers' margin accounts (fills: position, PnL, maker fee or
-/// rebate; outs: reservations), and pays `crank_reward_native` per event from
-/// the market's fees to `reward_account` when one is given.
+/// rebate; outs: reservations), and pays up to `crank_reward_native` per fill
+/// from the market's fees to `reward_account` when one is given. A fill's
+/// reward is capped by what the exchange earned on it (taker fee plus maker
+/// fee, net of a rebate), and outs earn nothing: a self-made, fee-free event
+/// cannot pay its maker.
 ///
 /// Remaining accounts: the margin accounts the events name, writable, in any
 /// order. The crank stops at the first event whose account is missing, so
@@ -50,6 +53,7 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
     require!(!queue.is_empty(), KestrelError::NoEventsToConsume);
 
     let mut consumed: u64 = 0;
+    let mut reward: u64 = 0;
     for _ in 0..limit.min(MAX_EVENTS_PER_CRANK) {
         let Some(event) = queue.front().copied() else {
             break;
@@ -85,6 +89,17 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                     .ok_or(KestrelError::AccountingMismatch)?
                     .release(side, fill.quantity)?;
                 account.settle_fill(&mut market, side == Side::Bid, fill.quantity, quote, fee)?;
+                market.pending_fills = market
+                    .pending_fills
+                    .checked_sub(1)
+                    .ok_or(KestrelError::Unreachable)?;
+                let earned = perp::taker_fee(quote, market.taker_fee_bps)
+                    .and_then(|taker| i64::try_from(taker).ok())
+                    .and_then(|taker| taker.checked_add(fee))
+                    .ok_or(KestrelError::MathOverflow)?;
+                reward = reward
+                    .checked_add(market.crank_reward_native.min(earned.max(0) as u64))
+                    .ok_or(KestrelError::MathOverflow)?;
                 if fee >= 0 {
                     market.fees_accrued = market
                         .fees_accrued
@@ -125,9 +140,7 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
     require!(consumed > 0, KestrelError::MissingEventAccount);
 
     if let Some(reward_account) = &accounts.reward_account {
-        let reward = consumed
-            .saturating_mul(market.crank_reward_native)
-            .min(market.fees_available());
+        let reward = reward.min(market.fees_available());
         if reward > 0 {
             market.fees_accrued -= reward;
             reward_account.load_mut()?.credit(reward)?;

@@ -65,13 +65,21 @@ pub fn check_oracle_accounts(
     primary: &AccountInfo,
     fallback: Option<&AccountInfo>,
 ) -> Result<()> {
+    let pinned = |pin: &[u8; 32], account: &AccountInfo| {
+        require!(
+            *pin == [0; 32] || account.key.to_bytes() == *pin,
+            KestrelError::WrongOracleAccount
+        );
+        Ok(())
+    };
     oracle::read_feed(config.primary_kind, &config.primary_feed, primary)?;
+    pinned(&config.primary_account, primary)?;
     match (config.fallback_kind, fallback) {
         (OracleKind::None, None) => Ok(()),
         (OracleKind::None, Some(_)) | (_, None) => err!(KestrelError::InvalidOracleConfig),
         (kind, Some(account)) => {
             oracle::read_feed(kind, &config.fallback_feed, account)?;
-            Ok(())
+            pinned(&config.fallback_account, account)
         }
     }
 }
@@ -112,6 +120,17 @@ pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Resu
     market.bump = ctx.bumps.market;
     market.base_decimals = args.base_decimals;
     market.apply_params(&args.params);
+    // The feeds' updates start the records, and a current price the last
+    // good one, so even the first reduce-only order has a band.
+    let quote_decimals = accounts.exchange.load()?.collateral_decimals;
+    let reading = oracle::market_price(
+        &market,
+        quote_decimals,
+        &accounts.primary_oracle,
+        accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
+        &Clock::get()?,
+    )?;
+    market.prices = reading.records;
 
     emit!(MarketCreated {
         market: accounts.market.key(),

@@ -64,13 +64,20 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         accounts.liquidatee.key(),
         KestrelError::CannotLiquidateSelf
     );
-    require!(
-        accounts
-            .liquidator_account
-            .load()?
-            .is_owner_or_delegate(&accounts.liquidator.key()),
-        KestrelError::NotOwnerOrDelegate
-    );
+    {
+        let liquidator = accounts.liquidator_account.load()?;
+        require!(
+            liquidator.is_owner_or_delegate(&accounts.liquidator.key()),
+            KestrelError::NotOwnerOrDelegate
+        );
+        // Another sub-account of the same owner would hand the owner back
+        // most of its own liquidation fee.
+        require_keys_neq!(
+            liquidator.owner,
+            accounts.liquidatee.load()?.owner,
+            KestrelError::CannotLiquidateSelf
+        );
+    }
     let (bump, quote_decimals) = {
         let exchange = accounts.exchange.load()?;
         exchange
@@ -87,14 +94,15 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         market.status() != MarketStatus::Closed,
         KestrelError::MarketNotTrading
     );
-    let price = oracle::market_price(
+    let reading = oracle::market_price(
         &market,
         quote_decimals,
         &accounts.primary_oracle,
         accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
         &clock,
-    )??
-    .price;
+    )?;
+    market.prices = reading.records;
+    let price = reading.price()?;
     let market_index = market.market_index;
     let mut liquidatee = accounts.liquidatee.load_mut()?;
     let mut remaining = ctx.remaining_accounts.iter();

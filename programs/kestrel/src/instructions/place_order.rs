@@ -122,6 +122,7 @@ pub fn place_order<'info>(
     ctx: Context<'info, PlaceOrder<'info>>,
     args: PlaceOrderArgs,
 ) -> Result<()> {
+    require!(args.price > 0 && args.quantity > 0, KestrelError::InvalidOrder);
     let accounts = &ctx.accounts;
     let quote_decimals = {
         let exchange = accounts.exchange.load()?;
@@ -142,23 +143,28 @@ pub fn place_order<'info>(
         MarketStatus::ReduceOnly => require!(args.reduce_only, KestrelError::MarketReduceOnly),
         MarketStatus::Paused | MarketStatus::Closed => return err!(KestrelError::MarketNotTrading),
     }
-    // No usable oracle: the market is reduce-only for this instruction, and
-    // a new-risk order is refused with the oracle's own error.
-    let price = match oracle::market_price(
+    // No usable oracle: the market is reduce-only for this instruction (a
+    // new-risk order is refused with the oracle's own error), and its orders
+    // band around the last good price; with none ever accepted, nothing trades.
+    let reading = oracle::market_price(
         &market,
         quote_decimals,
         &accounts.primary_oracle,
         accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
         &clock,
-    )? {
+    )?;
+    market.prices = reading.records;
+    let price = match reading.price() {
         Ok(price) => Some(price),
         Err(error) if !args.reduce_only => return Err(error.into()),
         Err(_) => None,
     };
+    let band_price = reading.band_price().ok_or(KestrelError::OracleStale)?;
 
     let side = Side::from(args.side);
     let market_index = market.market_index;
     let before = account.position(market_index).copied().unwrap_or_default();
+    let collateral_before = account.collateral;
     let quantity = if args.reduce_only {
         reduce_only_quantity(&before, side, args.quantity)?
     } else {
@@ -166,25 +172,12 @@ pub fn place_order<'info>(
     };
 
     let order_type = engine::OrderType::from(args.order_type);
-    let mut limit = Ticks(args.price);
-    let band = match price {
-        Some(price) => Some(
-            market
-                .oracle_ticks(price.price)
-                .and_then(|ticks| market.price_band(ticks))
-                .ok_or(KestrelError::MathOverflow)?,
-        ),
-        None => None,
-    };
-    if let Some(band) = band {
-        limit = match (order_type, side) {
-            (engine::OrderType::Market, Side::Bid) => limit.min(band.high),
-            (engine::OrderType::Market, Side::Ask) => limit.max(band.low),
-            (_, Side::Bid) if limit > band.high => return err!(KestrelError::PriceOutsideBand),
-            (_, Side::Ask) if limit < band.low => return err!(KestrelError::PriceOutsideBand),
-            _ => limit,
-        };
-    }
+    let ticks = market
+        .oracle_ticks(band_price)
+        .ok_or(KestrelError::MathOverflow)?;
+    let band = market.price_band(ticks).ok_or(KestrelError::MathOverflow)?;
+    let resting = market.resting_band(ticks).ok_or(KestrelError::MathOverflow)?;
+    let limit = band_limit(order_type, side, Ticks(args.price), &band, &resting)?;
 
     let may_rest = matches!(
         order_type,
@@ -212,7 +205,7 @@ pub fn place_order<'info>(
         self_trade: args.self_trade.into(),
         match_limit: usize::from(market.max_fills_per_order),
         maker_fee_bps: market.maker_fee_bps,
-        band,
+        band: Some(band),
     };
     let mut bids = accounts.bids.load_mut()?;
     let mut asks = accounts.asks.load_mut()?;
@@ -231,8 +224,10 @@ pub fn place_order<'info>(
     // always pay it. (Every fill lies in the band: the engine takes makers
     // outside it off the book, never fills them.)
     let mut rebates = 0u64;
+    let mut fills = 0u32;
     for event in queue.newest(result.events as usize) {
         if let Some(Event::Fill(fill)) = event.decode() {
+            fills += 1;
             let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
                 .ok_or(KestrelError::MathOverflow)?;
             rebates = perp::maker_rebate(quote, fill.maker_fee_bps)
@@ -241,6 +236,10 @@ pub fn place_order<'info>(
         }
     }
 
+    market.pending_fills = market
+        .pending_fills
+        .checked_add(fills)
+        .ok_or(KestrelError::MathOverflow)?;
     if !result.filled.is_zero() {
         let quote = result
             .filled_quote
@@ -278,10 +277,12 @@ pub fn place_order<'info>(
     }
     account.release_position_if_empty(market_index);
 
-    // Initial health must stay >= 0, unless the order only shrinks risk.
     let after = account.position(market_index).copied().unwrap_or_default();
+    // New risk must leave initial health >= 0. An account already below it
+    // may still trade, but only to reduce: its position may not grow and
+    // its health may not fall. A reduce-only order only shrinks risk.
     if !args.reduce_only {
-        let price = price.ok_or(KestrelError::AccountingMismatch)?.price;
+        let price = price.ok_or(KestrelError::Unreachable)?;
         let mut exposures = health::other_exposures(
             &account,
             Some(market_index),
@@ -291,13 +292,40 @@ pub fn place_order<'info>(
             &clock,
         )?;
         exposures.push(health::exposure(&after, &market, price)?);
-        let healthy = health::initial_health(account.collateral, &exposures)? >= 0;
-        require!(
-            healthy || after.worst_case_lots() < before.worst_case_lots(),
-            KestrelError::InsufficientHealth
-        );
+        let health_after = health::initial_health(account.collateral, &exposures)?;
+        if health_after < 0 {
+            exposures.pop();
+            exposures.push(health::exposure(&before, &market, price)?);
+            let health_before = health::initial_health(collateral_before, &exposures)?;
+            require!(
+                after.base_lots.unsigned_abs() <= before.base_lots.unsigned_abs()
+                    && health_after >= health_before,
+                KestrelError::InsufficientHealth
+            );
+        }
     }
     Ok(())
+}
+
+/// The limit price an order may have: a market order's worst price is
+/// clamped to the fill `band`; any other order may not cross it (a bid above
+/// its top, an ask below its bottom) and must lie in the `resting` band, so
+/// nothing rests where it could not fill.
+fn band_limit(
+    order_type: engine::OrderType,
+    side: Side,
+    limit: Ticks,
+    band: &perp::PriceBand,
+    resting: &perp::PriceBand,
+) -> Result<Ticks> {
+    Ok(match (order_type, side) {
+        (engine::OrderType::Market, Side::Bid) => limit.min(band.high),
+        (engine::OrderType::Market, Side::Ask) => limit.max(band.low),
+        (_, Side::Bid) if limit > band.high => return err!(KestrelError::PriceOutsideBand),
+        (_, Side::Ask) if limit < band.low => return err!(KestrelError::PriceOutsideBand),
+        _ if resting.contains(limit) => limit,
+        _ => return err!(KestrelError::PriceOutsideBand),
+    })
 }
 
 /// The part of `quantity` that shrinks the position, net of orders already

@@ -34,6 +34,20 @@ pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) ->
         market.status() != MarketStatus::Closed,
         KestrelError::InvalidStatusTransition
     );
+    // A feed replaced starts a new record: the old feed's publish times say
+    // nothing about the new one's. The last good price stays.
+    let old = market.params().oracle;
+    let new = &params.oracle;
+    if (old.primary_kind, old.primary_feed, old.primary_account)
+        != (new.primary_kind, new.primary_feed, new.primary_account)
+    {
+        market.prices.primary = Default::default();
+    }
+    if (old.fallback_kind, old.fallback_feed, old.fallback_account)
+        != (new.fallback_kind, new.fallback_feed, new.fallback_account)
+    {
+        market.prices.fallback = Default::default();
+    }
     market.apply_params(&params);
     emit!(MarketParamsSet {
         market: accounts.market.key(),

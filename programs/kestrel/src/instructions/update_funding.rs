@@ -1,21 +1,28 @@
 use anchor_lang::prelude::*;
 
-use crate::engine::book_side::best_price;
-use crate::engine::event_queue::pending_count;
+use fixed::types::I80F48;
+
+use crate::engine::book_side::best_live_price;
 use crate::engine::funding;
 use crate::error::KestrelError;
 use crate::events::FundingUpdated;
 use crate::oracle;
 use crate::state::*;
 
-/// Permissionless crank: samples the mark price (the book's mid; the oracle
-/// when a side is empty, so an empty book pays no premium) and the oracle
-/// price into their TWAPs, then moves both funding indexes by the capped
-/// premium, pro rata to the time since the last update.
+/// Orders a mark sample looks through for one that has not expired.
+pub const MARK_SAMPLE_ORDERS: usize = 8;
+
+/// Permissionless crank: samples the book's premium over the oracle (the mid
+/// of the best live bid and ask clamped into the price band, less the oracle
+/// price; none when a side is empty) and the oracle price into their TWAPs,
+/// then moves both funding indexes by the capped premium, pro rata to the
+/// time since the last update. The interval since the last update pays the
+/// smaller of the premiums at its two ends (`funding::interval_premium`), so
+/// a book moved for the instant of one call moves nothing.
 ///
-/// The event queue must hold no events: a fill waiting there has moved its
-/// taker but not yet its maker, and funding accrued meanwhile would not net
-/// to zero. The keeper cranks first.
+/// No fill may wait in the queue: a fill there has moved its taker but not
+/// yet its maker, and funding accrued meanwhile would not net to zero. Out
+/// events do not hold it up. The keeper cranks first.
 #[derive(Accounts)]
 pub struct UpdateFunding<'info> {
     pub exchange: AccountLoader<'info, Exchange>,
@@ -24,12 +31,10 @@ pub struct UpdateFunding<'info> {
         has_one = exchange @ KestrelError::WrongExchange,
         has_one = bids @ KestrelError::WrongMarketAccounts,
         has_one = asks @ KestrelError::WrongMarketAccounts,
-        has_one = event_queue @ KestrelError::WrongMarketAccounts,
     )]
     pub market: AccountLoader<'info, Market>,
     pub bids: AccountLoader<'info, BookSideAccount>,
     pub asks: AccountLoader<'info, BookSideAccount>,
-    pub event_queue: AccountLoader<'info, EventQueueAccount>,
     /// CHECK: checked by `oracle::market_price` against the market's config.
     pub primary_oracle: UncheckedAccount<'info>,
     /// CHECK: as `primary_oracle`; required when the market has a fallback.
@@ -44,12 +49,9 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
         exchange.pause_flags().ensure_running(Operation::Funding)?;
         exchange.collateral_decimals
     };
-    let pending = pending_count(&accounts.event_queue.load()?.data)
-        .map_err(|_| KestrelError::WrongMarketAccounts)?;
-    require!(pending == 0, KestrelError::CrankRequired);
-
     let clock = Clock::get()?;
     let mut market = accounts.market.load_mut()?;
+    require!(market.pending_fills == 0, KestrelError::CrankRequired);
     require!(
         market.status() != MarketStatus::Closed,
         KestrelError::MarketNotTrading
@@ -60,34 +62,42 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
         .filter(|&e| e > 0)
         .ok_or(KestrelError::FundingUpToDate)? as u64;
 
-    let price = oracle::market_price(
+    let reading = oracle::market_price(
         &market,
         quote_decimals,
         &accounts.primary_oracle,
         accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
         &clock,
-    )??;
-    let oracle_sample = market.price_per_lot(price.price)?;
-    let best_bid =
-        best_price(&accounts.bids.load()?.data).map_err(|_| KestrelError::WrongMarketAccounts)?;
-    let best_ask =
-        best_price(&accounts.asks.load()?.data).map_err(|_| KestrelError::WrongMarketAccounts)?;
-    let mark_sample = match (best_bid, best_ask) {
-        (Some(bid), Some(ask)) => {
-            // Ticks are quote lots per base lot.
-            let mid_lots =
-                (u128::from(bid.0) + u128::from(ask.0)) * u128::from(market.quote_lot_size);
-            fixed::types::I80F48::checked_from_num(mid_lots).ok_or(KestrelError::MathOverflow)? / 2
-        }
-        _ => oracle_sample,
+    )?;
+    market.prices = reading.records;
+    let price = reading.price()?;
+    let oracle_sample = market.price_per_lot(price)?;
+    let band = market
+        .oracle_ticks(price)
+        .and_then(|ticks| market.price_band(ticks))
+        .ok_or(KestrelError::MathOverflow)?;
+    let now = u64::try_from(clock.unix_timestamp).map_err(|_| KestrelError::MathOverflow)?;
+    let best = |side: &AccountLoader<BookSideAccount>| -> Result<_> {
+        Ok(best_live_price(&side.load()?.data, now, MARK_SAMPLE_ORDERS)
+            .map_err(|_| KestrelError::WrongMarketAccounts)?)
     };
+    let overflow = || error!(KestrelError::MathOverflow);
+    let premium = funding::book_premium(
+        best(&accounts.bids)?,
+        best(&accounts.asks)?,
+        &band,
+        market.quote_lot_size,
+        oracle_sample,
+    )
+    .ok_or_else(overflow)?;
 
     let period = u64::from(market.funding_period_seconds);
-    let overflow = || error!(KestrelError::MathOverflow);
     let (mark_twap, oracle_twap, per_lot) = if market.funding_updated_at == 0 {
         // The first update starts the averages; nothing has accrued yet.
-        (mark_sample, oracle_sample, fixed::types::I80F48::ZERO)
+        (oracle_sample, oracle_sample, I80F48::ZERO)
     } else {
+        let paid = funding::interval_premium(funding::from_parts(market.mark_premium), premium);
+        let mark_sample = oracle_sample.checked_add(paid).ok_or_else(overflow)?;
         let mark_twap = funding::twap_step(
             funding::from_parts(market.mark_twap),
             mark_sample,
@@ -124,6 +134,7 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     market.short_funding_index = funding::to_parts(short_index);
     market.mark_twap = funding::to_parts(mark_twap);
     market.oracle_twap = funding::to_parts(oracle_twap);
+    market.mark_premium = funding::to_parts(premium);
     market.funding_updated_at = clock.unix_timestamp;
 
     emit!(FundingUpdated {

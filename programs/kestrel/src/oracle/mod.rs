@@ -7,6 +7,7 @@
 //! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
 use crate::engine::fastmul::{checked_mul_i128, checked_mul_u128_u64, FastMulInt};
 use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
+use bytemuck::{Pod, Zeroable};
 use fixed::types::I80F48;
 
 use crate::engine::fastdiv::{div_pow10, fixed_div_int};
@@ -64,17 +65,17 @@ pub fn read_feed_account(
     }
 }
 
-/// The market's price now. The outer error refuses the instruction (an
-/// account that is not the configured feed, or a missing fallback); the inner
-/// one is a feed that cannot be used now, which makes the market reduce-only
-/// for this instruction.
+/// The market's price now, from the feeds passed and what the market has
+/// already accepted (its [`PriceRecords`]). The error refuses the instruction
+/// (an account that is not the configured feed, or a missing fallback); a
+/// feed that cannot be used now is the reading's [`PriceReading::current`].
 pub fn market_price(
     market: &Market,
     quote_decimals: u8,
     primary: &AccountInfo,
     fallback: Option<&AccountInfo>,
     clock: &Clock,
-) -> Result<Result<OraclePrice, OracleError>, KestrelError> {
+) -> Result<PriceReading, KestrelError> {
     let primary_data = primary
         .try_borrow_data()
         .map_err(|_| KestrelError::OracleBadData)?;
@@ -108,7 +109,7 @@ pub fn market_price_of(
     fallback: Option<FeedAccount>,
     now: i64,
     slot: u64,
-) -> Result<Result<OraclePrice, OracleError>, KestrelError> {
+) -> Result<PriceReading, KestrelError> {
     let params = market.params();
     let config = &params.oracle;
     let bounds = OracleBounds {
@@ -118,25 +119,53 @@ pub fn market_price_of(
         base_decimals: market.base_decimals,
         quote_decimals,
     };
-    let read = |kind, feed: &[u8; 32], account: FeedAccount| match read_feed_account(
-        kind, feed, account,
-    ) {
-        Ok(raw) => Ok(validate(&raw, &bounds, now, slot)),
-        // Not the feed at all: a caller's mistake, never a reason to fail over.
-        Err(
-            error
-            @ (OracleError::WrongOwner | OracleError::WrongFeed | OracleError::BadAccountData),
-        ) => Err(KestrelError::from(error)),
-        Err(error) => Ok(Err(error)),
+    let read = |kind, feed: &[u8; 32], pin: &[u8; 32], account: FeedAccount| {
+        // A pinned Pyth account (a sponsored feed): no other update of the
+        // feed id is read at all.
+        if *pin != [0; 32] && account.address.to_bytes() != *pin {
+            return Err(KestrelError::WrongOracleAccount);
+        }
+        match read_feed_account(kind, feed, account) {
+            Ok(raw) => Ok(Ok(raw)),
+            // Not the feed at all: a caller's mistake, never a reason to fail over.
+            Err(
+                error
+                @ (OracleError::WrongOwner | OracleError::WrongFeed | OracleError::BadAccountData),
+            ) => Err(KestrelError::from(error)),
+            Err(error) => Ok(Err(error)),
+        }
     };
-    let primary = read(config.primary_kind, &config.primary_feed, primary)?;
-    let fallback = match (config.fallback_kind, fallback) {
-        (OracleKind::None, _) => None,
-        (kind, Some(account)) => Some(read(kind, &config.fallback_feed, account)?),
+    let stored = &market.prices;
+    let primary = read(
+        config.primary_kind,
+        &config.primary_feed,
+        &config.primary_account,
+        primary,
+    )?;
+    let mut records = *stored;
+    records.primary = stored.primary.observe(primary, &bounds);
+    let has_fallback = match (config.fallback_kind, fallback) {
+        (OracleKind::None, _) => false,
+        (kind, Some(account)) => {
+            let fallback = read(
+                kind,
+                &config.fallback_feed,
+                &config.fallback_account,
+                account,
+            )?;
+            records.fallback = stored.fallback.observe(fallback, &bounds);
+            true
+        }
         // Dropping the fallback would also drop the deviation check.
         (_, None) => return Err(KestrelError::WrongOracleAccount),
     };
-    Ok(select(primary, fallback, config.max_deviation_bps))
+    Ok(records.accept(
+        &bounds,
+        has_fallback,
+        config.max_deviation_bps,
+        now,
+        slot,
+    ))
 }
 
 impl From<OracleError> for KestrelError {
@@ -187,6 +216,32 @@ pub enum OracleError {
     Deviation,
     /// The price does not fit the fixed-point range.
     OutOfRange,
+}
+
+impl OracleError {
+    const ALL: [OracleError; 9] = [
+        OracleError::WrongOwner,
+        OracleError::WrongFeed,
+        OracleError::BadAccountData,
+        OracleError::InsufficientVerification,
+        OracleError::NonPositivePrice,
+        OracleError::Stale,
+        OracleError::ConfidenceTooWide,
+        OracleError::Deviation,
+        OracleError::OutOfRange,
+    ];
+
+    /// The byte a [`FeedRecord`] stores it as (1-based; 0 = no error).
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|e| *e == self).unwrap_or(0) as u8 + 1
+    }
+
+    /// The inverse of [`Self::code`]; an unknown byte reads as `BadAccountData`.
+    pub fn from_code(code: u8) -> Self {
+        code.checked_sub(1)
+            .and_then(|i| Self::ALL.get(usize::from(i)).copied())
+            .unwrap_or(OracleError::BadAccountData)
+    }
 }
 
 /// A price as the oracle states it: `mantissa * 10^exponent` quote per base
@@ -247,14 +302,31 @@ pub fn validate(
     if raw.mantissa <= 0 {
         return Err(OracleError::NonPositivePrice);
     }
-    // A publish time slightly ahead of this validator's clock is not stale.
-    if now.saturating_sub(raw.publish_time) > i64::from(bounds.max_age_seconds) {
+    if !is_fresh(raw.publish_time, raw.publish_slot, bounds, now, slot) {
         return Err(OracleError::Stale);
     }
-    if bounds.max_age_slots != 0
-        && slot.saturating_sub(raw.publish_slot) > u64::from(bounds.max_age_slots)
-    {
-        return Err(OracleError::Stale);
+    convert(raw, bounds)
+}
+
+/// Within the market's maximum age at unix time `now` and `slot`. A publish
+/// time slightly ahead of this validator's clock is not stale.
+pub fn is_fresh(
+    publish_time: i64,
+    publish_slot: u64,
+    bounds: &OracleBounds,
+    now: i64,
+    slot: u64,
+) -> bool {
+    now.saturating_sub(publish_time) <= i64::from(bounds.max_age_seconds)
+        && (bounds.max_age_slots == 0
+            || slot.saturating_sub(publish_slot) <= u64::from(bounds.max_age_slots))
+}
+
+/// The checks that do not depend on time (sign, confidence, range) and the
+/// conversion to native units.
+pub fn convert(raw: &RawPrice, bounds: &OracleBounds) -> Result<OraclePrice, OracleError> {
+    if raw.mantissa <= 0 {
+        return Err(OracleError::NonPositivePrice);
     }
     // confidence / price <= bps / 10_000, in integers on the oracle's own scale.
     // 64-bit-limb products: a u128 multiply is a costly routine on SBF.
@@ -322,31 +394,210 @@ fn power_of_ten(exponent: u32) -> Option<i128> {
     TABLE.get(exponent as usize).copied()
 }
 
-/// Picks the price to use: the primary when valid (unless a valid fallback
-/// deviates from it by more than `max_deviation_bps`), else a valid fallback.
-/// An error means the market is reduce-only for this instruction.
-pub fn select(
-    primary: Result<OraclePrice, OracleError>,
-    fallback: Option<Result<OraclePrice, OracleError>>,
-    max_deviation_bps: u32,
-) -> Result<OraclePrice, OracleError> {
-    match (primary, fallback) {
-        (Ok(primary), Some(Ok(fallback))) => {
-            let difference = (primary.price - fallback.price).abs();
-            let bound = primary
-                .price
-                .fast_mul_int(i128::from(max_deviation_bps))
-                .and_then(|scaled| fixed_div_int(scaled, 10_000))
-                .ok_or(OracleError::OutOfRange)?;
-            if difference > bound {
-                Err(OracleError::Deviation)
-            } else {
-                Ok(primary)
-            }
+/// `a` and `b` differ by more than `bps` of `reference`.
+fn deviates(a: I80F48, b: I80F48, reference: I80F48, bps: u32) -> Result<bool, OracleError> {
+    let difference = a.checked_sub(b).ok_or(OracleError::OutOfRange)?.abs();
+    let bound = reference
+        .fast_mul_int(i128::from(bps))
+        .and_then(|scaled| fixed_div_int(scaled, 10_000))
+        .ok_or(OracleError::OutOfRange)?;
+    Ok(difference > bound)
+}
+
+/// The newest update of one feed the market has seen, as it was judged then.
+/// An update that is not newer than the record is never used: a caller cannot
+/// pick an older price of the same feed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct FeedRecord {
+    /// Native quote per native base (I80F48 halves); zero when the update
+    /// was unusable (see `error`).
+    pub price: [u64; 2],
+    pub publish_time: i64,
+    pub publish_slot: u64,
+    /// Why the update was unusable ([`OracleError::code`]); 0 when usable.
+    pub error: u8,
+    pub padding: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<FeedRecord>() == 16 + 8 + 8 + 1 + 7);
+
+/// What a market has accepted from its feeds: each feed's newest update and
+/// the last good price, the one the market last used. Prices come out of
+/// [`PriceRecords::accept`] only, so none is older than one already used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct PriceRecords {
+    pub primary: FeedRecord,
+    pub fallback: FeedRecord,
+    /// The last good price: what bands reduce-only orders while no feed is
+    /// usable, and what a fallback is checked against when the primary fails.
+    pub last_good: FeedRecord,
+    /// Where `last_good` came from: 0 none yet, 1 primary, 2 fallback.
+    pub last_good_source: u8,
+    pub padding: [u8; 7],
+}
+
+pub const PRICE_RECORDS_SIZE: usize = 3 * core::mem::size_of::<FeedRecord>() + 1 + 7;
+const _: () = assert!(core::mem::size_of::<PriceRecords>() == PRICE_RECORDS_SIZE);
+
+impl FeedRecord {
+    fn usable(price: I80F48, publish_time: i64, publish_slot: u64) -> Self {
+        Self {
+            price: crate::engine::funding::to_parts(price),
+            publish_time,
+            publish_slot,
+            error: 0,
+            padding: [0; 7],
         }
-        (Ok(primary), _) => Ok(primary),
-        (Err(_), Some(Ok(fallback))) => Ok(fallback),
-        (Err(error), _) => Err(error),
+    }
+
+    /// The record's price, when its update was usable.
+    pub fn price(&self) -> Option<I80F48> {
+        let price = crate::engine::funding::from_parts(self.price);
+        (self.error == 0 && price > 0).then_some(price)
+    }
+
+    fn is_newer(&self, raw: &RawPrice) -> bool {
+        (raw.publish_time, raw.publish_slot) > (self.publish_time, self.publish_slot)
+    }
+
+    /// The record after seeing `observed`: an update newer than the record
+    /// replaces it (judged now: sign, confidence, range); anything else,
+    /// an older update or a soft read failure, leaves it as it was.
+    pub fn observe(&self, observed: Result<RawPrice, OracleError>, bounds: &OracleBounds) -> Self {
+        match observed {
+            Ok(raw) if self.is_newer(&raw) => match convert(&raw, bounds) {
+                Ok(price) => Self::usable(price.price, raw.publish_time, raw.publish_slot),
+                Err(error) => Self {
+                    price: [0; 2],
+                    publish_time: raw.publish_time,
+                    publish_slot: raw.publish_slot,
+                    error: error.code(),
+                    padding: [0; 7],
+                },
+            },
+            _ => *self,
+        }
+    }
+
+    /// The price if usable and within the market's maximum age at `now`.
+    fn current(&self, bounds: &OracleBounds, now: i64, slot: u64) -> Result<I80F48, OracleError> {
+        if self.error != 0 {
+            return Err(OracleError::from_code(self.error));
+        }
+        let price = self.price().ok_or(OracleError::Stale)?;
+        if !is_fresh(self.publish_time, self.publish_slot, bounds, now, slot) {
+            return Err(OracleError::Stale);
+        }
+        Ok(price)
+    }
+}
+
+impl PriceRecords {
+    /// The last good price, if the market ever had one.
+    pub fn last_good_price(&self) -> Option<I80F48> {
+        if self.last_good_source == 0 {
+            return None;
+        }
+        self.last_good.price()
+    }
+
+    /// Picks the price to use from the records: the primary when current
+    /// (unless a current fallback deviates from it by more than
+    /// `max_deviation_bps`); else a current fallback, but only within
+    /// `max_deviation_bps` of the last good price. The reading carries the
+    /// records to store back, with the new last good price.
+    pub fn accept(
+        mut self,
+        bounds: &OracleBounds,
+        has_fallback: bool,
+        max_deviation_bps: u32,
+        now: i64,
+        slot: u64,
+    ) -> PriceReading {
+        let primary = self.primary.current(bounds, now, slot);
+        let fallback = has_fallback.then(|| self.fallback.current(bounds, now, slot));
+        let chosen = match (primary, fallback) {
+            (Ok(primary), Some(Ok(fallback))) => {
+                match deviates(primary, fallback, primary, max_deviation_bps) {
+                    Ok(false) => Ok((self.primary, 1)),
+                    Ok(true) => Err(OracleError::Deviation),
+                    Err(error) => Err(error),
+                }
+            }
+            (Ok(_), _) => Ok((self.primary, 1)),
+            (Err(error), Some(Ok(fallback))) => match self.last_good_price() {
+                Some(last) => match deviates(fallback, last, last, max_deviation_bps) {
+                    Ok(false) => Ok((self.fallback, 2)),
+                    Ok(true) => Err(OracleError::Deviation),
+                    Err(error) => Err(error),
+                },
+                // Never a primary to check it against: the primary's error.
+                None => Err(error),
+            },
+            (Err(error), _) => Err(error),
+        };
+        let current = chosen.map(|(record, source)| {
+            self.last_good = record;
+            self.last_good_source = source;
+            AcceptedPrice {
+                price: record.price().unwrap_or(I80F48::ZERO),
+                publish_time: record.publish_time,
+                publish_slot: record.publish_slot,
+                feed: if source == 1 {
+                    FeedRole::Primary
+                } else {
+                    FeedRole::Fallback
+                },
+            }
+        });
+        PriceReading {
+            current,
+            records: self,
+        }
+    }
+}
+
+/// A price the market accepted now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AcceptedPrice {
+    /// Native quote per native base.
+    pub price: I80F48,
+    pub publish_time: i64,
+    pub publish_slot: u64,
+    pub feed: FeedRole,
+}
+
+/// Which of a market's feeds a price came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedRole {
+    Primary,
+    Fallback,
+}
+
+/// The outcome of reading a market's feeds: the price to use now, or why
+/// there is none, and the records to store back into the market (a writable
+/// market stores them, so the next reader starts from the newest updates).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PriceReading {
+    pub current: Result<AcceptedPrice, OracleError>,
+    pub records: PriceRecords,
+}
+
+impl PriceReading {
+    /// The current price (native quote per native base), or the feeds' error.
+    pub fn price(&self) -> Result<I80F48, OracleError> {
+        self.current.map(|accepted| accepted.price)
+    }
+
+    /// The price to band orders around: the current price, else the last
+    /// good one (only reduce-only orders trade on it).
+    pub fn band_price(&self) -> Option<I80F48> {
+        match self.current {
+            Ok(accepted) => Some(accepted.price),
+            Err(_) => self.records.last_good_price(),
+        }
     }
 }
 
@@ -440,44 +691,119 @@ mod tests {
         );
     }
 
+    fn at(mantissa: i128, publish_time: i64) -> Result<RawPrice, OracleError> {
+        let mut r = raw(mantissa, 0);
+        r.publish_time = publish_time;
+        r.publish_slot = publish_time as u64;
+        Ok(r)
+    }
+
+    fn read(
+        stored: &PriceRecords,
+        primary: Result<RawPrice, OracleError>,
+        fallback: Result<RawPrice, OracleError>,
+        now: i64,
+    ) -> PriceReading {
+        let mut records = *stored;
+        records.primary = stored.primary.observe(primary, &BOUNDS);
+        records.fallback = stored.fallback.observe(fallback, &BOUNDS);
+        records.accept(&BOUNDS, true, 300, now, now as u64)
+    }
+
+    const P150: i128 = 15_000_000_000;
+    const P146: i128 = 14_600_000_000;
+
     #[test]
-    fn select_prefers_the_primary_and_refuses_disagreement() {
-        let at = |mantissa: i128, source| {
-            let mut r = raw(mantissa, 0);
-            r.source = source;
-            validate(&r, &BOUNDS, 1_000, 500)
-        };
-        let primary = at(10_000, OracleSource::Pyth);
-        let close = at(10_050, OracleSource::Switchboard); // 0.5% away
-        let far = at(10_300, OracleSource::Switchboard); // 3% away
-        assert_eq!(
-            select(primary, Some(close), 100).unwrap().source,
-            OracleSource::Pyth
-        );
-        assert_eq!(select(primary, Some(far), 100), Err(OracleError::Deviation));
-        assert_eq!(
-            select(primary, Some(Err(OracleError::Stale)), 100)
-                .unwrap()
-                .source,
-            OracleSource::Pyth
-        );
-        assert_eq!(
-            select(Err(OracleError::Stale), Some(far), 100)
-                .unwrap()
-                .source,
-            OracleSource::Switchboard
-        );
-        assert_eq!(
-            select(
-                Err(OracleError::Stale),
-                Some(Err(OracleError::ConfidenceTooWide)),
-                100
-            ),
-            Err(OracleError::Stale)
-        );
-        assert_eq!(
-            select(Err(OracleError::WrongOwner), None, 100),
-            Err(OracleError::WrongOwner)
-        );
+    fn an_older_update_of_the_same_feed_is_never_used() {
+        // H-1: Pyth 150 at t=1000, Switchboard 146 (2.7% away, inside 3%).
+        let first = read(&PriceRecords::default(), at(P150, 1_000), at(P146, 1_000), 1_010);
+        assert_eq!(first.current.unwrap().feed, FeedRole::Primary);
+        let stored = first.records;
+        // A caller passes an older (stale) Pyth update: the record keeps the
+        // newer one, still current, and the price stays 150.
+        let replay = read(&stored, at(P150 - 1_000_000_000, 940), at(P146, 1_000), 1_020);
+        assert_eq!(replay.current.unwrap().price, first.current.unwrap().price);
+        assert_eq!(replay.records.primary, stored.primary);
+        // Once the newest primary ages out, the fallback is used, checked
+        // against the last good price (150): 146 is within 3%.
+        let aged = read(&stored, at(P150, 1_000), at(P146, 1_065), 1_065);
+        assert_eq!(aged.current.unwrap().feed, FeedRole::Fallback);
+        // A fallback more than 3% from the last good price is not used.
+        let far = read(&stored, at(P150, 1_000), at(14_400_000_000, 1_065), 1_065);
+        assert_eq!(far.current, Err(OracleError::Deviation));
+        assert_eq!(far.band_price(), stored.last_good_price());
+    }
+
+    #[test]
+    fn a_newer_unusable_update_retires_the_older_one() {
+        let stored = read(&PriceRecords::default(), at(P150, 1_000), at(P150, 1_000), 1_000).records;
+        // A newer update with a 2% confidence (bound 1%) is recorded as unusable.
+        let mut wide = raw(P150, 300_000_000);
+        wide.publish_time = 1_005;
+        wide.publish_slot = 1_005;
+        let now = read(&stored, Ok(wide), at(P150, 1_000), 1_006);
+        assert_eq!(now.current.unwrap().feed, FeedRole::Fallback);
+        assert_eq!(now.records.primary.error, OracleError::ConfidenceTooWide.code());
+        // The older good update cannot be brought back.
+        let back = read(&now.records, at(P150, 1_000), at(P150, 1_000), 1_006);
+        assert_eq!(back.records.primary, now.records.primary);
+        // Neither feed current: no price, but the last good one remains to
+        // band reduce-only orders.
+        let dead = read(&now.records, at(P150, 1_000), at(P150, 1_000), 2_000);
+        assert!(dead.current.is_err());
+        assert_eq!(dead.band_price(), stored.last_good_price());
+        assert!(dead.band_price().is_some());
+    }
+
+    #[test]
+    fn current_feeds_that_disagree_give_no_price() {
+        let first = read(&PriceRecords::default(), at(P150, 1_000), at(P150 * 104 / 100, 1_000), 1_000);
+        assert_eq!(first.current, Err(OracleError::Deviation));
+        assert_eq!(first.band_price(), None, "no last good price yet");
+        // A fallback alone with no last good price is not trusted.
+        let alone = read(&PriceRecords::default(), at(P150, 100), at(P150, 1_000), 1_000);
+        assert_eq!(alone.current, Err(OracleError::Stale));
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        for error in OracleError::ALL {
+            assert_eq!(OracleError::from_code(error.code()), error);
+            assert_ne!(error.code(), 0);
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever updates a caller passes, in any order, each feed's record
+        /// only moves forward in time and a current price is always the
+        /// newest usable update seen of its feed.
+        #[test]
+        fn records_only_move_forward(
+            steps in proptest::collection::vec((0i64..200, 0i64..200, 1i128..100, 1i128..100, 0i64..20), 1..40)
+        ) {
+            let mut stored = PriceRecords::default();
+            let mut now = 1_000;
+            for (p_age, f_age, p_price, f_price, tick) in steps {
+                now += tick;
+                let reading = read(
+                    &stored,
+                    at(P150 + p_price * 1_000_000, now - p_age),
+                    at(P150 + f_price * 1_000_000, now - f_age),
+                    now,
+                );
+                let records = reading.records;
+                proptest::prop_assert!(records.primary.publish_time >= stored.primary.publish_time);
+                proptest::prop_assert!(records.fallback.publish_time >= stored.fallback.publish_time);
+                if let Ok(accepted) = reading.current {
+                    let record = match accepted.feed {
+                        FeedRole::Primary => records.primary,
+                        FeedRole::Fallback => records.fallback,
+                    };
+                    proptest::prop_assert_eq!(accepted.publish_time, record.publish_time);
+                    proptest::prop_assert!(now - accepted.publish_time <= 60);
+                }
+                stored = records;
+            }
+        }
     }
 }

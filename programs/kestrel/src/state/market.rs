@@ -6,6 +6,7 @@ use crate::engine::funding;
 use crate::engine::perp::{self, PriceBand};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
+use crate::oracle::{PriceRecords, PRICE_RECORDS_SIZE};
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
 pub const MARKET_SEED: &[u8] = b"market";
@@ -83,8 +84,15 @@ pub struct OracleConfig {
     /// 0 = not checked.
     pub max_age_slots: u32,
     pub max_confidence_bps: u32,
-    /// Largest primary/fallback disagreement before the market is reduce-only.
+    /// Largest primary/fallback disagreement before the market is reduce-only;
+    /// also how far a fallback may be from the last good price when the
+    /// primary fails.
     pub max_deviation_bps: u32,
+    /// For a Pyth feed, the one update account read (a sponsored feed, updated
+    /// in place); zero: any verified update of the feed id. Zero for
+    /// Switchboard, whose feed is its account.
+    pub primary_account: [u8; 32],
+    pub fallback_account: [u8; 32],
 }
 
 /// What the admin sets at creation and may change later.
@@ -95,8 +103,14 @@ pub struct MarketParams {
     /// Negative: a rebate to makers, never larger than the taker fee.
     pub maker_fee_bps: i32,
     pub taker_fee_bps: u32,
-    /// Fills further than this from the oracle price are refused.
+    /// Fills happen, and orders rest, only within this of the oracle price;
+    /// below the maintenance margin, so a fill at the band's edge cannot take
+    /// an account from initial health past maintenance on its own.
     pub price_band_bps: u32,
+    /// How far from the price (the oracle's, or the last good one) an order
+    /// may rest: at least the band. A quote beyond it could not fill until
+    /// the price moved that far, so it is refused rather than left to wait.
+    pub resting_band_bps: u32,
     pub max_fills_per_order: u16,
     /// Native quote units paid from the market's fees for each event the
     /// crank consumes (capped by the fees available).
@@ -128,7 +142,9 @@ impl MarketParams {
             KestrelError::InvalidFees
         );
         require!(
-            (1..=10_000).contains(&self.price_band_bps),
+            self.price_band_bps > 0
+                && self.price_band_bps < self.maintenance_margin_bps
+                && (self.price_band_bps..=10_000).contains(&self.resting_band_bps),
             KestrelError::InvalidPriceBand
         );
         require!(
@@ -152,7 +168,10 @@ impl MarketParams {
                 && (1..=10_000).contains(&oracle.max_confidence_bps)
                 && (1..=10_000).contains(&oracle.max_deviation_bps)
                 && (oracle.fallback_kind == OracleKind::None
-                    || oracle.fallback_feed != oracle.primary_feed),
+                    || oracle.fallback_feed != oracle.primary_feed)
+                && (oracle.primary_kind == OracleKind::Pyth || oracle.primary_account == [0; 32])
+                && (oracle.fallback_kind == OracleKind::Pyth
+                    || oracle.fallback_account == [0; 32]),
             KestrelError::InvalidOracleConfig
         );
         Ok(())
@@ -226,12 +245,41 @@ pub struct Market {
     pub funding_period_seconds: u32,
     pub liquidation_fee_bps: u32,
     pub liquidation_insurance_share_bps: u32,
+    /// Each feed's newest update and the last good price (`oracle::PriceRecords`):
+    /// no older update is ever used, and reduce-only orders band around the
+    /// last good price while no feed is usable.
+    pub prices: PriceRecords,
+    /// Pinned Pyth update accounts (`OracleConfig::primary_account`).
+    pub primary_account: [u8; 32],
+    pub fallback_account: [u8; 32],
+    /// The book's premium over the oracle per base lot at the last
+    /// `update_funding`, clamped to the band (I80F48 halves): the next update
+    /// counts the smaller of it and its own, so one instant cannot set funding.
+    pub mark_premium: [u64; 2],
+    /// Fill events waiting in the queue: funding and socialized losses need
+    /// none (a fill moves its taker's open interest before its maker's).
+    pub pending_fills: u32,
+    pub resting_band_bps: u32,
     /// Room for fields added by later versions without a migration.
     pub reserved: [u8; 112],
 }
 
-pub const MARKET_SIZE: usize =
-    4 * 32 + 16 + 2 * 32 + 3 * 8 + 9 * 4 + 2 * 2 + 5 + 3 + 3 * 8 + 4 * 16 + 5 * 8 + 4 * 4 + 112;
+pub const MARKET_SIZE: usize = 4 * 32 // exchange, bids, asks, event queue
+    + 16 // name
+    + 2 * 32 // feeds
+    + 3 * 8 // lot sizes, sequence number
+    + 9 * 4 // margins, fees, band, oracle bounds
+    + 2 * 2 // market index, max fills
+    + 5 + 3 // status, bump, base decimals, oracle kinds; padding
+    + 3 * 8 // crank reward, fees accrued, rebates reserved
+    + 4 * 16 // funding indexes, TWAPs
+    + 5 * 8 // funding time and balance, open interest, socialized loss
+    + 4 * 4 // funding and liquidation parameters
+    + PRICE_RECORDS_SIZE
+    + 2 * 32 // pinned accounts
+    + 16 // mark premium
+    + 4 + 4 // pending fills, resting band
+    + 112; // reserved
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 
@@ -305,6 +353,11 @@ impl Market {
         PriceBand::around(oracle_ticks, self.price_band_bps)
     }
 
+    /// Where orders may rest: `resting_band_bps` either side of the price.
+    pub fn resting_band(&self, oracle_ticks: I80F48) -> Option<PriceBand> {
+        PriceBand::around(oracle_ticks, self.resting_band_bps)
+    }
+
     /// Oracle price per base lot, from native quote per native base.
     pub fn price_per_lot(&self, price: I80F48) -> Result<I80F48> {
         Ok(price
@@ -320,6 +373,7 @@ impl Market {
             maker_fee_bps: self.maker_fee_bps,
             taker_fee_bps: self.taker_fee_bps,
             price_band_bps: self.price_band_bps,
+            resting_band_bps: self.resting_band_bps,
             max_fills_per_order: self.max_fills_per_order,
             crank_reward_native: self.crank_reward_native,
             funding_cap_bps: self.funding_cap_bps,
@@ -335,6 +389,8 @@ impl Market {
                 max_age_slots: self.max_age_slots,
                 max_confidence_bps: self.max_confidence_bps,
                 max_deviation_bps: self.max_deviation_bps,
+                primary_account: self.primary_account,
+                fallback_account: self.fallback_account,
             },
         }
     }
@@ -345,6 +401,7 @@ impl Market {
         self.maker_fee_bps = params.maker_fee_bps;
         self.taker_fee_bps = params.taker_fee_bps;
         self.price_band_bps = params.price_band_bps;
+        self.resting_band_bps = params.resting_band_bps;
         self.max_fills_per_order = params.max_fills_per_order;
         self.crank_reward_native = params.crank_reward_native;
         self.funding_cap_bps = params.funding_cap_bps;
@@ -360,6 +417,8 @@ impl Market {
         self.max_age_slots = oracle.max_age_slots;
         self.max_confidence_bps = oracle.max_confidence_bps;
         self.max_deviation_bps = oracle.max_deviation_bps;
+        self.primary_account = oracle.primary_account;
+        self.fallback_account = oracle.fallback_account;
     }
 }
 
@@ -388,7 +447,8 @@ mod tests {
             maintenance_margin_bps: 500,
             maker_fee_bps: -2,
             taker_fee_bps: 5,
-            price_band_bps: 500,
+            price_band_bps: 400,
+            resting_band_bps: 2_000,
             max_fills_per_order: 32,
             crank_reward_native: 10,
             funding_cap_bps: 50,
@@ -404,6 +464,8 @@ mod tests {
                 max_age_slots: 0,
                 max_confidence_bps: 200,
                 max_deviation_bps: 300,
+                primary_account: [0; 32],
+                fallback_account: [0; 32],
             },
         }
     }
@@ -411,7 +473,11 @@ mod tests {
     #[test]
     fn params_are_validated_field_by_field() {
         assert!(params().validate().is_ok());
-        let broken: [fn(&mut MarketParams); 13] = [
+        let broken: [fn(&mut MarketParams); 17] = [
+            |p| p.resting_band_bps = p.price_band_bps - 1,
+            |p| p.resting_band_bps = 10_001,
+            |p| p.price_band_bps = p.maintenance_margin_bps,
+            |p| p.oracle.fallback_account = [3; 32],
             |p| p.funding_cap_bps = 10_001,
             |p| p.funding_period_seconds = MIN_FUNDING_PERIOD_SECONDS - 1,
             |p| p.liquidation_fee_bps = p.maintenance_margin_bps,
