@@ -250,7 +250,12 @@ impl Feed {
             }
             Feed::Switchboard { account } => {
                 let address = parse_pubkey(account)?;
-                Ok((OracleKind::Switchboard, address.to_bytes(), address, [0; 32]))
+                Ok((
+                    OracleKind::Switchboard,
+                    address.to_bytes(),
+                    address,
+                    [0; 32],
+                ))
             }
         }
     }

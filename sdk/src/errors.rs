@@ -82,6 +82,7 @@ pub const ALL: [KestrelError; 78] = [
     KestrelError::NoUnstakeRequest,
     KestrelError::UnstakeCooldown,
     KestrelError::NoPosition,
+    KestrelError::Unreachable,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

@@ -8,7 +8,10 @@
 //! owner, type cosplay by layout), an address with no account, Kestrel
 //! accounts of every other type (discriminators), another user's margin
 //! account, a token account of another mint, a Pyth update for another feed
-//! (right owner and layout), and every other account of the same instruction
+//! (right owner and layout), for every oracle account a newer update of the
+//! market's other feed and an older update of the same feed at another price
+//! (which may be accepted only if the market's price stays where the newer
+//! update it recorded put it), and every other account of the same instruction
 //! (the same account twice; Anchor refuses a writable account passed twice,
 //! e.g. the vault as a withdrawal's destination). Instructions take no bumps:
 //! PDAs are re-derived from seeds at creation and proven by owner +
@@ -197,9 +200,127 @@ impl Matrix {
                     .await;
             }
         }
-        if run_valid {
+        let ran = self.oracle_substitutes(label, &valid, signers).await;
+        if run_valid && !ran {
             self.h.ok(label, &[valid], signers).await;
         }
+    }
+
+    /// For every oracle account of `valid`: a newer update of the market's
+    /// other feed in its place must be refused; an older update of the same
+    /// feed (at another price) must be refused or leave the market's price
+    /// where the newer update it recorded put it, never used. True when such
+    /// a case ran the instruction (it then did the valid instruction's work).
+    async fn oracle_substitutes(
+        &mut self,
+        label: &str,
+        valid: &Instruction,
+        signers: &[&Keypair],
+    ) -> bool {
+        let mut ran = false;
+        // Market creation and parameters check feed identity only: nothing
+        // is priced there.
+        if label.starts_with("create_market") || label.starts_with("set_market_params") {
+            return ran;
+        }
+        for index in 0..valid.accounts.len() {
+            let key = valid.accounts[index].pubkey;
+            let Some(market) = self
+                .h
+                .trading_markets
+                .iter()
+                .find(|m| m.primary_oracle == key || m.fallback_oracle == Some(key))
+                .copied()
+            else {
+                continue;
+            };
+            let is_primary = market.primary_oracle == key;
+            let sb = market
+                .fallback_oracle
+                .expect("the matrix's markets have a fallback");
+            let recorded = self.h.market_state(&market.market).await.prices;
+            let now = self.h.now().await;
+            // A newer update of the other feed (the fallback holds the
+            // newest update of its feed already).
+            let other = if is_primary {
+                sb
+            } else {
+                let pyth = Pubkey::new_unique();
+                let slot = self.h.next_oracle_slot();
+                self.h.chain.set_account(
+                    &pyth,
+                    oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, now, slot),
+                );
+                pyth
+            };
+            let mut attack = valid.clone();
+            attack.accounts[index].pubkey = other;
+            self.refused(
+                label,
+                &format!("#{index} <- a newer update of the other feed"),
+                attack,
+                signers,
+            )
+            .await;
+            // An older update of the same feed, 10% lower. Pyth's is any
+            // account with the feed id; Switchboard's is its own account,
+            // rewritten for the case and restored after it.
+            let saved = self.h.chain.account(&sb).await.expect("the fallback feed");
+            let older = if is_primary {
+                let pyth = Pubkey::new_unique();
+                let old = recorded.primary;
+                self.h.chain.set_account(
+                    &pyth,
+                    oracles::pyth_update(
+                        PYTH_FEED,
+                        13_500_000_000,
+                        1_000_000,
+                        -8,
+                        old.publish_time - 1,
+                        1,
+                    ),
+                );
+                pyth
+            } else {
+                let old = recorded.fallback;
+                self.h.chain.set_account(
+                    &sb,
+                    oracles::switchboard_feed(
+                        135 * 10i128.pow(18),
+                        10i128.pow(16),
+                        old.publish_time - 1,
+                        1,
+                    ),
+                );
+                sb
+            };
+            let mut attack = valid.clone();
+            attack.accounts[index].pubkey = older;
+            let case = format!("#{index} <- an older update of the same feed");
+            self.tried += 1;
+            let before = self.h.market_state(&market.market).await;
+            match self.h.attempt_raw(label, &[attack], signers).await {
+                Err(InstructionError::Custom(_)) => {}
+                Ok(()) => {
+                    let after = self.h.market_state(&market.market).await;
+                    let (was, is) = (
+                        before.prices.last_good_price(),
+                        after.prices.last_good_price(),
+                    );
+                    if was != is {
+                        self.failures.push(format!(
+                            "{label} {case}: the older price was used ({was:?} -> {is:?})"
+                        ));
+                    }
+                    ran = true;
+                }
+                Err(other) => self.failures.push(format!(
+                    "{label} {case}: refused without a named error: {other:?}"
+                )),
+            }
+            self.h.chain.set_account(&sb, saved);
+        }
+        ran
     }
 
     async fn refused(

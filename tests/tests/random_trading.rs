@@ -293,7 +293,8 @@ async fn random_trading_keeps_every_invariant() {
                 let fake = oracle_price * skew * 1_000_000 + 12_345_678;
                 let age = 1 + rng.below(120) as i64;
                 if rng.chance(70) {
-                    h.set_pyth(&market.primary_oracle, fake, 1_000_000, age).await;
+                    h.set_pyth(&market.primary_oracle, fake, 1_000_000, age)
+                        .await;
                 } else {
                     let sb = market.fallback_oracle.expect("a fallback");
                     h.set_switchboard(&sb, i128::from(fake) * 10i128.pow(10), age)
@@ -301,13 +302,19 @@ async fn random_trading_keeps_every_invariant() {
                 }
                 let center = oracle_price as u64 * 100;
                 let args = order(
-                    if skew > 100 { OrderSide::Ask } else { OrderSide::Bid },
+                    if skew > 100 {
+                        OrderSide::Ask
+                    } else {
+                        OrderSide::Bid
+                    },
                     OrderType::Market,
                     if skew > 100 { 1 } else { center * 2 },
                     1 + rng.below(50),
                 );
                 let place = h.place_ix(user, &market, args).await;
-                let result = h.attempt("stale replay: order", &[place], &[&user.key]).await;
+                let result = h
+                    .attempt("stale replay: order", &[place], &[&user.key])
+                    .await;
                 record("stale replay: order", result);
                 let withdraw = h.withdraw_ix(user, 1 + rng.below(300 * ONE_TOKEN)).await;
                 let result = h
@@ -368,7 +375,8 @@ async fn random_trading_keeps_every_invariant() {
                     let period = f64::from(before.funding_period_seconds);
                     let weight = elapsed.min(period) / period;
                     let lag = f(before.mark_twap) - f(before.oracle_twap);
-                    let bound = ((1.0 - weight) * lag.abs() + weight * f(before.mark_premium).abs())
+                    let bound = ((1.0 - weight) * lag.abs()
+                        + weight * f(before.mark_premium).abs())
                         * elapsed
                         / period;
                     assert!(
@@ -395,7 +403,11 @@ async fn random_trading_keeps_every_invariant() {
                     continue;
                 }
                 let make = h
-                    .place_ix(user, &market, order(OrderSide::Ask, OrderType::PostOnly, price, 1))
+                    .place_ix(
+                        user,
+                        &market,
+                        order(OrderSide::Ask, OrderType::PostOnly, price, 1),
+                    )
                     .await;
                 let mut take = order(OrderSide::Bid, OrderType::ImmediateOrCancel, price, 1);
                 take.self_trade = SelfTradeBehavior::CancelProvide;
@@ -470,7 +482,11 @@ async fn random_trading_keeps_every_invariant() {
             }
         }
         // The accepted price is always one the honest oracle published.
-        let accepted = h.market_state(&market.market).await.prices.last_good_price();
+        let accepted = h
+            .market_state(&market.market)
+            .await
+            .prices
+            .last_good_price();
         let whole = accepted.expect("a last good price").to_num::<f64>() * 1_000.0;
         assert!(
             (whole - whole.round()).abs() < 1e-6 && honest.contains(&(whole.round() as i64)),

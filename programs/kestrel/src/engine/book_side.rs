@@ -77,7 +77,9 @@ pub fn best_live_price(
             break;
         }
         depth -= 1;
-        let node = nodes.get(stack[depth] as usize).ok_or(EngineError::BadLayout)?;
+        let node = nodes
+            .get(stack[depth] as usize)
+            .ok_or(EngineError::BadLayout)?;
         match node.tag {
             TAG_LEAF => {
                 let leaf = bytemuck::cast_ref::<AnyNode, LeafNode>(node);
@@ -690,7 +692,10 @@ pub(crate) mod tests {
         }
         let mut empty = slab(BookSide::byte_len(4));
         BookSide::init(bytemuck::cast_slice_mut(&mut empty), Side::Ask).unwrap();
-        assert_eq!(best_live_price(bytemuck::cast_slice(&empty), 0, 8), Ok(None));
+        assert_eq!(
+            best_live_price(bytemuck::cast_slice(&empty), 0, 8),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -185,14 +185,28 @@ mod tests {
         let band = PriceBand::around(fixed(15_000.0), 400).unwrap();
         let oracle = fixed(15_000.0 * 100.0);
         // An ask at 10^13 ticks counts as the band's top (15,600).
-        let premium =
-            book_premium(Some(Ticks(14_990)), Some(Ticks(10_000_000_000_000)), &band, 100, oracle)
-                .unwrap();
-        assert_eq!(premium, fixed((14_990.0 + 15_600.0) / 2.0 * 100.0 - 1_500_000.0));
-        assert_eq!(book_premium(None, Some(Ticks(15_100)), &band, 100, oracle), Some(I80F48::ZERO));
+        let premium = book_premium(
+            Some(Ticks(14_990)),
+            Some(Ticks(10_000_000_000_000)),
+            &band,
+            100,
+            oracle,
+        )
+        .unwrap();
+        assert_eq!(
+            premium,
+            fixed((14_990.0 + 15_600.0) / 2.0 * 100.0 - 1_500_000.0)
+        );
+        assert_eq!(
+            book_premium(None, Some(Ticks(15_100)), &band, 100, oracle),
+            Some(I80F48::ZERO)
+        );
         // A 1-tick bid counts as the band's bottom.
         let low = book_premium(Some(Ticks(1)), Some(Ticks(15_010)), &band, 100, oracle).unwrap();
-        assert_eq!(low, fixed((14_400.0 + 15_010.0) / 2.0 * 100.0 - 1_500_000.0));
+        assert_eq!(
+            low,
+            fixed((14_400.0 + 15_010.0) / 2.0 * 100.0 - 1_500_000.0)
+        );
     }
 
     #[test]

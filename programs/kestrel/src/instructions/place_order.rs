@@ -122,7 +122,10 @@ pub fn place_order<'info>(
     ctx: Context<'info, PlaceOrder<'info>>,
     args: PlaceOrderArgs,
 ) -> Result<()> {
-    require!(args.price > 0 && args.quantity > 0, KestrelError::InvalidOrder);
+    require!(
+        args.price > 0 && args.quantity > 0,
+        KestrelError::InvalidOrder
+    );
     let accounts = &ctx.accounts;
     let quote_decimals = {
         let exchange = accounts.exchange.load()?;
@@ -176,7 +179,9 @@ pub fn place_order<'info>(
         .oracle_ticks(band_price)
         .ok_or(KestrelError::MathOverflow)?;
     let band = market.price_band(ticks).ok_or(KestrelError::MathOverflow)?;
-    let resting = market.resting_band(ticks).ok_or(KestrelError::MathOverflow)?;
+    let resting = market
+        .resting_band(ticks)
+        .ok_or(KestrelError::MathOverflow)?;
     let limit = band_limit(order_type, side, Ticks(args.price), &band, &resting)?;
 
     let may_rest = matches!(

@@ -7,7 +7,7 @@
 //! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
 use crate::engine::fastmul::{checked_mul_i128, checked_mul_u128_u64, FastMulInt};
 use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
-use bytemuck::{Pod, Zeroable};
+use anchor_lang::prelude::zero_copy;
 use fixed::types::I80F48;
 
 use crate::engine::fastdiv::{div_pow10, fixed_div_int};
@@ -129,8 +129,9 @@ pub fn market_price_of(
             Ok(raw) => Ok(Ok(raw)),
             // Not the feed at all: a caller's mistake, never a reason to fail over.
             Err(
-                error
-                @ (OracleError::WrongOwner | OracleError::WrongFeed | OracleError::BadAccountData),
+                error @ (OracleError::WrongOwner
+                | OracleError::WrongFeed
+                | OracleError::BadAccountData),
             ) => Err(KestrelError::from(error)),
             Err(error) => Ok(Err(error)),
         }
@@ -159,13 +160,7 @@ pub fn market_price_of(
         // Dropping the fallback would also drop the deviation check.
         (_, None) => return Err(KestrelError::WrongOracleAccount),
     };
-    Ok(records.accept(
-        &bounds,
-        has_fallback,
-        config.max_deviation_bps,
-        now,
-        slot,
-    ))
+    Ok(records.accept(&bounds, has_fallback, config.max_deviation_bps, now, slot))
 }
 
 impl From<OracleError> for KestrelError {
@@ -407,8 +402,8 @@ fn deviates(a: I80F48, b: I80F48, reference: I80F48, bps: u32) -> Result<bool, O
 /// The newest update of one feed the market has seen, as it was judged then.
 /// An update that is not newer than the record is never used: a caller cannot
 /// pick an older price of the same feed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct FeedRecord {
     /// Native quote per native base (I80F48 halves); zero when the update
     /// was unusable (see `error`).
@@ -425,8 +420,8 @@ const _: () = assert!(core::mem::size_of::<FeedRecord>() == 16 + 8 + 8 + 1 + 7);
 /// What a market has accepted from its feeds: each feed's newest update and
 /// the last good price, the one the market last used. Prices come out of
 /// [`PriceRecords::accept`] only, so none is older than one already used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct PriceRecords {
     pub primary: FeedRecord,
     pub fallback: FeedRecord,
@@ -716,12 +711,22 @@ mod tests {
     #[test]
     fn an_older_update_of_the_same_feed_is_never_used() {
         // H-1: Pyth 150 at t=1000, Switchboard 146 (2.7% away, inside 3%).
-        let first = read(&PriceRecords::default(), at(P150, 1_000), at(P146, 1_000), 1_010);
+        let first = read(
+            &PriceRecords::default(),
+            at(P150, 1_000),
+            at(P146, 1_000),
+            1_010,
+        );
         assert_eq!(first.current.unwrap().feed, FeedRole::Primary);
         let stored = first.records;
         // A caller passes an older (stale) Pyth update: the record keeps the
         // newer one, still current, and the price stays 150.
-        let replay = read(&stored, at(P150 - 1_000_000_000, 940), at(P146, 1_000), 1_020);
+        let replay = read(
+            &stored,
+            at(P150 - 1_000_000_000, 940),
+            at(P146, 1_000),
+            1_020,
+        );
         assert_eq!(replay.current.unwrap().price, first.current.unwrap().price);
         assert_eq!(replay.records.primary, stored.primary);
         // Once the newest primary ages out, the fallback is used, checked
@@ -736,14 +741,23 @@ mod tests {
 
     #[test]
     fn a_newer_unusable_update_retires_the_older_one() {
-        let stored = read(&PriceRecords::default(), at(P150, 1_000), at(P150, 1_000), 1_000).records;
+        let stored = read(
+            &PriceRecords::default(),
+            at(P150, 1_000),
+            at(P150, 1_000),
+            1_000,
+        )
+        .records;
         // A newer update with a 2% confidence (bound 1%) is recorded as unusable.
         let mut wide = raw(P150, 300_000_000);
         wide.publish_time = 1_005;
         wide.publish_slot = 1_005;
         let now = read(&stored, Ok(wide), at(P150, 1_000), 1_006);
         assert_eq!(now.current.unwrap().feed, FeedRole::Fallback);
-        assert_eq!(now.records.primary.error, OracleError::ConfidenceTooWide.code());
+        assert_eq!(
+            now.records.primary.error,
+            OracleError::ConfidenceTooWide.code()
+        );
         // The older good update cannot be brought back.
         let back = read(&now.records, at(P150, 1_000), at(P150, 1_000), 1_006);
         assert_eq!(back.records.primary, now.records.primary);
@@ -757,11 +771,21 @@ mod tests {
 
     #[test]
     fn current_feeds_that_disagree_give_no_price() {
-        let first = read(&PriceRecords::default(), at(P150, 1_000), at(P150 * 104 / 100, 1_000), 1_000);
+        let first = read(
+            &PriceRecords::default(),
+            at(P150, 1_000),
+            at(P150 * 104 / 100, 1_000),
+            1_000,
+        );
         assert_eq!(first.current, Err(OracleError::Deviation));
         assert_eq!(first.band_price(), None, "no last good price yet");
         // A fallback alone with no last good price is not trusted.
-        let alone = read(&PriceRecords::default(), at(P150, 100), at(P150, 1_000), 1_000);
+        let alone = read(
+            &PriceRecords::default(),
+            at(P150, 100),
+            at(P150, 1_000),
+            1_000,
+        );
         assert_eq!(alone.current, Err(OracleError::Stale));
     }
 

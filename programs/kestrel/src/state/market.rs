@@ -170,8 +170,7 @@ impl MarketParams {
                 && (oracle.fallback_kind == OracleKind::None
                     || oracle.fallback_feed != oracle.primary_feed)
                 && (oracle.primary_kind == OracleKind::Pyth || oracle.primary_account == [0; 32])
-                && (oracle.fallback_kind == OracleKind::Pyth
-                    || oracle.fallback_account == [0; 32]),
+                && (oracle.fallback_kind == OracleKind::Pyth || oracle.fallback_account == [0; 32]),
             KestrelError::InvalidOracleConfig
         );
         Ok(())
