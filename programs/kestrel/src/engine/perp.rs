@@ -10,7 +10,8 @@
 use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
-use super::fastdiv::fixed_div_int;
+use super::fastdiv::{div_u128_u32, fixed_div_int};
+use super::fastmul::widening_mul;
 use crate::units::{BaseLots, NativeUnits, Ticks};
 
 /// A position before or after a trade.
@@ -86,19 +87,24 @@ pub fn fill_quote(price: Ticks, lots: BaseLots, quote_lot_size: u64) -> Option<N
 
 /// The taker fee on `quote`, rounded up (in the exchange's favour).
 pub fn taker_fee(quote: NativeUnits, fee_bps: u32) -> Option<u64> {
-    let scaled = u128::from(quote.0) * u128::from(fee_bps);
-    u64::try_from(scaled.div_ceil(10_000)).ok()
+    // 64-bit-limb product and division (fastmul, fastdiv): a u128 multiply
+    // or divide is a software routine on SBF, and the crank prices every fill.
+    // The product is below 2^96, so adding the divisor cannot overflow.
+    let scaled = widening_mul(quote.0, u64::from(fee_bps));
+    u64::try_from(div_u128_u32(scaled + 9_999, 10_000)).ok()
 }
 
 /// The maker's fee on `quote`: positive is charged (rounded up), negative is
 /// a rebate (rounded down), so the exchange never pays out more than the
 /// taker fee of the same fill, which is at least as large.
 pub fn maker_fee(quote: NativeUnits, fee_bps: i32) -> Option<i64> {
-    let scaled = u128::from(quote.0) * u128::from(fee_bps.unsigned_abs());
+    let scaled = widening_mul(quote.0, u64::from(fee_bps.unsigned_abs()));
     if fee_bps >= 0 {
-        i64::try_from(scaled.div_ceil(10_000)).ok()
+        i64::try_from(div_u128_u32(scaled + 9_999, 10_000)).ok()
     } else {
-        i64::try_from(scaled / 10_000).ok().map(|rebate| -rebate)
+        i64::try_from(div_u128_u32(scaled, 10_000))
+            .ok()
+            .map(|rebate| -rebate)
     }
 }
 
@@ -232,6 +238,25 @@ mod tests {
                 quote: 330
             }
         );
+    }
+
+    proptest::proptest! {
+        /// The limb arithmetic gives exactly the wide-integer answers.
+        #[test]
+        fn fees_equal_the_wide_integer_forms(quote: u64, taker in 0u32..=u32::MAX, maker in -1_000i32..=1_000) {
+            let wide = u128::from(quote) * u128::from(taker);
+            proptest::prop_assert_eq!(
+                taker_fee(NativeUnits(quote), taker),
+                u64::try_from(wide.div_ceil(10_000)).ok()
+            );
+            let wide = u128::from(quote) * u128::from(maker.unsigned_abs());
+            let expected = if maker >= 0 {
+                i64::try_from(wide.div_ceil(10_000)).ok()
+            } else {
+                i64::try_from(wide / 10_000).ok().map(|r| -r)
+            };
+            proptest::prop_assert_eq!(maker_fee(NativeUnits(quote), maker), expected);
+        }
     }
 
     #[test]
