@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 78] = [
+pub const ALL: [KestrelError; 79] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -82,6 +82,7 @@ pub const ALL: [KestrelError; 78] = [
     KestrelError::NoUnstakeRequest,
     KestrelError::UnstakeCooldown,
     KestrelError::NoPosition,
+    KestrelError::UnstakeRequestExpired,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

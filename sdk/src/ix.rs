@@ -553,6 +553,7 @@ pub fn request_unstake(owner: &Pubkey, margin_account: &Pubkey, shares: u64) -> 
             owner: *owner,
             exchange: pda::exchange(),
             margin_account: *margin_account,
+            insurance_vault: pda::insurance_vault(&pda::exchange()),
         },
         instruction::RequestUnstake { shares },
     )
