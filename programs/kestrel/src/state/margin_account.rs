@@ -419,14 +419,23 @@ impl MarginAccount {
     /// most in: a last-minute tiny trade elsewhere cannot take the deficit
     /// there, and splitting the loss into many fills does not change it.
     pub fn release_position_if_empty(&mut self, market_index: u16) {
-        for index in 0..MAX_POSITIONS {
-            let slot = self.positions[index];
-            if slot.in_use != 0 && slot.market_index == market_index && slot.is_empty() {
-                self.positions[index] = PerpPosition::default();
-                self.last_market_index = market_index;
-                self.record_deficit_market(market_index, slot.lifetime_loss());
-            }
+        // A market has at most one slot (`position_or_open`).
+        let Some(index) = self.slot_of(market_index) else {
+            return;
+        };
+        if self.positions[index].is_empty() {
+            self.release_slot(index, market_index);
         }
+    }
+
+    /// Kept out of line: the crank and cancels call the check above for
+    /// every fill and order, and release rarely.
+    #[inline(never)]
+    fn release_slot(&mut self, index: usize, market_index: u16) {
+        let loss = self.positions[index].lifetime_loss();
+        self.positions[index] = PerpPosition::default();
+        self.last_market_index = market_index;
+        self.record_deficit_market(market_index, loss);
     }
 
     fn record_deficit_market(&mut self, market_index: u16, loss: u64) {
