@@ -1,8 +1,8 @@
 //! Solvency audit: the collateral vault must hold exactly what the ledger says
 //! it owes, every market's positions must net to zero, and every account's
 //! order reservations must match the book and the queue (whose sequence
-//! numbers must run without gaps). Pure over fetched
-//! account bytes, so it runs against any chain.
+//! numbers must run without gaps); and (`insurance`) the insurance shares
+//! must add up. Pure over fetched account bytes, so it runs against any chain.
 //!
 //! vault = Σ collateral + Σ entry quote of open positions
 //!       + Σ quote owed to makers by fills not yet cranked + Σ market fees accrued
@@ -104,6 +104,7 @@ pub enum AuditError {
     VaultNotATokenAccount,
     MarginAccount(DecodeError),
     Market(DecodeError),
+    Exchange(DecodeError),
 }
 
 impl std::fmt::Display for AuditError {
@@ -114,6 +115,7 @@ impl std::fmt::Display for AuditError {
             }
             Self::MarginAccount(e) => write!(f, "margin account: {e}"),
             Self::Market(e) => write!(f, "market: {e}"),
+            Self::Exchange(e) => write!(f, "exchange: {e}"),
         }
     }
 }
@@ -273,6 +275,118 @@ pub fn conservation<'a>(
     Ok(report)
 }
 
+/// The insurance fund's books (`insurance`): the insurance shares add up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InsuranceAudit {
+    pub vault_balance: u64,
+    pub epoch: u64,
+    /// The exchange's count of this epoch's shares.
+    pub total_shares: u64,
+    /// Σ shares of this epoch held by margin accounts.
+    pub shares_held: u128,
+    /// Σ of those requested for unstaking (pending or lapsed requests).
+    pub pending_shares: u128,
+    /// Σ what every holder's shares would redeem now at the fund's value (a
+    /// requested share at most at its value at the request).
+    pub redeemable: u128,
+    /// Accounts whose request or record is inconsistent.
+    pub mismatches: Vec<String>,
+}
+
+impl InsuranceAudit {
+    /// Σ shares held = the exchange's total; the vault can pay every holder
+    /// at once; every request is part of its account's shares.
+    pub fn holds(&self) -> bool {
+        self.shares_held == u128::from(self.total_shares)
+            && self.redeemable <= u128::from(self.vault_balance)
+            && self.mismatches.is_empty()
+    }
+}
+
+impl std::fmt::Display for InsuranceAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "insurance epoch {}: {} shares held of {} counted ({} requested), {} redeemable from a vault of {}",
+            self.epoch,
+            self.shares_held,
+            self.total_shares,
+            self.pending_shares,
+            self.redeemable,
+            self.vault_balance
+        )?;
+        for mismatch in &self.mismatches {
+            write!(f, "; {mismatch}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Audits the insurance fund: `exchange` and `insurance_vault` are the
+/// exchange's and its insurance vault's account data. Shares of an older
+/// epoch (retired by a bankruptcy that depleted the fund) count as none.
+pub fn insurance<'a>(
+    exchange: &[u8],
+    insurance_vault: &[u8],
+    margin_accounts: impl IntoIterator<Item = (Pubkey, &'a [u8])>,
+) -> Result<InsuranceAudit, AuditError> {
+    let exchange = decode::exchange(exchange).map_err(AuditError::Exchange)?;
+    let vault_balance = spl_token::state::Account::unpack(insurance_vault)
+        .map_err(|_| AuditError::VaultNotATokenAccount)?
+        .amount;
+    let fund = kestrel::engine::insurance::Fund {
+        shares: exchange.insurance_shares,
+        assets: vault_balance,
+    };
+    let mut report = InsuranceAudit {
+        vault_balance,
+        epoch: exchange.insurance_epoch,
+        total_shares: exchange.insurance_shares,
+        shares_held: 0,
+        pending_shares: 0,
+        redeemable: 0,
+        mismatches: Vec::new(),
+    };
+    for (address, data) in margin_accounts {
+        let account = decode::margin_account(data).map_err(AuditError::MarginAccount)?;
+        if account.has_deficit_market > 1 {
+            report.mismatches.push(format!(
+                "{address}: deficit market flag {}",
+                account.has_deficit_market
+            ));
+        }
+        if account.insurance_epoch != exchange.insurance_epoch {
+            continue;
+        }
+        let (shares, pending) = (account.insurance_shares, account.unstake_shares);
+        report.shares_held += u128::from(shares);
+        report.pending_shares += u128::from(pending);
+        if pending > shares {
+            report.mismatches.push(format!(
+                "{address}: {pending} shares requested of {shares} held"
+            ));
+            continue;
+        }
+        if pending == 0 && (account.unstake_requested_at != 0 || account.unstake_value != 0) {
+            report
+                .mismatches
+                .push(format!("{address}: a request for no shares"));
+        }
+        let free = fund.value_of(shares - pending);
+        let requested = fund.redemption(pending, account.unstake_value);
+        match (free, requested) {
+            (Some(free), Some(requested)) => {
+                report.redeemable += u128::from(free) + u128::from(requested);
+            }
+            _ => report.mismatches.push(format!(
+                "{address}: {shares} shares cannot be valued against {} outstanding",
+                exchange.insurance_shares
+            )),
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,5 +471,53 @@ mod tests {
             ),
             Err(AuditError::MarginAccount(_))
         ));
+    }
+
+    fn exchange(shares: u64, epoch: u64) -> Vec<u8> {
+        let mut exchange: kestrel::state::Exchange = bytemuck::Zeroable::zeroed();
+        exchange.insurance_shares = shares;
+        exchange.insurance_epoch = epoch;
+        let mut data = kestrel::state::Exchange::DISCRIMINATOR.to_vec();
+        data.extend_from_slice(bytemuck::bytes_of(&exchange));
+        data
+    }
+
+    fn staker(shares: u64, epoch: u64, requested: u64, value: u64) -> (Pubkey, Vec<u8>) {
+        let (key, mut data) = margin(0);
+        let mut account = decode::margin_account(&data).unwrap();
+        account.insurance_shares = shares;
+        account.insurance_epoch = epoch;
+        account.unstake_shares = requested;
+        account.unstake_value = value;
+        account.unstake_requested_at = i64::from(requested > 0);
+        data[8..].copy_from_slice(bytemuck::bytes_of(&account));
+        (key, data)
+    }
+
+    #[test]
+    fn insurance_shares_add_up_and_requests_stay_within_them() {
+        let stakers = [
+            staker(600_000, 1, 100_000, 100),
+            staker(400_000, 1, 0, 0),
+            // Retired by a depleting bankruptcy: counts as nothing.
+            staker(9_999, 0, 9_999, 5),
+        ];
+        let report = insurance(&exchange(1_000_000, 1), &vault(1_000), view(&stakers)).unwrap();
+        assert!(report.holds(), "{report}");
+        assert_eq!(
+            (report.shares_held, report.pending_shares),
+            (1_000_000, 100_000)
+        );
+        // The requested shares count at most at their value when requested.
+        assert_eq!(report.redeemable, 500 + 100 + 400);
+        let short = insurance(&exchange(1_000_001, 1), &vault(1_000), view(&stakers)).unwrap();
+        assert!(!short.holds(), "a share nobody holds");
+        let over = [staker(10, 1, 11, 1)];
+        let report = insurance(&exchange(10, 1), &vault(1_000), view(&over)).unwrap();
+        assert!(!report.holds() && report.to_string().contains("11 shares requested of 10"));
+        let stale = [staker(10, 1, 0, 7)];
+        assert!(!insurance(&exchange(10, 1), &vault(1_000), view(&stale))
+            .unwrap()
+            .holds());
     }
 }

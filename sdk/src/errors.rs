@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 79] = [
+pub const ALL: [KestrelError; 80] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -83,6 +83,7 @@ pub const ALL: [KestrelError; 79] = [
     KestrelError::UnstakeCooldown,
     KestrelError::NoPosition,
     KestrelError::Unreachable,
+    KestrelError::UnstakeRequestExpired,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

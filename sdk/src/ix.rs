@@ -521,7 +521,6 @@ pub fn settle_bankruptcy(margin_account: &Pubkey, market: &MarketAccounts) -> In
             exchange,
             margin_account: *margin_account,
             market: market.market,
-            event_queue: market.event_queue,
             collateral_vault: pda::collateral_vault(&exchange),
             insurance_vault: pda::insurance_vault(&exchange),
             token_program: anchor_spl::token::ID,
@@ -553,6 +552,7 @@ pub fn request_unstake(owner: &Pubkey, margin_account: &Pubkey, shares: u64) -> 
             owner: *owner,
             exchange: pda::exchange(),
             margin_account: *margin_account,
+            insurance_vault: pda::insurance_vault(&pda::exchange()),
         },
         instruction::RequestUnstake { shares },
     )

@@ -643,19 +643,22 @@ impl Harness {
         )
         .unwrap_or_else(|e| panic!("after {label}: {e}"));
         assert!(report.holds(), "after {label}: {report}");
-        // Insurance shares: the exchange's total is Σ shares of this epoch.
+        // Insurance shares: the exchange's total is Σ shares of this epoch,
+        // requests are part of their accounts' shares, the vault can pay
+        // every holder at once (kestrel-keeper's audit).
         if let Some(exchange) = self.chain.account(&self.exchange).await {
-            let exchange = decode::exchange(&exchange.data).expect("the exchange");
-            let staked: u64 = margin_accounts
-                .iter()
-                .map(|(_, data)| decode::margin_account(data).expect("a margin account"))
-                .filter(|a| a.insurance_epoch == exchange.insurance_epoch)
-                .map(|a| a.insurance_shares)
-                .sum();
-            assert_eq!(
-                staked, exchange.insurance_shares,
-                "after {label}: insurance shares held differ from the total"
-            );
+            let vault = self
+                .chain
+                .account(&self.insurance_vault)
+                .await
+                .expect("the insurance vault");
+            let report = audit::insurance(
+                &exchange.data,
+                &vault.data,
+                margin_accounts.iter().map(|(k, d)| (*k, d.as_slice())),
+            )
+            .unwrap_or_else(|e| panic!("after {label}: {e}"));
+            assert!(report.holds(), "after {label}: {report}");
         }
         self.invariant_checks += 1;
     }

@@ -10,6 +10,7 @@
 //! balances; Σ base lots = 0; open interest counters; insurance shares.
 use fixed::types::I80F48;
 use kestrel::engine::funding;
+use kestrel::engine::insurance::{Fund, VIRTUAL_SHARES};
 use kestrel::instructions::{OrderSide, OrderType};
 use kestrel::state::INSURANCE_UNSTAKE_COOLDOWN_SECONDS;
 use kestrel_sdk::ix::{self, MarketAccounts};
@@ -265,7 +266,8 @@ async fn a_gap_bankruptcy_is_covered_by_the_insurance_fund_whose_stakers_bear_it
         t.h.margin_account(&dave.margin_account)
             .await
             .insurance_shares,
-        500 * ONE_TOKEN
+        500 * ONE_TOKEN * VIRTUAL_SHARES,
+        "the first staker buys at the initial price"
     );
     let deficit = gap_and_liquidate(&mut t).await;
     // The liquidation fee's insurance share: 1% of 600 lots at 1.2 USDC.
@@ -288,7 +290,7 @@ async fn a_gap_bankruptcy_is_covered_by_the_insurance_fund_whose_stakers_bear_it
     .await;
 
     // Unstaking waits for the cooldown, then pays the fund's value now.
-    let shares = 500 * ONE_TOKEN;
+    let shares = 500 * ONE_TOKEN * VIRTUAL_SHARES;
     let too_many = ix::request_unstake(&dave.pubkey(), &dave.margin_account, shares + 1);
     t.h.refused(
         "unstake more than held",
@@ -511,25 +513,23 @@ async fn staking_prices_shares_at_the_fund_and_refuses_empty_amounts() {
         .await;
     let frank = h.user(300 * ONE_TOKEN).await;
     h.stake(&frank, 300 * ONE_TOKEN).await;
+    let fund = Fund {
+        shares: 100 * ONE_TOKEN * VIRTUAL_SHARES,
+        assets: 150 * ONE_TOKEN,
+    };
+    let bought = fund.shares_for(300 * ONE_TOKEN).unwrap();
+    assert_eq!(
+        bought / 1_000_000,
+        200 * ONE_TOKEN * VIRTUAL_SHARES / 1_000_000
+    );
     assert_eq!(
         h.margin_account(&frank.margin_account)
             .await
             .insurance_shares,
-        200 * ONE_TOKEN
+        bought
     );
-    let dust = ix::stake(
-        &frank.pubkey(),
-        &frank.margin_account,
-        &frank.token_account,
-        1,
-    );
-    h.refused(
-        "a stake worth no share",
-        &[dust],
-        &[&frank.key],
-        code(KestrelError::ZeroShares),
-    )
-    .await;
+    // A stake worth no share (against a balance nobody owns) is refused
+    // with ZeroShares: see insurance.rs, m2_first_staker_....
     // Nobody else can stake into, or unstake from, erin's account.
     let stolen = ix::request_unstake(&frank.pubkey(), &erin.margin_account, 1);
     h.refused(
@@ -576,8 +576,11 @@ async fn a_loss_that_empties_the_fund_retires_its_shares_and_socializes_the_rest
         code(KestrelError::InsufficientShares),
     )
     .await;
-    // A new staker starts the new epoch at one share per unit.
+    // A new staker starts the new epoch at the initial price.
     let erin = t.h.user(5 * ONE_TOKEN).await;
     t.h.stake(&erin, 5 * ONE_TOKEN).await;
-    assert_eq!(t.h.exchange_state().await.insurance_shares, 5 * ONE_TOKEN);
+    assert_eq!(
+        t.h.exchange_state().await.insurance_shares,
+        5 * ONE_TOKEN * VIRTUAL_SHARES
+    );
 }

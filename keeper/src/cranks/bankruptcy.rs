@@ -1,6 +1,7 @@
 //! Settle bankruptcies: an account left with negative collateral and no
-//! positions is made whole from the insurance fund, the rest socialized
-//! over the open interest of the market it last traded.
+//! positions is made whole from its own insurance stake, then the
+//! insurance fund, the rest socialized over the open interest of the market
+//! where its loss arose (`MarginAccount::bankruptcy_market_index`).
 use kestrel_sdk::client::{Chain, ChainError};
 use kestrel_sdk::ix;
 
@@ -17,10 +18,10 @@ pub(super) async fn run(
         if !bankrupt {
             continue;
         }
-        let Some(market) = keeper.market(account.last_market_index) else {
+        let Some(market) = keeper.market(account.bankruptcy_market_index()) else {
             report.unconfigured.push(format!(
                 "{address} is bankrupt in market {}",
-                account.last_market_index
+                account.bankruptcy_market_index()
             ));
             continue;
         };

@@ -144,7 +144,7 @@ pub enum KestrelError {
     NothingToLiquidate,
     #[msg("the account has open positions or no deficit")]
     NotBankrupt,
-    #[msg("the loss must be settled in the last market the account traded")]
+    #[msg("the loss must be socialized in the market where it arose")]
     WrongBankruptcyMarket,
     #[msg("the insurance fund is empty and the market has no open interest")]
     CannotSocializeLoss,
@@ -162,6 +162,8 @@ pub enum KestrelError {
     NoPosition,
     #[msg("internal error: a state the program rules out was reached")]
     Unreachable,
+    #[msg("the unstake request lapsed: its redemption window has passed, request again")]
+    UnstakeRequestExpired,
 }
 
 impl From<crate::engine::EngineError> for KestrelError {

@@ -114,6 +114,13 @@ pub struct BankruptcySettled {
     pub socialized_native: u64,
     /// I80F48 bits: what each open lot (long and short) owes for it.
     pub loss_per_lot_bits: i128,
+    /// Paid first, out of the insurance fund, by redeeming the bankrupt
+    /// account's own shares (included in neither figure above).
+    pub covered_by_own_stake_native: u64,
+    pub own_shares_redeemed: u64,
+    /// Whether this bankruptcy left the fund depleted and ended its epoch
+    /// (every share of it retired).
+    pub insurance_epoch_ended: bool,
 }
 
 #[event]
@@ -129,6 +136,8 @@ pub struct UnstakeRequested {
     pub margin_account: Pubkey,
     pub shares: u64,
     pub requested_at: i64,
+    /// What the shares are worth now: the most they will redeem.
+    pub value_native: u64,
 }
 
 #[event]

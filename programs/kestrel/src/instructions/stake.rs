@@ -8,10 +8,13 @@ use crate::state::*;
 
 /// Moves `amount` native units from the owner's token account into the
 /// insurance vault for shares of the fund, recorded on the margin account.
-/// Shares are priced at the vault's balance, rounded down, so a new staker
-/// never dilutes the others; the first staker of an epoch gets one share per
-/// unit. Stakers share the fund's gains (liquidation fees) and losses
-/// (bankruptcies) pro rata; no instruction lets the admin take from it.
+/// Shares are priced at the vault's balance with the virtual offset
+/// (`engine::insurance`), rounded down, so a new staker never dilutes the
+/// others and the first staker of an epoch buys at the initial price
+/// (`VIRTUAL_SHARES` per unit) whatever the vault already holds: a balance
+/// nobody owns (fees paid in while no share was outstanding, a donation)
+/// stays the fund's. Stakers share the fund's gains (liquidation fees) and
+/// losses (bankruptcies) pro rata; no instruction lets the admin take from it.
 #[derive(Accounts)]
 pub struct Stake<'info> {
     pub owner: Signer<'info>,
@@ -44,11 +47,14 @@ pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
             .ensure_running(Operation::Insurance)?;
         let mut account = accounts.margin_account.load_mut()?;
         account.refresh_insurance(exchange.insurance_epoch);
-        let fund = accounts.insurance_vault.amount;
-        // Shares outstanding imply a balance: a loss that empties the vault
-        // also retires its shares.
-        let shares = insurance::shares_for(amount, exchange.insurance_shares, fund)
-            .ok_or(KestrelError::AccountingMismatch)?;
+        let fund = insurance::Fund {
+            shares: exchange.insurance_shares,
+            assets: accounts.insurance_vault.amount,
+        };
+        // A depleted fund's shares are retired by the bankruptcy that
+        // depletes it, so the price is bounded and only a stake of more than
+        // about 2^64 / MAX_SHARES_PER_UNIT units can overflow.
+        let shares = fund.shares_for(amount).ok_or(KestrelError::MathOverflow)?;
         require!(shares > 0, KestrelError::ZeroShares);
         exchange.insurance_shares = exchange
             .insurance_shares

@@ -6,10 +6,15 @@ use crate::error::KestrelError;
 use crate::events::Unstaked;
 use crate::state::*;
 
-/// Once the cooldown has passed, redeems the requested shares at the fund's
-/// balance now (rounded down: the remaining stakers keep the fraction) and
+/// Once the cooldown has passed and before the redemption window after it
+/// closes, redeems the requested shares at the lesser of their value now
+/// and their value at the request (rounded down: the remaining stakers keep
+/// the fraction and whatever the shares would have earned meanwhile) and
 /// credits the amount to the margin account's collateral, from where the
-/// owner may withdraw it.
+/// owner may withdraw it. A request not redeemed in its window lapses
+/// (`UnstakeRequestExpired`): only a new request, with a new cooldown, lets
+/// the shares out, so a standing request is no way to leave at will ahead
+/// of a loss.
 #[derive(Accounts)]
 pub struct Unstake<'info> {
     pub owner: Signer<'info>,
@@ -48,21 +53,25 @@ pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
             .unstake_requested_at
             .checked_add(INSURANCE_UNSTAKE_COOLDOWN_SECONDS)
             .ok_or_else(overflow)?;
-        require!(
-            Clock::get()?.unix_timestamp >= ready_at,
-            KestrelError::UnstakeCooldown
-        );
+        let expires_at = ready_at
+            .checked_add(INSURANCE_REDEMPTION_WINDOW_SECONDS)
+            .ok_or_else(overflow)?;
+        let now = Clock::get()?.unix_timestamp;
+        require!(now >= ready_at, KestrelError::UnstakeCooldown);
+        require!(now < expires_at, KestrelError::UnstakeRequestExpired);
         let shares = account.unstake_shares.min(account.insurance_shares);
-        let amount = insurance::value_of(
-            shares,
-            exchange.insurance_shares,
-            accounts.insurance_vault.amount,
-        )
+        let amount = insurance::Fund {
+            shares: exchange.insurance_shares,
+            assets: accounts.insurance_vault.amount,
+        }
+        .redemption(shares, account.unstake_value)
         .ok_or(KestrelError::AccountingMismatch)?;
-        exchange.insurance_shares -= shares;
+        exchange.insurance_shares = exchange
+            .insurance_shares
+            .checked_sub(shares)
+            .ok_or(KestrelError::AccountingMismatch)?;
         account.insurance_shares -= shares;
-        account.unstake_shares = 0;
-        account.unstake_requested_at = 0;
+        account.clear_unstake_request();
         account.credit(amount)?;
         (exchange.bump, shares, amount, exchange.insurance_shares)
     };

@@ -6,8 +6,8 @@
 //! Validation is pure (no account types): parsers turn account bytes into a
 //! [`RawPrice`], [`validate`] applies the bounds, [`select`] picks the source.
 use crate::engine::fastmul::{checked_mul_i128, checked_mul_u128_u64, FastMulInt};
-use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
 use anchor_lang::prelude::zero_copy;
+use anchor_lang::prelude::{AccountInfo, Clock, Pubkey};
 use fixed::types::I80F48;
 
 use crate::engine::fastdiv::{div_pow10, fixed_div_int};

@@ -12,6 +12,10 @@ pub const INSURANCE_VAULT_SEED: &[u8] = b"insurance_vault";
 /// How long a staker waits between `request_unstake` and `unstake`: long
 /// enough that nobody can leave the fund ahead of a loss they can see coming.
 pub const INSURANCE_UNSTAKE_COOLDOWN_SECONDS: i64 = 7 * 24 * 3_600;
+/// How long a matured unstake request can be redeemed: after
+/// `requested_at + cooldown + window` it lapses (`UnstakeRequestExpired`)
+/// and only a new request, with a new cooldown, lets the shares out.
+pub const INSURANCE_REDEMPTION_WINDOW_SECONDS: i64 = 2 * 24 * 3_600;
 
 /// The exchange: who administers it, which mint is collateral, where the money
 /// sits, and which operations are paused.

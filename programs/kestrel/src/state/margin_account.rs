@@ -1,6 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::engine::funding;
+use crate::engine::insurance;
 use crate::engine::perp::{self, Position};
 use crate::engine::Side;
 use crate::error::KestrelError;
@@ -79,18 +80,31 @@ pub struct MarginAccount {
     pub insurance_shares: u64,
     pub insurance_epoch: u64,
     /// Shares asked back by `request_unstake`, and when (0: none pending).
+    /// Part of `insurance_shares`, which they stay in until redeemed.
     pub unstake_shares: u64,
     pub unstake_requested_at: i64,
-    /// The market of the last position slot released: where a deficit left
-    /// behind is socialized.
+    /// The market of the last position slot released (for the owner's
+    /// records; where a deficit is socialized is `deficit_market_index`).
     pub last_market_index: u16,
-    pub padding1: [u8; 6],
+    /// Where a deficit left on this account is socialized: of the positions
+    /// closed while its collateral was negative, the one that lost the most
+    /// since it opened (see `release_position_if_empty`). Valid when
+    /// `has_deficit_market` is 1.
+    pub deficit_market_index: u16,
+    pub has_deficit_market: u8,
+    pub padding1: [u8; 3],
+    /// What the requested `unstake_shares` were worth at the request: they
+    /// redeem at most this (they bear losses, not gains).
+    pub unstake_value: u64,
+    /// The loss (realized PnL less fees and funding, negated) of the
+    /// position recorded in `deficit_market_index`.
+    pub deficit_market_loss_native: u64,
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 216],
+    pub reserved: [u8; 200],
 }
 
 pub const MARGIN_ACCOUNT_SIZE: usize =
-    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 5 * 8 + 216;
+    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 200;
 const _: () = assert!(core::mem::size_of::<MarginAccount>() == MARGIN_ACCOUNT_SIZE);
 const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
 
@@ -106,6 +120,15 @@ impl PerpPosition {
     /// (the quantity health charges margin on).
     pub fn worst_case_lots(&self) -> i128 {
         crate::engine::risk::worst_case(self.base_lots, self.bids_base_lots, self.asks_base_lots)
+    }
+
+    /// What the position lost since its slot opened: realized PnL less fees
+    /// and funding paid, negated (0 for a gain; u64::MAX past that).
+    pub fn lifetime_loss(&self) -> u64 {
+        let net = i128::from(self.realized_pnl_native)
+            - i128::from(self.fees_paid_native)
+            - i128::from(self.funding_paid_native);
+        u64::try_from(net.min(0).unsigned_abs()).unwrap_or(u64::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,10 +233,60 @@ impl MarginAccount {
     pub fn refresh_insurance(&mut self, epoch: u64) {
         if self.insurance_epoch != epoch {
             self.insurance_shares = 0;
-            self.unstake_shares = 0;
-            self.unstake_requested_at = 0;
+            self.clear_unstake_request();
             self.insurance_epoch = epoch;
         }
+    }
+
+    pub fn clear_unstake_request(&mut self) {
+        self.unstake_shares = 0;
+        self.unstake_requested_at = 0;
+        self.unstake_value = 0;
+    }
+
+    /// Burns the requested shares' gains since the request: of the
+    /// `unstake_shares` (worth at most `unstake_value`, whatever the fund
+    /// earned since), keeps those worth that value and retires the rest from
+    /// the account and `total_shares`, so what they would have earned stays
+    /// with the fund's other stakers. Done before a request is replaced and
+    /// before a bankruptcy redeems the account's shares, so that neither
+    /// letting a request lapse nor going bankrupt gives the gains back.
+    /// Returns the shares burnt.
+    pub fn forfeit_unstake_gains(&mut self, total_shares: &mut u64, fund: u64) -> Result<u64> {
+        if self.unstake_shares == 0 {
+            return Ok(0);
+        }
+        let pending = self.unstake_shares.min(self.insurance_shares);
+        let keep = insurance::Fund {
+            shares: *total_shares,
+            assets: fund,
+        }
+        .shares_worth_cap(pending, self.unstake_value)
+        .ok_or(KestrelError::AccountingMismatch)?;
+        let burnt = pending - keep;
+        self.insurance_shares -= burnt;
+        *total_shares = total_shares
+            .checked_sub(burnt)
+            .ok_or(KestrelError::AccountingMismatch)?;
+        self.unstake_shares = keep;
+        Ok(burnt)
+    }
+
+    /// The market a deficit on this account is socialized in: where the
+    /// loss arose (`deficit_market_index`), or for an account whose deficit
+    /// predates that record, the market of its last released position.
+    pub fn bankruptcy_market_index(&self) -> u16 {
+        if self.has_deficit_market != 0 {
+            self.deficit_market_index
+        } else {
+            self.last_market_index
+        }
+    }
+
+    pub fn clear_deficit_market(&mut self) {
+        self.deficit_market_index = 0;
+        self.has_deficit_market = 0;
+        self.deficit_market_loss_native = 0;
     }
 
     /// Closing is allowed only when nothing of value or risk is left.
@@ -334,12 +407,44 @@ impl MarginAccount {
     }
 
     /// Frees the slot of `market_index` once nothing is left in it.
+    ///
+    /// It also records where a deficit would be socialized (audit finding
+    /// L-4): when the account's collateral is negative after the slot is
+    /// freed, the slot's market is recorded if its position lost more since
+    /// it opened (realized PnL less fees and funding) than the position
+    /// recorded so far; a slot freed with collateral not negative clears the
+    /// record (the account paid its losses so far itself). Since only freed
+    /// slots are recorded and a bankruptcy needs every slot free, the market
+    /// is always one the account lost in while in deficit, the one it lost
+    /// most in: a last-minute tiny trade elsewhere cannot take the deficit
+    /// there, and splitting the loss into many fills does not change it.
     pub fn release_position_if_empty(&mut self, market_index: u16) {
-        for slot in self.positions.iter_mut() {
-            if slot.in_use != 0 && slot.market_index == market_index && slot.is_empty() {
-                *slot = PerpPosition::default();
-                self.last_market_index = market_index;
-            }
+        // A market has at most one slot (`position_or_open`).
+        let Some(index) = self.slot_of(market_index) else {
+            return;
+        };
+        if self.positions[index].is_empty() {
+            self.release_slot(index, market_index);
+        }
+    }
+
+    /// Kept out of line: the crank and cancels call the check above for
+    /// every fill and order, and release rarely.
+    #[inline(never)]
+    fn release_slot(&mut self, index: usize, market_index: u16) {
+        let loss = self.positions[index].lifetime_loss();
+        self.positions[index] = PerpPosition::default();
+        self.last_market_index = market_index;
+        self.record_deficit_market(market_index, loss);
+    }
+
+    fn record_deficit_market(&mut self, market_index: u16, loss: u64) {
+        if self.collateral >= 0 {
+            self.clear_deficit_market();
+        } else if self.has_deficit_market == 0 || loss > self.deficit_market_loss_native {
+            self.deficit_market_index = market_index;
+            self.has_deficit_market = 1;
+            self.deficit_market_loss_native = loss;
         }
     }
 
@@ -539,5 +644,84 @@ mod tests {
         market.long_funding_index = funding::to_parts(I80F48::from_num(4.5));
         assert_eq!(short.settle_funding(&mut market).unwrap(), 2);
         assert_eq!((market.long_lots, market.short_lots), (6, 0));
+    }
+
+    /// Opens and closes `lots` in `market`: bought for `paid`, sold for `got`.
+    fn round_trip(a: &mut MarginAccount, market: &mut Market, lots: u64, paid: u64, got: u64) {
+        a.position_or_open(market.market_index).unwrap();
+        a.settle_fill(market, true, BaseLots(lots), NativeUnits(paid), 0)
+            .unwrap();
+        a.settle_fill(market, false, BaseLots(lots), NativeUnits(got), 0)
+            .unwrap();
+        a.release_position_if_empty(market.market_index);
+        assert!(a.position(market.market_index).is_none());
+    }
+
+    #[test]
+    fn the_deficit_market_is_where_the_account_lost_most_while_in_deficit() {
+        let mut big: Market = bytemuck::Zeroable::zeroed();
+        let mut tiny: Market = bytemuck::Zeroable::zeroed();
+        tiny.market_index = 1;
+        // The big loss first, then a tiny losing trade elsewhere: the tiny
+        // trade is the last released, the deficit stays where it arose.
+        let mut a = account(100);
+        round_trip(&mut a, &mut big, 10, 1_000, 0);
+        assert_eq!(a.collateral, -900);
+        assert_eq!(
+            (a.bankruptcy_market_index(), a.deficit_market_loss_native),
+            (0, 1_000)
+        );
+        round_trip(&mut a, &mut tiny, 1, 10, 9);
+        assert_eq!(a.last_market_index, 1);
+        assert_eq!(
+            a.bankruptcy_market_index(),
+            0,
+            "not steered by the tiny trade"
+        );
+        // A position closed while the account could still pay clears the
+        // record: a later loss elsewhere is what made the deficit.
+        let mut b = account(1_005);
+        round_trip(&mut b, &mut big, 10, 1_000, 0);
+        assert_eq!(b.has_deficit_market, 0);
+        round_trip(&mut b, &mut tiny, 1, 10, 0);
+        assert_eq!((b.collateral, b.bankruptcy_market_index()), (-5, 1));
+        // The bigger loser wins whichever closes last.
+        let mut c = account(10);
+        round_trip(&mut c, &mut tiny, 1, 20, 0);
+        round_trip(&mut c, &mut big, 10, 1_000, 900);
+        assert_eq!(c.bankruptcy_market_index(), 0);
+        // Without a record (a deficit from an older version) the last market.
+        let mut legacy = account(-5);
+        legacy.last_market_index = 7;
+        assert_eq!(legacy.bankruptcy_market_index(), 7);
+    }
+
+    #[test]
+    fn a_forfeited_request_keeps_shares_worth_its_value() {
+        let mut a = account(0);
+        a.insurance_shares = 100_000;
+        a.unstake_shares = 100_000;
+        a.unstake_value = 100;
+        // The fund grew from 200 to 250 since the request.
+        let mut total = 200_000;
+        let burnt = a.forfeit_unstake_gains(&mut total, 250).unwrap();
+        assert!(burnt > 0);
+        assert_eq!(
+            (a.insurance_shares, total),
+            (100_000 - burnt, 200_000 - burnt)
+        );
+        assert_eq!(a.unstake_shares, a.insurance_shares);
+        let fund = insurance::Fund {
+            shares: total,
+            assets: 250,
+        };
+        assert!(fund.value_of(a.unstake_shares).unwrap() <= 100);
+        // After a loss nothing is burnt.
+        let mut total = 200_000;
+        let mut b = account(0);
+        b.insurance_shares = 100_000;
+        b.unstake_shares = 50_000;
+        b.unstake_value = 50;
+        assert_eq!(b.forfeit_unstake_gains(&mut total, 150).unwrap(), 0);
     }
 }
