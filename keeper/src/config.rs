@@ -32,6 +32,12 @@ pub struct Config {
     /// A Solana keypair file (JSON array of 64 bytes): pays the fees, and
     /// owns the liquidator's margin account.
     pub keypair: PathBuf,
+    /// The exchange's address lookup table (what `kestrel-migrations`
+    /// created and recorded under `[lookup_table]` in its markets file).
+    /// With it every transaction goes out as v0 and names the table's
+    /// accounts by index; without it transactions are legacy, and a
+    /// liquidation of an account holding many positions may not fit.
+    pub lookup_table: Option<String>,
     /// Without it the keeper cranks events and funding and reports
     /// liquidatable accounts, but does not liquidate.
     pub liquidator: Option<LiquidatorConfig>,
@@ -265,7 +271,19 @@ impl Config {
                 ));
             }
         }
+        self.lookup_table_address()?;
         self.market_oracles().map(|_| ())
+    }
+
+    /// `lookup_table`, parsed.
+    pub fn lookup_table_address(&self) -> Result<Option<Pubkey>, ConfigError> {
+        self.lookup_table
+            .as_deref()
+            .map(|text| {
+                text.parse::<Pubkey>()
+                    .map_err(|_| at("lookup_table", format!("{text:?} is not a base58 address")))
+            })
+            .transpose()
     }
 
     pub fn market_oracles(&self) -> Result<Vec<MarketOracles>, ConfigError> {
@@ -361,6 +379,7 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
             defaults.intervals.max_backoff_ms
         );
         assert_eq!(example.server.listen, defaults.server.listen);
+        assert!(example.lookup_table_address().unwrap().is_some());
         assert_eq!(example.intervals.cycle_ms, 1_000);
         let unwind = |c: &Config| c.liquidator.as_ref().unwrap().unwind_slippage_bps();
         assert_eq!(unwind(&example), unwind(&defaults));
@@ -387,6 +406,16 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
             MAX_MAKERS_PER_CRANK
         );
         assert_eq!(config.market_oracles().unwrap().len(), 1);
+        assert_eq!(config.lookup_table_address(), Ok(None));
+        let with_table = GOOD.replace(
+            "keypair = \"keeper.json\"",
+            "keypair = \"keeper.json\"\nlookup_table = \"7UVimffxr9ow1uXYxsr4LHAcV58mLzhmwaeKvJ1pjLiE\"",
+        );
+        assert!(Config::parse(&with_table)
+            .unwrap()
+            .lookup_table_address()
+            .unwrap()
+            .is_some());
         assert!(matches!(
             config.send_policy().priority_fee,
             PriorityFee::Recent { percentile: 75, .. }
@@ -424,6 +453,11 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
                 "`market[0].primary_oracle`",
             ),
             ("\nindex = 0", "\nindex = 70000", "`market[0].index`"),
+            (
+                "keypair = \"keeper.json\"",
+                "keypair = \"keeper.json\"\nlookup_table = \"not-an-address\"",
+                "`lookup_table`",
+            ),
             (
                 "sub_account_index = 0",
                 "sub_account_index = 0\nunwind_slippage_bps = 0",

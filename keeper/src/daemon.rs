@@ -93,6 +93,31 @@ async fn discover(
     Ok(markets)
 }
 
+/// Warns when the lookup table is unusable or lacks some of the markets'
+/// accounts (transactions still go out, naming those by their full key).
+async fn check_lookup_table(
+    chain: &mut RpcChain,
+    table: &kestrel_sdk::Pubkey,
+    markets: &[kestrel_sdk::ix::MarketAccounts],
+) {
+    match chain.lookup_table(table).await {
+        Ok(Some(found)) if found.is_active() => {
+            let missing = kestrel_sdk::lookup_table::missing(
+                &found.addresses,
+                &kestrel_sdk::lookup_table::exchange_addresses(markets),
+            );
+            if missing.is_empty() {
+                tracing::info!(%table, addresses = found.addresses.len(), "lookup table");
+            } else {
+                tracing::warn!(%table, missing = missing.len(), "the lookup table lacks some of the markets' accounts: run kestrel-migrations");
+            }
+        }
+        Ok(Some(_)) => tracing::warn!(%table, "the lookup table is deactivated; sending legacy"),
+        Ok(None) => tracing::warn!(%table, "no lookup table at `lookup_table`; sending legacy"),
+        Err(e) => tracing::warn!(%table, error = %e, "the lookup table could not be read"),
+    }
+}
+
 /// Runs the keeper against `config`'s cluster until `shutdown` resolves
 /// (or after one cycle with `once`). The cycle in flight when the signal
 /// arrives completes first.
@@ -153,7 +178,12 @@ pub async fn run(
         authority: keypair.insecure_clone(),
         unwind_slippage_bps: l.unwind_slippage_bps(),
     });
+    let lookup_table = config.lookup_table_address()?;
+    if let Some(table) = lookup_table {
+        check_lookup_table(&mut chain, &table, &markets).await;
+    }
     let mut keeper = Keeper::new(markets, liquidator);
+    keeper.lookup_table = lookup_table;
     keeper.metrics = metrics;
     keeper.funding_interval_seconds = i64::from(config.intervals.funding_seconds);
     keeper.max_events_per_crank = config.transactions.max_events_per_crank;
@@ -164,6 +194,7 @@ pub async fn run(
         keeper = %owner,
         markets = keeper.markets.len(),
         liquidating = keeper.liquidator.is_some(),
+        lookup_table = ?keeper.lookup_table,
         listen = %config.server.listen,
         "keeper started"
     );

@@ -6,7 +6,7 @@ use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
-use crate::{plan, ChainState, Config, Step};
+use crate::{plan, plan_lookup_table, ChainState, Config, LookupTableConfig, Step};
 
 /// What is on chain for the config's exchange and market indices.
 pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<ChainState, String> {
@@ -21,6 +21,12 @@ pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<Chai
         pause_flags: exchange.pause_flags,
         ..ChainState::default()
     };
+    if let Some(address) = config.lookup_table_address().map_err(|e| e.to_string())? {
+        state.lookup_table = chain
+            .lookup_table(&address)
+            .await
+            .map_err(|e| format!("lookup_table.address: {e}"))?;
+    }
     let exchange = pda::exchange();
     let addresses: Vec<_> = config
         .markets
@@ -50,70 +56,117 @@ pub async fn plan_for(chain: &mut impl Chain, config: &Config) -> Result<Vec<Ste
 
 /// Plans and applies `config` as `admin`; returns the steps taken (none when
 /// the chain already matches). Stops at the first refused step; what was
-/// applied stays, and applying again resumes from there.
+/// applied stays, and applying again resumes from there. A lookup table
+/// created here is recorded in `config.lookup_table.address` (the command
+/// writes it into the file), so applying the same config again finds
+/// nothing to do.
 pub async fn apply(
     chain: &mut impl Chain,
     admin: &Keypair,
-    config: &Config,
+    config: &mut Config,
 ) -> Result<Vec<Step>, String> {
     let steps = plan_for(chain, config).await?;
+    let mut done = Vec::new();
+    for step in steps.into_iter().filter(|s| !s.is_lookup_table()) {
+        execute(chain, admin, &step).await?;
+        done.push(step);
+    }
+    // Planned again: markets created above have their book accounts now.
+    let state = chain_state(chain, config).await?;
+    let mut created = None;
+    for step in plan_lookup_table(config, &state).map_err(|e| e.to_string())? {
+        let step = match step {
+            Step::CreateLookupTable => {
+                let address = chain
+                    .create_lookup_table(admin)
+                    .await
+                    .map_err(|e| format!("{step}: {e}"))?;
+                config.lookup_table = Some(LookupTableConfig {
+                    address: Some(address.to_string()),
+                });
+                created = Some(address);
+                step
+            }
+            Step::ExtendLookupTable { table, addresses } => {
+                let table = table
+                    .or(created)
+                    .ok_or("extending a lookup table that was not created")?;
+                chain
+                    .extend_lookup_table(&table, admin, &addresses)
+                    .await
+                    .map_err(|e| format!("extend lookup table {table}: {e}"))?;
+                Step::ExtendLookupTable {
+                    table: Some(table),
+                    addresses,
+                }
+            }
+            other => other,
+        };
+        done.push(step);
+    }
+    Ok(done)
+}
+
+/// One exchange or market step, as `admin`.
+async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result<(), String> {
     let exchange = pda::exchange();
     let admin_key = admin.pubkey();
-    for step in &steps {
-        let instruction: Instruction = match *step {
-            Step::SetPause { flags } => ix::set_pause(&admin_key, flags),
-            Step::CreateMarket {
-                args,
-                primary_oracle,
-                fallback_oracle,
-            } => {
-                let bids = chain
-                    .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
-                    .await;
-                let asks = chain
-                    .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
-                    .await;
-                let queue = chain
-                    .create_program_account(ix::EVENT_QUEUE_ACCOUNT_LEN)
-                    .await;
-                let (bids, asks, queue) = match (bids, asks, queue) {
-                    (Ok(b), Ok(a), Ok(q)) => (b, a, q),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                        return Err(format!("{step}: creating the book accounts: {e}"))
-                    }
-                };
-                ix::create_market(
-                    &admin_key,
-                    args,
-                    &bids,
-                    &asks,
-                    &queue,
-                    &primary_oracle,
-                    fallback_oracle,
-                )
-            }
-            Step::SetMarketParams {
-                market_index,
-                params,
-                primary_oracle,
-                fallback_oracle,
-                ..
-            } => ix::set_market_params(
+    let instruction: Instruction = match *step {
+        Step::SetPause { flags } => ix::set_pause(&admin_key, flags),
+        Step::CreateMarket {
+            args,
+            primary_oracle,
+            fallback_oracle,
+        } => {
+            let bids = chain
+                .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
+                .await;
+            let asks = chain
+                .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
+                .await;
+            let queue = chain
+                .create_program_account(ix::EVENT_QUEUE_ACCOUNT_LEN)
+                .await;
+            let (bids, asks, queue) = match (bids, asks, queue) {
+                (Ok(b), Ok(a), Ok(q)) => (b, a, q),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    return Err(format!("{step}: creating the book accounts: {e}"))
+                }
+            };
+            ix::create_market(
                 &admin_key,
-                &pda::market(&exchange, market_index),
-                params,
+                args,
+                &bids,
+                &asks,
+                &queue,
                 &primary_oracle,
                 fallback_oracle,
-            ),
-            Step::SetMarketStatus {
-                market_index,
-                status,
-            } => ix::set_market_status(&admin_key, &pda::market(&exchange, market_index), status),
-        };
-        chain
-            .submit(&[instruction], &[admin])
-            .await
-            .map_err(|e| format!("{step}: {e}"))?;
-    }
-    Ok(steps)
+            )
+        }
+        Step::SetMarketParams {
+            market_index,
+            params,
+            primary_oracle,
+            fallback_oracle,
+            ..
+        } => ix::set_market_params(
+            &admin_key,
+            &pda::market(&exchange, market_index),
+            params,
+            &primary_oracle,
+            fallback_oracle,
+        ),
+        Step::SetMarketStatus {
+            market_index,
+            status,
+        } => ix::set_market_status(&admin_key, &pda::market(&exchange, market_index), status),
+        Step::CreateLookupTable | Step::ExtendLookupTable { .. } => {
+            unreachable!("lookup table steps run in apply")
+        }
+    };
+    chain
+        .submit(&[instruction], &[admin])
+        .await
+        .map_err(|e| format!("{step}: {e}"))?;
+    Ok(())
 }

@@ -9,6 +9,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub exchange: ExchangeConfig,
+    /// Present: keep an address lookup table of the exchange's accounts
+    /// (see `kestrel_sdk::lookup_table`) for the keeper's v0 transactions.
+    #[serde(default)]
+    pub lookup_table: Option<LookupTableConfig>,
     #[serde(default, rename = "market")]
     pub markets: Vec<MarketConfig>,
 }
@@ -20,6 +24,14 @@ pub struct ExchangeConfig {
     /// funding, consume_events, insurance.
     #[serde(default)]
     pub paused: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LookupTableConfig {
+    /// The table's address. Absent: the migrations create a table (owned
+    /// by the admin) and the command records its address here.
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -106,6 +118,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         config.pause_flags()?;
+        config.lookup_table_address()?;
         let mut indices = BTreeSet::new();
         for (i, market) in config.markets.iter().enumerate() {
             let key = format!("market[{i}]");
@@ -135,6 +148,15 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// `lookup_table.address`, parsed (`None` also when there is no `[lookup_table]`).
+    pub fn lookup_table_address(&self) -> Result<Option<Pubkey>, ConfigError> {
+        self.lookup_table
+            .as_ref()
+            .and_then(|t| t.address.as_deref())
+            .map(|text| parse_pubkey(text).map_err(|e| invalid("lookup_table.address", e)))
+            .transpose()
     }
 
     pub fn pause_flags(&self) -> Result<u32, ConfigError> {
@@ -264,4 +286,19 @@ impl Feed {
 fn parse_pubkey(text: &str) -> Result<Pubkey, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not a base58 address"))
+}
+
+/// `text` (a markets file) with `lookup_table.address` set to `address`,
+/// everything else (comments, order, formatting) as it was.
+pub fn record_lookup_table(text: &str, address: &Pubkey) -> Result<String, ConfigError> {
+    let mut document: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| ConfigError(e.to_string()))?;
+    let table = document
+        .entry("lookup_table")
+        .or_insert_with(toml_edit::table)
+        .as_table_mut()
+        .ok_or_else(|| invalid("lookup_table", "must be a table"))?;
+    table.insert("address", toml_edit::value(address.to_string()));
+    Ok(document.to_string())
 }

@@ -6,10 +6,15 @@
 //! applied twice, the second plan is empty. [`apply`] carries a plan out on
 //! any [`kestrel_sdk::client::Chain`]: a cluster over RPC (the
 //! `kestrel-migrations` command) or the in-process chain.
+//!
+//! With a `[lookup_table]` section it also keeps the exchange's address
+//! lookup table (the keeper's v0 transactions): created when the section has
+//! no `address` (the command then writes the new address into the file),
+//! extended with whatever it lacks of the exchange's and markets' accounts.
 pub mod apply;
 pub mod config;
 pub mod plan;
 
 pub use apply::{apply, chain_state, plan_for};
-pub use config::{Config, ConfigError};
-pub use plan::{plan, ChainState, Step};
+pub use config::{record_lookup_table, Config, ConfigError, LookupTableConfig};
+pub use plan::{plan, plan_lookup_table, ChainState, Step};

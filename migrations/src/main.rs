@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::parse(&text) {
+    let mut config = match Config::parse(&text) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{}: {e}", cli.config.display());
@@ -63,9 +63,33 @@ fn main() -> ExitCode {
         if cli.dry_run {
             kestrel_migrations::plan_for(&mut chain, &config).await
         } else {
-            kestrel_migrations::apply(&mut chain, &admin, &config).await
+            kestrel_migrations::apply(&mut chain, &admin, &mut config).await
         }
     });
+    // A table created now is recorded in the file, so the next run finds it.
+    let recorded = Config::parse(&text)
+        .ok()
+        .and_then(|c| c.lookup_table_address().ok().flatten());
+    let table = config.lookup_table_address().ok().flatten();
+    if let Some(address) = table.filter(|t| Some(*t) != recorded) {
+        let written = kestrel_migrations::record_lookup_table(&text, &address)
+            .map_err(|e| e.to_string())
+            .and_then(|new| std::fs::write(&cli.config, new).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => println!(
+                "created lookup table {address}: recorded as lookup_table.address in {}",
+                cli.config.display()
+            ),
+            Err(e) => eprintln!(
+                "created lookup table {address}, but {} could not be updated ({e}): \
+                 add `address = \"{address}\"` under [lookup_table] yourself",
+                cli.config.display()
+            ),
+        }
+    }
+    if let Some(address) = table {
+        println!("keeper config: lookup_table = \"{address}\"");
+    }
     match result {
         Ok(steps) if steps.is_empty() => {
             println!(

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use kestrel::instructions::CreateMarketArgs;
 use kestrel::state::{Market, MarketParams, MarketStatus, PauseFlags};
-use kestrel_sdk::Pubkey;
+use kestrel_sdk::ix::MarketAccounts;
+use kestrel_sdk::lookup_table::{self, LookupTable, LOOKUP_TABLE_MAX_ADDRESSES};
+use kestrel_sdk::{pda, Pubkey};
 
 use crate::config::{Config, ConfigError, MarketConfig};
 
@@ -14,6 +16,8 @@ pub struct ChainState {
     pub pause_flags: u32,
     /// The markets of the config's indices that exist.
     pub markets: BTreeMap<u16, Market>,
+    /// The table at `lookup_table.address`, if it exists.
+    pub lookup_table: Option<LookupTable>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +42,25 @@ pub enum Step {
         market_index: u16,
         status: MarketStatus,
     },
+    /// A new address lookup table, owned by the admin.
+    CreateLookupTable,
+    /// Appends what the table lacks of the exchange's accounts (`table`:
+    /// `None` for the one created in the same run).
+    ExtendLookupTable {
+        table: Option<Pubkey>,
+        addresses: Vec<Pubkey>,
+    },
+}
+
+impl Step {
+    /// The lookup table's steps run after the others (a market created in
+    /// the same run has book accounts only then).
+    pub fn is_lookup_table(&self) -> bool {
+        matches!(
+            self,
+            Step::CreateLookupTable | Step::ExtendLookupTable { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for Step {
@@ -82,6 +105,14 @@ impl std::fmt::Display for Step {
                 status,
             } => {
                 write!(f, "set market {market_index} to {status:?}")
+            }
+            Step::CreateLookupTable => write!(f, "create the exchange's address lookup table"),
+            Step::ExtendLookupTable { table, addresses } => {
+                let n = addresses.len();
+                match table {
+                    Some(table) => write!(f, "extend lookup table {table} with {n} addresses"),
+                    None => write!(f, "extend the new lookup table with {n} addresses"),
+                }
             }
         }
     }
@@ -137,7 +168,82 @@ pub fn plan(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigErro
     for market in &config.markets {
         plan_market(market, state.markets.get(&market.index), &mut steps)?;
     }
+    steps.extend(plan_lookup_table(config, state)?);
     Ok(steps)
+}
+
+/// The lookup table's steps: create it when `[lookup_table]` has no
+/// address, then add whatever it lacks of the exchange's accounts and those
+/// of the config's markets that exist on chain (a market created in the
+/// same run is added when `apply` plans this again after creating it).
+pub fn plan_lookup_table(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigError> {
+    if config.lookup_table.is_none() {
+        return Ok(Vec::new());
+    }
+    let wanted = lookup_table::exchange_addresses(&existing_markets(config, state)?);
+    let Some(address) = config.lookup_table_address()? else {
+        return Ok(vec![
+            Step::CreateLookupTable,
+            Step::ExtendLookupTable {
+                table: None,
+                addresses: wanted,
+            },
+        ]);
+    };
+    let key = |why: String| ConfigError(format!("lookup_table.address: {why}"));
+    let table = state.lookup_table.as_ref().ok_or_else(|| {
+        key(format!(
+            "no lookup table at {address} (remove the address to create one)"
+        ))
+    })?;
+    let missing = lookup_table::missing(&table.addresses, &wanted);
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !table.is_active() || table.authority.is_none() {
+        return Err(key(format!(
+            "lookup table {address} is deactivated or frozen and lacks {} addresses",
+            missing.len()
+        )));
+    }
+    if table.addresses.len() + missing.len() > LOOKUP_TABLE_MAX_ADDRESSES {
+        return Err(key(format!(
+            "lookup table {address} would hold {} addresses, more than {LOOKUP_TABLE_MAX_ADDRESSES}",
+            table.addresses.len() + missing.len()
+        )));
+    }
+    Ok(vec![Step::ExtendLookupTable {
+        table: Some(address),
+        addresses: missing,
+    }])
+}
+
+/// The accounts of the config's markets that exist on chain, in the
+/// config's order.
+fn existing_markets(
+    config: &Config,
+    state: &ChainState,
+) -> Result<Vec<MarketAccounts>, ConfigError> {
+    let exchange = pda::exchange();
+    let mut markets = Vec::new();
+    for market in &config.markets {
+        let Some(on_chain) = state.markets.get(&market.index) else {
+            continue;
+        };
+        let (primary_oracle, fallback_oracle) = market
+            .oracle_accounts()
+            .map_err(|e| ConfigError(format!("market {}.oracle: {e}", market.index)))?;
+        markets.push(MarketAccounts {
+            market_index: market.index,
+            market: pda::market(&exchange, market.index),
+            bids: on_chain.bids,
+            asks: on_chain.asks,
+            event_queue: on_chain.event_queue,
+            primary_oracle,
+            fallback_oracle,
+        });
+    }
+    Ok(markets)
 }
 
 fn plan_market(
@@ -248,16 +354,109 @@ mod tests {
             on_chain.quote_lot_size = market.quote_lot_size;
             on_chain.apply_params(&market.params().unwrap());
             on_chain.status = market.status().unwrap() as u8;
+            on_chain.bids = Pubkey::new_unique();
+            on_chain.asks = Pubkey::new_unique();
+            on_chain.event_queue = Pubkey::new_unique();
             state.markets.insert(market.index, on_chain);
+        }
+        if let Some(address) = config.lookup_table_address().unwrap() {
+            let wanted =
+                lookup_table::exchange_addresses(&existing_markets(config, &state).unwrap());
+            state.lookup_table = Some(LookupTable {
+                address,
+                authority: Some(Pubkey::new_unique()),
+                deactivation_slot: u64::MAX,
+                last_extended_slot: 1,
+                last_extended_slot_start_index: 0,
+                addresses: wanted,
+            });
         }
         state
     }
 
     #[test]
+    fn the_lookup_table_is_created_then_extended_with_what_it_lacks() {
+        let mut config = Config::parse(CONFIG).unwrap();
+        config.lookup_table = Some(Default::default());
+        let steps = plan(&config, &created(&config)).unwrap();
+        assert!(
+            matches!(
+                steps.as_slice(),
+                [Step::CreateLookupTable, Step::ExtendLookupTable { table: None, addresses }]
+                    if addresses.len() == 6 + 6 * config.markets.len()
+            ),
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps[0].to_string(),
+            "create the exchange's address lookup table"
+        );
+
+        let address = Pubkey::new_unique();
+        config.lookup_table = Some(crate::config::LookupTableConfig {
+            address: Some(address.to_string()),
+        });
+        let mut state = created(&config);
+        assert!(
+            plan(&config, &state).unwrap().is_empty(),
+            "it holds everything"
+        );
+        let table = state.lookup_table.as_mut().unwrap();
+        let lost = table.addresses.pop().unwrap();
+        assert_eq!(
+            plan(&config, &state).unwrap(),
+            vec![Step::ExtendLookupTable {
+                table: Some(address),
+                addresses: vec![lost]
+            }]
+        );
+        state.lookup_table = None;
+        assert!(plan(&config, &state)
+            .unwrap_err()
+            .0
+            .contains("no lookup table at"));
+    }
+
+    #[test]
+    fn a_created_table_is_recorded_in_the_file_with_its_comments() {
+        let address = Pubkey::new_unique();
+        let text = "# top\n[exchange]\npaused = [] # none\n\n# the table\n[lookup_table]\n";
+        let recorded = crate::config::record_lookup_table(text, &address).unwrap();
+        assert!(
+            recorded.contains("# top")
+                && recorded.contains("# none")
+                && recorded.contains("# the table")
+        );
+        let config = Config::parse(&recorded).unwrap();
+        assert_eq!(config.lookup_table_address().unwrap(), Some(address));
+        // Recording again replaces it.
+        let other = Pubkey::new_unique();
+        let again = crate::config::record_lookup_table(&recorded, &other).unwrap();
+        assert_eq!(
+            Config::parse(&again)
+                .unwrap()
+                .lookup_table_address()
+                .unwrap(),
+            Some(other)
+        );
+        assert!(Config::parse(
+            &text.replace("[lookup_table]", "[lookup_table]\naddress = \"nope\"")
+        )
+        .unwrap_err()
+        .0
+        .contains("lookup_table.address"));
+    }
+
+    #[test]
     fn an_empty_chain_gets_every_market_and_a_matching_one_nothing() {
-        let config = Config::parse(CONFIG).unwrap();
+        let mut config = Config::parse(CONFIG).unwrap();
         let steps = plan(&config, &ChainState::default()).unwrap();
         assert!(steps.iter().any(|s| matches!(s, Step::CreateMarket { .. })));
+        assert!(steps.contains(&Step::CreateLookupTable));
+        // Once the table exists and is recorded, a matching chain needs nothing.
+        config.lookup_table = Some(crate::config::LookupTableConfig {
+            address: Some(Pubkey::new_unique().to_string()),
+        });
         assert!(plan(&config, &created(&config)).unwrap().is_empty());
     }
 

@@ -19,6 +19,7 @@ use crate::book::BookSideView;
 use crate::decode::{self, DecodeError};
 use crate::health::{FetchedFeed, MarketSnapshot, PreviewError};
 use crate::ix::MarketAccounts;
+use crate::lookup_table::{self, AddressLookupTableAccount, LookupTable};
 use crate::{errors, events, pda, Pubkey};
 
 /// The cluster could not answer (transport, timeout, malformed response).
@@ -45,6 +46,9 @@ pub enum SendError {
     /// No answer in time: it may or may not have landed. Retrying is safe
     /// for Kestrel's instructions, which are all refused when already done.
     Unavailable(String),
+    /// Never sent: it cannot be built (a v0 message that does not compile)
+    /// or exceeds the 1,232-byte packet limit. Resending cannot help.
+    Unsendable(String),
 }
 
 impl SendError {
@@ -68,6 +72,7 @@ impl std::fmt::Display for SendError {
                 None => write!(f, "refused: {error}"),
             },
             Self::Unavailable(why) => write!(f, "cluster unavailable: {why}"),
+            Self::Unsendable(why) => write!(f, "not sent: {why}"),
         }
     }
 }
@@ -179,6 +184,8 @@ pub enum FetchError {
     Chain(ChainError),
     Missing(Pubkey),
     Decode(Pubkey, DecodeError),
+    /// An account that is not an address lookup table.
+    NotLookupTable(Pubkey),
 }
 
 impl std::fmt::Display for FetchError {
@@ -187,6 +194,9 @@ impl std::fmt::Display for FetchError {
             Self::Chain(e) => write!(f, "{e}"),
             Self::Missing(address) => write!(f, "account {address} does not exist"),
             Self::Decode(address, e) => write!(f, "account {address}: {e}"),
+            Self::NotLookupTable(address) => {
+                write!(f, "account {address} is not an address lookup table")
+            }
         }
     }
 }
@@ -218,12 +228,31 @@ pub trait Chain {
         filter: AccountFilter,
     ) -> Result<Vec<(Pubkey, Account)>, ChainError>;
 
-    /// Signs (fee payer and `signers`), sends and confirms one transaction.
+    /// Signs (fee payer and `signers`), sends and confirms one transaction:
+    /// a legacy one when `tables` is empty, otherwise a v0 one that names
+    /// the accounts `tables` hold by index (see [`crate::lookup_table`]).
+    /// Both implementations put the compute-budget instructions first
+    /// ([`crate::tx::Budget`]) and refuse a transaction over 1,232 bytes
+    /// ([`SendError::Unsendable`]) before sending it.
+    async fn submit_with_tables(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
+    ) -> Result<Sent, SendError>;
+
+    /// Returns once the cluster is past `slot` (a lookup table extended in
+    /// `slot` is usable then): the embedded chain warps, a cluster is waited for.
+    async fn wait_past_slot(&mut self, slot: u64) -> Result<(), ChainError>;
+
+    /// [`Self::submit_with_tables`] without tables: a legacy transaction.
     async fn submit(
         &mut self,
         instructions: &[Instruction],
         signers: &[&Keypair],
-    ) -> Result<Sent, SendError>;
+    ) -> Result<Sent, SendError> {
+        self.submit_with_tables(instructions, signers, &[]).await
+    }
 
     async fn clock(&mut self) -> Result<ChainClock, ChainError>;
 
@@ -342,6 +371,68 @@ pub trait Chain {
                 Some((address, decode::margin_account(&account.data).ok()?))
             })
             .collect())
+    }
+
+    /// The newest slot in the cluster's SlotHashes sysvar: a slot a lookup
+    /// table may be created at.
+    async fn recent_slot(&mut self) -> Result<u64, ChainError> {
+        let account = self
+            .fetch_account(&lookup_table::SLOT_HASHES)
+            .await?
+            .ok_or_else(|| ChainError("the SlotHashes sysvar is missing".into()))?;
+        lookup_table::newest_slot_hash(&account.data)
+            .ok_or_else(|| ChainError("the SlotHashes sysvar holds no slot".into()))
+    }
+
+    /// A lookup table, decoded; `None` when no account is at `address`.
+    async fn lookup_table(&mut self, address: &Pubkey) -> Result<Option<LookupTable>, FetchError> {
+        let Some(account) = self.fetch_account(address).await? else {
+            return Ok(None);
+        };
+        if account.owner != lookup_table::PROGRAM_ID {
+            return Err(FetchError::NotLookupTable(*address));
+        }
+        LookupTable::decode(*address, &account.data)
+            .map(Some)
+            .map_err(|_| FetchError::NotLookupTable(*address))
+    }
+
+    /// Creates an empty lookup table with `authority` (the fee payer pays
+    /// its rent) at the newest recent slot; returns its address.
+    async fn create_lookup_table(&mut self, authority: &Keypair) -> Result<Pubkey, SendError> {
+        let slot = self
+            .recent_slot()
+            .await
+            .map_err(|e| SendError::Unavailable(e.0))?;
+        let (create, address) = lookup_table::create(&authority.pubkey(), &self.fee_payer(), slot);
+        self.submit(&[create], &[authority]).await?;
+        Ok(address)
+    }
+
+    /// Appends `addresses` to `table` (one transaction per
+    /// [`lookup_table::MAX_ADDRESSES_PER_EXTEND`]), then waits until they
+    /// are usable (the slot after the last extension).
+    async fn extend_lookup_table(
+        &mut self,
+        table: &Pubkey,
+        authority: &Keypair,
+        addresses: &[Pubkey],
+    ) -> Result<(), SendError> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let payer = self.fee_payer();
+        for extend in lookup_table::extend(table, &authority.pubkey(), &payer, addresses) {
+            self.submit(&[extend], &[authority]).await?;
+        }
+        let extended = self
+            .lookup_table(table)
+            .await
+            .map_err(|e| SendError::Unavailable(e.to_string()))?
+            .ok_or_else(|| SendError::Unavailable(format!("lookup table {table} vanished")))?;
+        self.wait_past_slot(extended.last_extended_slot)
+            .await
+            .map_err(|e| SendError::Unavailable(e.0))
     }
 
     /// A new zeroed account of `data_len` bytes owned by Kestrel (book sides

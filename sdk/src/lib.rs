@@ -10,6 +10,9 @@
 //! - [`client`]: the [`client::Chain`] interface (fetch a market with its book
 //!   and queue in one request, scan margin accounts, send); [`rpc`] implements
 //!   it over JSON-RPC with priority fees and retries.
+//! - [`lookup_table`]: the exchange's address lookup table (create, extend,
+//!   decode) for v0 transactions; [`tx`]: compute-budget instructions,
+//!   legacy and v0 compilation, wire sizes against the 1,232-byte limit.
 pub mod book;
 pub mod client;
 pub mod decode;
@@ -17,8 +20,10 @@ pub mod errors;
 pub mod events;
 pub mod health;
 pub mod ix;
+pub mod lookup_table;
 pub mod pda;
 pub mod rpc;
+pub mod tx;
 
 pub use anchor_lang::prelude::Pubkey;
 pub use kestrel::{

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use solana_account_decoder_client_types::UiAccountEncoding;
 use solana_commitment_config::CommitmentConfig;
-use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::client_error::Error as ClientError;
 use solana_rpc_client_api::config::{
@@ -20,9 +19,11 @@ use solana_sdk::account::Account;
 use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
-use solana_sdk::transaction::{Transaction, TransactionError};
+use solana_sdk::transaction::{TransactionError, VersionedTransaction};
 
 use crate::client::{AccountFilter, Chain, ChainClock, ChainError, SendError, Sent};
+use crate::lookup_table::AddressLookupTableAccount;
+use crate::tx::{self, Budget};
 use crate::Pubkey;
 
 /// getMultipleAccounts takes at most this many addresses per request.
@@ -149,22 +150,24 @@ impl RpcChain {
         Ok(self.policy.priority_fee.price(&mut recent))
     }
 
+    /// The budget instructions and `instructions`, compiled (legacy, or v0
+    /// with `tables`) and signed.
     fn transaction(
         &self,
-        budget: [Instruction; 2],
+        budget: &Budget,
         instructions: &[Instruction],
         signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
         blockhash: solana_sdk::hash::Hash,
-    ) -> Result<Transaction, SendError> {
-        let mut all: Vec<Instruction> = budget.to_vec();
-        all.extend_from_slice(instructions);
-        let payer = self.payer.pubkey();
-        let mut tx = Transaction::new_with_payer(&all, Some(&payer));
-        let mut keys: Vec<&Keypair> = vec![&self.payer];
-        keys.extend(signers.iter().filter(|s| s.pubkey() != payer));
-        tx.try_sign(&keys, blockhash)
-            .map_err(|e| SendError::Unavailable(format!("signing: {e}")))?;
-        Ok(tx)
+    ) -> Result<VersionedTransaction, SendError> {
+        let message = tx::compile(
+            &self.payer.pubkey(),
+            budget,
+            instructions,
+            tables,
+            blockhash,
+        )?;
+        tx::sign(message, &self.payer, signers)
     }
 }
 
@@ -240,32 +243,27 @@ impl Chain for RpcChain {
             .collect())
     }
 
-    async fn submit(
+    async fn submit_with_tables(
         &mut self,
         instructions: &[Instruction],
         signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
     ) -> Result<Sent, SendError> {
         let price = self
             .priority_price(instructions)
             .await
             .map_err(|e| SendError::Unavailable(e.0))?;
-        let budget = |limit: u32| {
-            [
-                ComputeBudgetInstruction::set_compute_unit_limit(limit),
-                ComputeBudgetInstruction::set_compute_unit_price(price),
-            ]
+        let probe_budget = Budget {
+            compute_unit_limit: self.policy.max_compute_units,
+            compute_unit_price: price,
+            loaded_accounts_data_size: None,
         };
         let blockhash = self
             .client
             .get_latest_blockhash()
             .await
             .map_err(|e| SendError::Unavailable(e.to_string()))?;
-        let probe = self.transaction(
-            budget(self.policy.max_compute_units),
-            instructions,
-            signers,
-            blockhash,
-        )?;
+        let probe = self.transaction(&probe_budget, instructions, signers, tables, blockhash)?;
         let simulated = self
             .client
             .simulate_transaction_with_config(
@@ -286,12 +284,20 @@ impl Chain for RpcChain {
                 logs: simulated.logs.unwrap_or_default(),
             });
         }
-        let limit = compute_unit_limit(
-            simulated
-                .units_consumed
-                .unwrap_or(u64::from(self.policy.max_compute_units)),
-            self.policy.max_compute_units,
-        );
+        let budget = Budget {
+            compute_unit_limit: compute_unit_limit(
+                simulated
+                    .units_consumed
+                    .unwrap_or(u64::from(self.policy.max_compute_units)),
+                self.policy.max_compute_units,
+            ),
+            compute_unit_price: price,
+            // What the simulation loaded, padded; the runtime's default
+            // (64 MiB) when the node does not say.
+            loaded_accounts_data_size: simulated
+                .loaded_accounts_data_size
+                .map(tx::loaded_accounts_data_size_limit),
+        };
 
         let mut wait = self.policy.backoff;
         let mut last_error = String::new();
@@ -307,7 +313,7 @@ impl Chain for RpcChain {
                     continue;
                 }
             };
-            let tx = self.transaction(budget(limit), instructions, signers, blockhash)?;
+            let tx = self.transaction(&budget, instructions, signers, tables, blockhash)?;
             match self.client.send_and_confirm_transaction(&tx).await {
                 Ok(signature) => {
                     return Ok(Sent {
@@ -323,14 +329,28 @@ impl Chain for RpcChain {
                     })
                 }
                 Err(e) => match send_error(e) {
-                    refused @ SendError::Refused { .. } => return Err(refused),
                     SendError::Unavailable(why) => last_error = why,
+                    refused => return Err(refused),
                 },
             }
         }
         Err(SendError::Unavailable(format!(
             "no confirmation after {} attempts: {last_error}",
             self.policy.retries + 1
+        )))
+    }
+
+    async fn wait_past_slot(&mut self, slot: u64) -> Result<(), ChainError> {
+        // About 400 ms a slot; give up after two minutes.
+        for _ in 0..300 {
+            let current = self.client.get_slot().await.map_err(unavailable)?;
+            if current > slot {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        Err(ChainError(format!(
+            "the cluster did not pass slot {slot} within two minutes"
         )))
     }
 

@@ -10,12 +10,16 @@ use anchor_lang::solana_program::entrypoint::ProgramResult;
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_spl::token::spl_token;
 use kestrel_sdk::client::{AccountFilter, Chain, ChainClock, ChainError, SendError, Sent};
+use kestrel_sdk::lookup_table::AddressLookupTableAccount;
+use kestrel_sdk::rpc::{compute_unit_limit, MAX_TRANSACTION_COMPUTE_UNITS};
+use kestrel_sdk::tx::{self, Budget};
 use solana_program_test::{processor, ProgramTest, ProgramTestContext};
 use solana_sdk::account::Account;
 use solana_sdk::instruction::Instruction;
+use solana_sdk::message::VersionedMessage;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
-use solana_sdk::transaction::{Transaction, TransactionError};
+use solana_sdk::transaction::TransactionError;
 
 /// How the Kestrel program runs on the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,13 +243,31 @@ impl LocalChain {
 
     /// Sends one transaction paid by [`Self::payer`] and signed by `signers` too.
     pub async fn send(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> TxOutcome {
-        let outcome = self.send_once(instructions, signers).await;
+        self.send_versioned(instructions, signers, &[], None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sends one transaction: legacy without `tables`, v0 with them, and
+    /// with `budget`'s compute-budget instructions first. With a budget (the
+    /// [`Chain`] path, which sends what `RpcChain` sends) a transaction over
+    /// 1,232 bytes is refused unsent, as a cluster refuses it.
+    pub async fn send_versioned(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
+        budget: Option<Budget>,
+    ) -> Result<TxOutcome, SendError> {
+        let outcome = self
+            .send_once(instructions, signers, tables, budget)
+            .await?;
         if outcome.result == Err(TransactionError::BlockhashNotFound) {
             // The bank moved past our blockhash (many slots of sends): renew it.
             self.renew_blockhash().await;
-            return self.send_once(instructions, signers).await;
+            return self.send_once(instructions, signers, tables, budget).await;
         }
-        outcome
+        Ok(outcome)
     }
 
     async fn renew_blockhash(&mut self) {
@@ -257,18 +279,36 @@ impl LocalChain {
         self.sent.clear();
     }
 
-    async fn send_once(&mut self, instructions: &[Instruction], signers: &[&Keypair]) -> TxOutcome {
+    fn compile(
+        &self,
+        instructions: &[Instruction],
+        tables: &[AddressLookupTableAccount],
+        budget: Option<Budget>,
+    ) -> Result<VersionedMessage, SendError> {
         let payer = self.ctx.payer.pubkey();
-        let mut tx = Transaction::new_with_payer(instructions, Some(&payer));
-        let message = tx.message_data();
-        if !self.sent.insert(message.clone()) {
-            self.renew_blockhash().await;
-            self.sent.insert(message);
+        let blockhash = self.ctx.last_blockhash;
+        match budget {
+            Some(budget) => tx::compile(&payer, &budget, instructions, tables, blockhash),
+            None => tx::message(&payer, instructions, tables, blockhash),
         }
-        let mut all_signers: Vec<&Keypair> = vec![&self.ctx.payer];
-        all_signers.extend(signers.iter().filter(|s| s.pubkey() != payer));
-        tx.sign(&all_signers, self.ctx.last_blockhash);
-        self.known.extend(tx.message.account_keys.iter().copied());
+    }
+
+    async fn send_once(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
+        budget: Option<Budget>,
+    ) -> Result<TxOutcome, SendError> {
+        let mut message = self.compile(instructions, tables, budget)?;
+        if !self.sent.insert(message.serialize()) {
+            self.renew_blockhash().await;
+            message = self.compile(instructions, tables, budget)?;
+            self.sent.insert(message.serialize());
+        }
+        self.known.extend(tx::addresses(&message, tables));
+        let payer = self.ctx.payer.insecure_clone();
+        let tx = tx::sign(message, &payer, signers)?;
         let signature = tx.signatures[0];
         let processed = self
             .ctx
@@ -279,12 +319,53 @@ impl LocalChain {
         let (compute_units, logs) = processed.metadata.map_or((0, Vec::new()), |m| {
             (m.compute_units_consumed, m.log_messages)
         });
-        TxOutcome {
+        Ok(TxOutcome {
             signature,
             result: processed.result,
             compute_units,
             logs,
+        })
+    }
+
+    /// Simulates what [`Self::send_versioned`] would send with `budget`:
+    /// (compute units, loaded accounts data bytes), or the refusal.
+    async fn simulate(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
+        budget: Budget,
+    ) -> Result<(u64, Option<u32>), SendError> {
+        let message = self.compile(instructions, tables, Some(budget))?;
+        let payer = self.ctx.payer.insecure_clone();
+        let tx = tx::sign(message, &payer, signers)?;
+        let simulated = self
+            .ctx
+            .banks_client
+            .simulate_transaction(tx)
+            .await
+            .expect("local bank is reachable");
+        let (logs, units, loaded) = simulated.simulation_details.map_or(
+            (Vec::new(), u64::from(MAX_TRANSACTION_COMPUTE_UNITS), None),
+            |d| (d.logs, d.units_consumed, Some(d.loaded_accounts_data_size)),
+        );
+        match simulated.result {
+            Some(Err(error)) => Err(SendError::Refused { error, logs }),
+            _ => Ok((units, loaded)),
         }
+    }
+
+    /// Moves the bank to `slot` (a later one), keeping the clock's unix
+    /// time: lookup tables extended before it become usable.
+    pub async fn warp_to_slot(&mut self, slot: u64) {
+        let before = self.clock().await;
+        self.ctx
+            .warp_to_slot(slot)
+            .unwrap_or_else(|e| panic!("warp to slot {slot}: {e:?}"));
+        let mut clock = self.clock().await;
+        clock.unix_timestamp = before.unix_timestamp;
+        self.ctx.set_sysvar(&clock);
+        self.sent.clear();
     }
 
     /// Like [`Self::send`], for set-up steps that must succeed.
@@ -455,12 +536,28 @@ impl Chain for LocalChain {
         Ok(found)
     }
 
-    async fn submit(
+    /// As `RpcChain` sends it: simulated first (a refusal costs nothing),
+    /// then with the simulated compute units and loaded data as limits.
+    async fn submit_with_tables(
         &mut self,
         instructions: &[Instruction],
         signers: &[&Keypair],
+        tables: &[AddressLookupTableAccount],
     ) -> Result<Sent, SendError> {
-        let outcome = self.send(instructions, signers).await;
+        let probe = Budget {
+            compute_unit_limit: MAX_TRANSACTION_COMPUTE_UNITS,
+            compute_unit_price: 0,
+            loaded_accounts_data_size: None,
+        };
+        let (units, loaded) = self.simulate(instructions, signers, tables, probe).await?;
+        let budget = Budget {
+            compute_unit_limit: compute_unit_limit(units, MAX_TRANSACTION_COMPUTE_UNITS),
+            compute_unit_price: 0,
+            loaded_accounts_data_size: loaded.map(tx::loaded_accounts_data_size_limit),
+        };
+        let outcome = self
+            .send_versioned(instructions, signers, tables, Some(budget))
+            .await?;
         match outcome.result {
             Ok(()) => Ok(Sent {
                 signature: outcome.signature,
@@ -471,6 +568,13 @@ impl Chain for LocalChain {
                 logs: outcome.logs,
             }),
         }
+    }
+
+    async fn wait_past_slot(&mut self, slot: u64) -> Result<(), ChainError> {
+        if LocalChain::clock(self).await.slot <= slot {
+            self.warp_to_slot(slot + 1).await;
+        }
+        Ok(())
     }
 
     async fn clock(&mut self) -> Result<ChainClock, ChainError> {

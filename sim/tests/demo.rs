@@ -15,8 +15,8 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
     assert!(report.conservation_held, "{}", report.text);
     assert_eq!(
         report.migration_steps,
-        [1, 0],
-        "one market created, then nothing to do"
+        [3, 0],
+        "one market created, the lookup table created and extended, then nothing to do"
     );
     // Dave's 9 SOL long is partly liquidated by the keeper once the oracle
     // reaches 138, down to what restores health halfway between maintenance

@@ -866,3 +866,69 @@ pub fn order(
         self_trade: kestrel::instructions::SelfTradeBehavior::DecrementTake,
     }
 }
+
+/// The harness is a [`Chain`](kestrel_sdk::client::Chain) too: the keeper's
+/// crankers, the migrations applier and the SDK's lookup-table steps run on
+/// it, and every transaction they send is followed by the invariant checks
+/// [`Harness::exec`] runs.
+impl kestrel_sdk::client::Chain for Harness {
+    fn fee_payer(&self) -> Pubkey {
+        self.chain.fee_payer()
+    }
+
+    async fn fetch_accounts(
+        &mut self,
+        addresses: &[Pubkey],
+    ) -> Result<Vec<Option<Account>>, kestrel_sdk::client::ChainError> {
+        self.chain.fetch_accounts(addresses).await
+    }
+
+    async fn scan_program_accounts(
+        &mut self,
+        filter: kestrel_sdk::client::AccountFilter,
+    ) -> Result<Vec<(Pubkey, Account)>, kestrel_sdk::client::ChainError> {
+        self.chain.scan_program_accounts(filter).await
+    }
+
+    async fn submit_with_tables(
+        &mut self,
+        instructions: &[Instruction],
+        signers: &[&Keypair],
+        tables: &[kestrel_sdk::lookup_table::AddressLookupTableAccount],
+    ) -> Result<kestrel_sdk::client::Sent, kestrel_sdk::client::SendError> {
+        let sent = self
+            .chain
+            .submit_with_tables(instructions, signers, tables)
+            .await;
+        let label = match tables.is_empty() {
+            true => "a legacy transaction through Chain",
+            false => "a v0 transaction through Chain",
+        };
+        if let Ok(kestrel_sdk::client::Sent {
+            compute_units: Some(cu),
+            ..
+        }) = &sent
+        {
+            println!("[cu] {label}: {cu}");
+        }
+        self.check_invariants(label).await;
+        sent
+    }
+
+    async fn wait_past_slot(&mut self, slot: u64) -> Result<(), kestrel_sdk::client::ChainError> {
+        self.chain.wait_past_slot(slot).await
+    }
+
+    async fn clock(
+        &mut self,
+    ) -> Result<kestrel_sdk::client::ChainClock, kestrel_sdk::client::ChainError> {
+        kestrel_sdk::client::Chain::clock(&mut self.chain).await
+    }
+
+    async fn rent_exempt_minimum(
+        &mut self,
+        data_len: usize,
+    ) -> Result<u64, kestrel_sdk::client::ChainError> {
+        self.chain.rent_exempt_minimum(data_len).await
+    }
+}

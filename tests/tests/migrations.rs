@@ -2,9 +2,12 @@
 //! what changed, and nothing when it matches.
 use kestrel::state::{MarketStatus, PauseFlags};
 use kestrel_migrations::{Config, Step};
-use kestrel_sdk::{decode, pda};
+use kestrel_sdk::client::Chain;
+use kestrel_sdk::ix::MarketAccounts;
+use kestrel_sdk::{decode, lookup_table, pda};
 use kestrel_sim::demo::{write_oracle_fixtures, MARKETS_TOML};
 use kestrel_tests::*;
+use solana_sdk::signer::Signer;
 
 #[tokio::test]
 async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
@@ -14,17 +17,51 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let now = h.now().await;
     write_oracle_fixtures(&mut h.chain, &config, now);
 
-    let first = kestrel_migrations::apply(&mut h.chain, &admin, &config)
+    assert_eq!(
+        config.lookup_table,
+        Some(Default::default()),
+        "a table, none yet"
+    );
+    // Through the harness's Chain: the invariants are checked after every
+    // transaction the applier sends.
+    let first = kestrel_migrations::apply(&mut h, &admin, &mut config)
         .await
         .unwrap();
-    h.check_invariants("migrations").await;
     assert!(
-        matches!(first.as_slice(), [Step::CreateMarket { .. }]),
+        matches!(
+            first.as_slice(),
+            [
+                Step::CreateMarket { .. },
+                Step::CreateLookupTable,
+                Step::ExtendLookupTable { table: Some(_), .. }
+            ]
+        ),
         "{first:?}"
     );
     let market = pda::market(&h.exchange, config.markets[0].index);
+    // The table was recorded in the config and holds the exchange's and the
+    // market's accounts, usable now.
+    let table = config.lookup_table_address().unwrap().expect("recorded");
+    let stored = h.lookup_table(&table).await.unwrap().expect("created");
+    let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
+    let (primary, fallback) = config.markets[0].oracle_accounts().unwrap();
+    let accounts = MarketAccounts {
+        market_index: config.markets[0].index,
+        market,
+        bids: state.bids,
+        asks: state.asks,
+        event_queue: state.event_queue,
+        primary_oracle: primary,
+        fallback_oracle: fallback,
+    };
+    assert_eq!(
+        stored.addresses,
+        lookup_table::exchange_addresses(&[accounts])
+    );
+    assert_eq!(stored.authority, Some(admin.pubkey()));
+    assert!(Chain::clock(&mut h).await.unwrap().slot > stored.last_extended_slot);
     let before = h.chain.account(&market).await.unwrap();
-    assert!(kestrel_migrations::apply(&mut h.chain, &admin, &config)
+    assert!(kestrel_migrations::apply(&mut h, &admin, &mut config)
         .await
         .unwrap()
         .is_empty());
@@ -37,10 +74,9 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     config.markets[0].taker_fee_bps = 7;
     config.markets[0].status = "paused".into();
     config.exchange.paused = vec!["trading".into()];
-    let second = kestrel_migrations::apply(&mut h.chain, &admin, &config)
+    let second = kestrel_migrations::apply(&mut h, &admin, &mut config)
         .await
         .unwrap();
-    h.check_invariants("migrations").await;
     assert_eq!(second.len(), 3, "{second:?}");
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
     assert_eq!(
@@ -48,7 +84,38 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
         (7, MarketStatus::Paused)
     );
     assert_eq!(h.exchange_state().await.pause_flags, PauseFlags::TRADING);
-    assert!(kestrel_migrations::apply(&mut h.chain, &admin, &config)
+    assert!(kestrel_migrations::apply(&mut h, &admin, &mut config)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A second market: created, and only its accounts are added to the table.
+    let mut added = config.markets[0].clone();
+    added.index = 1;
+    added.name = "SOL-PERP-2".into();
+    added.status = "active".into();
+    config.markets.push(added);
+    let third = kestrel_migrations::apply(&mut h, &admin, &mut config)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            third.as_slice(),
+            [Step::CreateMarket { .. }, Step::ExtendLookupTable { table: Some(t), addresses }]
+                if *t == table && addresses.len() == 4
+        ),
+        "the market and its book accounts; the oracles are shared: {third:?}"
+    );
+    assert_eq!(
+        h.lookup_table(&table)
+            .await
+            .unwrap()
+            .unwrap()
+            .addresses
+            .len(),
+        stored.addresses.len() + 4
+    );
+    assert!(kestrel_migrations::apply(&mut h, &admin, &mut config)
         .await
         .unwrap()
         .is_empty());

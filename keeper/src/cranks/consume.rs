@@ -75,6 +75,56 @@ mod tests {
         1 + 64 * usize::from(tx.message.header.num_required_signatures) + tx.message_data().len()
     }
 
+    /// A full crank keeps all three budget instructions (the loaded-data
+    /// limit included) legacy and as v0 through the exchange's table, which
+    /// names the exchange, market and queue by index.
+    #[test]
+    fn a_full_crank_keeps_its_loaded_data_limit() {
+        use kestrel_sdk::lookup_table::{exchange_addresses, AddressLookupTableAccount};
+        use kestrel_sdk::tx::{self, Budget};
+        let market = MarketAccounts {
+            market_index: 0,
+            market: Pubkey::new_unique(),
+            bids: Pubkey::new_unique(),
+            asks: Pubkey::new_unique(),
+            event_queue: Pubkey::new_unique(),
+            primary_oracle: Pubkey::new_unique(),
+            fallback_oracle: None,
+        };
+        let makers: Vec<Pubkey> = (0..MAX_MAKERS_PER_CRANK)
+            .map(|_| Pubkey::new_unique())
+            .collect();
+        let crank = ix::consume_events(&market, &makers, Some(Pubkey::new_unique()), u16::MAX);
+        let budget = Budget {
+            compute_unit_limit: 1_400_000,
+            compute_unit_price: 1,
+            loaded_accounts_data_size: Some(1 << 20),
+        };
+        let table = AddressLookupTableAccount {
+            key: Pubkey::new_unique(),
+            addresses: exchange_addresses(&[market]),
+        };
+        let payer = Pubkey::new_unique();
+        let legacy = tx::compile(
+            &payer,
+            &budget,
+            std::slice::from_ref(&crank),
+            &[],
+            Hash::default(),
+        )
+        .unwrap();
+        let v0 = tx::compile(&payer, &budget, &[crank], &[table], Hash::default()).unwrap();
+        assert_eq!(tx::wire_size(&legacy), 1_229);
+        assert_eq!(tx::wire_size(&v0), 1_172);
+        for compiled in [legacy, v0] {
+            assert_eq!(
+                compiled.instructions().len(),
+                4,
+                "limit, price, data, crank"
+            );
+        }
+    }
+
     #[test]
     fn a_full_crank_fits_one_transaction() {
         const PACKET: usize = 1_232;

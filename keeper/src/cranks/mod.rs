@@ -7,11 +7,12 @@ mod funding;
 mod liquidation;
 mod unwind;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use kestrel::error::KestrelError;
-use kestrel_sdk::client::{Chain, ChainError, SendError};
+use kestrel_sdk::client::{Chain, ChainError, FetchError, SendError};
 use kestrel_sdk::ix::MarketAccounts;
+use kestrel_sdk::lookup_table::AddressLookupTableAccount;
 use kestrel_sdk::Pubkey;
 use solana_sdk::signature::Keypair;
 
@@ -46,7 +47,15 @@ pub struct Keeper {
     pub max_cranks_per_cycle: usize,
     /// `update_funding` is sent when the last update is at least this old.
     pub funding_interval_seconds: i64,
+    /// The exchange's address lookup table (`kestrel-migrations` creates and
+    /// extends it). With one, every transaction goes out as v0 and names the
+    /// table's accounts by index: a liquidation of an account holding the
+    /// maximum positions only fits 1,232 bytes that way. Without one (or
+    /// while it cannot be read) transactions are legacy.
+    pub lookup_table: Option<Pubkey>,
     pub metrics: Arc<Metrics>,
+    /// The table's usable addresses, read at the start of every cycle.
+    tables: RwLock<Vec<AddressLookupTableAccount>>,
 }
 
 /// What one cycle did.
@@ -96,8 +105,51 @@ impl Keeper {
             max_makers_per_crank: MAX_MAKERS_PER_CRANK,
             max_cranks_per_cycle: 16,
             funding_interval_seconds: 60,
+            lookup_table: None,
             metrics: Arc::new(Metrics::default()),
+            tables: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Reads the lookup table (if configured) for this cycle's transactions.
+    /// A table that is missing, not a table, or deactivated is reported as a
+    /// failure and the cycle's transactions go out legacy.
+    async fn refresh_lookup_table(
+        &self,
+        chain: &mut impl Chain,
+        slot: u64,
+        report: &mut CycleReport,
+    ) -> Result<(), ChainError> {
+        let tables = match self.lookup_table {
+            None => Vec::new(),
+            Some(address) => match chain.lookup_table(&address).await {
+                Ok(Some(table)) if table.is_active() => vec![table.usable_at(slot)],
+                Ok(Some(_)) => {
+                    report.failures.push(format!(
+                        "lookup table {address} is deactivated; sending legacy"
+                    ));
+                    Vec::new()
+                }
+                Ok(None) => {
+                    report.failures.push(format!(
+                        "lookup table {address} does not exist; sending legacy"
+                    ));
+                    Vec::new()
+                }
+                Err(FetchError::Chain(e)) => return Err(e),
+                Err(e) => {
+                    report.failures.push(format!("{e}; sending legacy"));
+                    Vec::new()
+                }
+            },
+        };
+        *self.tables.write().expect("not poisoned") = tables;
+        Ok(())
+    }
+
+    /// The tables this cycle's transactions are compiled with (none: legacy).
+    pub fn lookup_tables(&self) -> Vec<AddressLookupTableAccount> {
+        self.tables.read().expect("not poisoned").clone()
     }
 
     /// One pass over every job: consume events, update funding that is due,
@@ -106,7 +158,10 @@ impl Keeper {
     /// cannot be read; refused transactions are in the report.
     pub async fn run_cycle(&self, chain: &mut impl Chain) -> Result<CycleReport, ChainError> {
         let mut report = CycleReport::default();
-        let now = chain.clock().await?.unix_timestamp;
+        let clock = chain.clock().await?;
+        let now = clock.unix_timestamp;
+        self.refresh_lookup_table(chain, clock.slot, &mut report)
+            .await?;
         for market in &self.markets {
             consume::run(self, chain, market, now, &mut report).await?;
             funding::run(self, chain, market, now, &mut report).await?;
@@ -118,8 +173,9 @@ impl Keeper {
         Ok(report)
     }
 
-    /// Sends one transaction, sorting the outcome into the report: `Ok(true)`
-    /// landed, `Ok(false)` refused (a race or a failure, recorded), `Err` the
+    /// Sends one transaction (v0 with the lookup table when there is one),
+    /// sorting the outcome into the report: `Ok(true)` landed, `Ok(false)`
+    /// refused or unsendable (a race or a failure, recorded), `Err` the
     /// cluster did not answer.
     async fn send(
         &self,
@@ -129,7 +185,11 @@ impl Keeper {
         signers: &[&Keypair],
         report: &mut CycleReport,
     ) -> Result<bool, ChainError> {
-        match chain.submit(instructions, signers).await {
+        let tables = self.lookup_tables();
+        match chain
+            .submit_with_tables(instructions, signers, &tables)
+            .await
+        {
             Ok(sent) => {
                 tracing::debug!(%what, signature = %sent.signature, compute_units = ?sent.compute_units, "sent");
                 Ok(true)
@@ -144,7 +204,7 @@ impl Keeper {
                 tracing::warn!(%what, %error, "refused");
                 let logs = match &error {
                     SendError::Refused { logs, .. } => logs.join("\n"),
-                    SendError::Unavailable(_) => String::new(),
+                    SendError::Unavailable(_) | SendError::Unsendable(_) => String::new(),
                 };
                 tracing::debug!(%what, %logs, "program logs");
                 report.failures.push(format!("{what}: {error}"));

@@ -123,7 +123,7 @@ pub async fn run(mode: ProgramMode) -> Report {
     let mint_authority = Keypair::new();
     let mint = chain.create_mint(&mint_authority.pubkey(), DECIMALS).await;
     let exchange = pda::exchange();
-    let config =
+    let mut config =
         kestrel_migrations::Config::parse(MARKETS_TOML).expect("migrations/markets.toml is valid");
     let mut demo = Demo {
         chain,
@@ -152,7 +152,7 @@ pub async fn run(mode: ProgramMode) -> Report {
     // fixtures on this chain. The second application must find nothing to do.
     write_oracle_fixtures(&mut demo.chain, &config, now);
     for round in 0..2 {
-        let steps = kestrel_migrations::apply(&mut demo.chain, &admin, &config)
+        let steps = kestrel_migrations::apply(&mut demo.chain, &admin, &mut config)
             .await
             .unwrap_or_else(|e| panic!("applying migrations/markets.toml: {e}"));
         demo.migration_steps[round] = steps.len();
@@ -165,6 +165,8 @@ pub async fn run(mode: ProgramMode) -> Report {
             println!("      applied again: {} steps", steps.len());
         }
     }
+    // With the lookup table the first application created and recorded.
+    demo.config = config.clone();
 
     for name in ["alice", "bob", "carol"] {
         let key = Keypair::new();
