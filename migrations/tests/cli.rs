@@ -24,8 +24,13 @@ fn temp(name: &str, text: &str) -> String {
 const MARKETS: &str = include_str!("../markets.toml");
 
 fn keypair() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let key = solana_sdk::signature::Keypair::new();
-    temp("admin.json", &format!("{:?}", key.to_bytes().to_vec()))
+    temp(
+        &format!("admin-{n}.json"),
+        &format!("{:?}", key.to_bytes().to_vec()),
+    )
 }
 
 #[test]
@@ -47,7 +52,8 @@ fn a_bad_markets_file_is_refused_naming_the_key() {
 
 #[test]
 fn a_bad_keypair_is_refused_before_any_request() {
-    let config = temp("markets.toml", MARKETS);
+    // One file per test: the tests run in parallel in one directory.
+    let config = temp("bad-keypair.toml", MARKETS);
     let key = temp("short.json", "[1, 2, 3]");
     let (code, _, stderr) = migrations(&["--config", &config, "--keypair", &key, "--dry-run"]);
     assert_eq!(code, Some(2), "{stderr}");
@@ -56,7 +62,7 @@ fn a_bad_keypair_is_refused_before_any_request() {
 
 #[test]
 fn an_unreachable_cluster_fails_the_dry_run_without_a_plan() {
-    let config = temp("markets.toml", MARKETS);
+    let config = temp("unreachable.toml", MARKETS);
     let (code, stdout, stderr) = migrations(&[
         "--config",
         &config,

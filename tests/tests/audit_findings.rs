@@ -40,6 +40,35 @@ async fn trade(
     h.crank(market, 8).await;
 }
 
+/// A trader long 600 lots (6 SOL) from 150.00 on 95 USDC, bought from
+/// alice; a third user with 5,000 USDC.
+struct Leveraged {
+    h: Harness,
+    market: ix::MarketAccounts,
+    alice: User,
+    trader: User,
+    third: User,
+}
+
+async fn leveraged() -> Leveraged {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let alice = h.user(10_000 * ONE_TOKEN).await;
+    let trader = h.user(1_000 * ONE_TOKEN).await;
+    let third = h.user(10_000 * ONE_TOKEN).await;
+    h.deposit(&alice, 5_000 * ONE_TOKEN).await;
+    h.deposit(&trader, 95 * ONE_TOKEN).await;
+    h.deposit(&third, 5_000 * ONE_TOKEN).await;
+    trade(&mut h, &market, &alice, &trader, BID, 600).await;
+    Leveraged {
+        h,
+        market,
+        alice,
+        trader,
+        third,
+    }
+}
+
 /// C-1: with no usable price, a reduce-only order used to fill at whatever a
 /// resting maker asked (10^13 ticks), draining the vault. Now a quote that
 /// far never rests, and a reduce-only order with stale feeds (and an old
@@ -123,18 +152,13 @@ async fn c1_reduce_only_without_a_usable_price_fills_only_in_the_band() {
 /// of each feed and never uses an older one.
 #[tokio::test]
 async fn h1_an_older_update_of_the_same_feed_cannot_choose_the_price() {
-    let mut h = Harness::new().await;
-    let market = h.create_market(0, market_params).await;
-    let (alice, trader) = (
-        h.user(10_000 * ONE_TOKEN).await,
-        h.user(1_000 * ONE_TOKEN).await,
-    );
-    let liquidator = h.user(10_000 * ONE_TOKEN).await;
-    h.deposit(&alice, 5_000 * ONE_TOKEN).await;
-    h.deposit(&trader, 95 * ONE_TOKEN).await;
-    h.deposit(&liquidator, 5_000 * ONE_TOKEN).await;
-    // Long 600 lots (6 SOL) from 150 on 95 USDC.
-    trade(&mut h, &market, &alice, &trader, BID, 600).await;
+    let Leveraged {
+        mut h,
+        market,
+        alice,
+        trader,
+        third: liquidator,
+    } = leveraged().await;
     // The honest price falls to 143; Switchboard lags at 139.50 (2.4% away).
     h.set_oracle_price(&market, 143).await;
     let sb = market.fallback_oracle.unwrap();
@@ -519,4 +543,139 @@ async fn l4_the_price_band_must_stay_below_maintenance() {
         code(KestrelError::InvalidPriceBand),
     )
     .await;
+}
+
+/// Review of the fixes, H-A: a reduce-only order skipped every health rule,
+/// so an account under maintenance could sell its whole position at the
+/// band's edge to a friend's bid and leave the loss to the insurance fund.
+/// Under maintenance it now reduces no worse than a liquidation would price
+/// it (the oracle less the liquidation fee).
+#[tokio::test]
+async fn review_an_account_under_maintenance_reduces_no_worse_than_a_liquidation() {
+    let Leveraged {
+        mut h,
+        market,
+        alice,
+        trader,
+        third: friend,
+    } = leveraged().await;
+    h.set_oracle_price(&market, 141).await;
+    assert!(h.health_preview(&trader.margin_account).await.maintenance < 0);
+    // The friend bids at the band's bottom (141.00 - 4% = 135.36).
+    h.place(&friend, &market, order(BID, OrderType::Limit, 13_540, 600))
+        .await;
+    let before = h.margin_account(&trader.margin_account).await;
+    // A reduce-only market sell is held to 141.00 - 2.5% = 137.48: the
+    // friend's bid is not reached and nothing trades.
+    let mut dump = order(ASK, OrderType::Market, 1, 600);
+    dump.reduce_only = true;
+    let place = h.place_ix(&trader, &market, dump).await;
+    h.ok("reduce-only dump", &[place], &[&trader.key]).await;
+    let after = h.margin_account(&trader.margin_account).await;
+    assert_eq!(after.position(0).unwrap().base_lots, 600);
+    assert_eq!(after.collateral, before.collateral);
+    // A reduce-only limit ask beyond that price is refused.
+    let mut limit = order(ASK, OrderType::ImmediateOrCancel, 13_540, 600);
+    limit.reduce_only = true;
+    let place = h.place_ix(&trader, &market, limit).await;
+    h.refused(
+        "reduce-only ask past the liquidation price",
+        &[place],
+        &[&trader.key],
+        code(KestrelError::PriceOutsideBand),
+    )
+    .await;
+    // A bid within it is taken.
+    h.place(&alice, &market, order(BID, OrderType::Limit, 13_800, 100))
+        .await;
+    let place = h.place_ix(&trader, &market, dump).await;
+    h.ok("reduce-only sell at 138.00", &[place], &[&trader.key])
+        .await;
+    let after = h.margin_account(&trader.margin_account).await;
+    assert_eq!(after.position(0).unwrap().base_lots, 500);
+}
+
+/// Review of the fixes, C-1 residue: the last good price banded reduce-only
+/// orders however old it was, so orders resting from before an outage could
+/// fill at a price the market had long left. It bands them for ten maximum
+/// ages (10 minutes here); after that only cancels work.
+#[tokio::test]
+async fn review_dead_feeds_leave_only_cancels_after_ten_maximum_ages() {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let (alice, trader) = (
+        h.user(10_000 * ONE_TOKEN).await,
+        h.user(1_000 * ONE_TOKEN).await,
+    );
+    h.deposit(&alice, 5_000 * ONE_TOKEN).await;
+    h.deposit(&trader, 500 * ONE_TOKEN).await;
+    trade(&mut h, &market, &alice, &trader, BID, 10).await;
+    h.place(&alice, &market, order(BID, OrderType::Limit, 14_900, 5))
+        .await;
+    let mut close = order(ASK, OrderType::Limit, 15_100, 1);
+    close.reduce_only = true;
+    // Nine minutes of dead feeds: reduce-only orders still trade.
+    h.chain.advance_clock(540).await;
+    let place = h.place_ix(&trader, &market, close).await;
+    h.ok(
+        "reduce-only within ten maximum ages",
+        &[place],
+        &[&trader.key],
+    )
+    .await;
+    // Past ten minutes: refused, and cancels still work.
+    h.chain.advance_clock(61).await;
+    let place = h.place_ix(&trader, &market, close).await;
+    h.refused(
+        "reduce-only on a long-dead market",
+        &[place],
+        &[&trader.key],
+        code(KestrelError::OracleStale),
+    )
+    .await;
+    let cancel = ix::cancel_all(&alice.pubkey(), &alice.margin_account, &market, None, 8);
+    h.ok("cancel on a long-dead market", &[cancel], &[&alice.key])
+        .await;
+}
+
+/// Review of the fixes, M-B: eight one-lot orders expiring at once made a
+/// side read as empty, so the premium, and funding with it, went to zero.
+/// A side hidden behind expired orders now keeps the last premium.
+#[tokio::test]
+async fn review_expired_orders_do_not_switch_funding_off() {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let (alice, attacker) = (
+        h.user(10_000 * ONE_TOKEN).await,
+        h.user(10_000 * ONE_TOKEN).await,
+    );
+    h.deposit(&alice, 5_000 * ONE_TOKEN).await;
+    h.deposit(&attacker, 5_000 * ONE_TOKEN).await;
+    // A book quoting above the oracle: bid 149.90, ask 154.00.
+    h.place(&alice, &market, order(BID, OrderType::Limit, 14_990, 5))
+        .await;
+    h.place(&alice, &market, order(ASK, OrderType::Limit, 15_400, 5))
+        .await;
+    h.update_funding(&market).await;
+    h.chain.advance_clock(60).await;
+    h.set_oracle_price(&market, 150).await;
+    h.update_funding(&market).await;
+    let premium = h.market_state(&market.market).await.mark_premium;
+    assert_ne!(premium, [0, 0]);
+    // Eight asks in front of alice's, each expiring in a second.
+    let now = h.now().await as u64;
+    for client in 0..8 {
+        let mut ask = order(ASK, OrderType::PostOnly, 15_010 + client, 1);
+        ask.expiry = now + 1;
+        ask.client_order_id = client;
+        h.place(&attacker, &market, ask).await;
+    }
+    h.chain.advance_clock(60).await;
+    h.set_oracle_price(&market, 150).await;
+    h.update_funding(&market).await;
+    assert_eq!(
+        h.market_state(&market.market).await.mark_premium,
+        premium,
+        "the last premium stands"
+    );
 }

@@ -1,7 +1,7 @@
 //! Fuzzes the money math: position trades (exact conservation), fees
 //! (rounding for the exchange), 128-bit division (equal to `/`), the price
-//! band, oracle validation, health, funding settlement, socialized loss and
-//! liquidation sizing. Any panic or broken property is a
+//! band, oracle validation and the price records, health, funding settlement
+//! and the interval premium, socialized loss and liquidation sizing. Any panic or broken property is a
 //! finding. `cargo fuzz run perp_math` (from programs/kestrel).
 #![no_main]
 
@@ -10,7 +10,9 @@ use kestrel::engine::funding;
 use kestrel::engine::liquidation::Liquidation;
 use kestrel::engine::perp::{self, Position, PriceBand};
 use kestrel::engine::risk::{health, HealthKind, PerpExposure};
-use kestrel::oracle::{validate, OracleBounds, OracleSource, RawPrice};
+use kestrel::oracle::{
+    validate, FeedRole, OracleBounds, OracleError, OracleSource, PriceRecords, RawPrice,
+};
 use kestrel::units::{BaseLots, NativeUnits};
 use libfuzzer_sys::fuzz_target;
 
@@ -199,4 +201,69 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+
+    // Price records: whatever updates arrive, in any order, each feed's
+    // record only moves forward and a price comes out only from a current
+    // record of its feed, never from an older update.
+    let mut records = PriceRecords::default();
+    let record_bounds = OracleBounds {
+        max_age_seconds: (f.u64() % 600) as u32 + 1,
+        max_age_slots: (f.u64() % 100) as u32,
+        max_confidence_bps: (f.u64() % 10_000) as u32 + 1,
+        base_decimals: 9,
+        quote_decimals: 6,
+    };
+    let deviation = (f.u64() % 10_000) as u32 + 1;
+    let mut now = (f.u64() >> 40) as i64;
+    for _ in 0..4 {
+        now += (f.u64() % 120) as i64;
+        let slot = now as u64;
+        let mut update = || {
+            let raw = RawPrice {
+                mantissa: (f.u64() >> 20) as i128,
+                confidence: u128::from(f.u64() >> 40),
+                exponent: -8,
+                publish_time: now - (f.u64() % 200) as i64,
+                publish_slot: slot.saturating_sub(f.u64() % 200),
+                source: OracleSource::Pyth,
+            };
+            if f.u64() & 3 == 0 {
+                Err(OracleError::InsufficientVerification)
+            } else {
+                Ok(raw)
+            }
+        };
+        let (primary, fallback) = (update(), update());
+        let mut next = records;
+        next.primary = records.primary.observe(primary, &record_bounds);
+        next.fallback = records.fallback.observe(fallback, &record_bounds);
+        for (old, new) in [
+            (records.primary, next.primary),
+            (records.fallback, next.fallback),
+        ] {
+            assert!((new.publish_time, new.publish_slot) >= (old.publish_time, old.publish_slot));
+        }
+        let reading = next.accept(&record_bounds, true, deviation, now, slot);
+        if let Ok(accepted) = reading.current {
+            let record = match accepted.feed {
+                FeedRole::Primary => reading.records.primary,
+                FeedRole::Fallback => reading.records.fallback,
+            };
+            assert!(accepted.price > 0);
+            assert_eq!(accepted.publish_time, record.publish_time);
+            assert!(now - accepted.publish_time <= i64::from(record_bounds.max_age_seconds));
+            assert_eq!(reading.records.last_good_price(), Some(accepted.price));
+        } else {
+            assert_eq!(reading.records.last_good, next.last_good);
+        }
+        records = reading.records;
+    }
+
+    // The funding premium of an interval never exceeds either end's.
+    let (a, b) = (
+        fixed::types::I80F48::from_bits(f.i64().into()),
+        fixed::types::I80F48::from_bits(f.i64().into()),
+    );
+    let paid = funding::interval_premium(a, b);
+    assert!(paid.abs() <= a.abs() && paid.abs() <= b.abs());
 });

@@ -45,15 +45,22 @@ pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineErro
         .map(|i| bytemuck::cast_ref::<AnyNode, LeafNode>(&nodes[i as usize]).price()))
 }
 
+/// What the best live order of a side is, as far as a bounded look shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BestLive {
+    /// No order rests on the side.
+    Empty,
+    /// The best price among orders that have not expired.
+    Price(crate::units::Ticks),
+    /// Every order looked at had expired: the side's live price is unknown
+    /// (expired orders leave the book only when a taker reaches them).
+    OnlyExpired,
+}
+
 /// The best price among the first `max_orders` orders of a side (in priority
 /// order) that have not expired at `now`, read without borrowing the slab
-/// mutably. `None` when those are all expired or the side is empty: a side
-/// made of expired orders quotes nothing.
-pub fn best_live_price(
-    data: &[u8],
-    now: u64,
-    max_orders: usize,
-) -> Result<Option<crate::units::Ticks>, EngineError> {
+/// mutably.
+pub fn best_live_price(data: &[u8], now: u64, max_orders: usize) -> Result<BestLive, EngineError> {
     if data.len() < BOOK_SIDE_HEADER_SIZE {
         return Err(EngineError::BadLayout);
     }
@@ -70,6 +77,9 @@ pub fn best_live_price(
         stack[0] = header.root;
         depth = 1;
     }
+    if depth == 0 {
+        return Ok(BestLive::Empty);
+    }
     let mut seen = 0;
     // Each step visits one node: at most every node of the slab.
     for _ in 0..nodes.len() {
@@ -84,7 +94,7 @@ pub fn best_live_price(
             TAG_LEAF => {
                 let leaf = bytemuck::cast_ref::<AnyNode, LeafNode>(node);
                 if !leaf.is_expired(now) {
-                    return Ok(Some(leaf.price()));
+                    return Ok(BestLive::Price(leaf.price()));
                 }
                 seen += 1;
             }
@@ -100,7 +110,7 @@ pub fn best_live_price(
             _ => return Err(EngineError::BadLayout),
         }
     }
-    Ok(None)
+    Ok(BestLive::OnlyExpired)
 }
 
 /// Direction of better priority: asks are best at low keys, bids at high.
@@ -686,15 +696,25 @@ pub(crate) mod tests {
             }
             book.insert(&leaf(side, live, 9, 2, 1)).unwrap();
             let bytes: &[u8] = bytemuck::cast_slice(&data);
-            assert_eq!(best_live_price(bytes, 49, 8), Ok(Some(Ticks(best[0]))));
-            assert_eq!(best_live_price(bytes, 50, 8), Ok(Some(Ticks(live))));
-            assert_eq!(best_live_price(bytes, 50, 3), Ok(None), "bound reached");
+            assert_eq!(
+                best_live_price(bytes, 49, 8),
+                Ok(BestLive::Price(Ticks(best[0])))
+            );
+            assert_eq!(
+                best_live_price(bytes, 50, 8),
+                Ok(BestLive::Price(Ticks(live)))
+            );
+            assert_eq!(
+                best_live_price(bytes, 50, 3),
+                Ok(BestLive::OnlyExpired),
+                "bound reached"
+            );
         }
         let mut empty = slab(BookSide::byte_len(4));
         BookSide::init(bytemuck::cast_slice_mut(&mut empty), Side::Ask).unwrap();
         assert_eq!(
             best_live_price(bytemuck::cast_slice(&empty), 0, 8),
-            Ok(None)
+            Ok(BestLive::Empty)
         );
     }
 

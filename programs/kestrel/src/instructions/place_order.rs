@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 
 use crate::engine::event_queue::Event;
 use crate::engine::perp;
+use crate::engine::risk::HealthKind;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
 use crate::error::KestrelError;
 use crate::health;
@@ -148,7 +149,8 @@ pub fn place_order<'info>(
     }
     // No usable oracle: the market is reduce-only for this instruction (a
     // new-risk order is refused with the oracle's own error), and its orders
-    // band around the last good price; with none ever accepted, nothing trades.
+    // band around the last good price while that is recent; with none,
+    // nothing trades (cancels always work).
     let reading = oracle::market_price(
         &market,
         quote_decimals,
@@ -162,7 +164,21 @@ pub fn place_order<'info>(
         Err(error) if !args.reduce_only => return Err(error.into()),
         Err(_) => None,
     };
-    let band_price = reading.band_price().ok_or(KestrelError::OracleStale)?;
+    let band_price = reading
+        .band_price(clock.unix_timestamp, market.max_age_seconds)
+        .ok_or(KestrelError::OracleStale)?;
+    // The account's other positions, priced once for both health checks.
+    let others = match price {
+        Some(_) => health::other_exposures(
+            &account,
+            Some(market.market_index),
+            &accounts.exchange.key(),
+            quote_decimals,
+            &mut ctx.remaining_accounts.iter(),
+            &clock,
+        )?,
+        None => Vec::new(),
+    };
 
     let side = Side::from(args.side);
     let market_index = market.market_index;
@@ -182,7 +198,20 @@ pub fn place_order<'info>(
     let resting = market
         .resting_band(ticks)
         .ok_or(KestrelError::MathOverflow)?;
-    let limit = band_limit(order_type, side, Ticks(args.price), &band, &resting)?;
+    let mut limit = band_limit(order_type, side, Ticks(args.price), &band, &resting)?;
+    // An account under maintenance may reduce, but no worse than a
+    // liquidation would price it (the oracle less the liquidation fee): it
+    // cannot dump its position at the band's edge to a friend and leave the
+    // loss to the insurance fund.
+    if let (true, Some(price)) = (args.reduce_only, price) {
+        let mut exposures = others.clone();
+        exposures.push(health::exposure(&before, &market, price)?);
+        if health::health(collateral_before, &exposures, HealthKind::Maintenance)? < 0 {
+            let distressed = perp::PriceBand::around(ticks, market.liquidation_fee_bps)
+                .ok_or(KestrelError::MathOverflow)?;
+            limit = band_limit(order_type, side, limit, &distressed, &resting)?;
+        }
+    }
 
     let may_rest = matches!(
         order_type,
@@ -288,14 +317,7 @@ pub fn place_order<'info>(
     // its health may not fall. A reduce-only order only shrinks risk.
     if !args.reduce_only {
         let price = price.ok_or(KestrelError::Unreachable)?;
-        let mut exposures = health::other_exposures(
-            &account,
-            Some(market_index),
-            &accounts.exchange.key(),
-            quote_decimals,
-            &mut ctx.remaining_accounts.iter(),
-            &clock,
-        )?;
+        let mut exposures = others;
         exposures.push(health::exposure(&after, &market, price)?);
         let health_after = health::initial_health(account.collateral, &exposures)?;
         if health_after < 0 {

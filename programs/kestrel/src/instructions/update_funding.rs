@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 
 use fixed::types::I80F48;
 
-use crate::engine::book_side::best_live_price;
+use crate::engine::book_side::{best_live_price, BestLive};
 use crate::engine::funding;
 use crate::error::KestrelError;
 use crate::events::FundingUpdated;
@@ -16,7 +16,8 @@ pub const MARK_SAMPLE_ORDERS: usize = 8;
 /// of the best live bid and ask clamped into the price band, less the oracle
 /// price; none when a side is empty) and the oracle price into their TWAPs,
 /// then moves both funding indexes by the capped premium, pro rata to the
-/// time since the last update. The interval since the last update pays the
+/// time since the last update. A side whose first orders have all expired
+/// keeps the last premium rather than reading as empty. The interval since the last update pays the
 /// smaller of the premiums at its two ends (`funding::interval_premium`), so
 /// a book moved for the instant of one call moves nothing.
 ///
@@ -82,14 +83,27 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
             .map_err(|_| KestrelError::WrongMarketAccounts)?)
     };
     let overflow = || error!(KestrelError::MathOverflow);
-    let premium = funding::book_premium(
-        best(&accounts.bids)?,
-        best(&accounts.asks)?,
-        &band,
-        market.quote_lot_size,
-        oracle_sample,
-    )
-    .ok_or_else(overflow)?;
+    let premium = match (best(&accounts.bids)?, best(&accounts.asks)?) {
+        // A side hidden behind expired orders says nothing new: the last
+        // premium stands, so stale orders cannot switch funding off.
+        (BestLive::OnlyExpired, _) | (_, BestLive::OnlyExpired) => {
+            funding::from_parts(market.mark_premium)
+        }
+        (bid, ask) => {
+            let price = |best| match best {
+                BestLive::Price(price) => Some(price),
+                _ => None,
+            };
+            funding::book_premium(
+                price(bid),
+                price(ask),
+                &band,
+                market.quote_lot_size,
+                oracle_sample,
+            )
+            .ok_or_else(overflow)?
+        }
+    };
 
     let period = u64::from(market.funding_period_seconds);
     let (mark_twap, oracle_twap, per_lot) = if market.funding_updated_at == 0 {

@@ -554,6 +554,12 @@ impl PriceRecords {
     }
 }
 
+/// How many of the market's maximum ages the last good price may band
+/// reduce-only orders for once no feed is current: long enough to close
+/// positions through a feed outage, short enough that resting orders do not
+/// fill at a price the market has long left behind.
+pub const LAST_GOOD_TRADING_AGES: i64 = 10;
+
 /// A price the market accepted now.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AcceptedPrice {
@@ -586,12 +592,18 @@ impl PriceReading {
         self.current.map(|accepted| accepted.price)
     }
 
-    /// The price to band orders around: the current price, else the last
-    /// good one (only reduce-only orders trade on it).
-    pub fn band_price(&self) -> Option<I80F48> {
+    /// The price to band orders around at unix time `now`: the current
+    /// price, else the last good one while it is at most
+    /// [`LAST_GOOD_TRADING_AGES`] maximum ages old (only reduce-only orders
+    /// trade on it). Past that, a market with dead feeds only cancels.
+    pub fn band_price(&self, now: i64, max_age_seconds: u32) -> Option<I80F48> {
         match self.current {
             Ok(accepted) => Some(accepted.price),
-            Err(_) => self.records.last_good_price(),
+            Err(_) => {
+                let age = now.saturating_sub(self.records.last_good.publish_time);
+                let limit = i64::from(max_age_seconds).saturating_mul(LAST_GOOD_TRADING_AGES);
+                self.records.last_good_price().filter(|_| age <= limit)
+            }
         }
     }
 }
@@ -736,7 +748,7 @@ mod tests {
         // A fallback more than 3% from the last good price is not used.
         let far = read(&stored, at(P150, 1_000), at(14_400_000_000, 1_065), 1_065);
         assert_eq!(far.current, Err(OracleError::Deviation));
-        assert_eq!(far.band_price(), stored.last_good_price());
+        assert_eq!(far.band_price(1_065, 60), stored.last_good_price());
     }
 
     #[test]
@@ -763,10 +775,14 @@ mod tests {
         assert_eq!(back.records.primary, now.records.primary);
         // Neither feed current: no price, but the last good one remains to
         // band reduce-only orders.
-        let dead = read(&now.records, at(P150, 1_000), at(P150, 1_000), 2_000);
+        let dead = read(&now.records, at(P150, 1_000), at(P150, 1_000), 1_200);
         assert!(dead.current.is_err());
-        assert_eq!(dead.band_price(), stored.last_good_price());
-        assert!(dead.band_price().is_some());
+        assert_eq!(dead.band_price(1_200, 60), stored.last_good_price());
+        assert!(dead.band_price(1_200, 60).is_some());
+        // Ten maximum ages on, the last good price bands nothing: cancels only.
+        let last = stored.last_good.publish_time;
+        assert!(dead.band_price(last + 600, 60).is_some());
+        assert_eq!(dead.band_price(last + 601, 60), None);
     }
 
     #[test]
@@ -778,7 +794,7 @@ mod tests {
             1_000,
         );
         assert_eq!(first.current, Err(OracleError::Deviation));
-        assert_eq!(first.band_price(), None, "no last good price yet");
+        assert_eq!(first.band_price(1_000, 60), None, "no last good price yet");
         // A fallback alone with no last good price is not trusted.
         let alone = read(
             &PriceRecords::default(),
