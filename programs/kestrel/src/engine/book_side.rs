@@ -30,9 +30,9 @@ const _: () = assert!(BOOK_SIDE_HEADER_SIZE.is_multiple_of(8));
 /// Deepest possible path: each inner node's prefix is longer than its parent's.
 const MAX_DEPTH: usize = 129;
 
-/// The best resting price of a side, read from its slab without borrowing it
-/// mutably (for read-only accounts).
-pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineError> {
+/// A side's header, nodes and side from its slab, borrowed immutably (for
+/// read-only accounts).
+fn read_only(data: &[u8]) -> Result<(&BookSideHeader, &[AnyNode], Side), EngineError> {
     if data.len() < BOOK_SIDE_HEADER_SIZE {
         return Err(EngineError::BadLayout);
     }
@@ -41,6 +41,13 @@ pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineErro
         bytemuck::try_from_bytes(header).map_err(|_| EngineError::BadLayout)?;
     let nodes: &[AnyNode] = bytemuck::try_cast_slice(nodes).map_err(|_| EngineError::BadLayout)?;
     let side = Side::from_u8(header.side).ok_or(EngineError::BadLayout)?;
+    Ok((header, nodes, side))
+}
+
+/// The best resting price of a side, read from its slab without borrowing it
+/// mutably (for read-only accounts).
+pub fn best_price(data: &[u8]) -> Result<Option<crate::units::Ticks>, EngineError> {
+    let (header, nodes, side) = read_only(data)?;
     Ok(extreme_leaf(nodes, header.root, best_direction(side))?
         .map(|i| bytemuck::cast_ref::<AnyNode, LeafNode>(&nodes[i as usize]).price()))
 }
@@ -61,14 +68,7 @@ pub enum BestLive {
 /// order) that have not expired at `now`, read without borrowing the slab
 /// mutably.
 pub fn best_live_price(data: &[u8], now: u64, max_orders: usize) -> Result<BestLive, EngineError> {
-    if data.len() < BOOK_SIDE_HEADER_SIZE {
-        return Err(EngineError::BadLayout);
-    }
-    let (header, nodes) = data.split_at(BOOK_SIDE_HEADER_SIZE);
-    let header: &BookSideHeader =
-        bytemuck::try_from_bytes(header).map_err(|_| EngineError::BadLayout)?;
-    let nodes: &[AnyNode] = bytemuck::try_cast_slice(nodes).map_err(|_| EngineError::BadLayout)?;
-    let side = Side::from_u8(header.side).ok_or(EngineError::BadLayout)?;
+    let (header, nodes, side) = read_only(data)?;
     let first = best_direction(side);
     // Depth-first in priority order, as `BookSideIter`, with a fixed stack.
     let mut stack = [NIL; MAX_DEPTH + 1];

@@ -93,13 +93,17 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                     .pending_fills
                     .checked_sub(1)
                     .ok_or(KestrelError::Unreachable)?;
-                let earned = perp::taker_fee(quote, market.taker_fee_bps)
-                    .and_then(|taker| i64::try_from(taker).ok())
-                    .and_then(|taker| taker.checked_add(fee))
-                    .ok_or(KestrelError::MathOverflow)?;
-                reward = reward
-                    .checked_add(market.crank_reward_native.min(earned.max(0) as u64))
-                    .ok_or(KestrelError::MathOverflow)?;
+                // What the fill earned caps its reward; priced only when a
+                // reward is taken.
+                if accounts.reward_account.is_some() {
+                    let earned = perp::taker_fee(quote, market.taker_fee_bps)
+                        .and_then(|taker| i64::try_from(taker).ok())
+                        .and_then(|taker| taker.checked_add(fee))
+                        .ok_or(KestrelError::MathOverflow)?;
+                    reward = reward
+                        .checked_add(market.crank_reward_native.min(earned.max(0) as u64))
+                        .ok_or(KestrelError::MathOverflow)?;
+                }
                 if fee >= 0 {
                     market.fees_accrued = market
                         .fees_accrued

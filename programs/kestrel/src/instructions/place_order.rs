@@ -168,7 +168,7 @@ pub fn place_order<'info>(
         .band_price(clock.unix_timestamp, market.max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
     // The account's other positions, priced once for both health checks.
-    let others = match price {
+    let mut others = match price {
         Some(_) => health::other_exposures(
             &account,
             Some(market.market_index),
@@ -204,9 +204,9 @@ pub fn place_order<'info>(
     // cannot dump its position at the band's edge to a friend and leave the
     // loss to the insurance fund.
     if let (true, Some(price)) = (args.reduce_only, price) {
-        let mut exposures = others.clone();
-        exposures.push(health::exposure(&before, &market, price)?);
-        if health::health(collateral_before, &exposures, HealthKind::Maintenance)? < 0 {
+        // Only the non-reduce-only check below reads `others` again.
+        others.push(health::exposure(&before, &market, price)?);
+        if health::health(collateral_before, &others, HealthKind::Maintenance)? < 0 {
             let distressed = perp::PriceBand::around(ticks, market.liquidation_fee_bps)
                 .ok_or(KestrelError::MathOverflow)?;
             limit = band_limit(order_type, side, limit, &distressed, &resting)?;
