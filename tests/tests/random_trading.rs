@@ -122,7 +122,7 @@ async fn random_trading_keeps_every_invariant() {
                         OrderSide::Ask
                     },
                     order_type: types[rng.below(6) as usize],
-                    // Mostly inside the 5% band, sometimes beyond it.
+                    // Mostly inside the 4% band, sometimes beyond it.
                     price: center - 900 + rng.below(1_800),
                     quantity: 1 + rng.below(max_lots),
                     client_order_id: rng.below(8),
