@@ -9,6 +9,7 @@ pub mod event_queue;
 pub mod fastdiv;
 pub mod fastmul;
 pub mod funding;
+pub mod future;
 pub mod insurance;
 pub mod liquidation;
 pub mod matching;
