@@ -159,7 +159,8 @@ pub fn conservation<'a>(
         report.fees_owed += i128::from(market.fees_accrued);
         report.funding_balance += i128::from(market.funding_balance_native);
         open_interest.insert(index, (market.long_lots, market.short_lots, 0u64, 0u64));
-        base_sums.entry(index).or_default();
+        // A settling market holds the settled positions' lots.
+        *base_sums.entry(index).or_default() += i128::from(market.future.settled_base_lots);
         for book in [data.bids, data.asks] {
             let view = BookSideView::from_account_data(book).map_err(AuditError::Market)?;
             for order in &view.orders {
@@ -220,7 +221,7 @@ pub fn conservation<'a>(
         let account = decode::margin_account(data).map_err(AuditError::MarginAccount)?;
         report.total_collateral += i128::from(account.collateral);
         report.margin_accounts += 1;
-        for position in account.positions.iter().filter(|p| p.in_use != 0) {
+        for (_, position) in account.active_positions() {
             let index = position.market_index;
             report.entry_quote += i128::from(position.quote_native);
             *base_sums.entry(index).or_default() += i128::from(position.base_lots);
@@ -243,7 +244,7 @@ pub fn conservation<'a>(
                 }
             }
         }
-        for order in account.open_orders.iter().filter(|o| o.in_use != 0) {
+        for (_, order) in account.active_orders() {
             // A slot may outlive its order until the crank reports it gone.
             resting.remove(&(address, order.market_index, order.order_id()));
         }

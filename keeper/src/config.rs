@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kestrel::state::{OracleConfig, OracleKind};
 use kestrel_sdk::rpc::{PriorityFee, SendPolicy, MAX_TRANSACTION_COMPUTE_UNITS};
 use kestrel_sdk::Pubkey;
 use serde::Deserialize;
@@ -163,10 +164,14 @@ impl Default for Server {
 #[serde(deny_unknown_fields)]
 pub struct MarketEntry {
     pub index: u16,
-    /// The account the market's primary feed is read from (a Pyth
-    /// PriceUpdateV2 account or the Switchboard pull feed).
-    pub primary_oracle: String,
-    /// Required exactly when the market has a fallback feed.
+    /// The account the primary feed of the market's underlying is read from
+    /// (a Pyth PriceUpdateV2 account or the Switchboard pull feed). Optional
+    /// where the underlying names it itself: a Switchboard feed is its
+    /// account, and a pinned Pyth feed reads its pinned account only; an
+    /// unpinned Pyth feed needs it.
+    pub primary_oracle: Option<String>,
+    /// As `primary_oracle`, for the underlying's fallback feed; given only
+    /// when the underlying has one.
     pub fallback_oracle: Option<String>,
 }
 
@@ -174,8 +179,75 @@ pub struct MarketEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MarketOracles {
     pub index: u16,
-    pub primary_oracle: Pubkey,
+    /// `None`: the account the underlying's configuration names.
+    pub primary_oracle: Option<Pubkey>,
     pub fallback_oracle: Option<Pubkey>,
+}
+
+impl MarketOracles {
+    /// The accounts to read the feeds of `oracle` (the market's underlying's
+    /// configuration) from: those the entry names, else the ones the
+    /// configuration determines. Errors name the key at fault, under
+    /// `entry_key` (the entry's own key, e.g. `market[0]`).
+    pub fn resolve(
+        &self,
+        oracle: &OracleConfig,
+        entry_key: &str,
+    ) -> Result<(Pubkey, Option<Pubkey>), ConfigError> {
+        let key = |field: &str| format!("{entry_key}.{field}");
+        let primary = resolve_feed(
+            &key("primary_oracle"),
+            self.primary_oracle,
+            oracle.primary_kind,
+            &oracle.primary_feed,
+            &oracle.primary_account,
+        )?;
+        let fallback = match (oracle.fallback_kind, self.fallback_oracle) {
+            (OracleKind::None, None) => None,
+            (OracleKind::None, Some(_)) => {
+                return Err(at(
+                    &key("fallback_oracle"),
+                    "the market's underlying has no fallback feed",
+                ))
+            }
+            (kind, named) => Some(resolve_feed(
+                &key("fallback_oracle"),
+                named,
+                kind,
+                &oracle.fallback_feed,
+                &oracle.fallback_account,
+            )?),
+        };
+        Ok((primary, fallback))
+    }
+}
+
+/// The account to read one feed from: `named` when given (and consistent
+/// with the feed), else the Switchboard feed itself or the pinned Pyth
+/// account.
+fn resolve_feed(
+    key: &str,
+    named: Option<Pubkey>,
+    kind: OracleKind,
+    feed: &[u8; 32],
+    pin: &[u8; 32],
+) -> Result<Pubkey, ConfigError> {
+    let determined = match kind {
+        OracleKind::Switchboard => Some(Pubkey::new_from_array(*feed)),
+        OracleKind::Pyth if *pin != [0; 32] => Some(Pubkey::new_from_array(*pin)),
+        OracleKind::Pyth | OracleKind::None => None,
+    };
+    match (named, determined) {
+        (Some(named), Some(determined)) if named != determined => Err(at(
+            key,
+            format!("the market's underlying reads this feed from {determined}, not {named}"),
+        )),
+        (Some(account), _) | (None, Some(account)) => Ok(account),
+        (None, None) => Err(at(
+            key,
+            "the market's underlying reads an unpinned Pyth feed: name the PriceUpdateV2 account to read",
+        )),
+    }
 }
 
 impl Config {
@@ -301,7 +373,11 @@ impl Config {
                 };
                 Ok(MarketOracles {
                     index: m.index,
-                    primary_oracle: parse("primary_oracle", &m.primary_oracle)?,
+                    primary_oracle: m
+                        .primary_oracle
+                        .as_deref()
+                        .map(|p| parse("primary_oracle", p))
+                        .transpose()?,
                     fallback_oracle: m
                         .fallback_oracle
                         .as_deref()
@@ -472,6 +548,95 @@ fallback_oracle = "GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR"
             let error = error_of(&GOOD.replace(from, to));
             assert!(error.starts_with(key), "{key}: {error}");
         }
+    }
+
+    #[test]
+    fn the_oracle_accounts_may_be_left_to_the_underlying() {
+        let bare = GOOD
+            .replace(
+                "primary_oracle = \"7UVimffxr9ow1uXYxsr4LHAcV58mLzhmwaeKvJ1pjLiE\"\n",
+                "",
+            )
+            .replace(
+                "fallback_oracle = \"GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR\"\n",
+                "",
+            );
+        let oracles = Config::parse(&bare).unwrap().market_oracles().unwrap();
+        assert_eq!(
+            oracles,
+            [MarketOracles {
+                index: 0,
+                primary_oracle: None,
+                fallback_oracle: None
+            }]
+        );
+    }
+
+    fn oracle_config() -> OracleConfig {
+        OracleConfig {
+            primary_kind: OracleKind::Pyth,
+            primary_feed: [1; 32],
+            fallback_kind: OracleKind::Switchboard,
+            fallback_feed: [2; 32],
+            max_age_seconds: 60,
+            max_age_slots: 0,
+            max_confidence_bps: 200,
+            max_deviation_bps: 300,
+            primary_account: [3; 32],
+            fallback_account: [0; 32],
+        }
+    }
+
+    #[test]
+    fn oracle_accounts_come_from_the_entry_or_the_underlying() {
+        let entry = |primary: Option<[u8; 32]>, fallback: Option<[u8; 32]>| MarketOracles {
+            index: 0,
+            primary_oracle: primary.map(Pubkey::new_from_array),
+            fallback_oracle: fallback.map(Pubkey::new_from_array),
+        };
+        let key = Pubkey::new_from_array;
+        let pinned = oracle_config();
+        // The pinned Pyth account and the Switchboard feed's own account.
+        assert_eq!(
+            entry(None, None).resolve(&pinned, "m"),
+            Ok((key([3; 32]), Some(key([2; 32]))))
+        );
+        assert_eq!(
+            entry(Some([3; 32]), Some([2; 32])).resolve(&pinned, "m"),
+            Ok((key([3; 32]), Some(key([2; 32]))))
+        );
+        let error = entry(Some([4; 32]), None)
+            .resolve(&pinned, "m")
+            .unwrap_err();
+        assert!(error.0.starts_with("`m.primary_oracle`: "), "{error}");
+        let error = entry(None, Some([4; 32]))
+            .resolve(&pinned, "m")
+            .unwrap_err();
+        assert!(error.0.starts_with("`m.fallback_oracle`: "), "{error}");
+        // An unpinned Pyth feed: any update account of the feed id, named here.
+        let mut unpinned = pinned;
+        unpinned.primary_account = [0; 32];
+        let error = entry(None, None).resolve(&unpinned, "m").unwrap_err();
+        assert!(
+            error.0.starts_with("`m.primary_oracle`: ") && error.0.contains("unpinned"),
+            "{error}"
+        );
+        assert_eq!(
+            entry(Some([5; 32]), None).resolve(&unpinned, "m"),
+            Ok((key([5; 32]), Some(key([2; 32]))))
+        );
+        // No fallback feed: none may be named.
+        let mut single = pinned;
+        single.fallback_kind = OracleKind::None;
+        single.fallback_feed = [0; 32];
+        assert_eq!(
+            entry(None, None).resolve(&single, "m"),
+            Ok((key([3; 32]), None))
+        );
+        let error = entry(None, Some([2; 32]))
+            .resolve(&single, "m")
+            .unwrap_err();
+        assert!(error.0.starts_with("`m.fallback_oracle`: "), "{error}");
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kestrel_sdk::client::{Chain, FetchError};
-use kestrel_sdk::pda;
+use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::rpc::RpcChain;
+use kestrel_sdk::{decode, pda};
 use solana_sdk::signer::Signer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -77,17 +78,70 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>, liveness: Arc<Liven
     }
 }
 
-/// Each configured market's accounts; on failure, the market's index and why.
-async fn discover(
-    chain: &mut RpcChain,
+/// Why the configured markets could not be read ([`discover`]).
+#[derive(Debug)]
+pub enum DiscoverError {
+    /// The cluster did not answer: worth waiting for.
+    Chain(u16, kestrel_sdk::client::ChainError),
+    /// The cluster answered, and the configuration does not fit it.
+    Config(ConfigError),
+}
+
+/// Each configured market's accounts, with its underlying's and the oracle
+/// accounts its feeds are read from: the entry's, else those the
+/// underlying's configuration determines. Markets on one underlying must
+/// read its feeds from the same accounts.
+pub async fn discover(
+    chain: &mut impl Chain,
     oracles: &[crate::config::MarketOracles],
-) -> Result<Vec<kestrel_sdk::ix::MarketAccounts>, (u16, FetchError)> {
-    let mut markets = Vec::with_capacity(oracles.len());
-    for m in oracles {
-        let accounts = chain
-            .market_accounts(m.index, m.primary_oracle, m.fallback_oracle)
+) -> Result<Vec<MarketAccounts>, DiscoverError> {
+    let exchange = pda::exchange();
+    let mut markets: Vec<MarketAccounts> = Vec::with_capacity(oracles.len());
+    for (n, m) in oracles.iter().enumerate() {
+        let failed = |e: FetchError| match e {
+            FetchError::Chain(e) => DiscoverError::Chain(m.index, e),
+            e => DiscoverError::Config(ConfigError(format!("market {}: {e}", m.index))),
+        };
+        let address = pda::market(&exchange, m.index);
+        let market = chain.market(&address).await.map_err(failed)?;
+        let underlying = chain
+            .fetch_existing(&[market.underlying])
             .await
-            .map_err(|e| (m.index, e))?;
+            .map_err(failed)?
+            .remove(0);
+        let underlying = decode::underlying(&underlying.data)
+            .map_err(|e| failed(FetchError::Decode(market.underlying, e)))?;
+        let oracle = underlying.oracle_config().map_err(|e| {
+            DiscoverError::Config(ConfigError(format!(
+                "market {}: its underlying {}'s oracle configuration does not decode ({e:?})",
+                m.index, market.underlying
+            )))
+        })?;
+        let (primary_oracle, fallback_oracle) = m
+            .resolve(&oracle, &format!("market[{n}]"))
+            .map_err(DiscoverError::Config)?;
+        let accounts = MarketAccounts {
+            market_index: m.index,
+            market: address,
+            bids: market.bids,
+            asks: market.asks,
+            event_queue: market.event_queue,
+            underlying: UnderlyingAccounts {
+                underlying: market.underlying,
+                primary_oracle,
+                fallback_oracle,
+            },
+        };
+        let disagrees = markets.iter().find(|other| {
+            other.underlying.underlying == accounts.underlying.underlying
+                && other.underlying != accounts.underlying
+        });
+        if let Some(other) = disagrees {
+            return Err(DiscoverError::Config(ConfigError(format!(
+                "`market[{n}]`: market {} is on the underlying of market {} ({}), whose feeds it reads from other accounts: name the same oracle accounts for both",
+                m.index, other.market_index, market.underlying
+            ))));
+        }
         markets.push(accounts);
     }
     Ok(markets)
@@ -98,7 +152,7 @@ async fn discover(
 async fn check_lookup_table(
     chain: &mut RpcChain,
     table: &kestrel_sdk::Pubkey,
-    markets: &[kestrel_sdk::ix::MarketAccounts],
+    markets: &[MarketAccounts],
 ) {
     match chain.lookup_table(table).await {
         Ok(Some(found)) if found.is_active() => {
@@ -154,7 +208,7 @@ pub async fn run(
     let markets = loop {
         match discover(&mut chain, &oracles).await {
             Ok(markets) => break markets,
-            Err((index, FetchError::Chain(e))) if !once => {
+            Err(DiscoverError::Chain(index, e)) if !once => {
                 metrics.record_cycle_error();
                 tracing::warn!(market = index, error = %e, retry_in_ms = backoff.as_millis() as u64, "cluster did not answer");
                 tokio::select! {
@@ -167,9 +221,13 @@ pub async fn run(
                 }
                 backoff = (backoff * 2).min(Duration::from_millis(config.intervals.max_backoff_ms));
             }
-            Err((index, e)) => {
+            Err(DiscoverError::Chain(index, e)) => {
                 server.abort();
                 return Err(ConfigError(format!("market {index}: {e}")));
+            }
+            Err(DiscoverError::Config(e)) => {
+                server.abort();
+                return Err(e);
             }
         }
     };
@@ -206,6 +264,7 @@ pub async fn run(
                 liveness.mark();
                 backoff = Duration::from_millis(config.intervals.backoff_ms);
                 tracing::info!(
+                    refreshes = report.underlying_refreshes,
                     events = report.events_consumed,
                     funding = report.funding_updates,
                     liquidations = report.liquidations.len(),

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use kestrel::engine::event_queue::{AnyEvent, Event};
+use kestrel::state::Underlying;
 
 use crate::cranks::CycleReport;
 
@@ -12,6 +13,7 @@ use crate::cranks::CycleReport;
 pub struct Metrics {
     pub cycles: AtomicU64,
     pub cycle_errors: AtomicU64,
+    pub underlying_refreshes: AtomicU64,
     pub events_consumed: AtomicU64,
     pub funding_updates: AtomicU64,
     pub liquidations: AtomicU64,
@@ -28,12 +30,16 @@ pub struct Metrics {
     queues: Mutex<BTreeMap<u16, (u64, i64)>>,
     /// Per market: the liquidator's position in base lots, as last read.
     liquidator_positions: Mutex<BTreeMap<u16, i64>>,
+    /// Per underlying: (age in seconds of the last good price stored, if
+    /// any; whether the stored price is current).
+    underlyings: Mutex<BTreeMap<u16, (Option<i64>, bool)>>,
 }
 
 impl Metrics {
     pub fn record_cycle(&self, report: &CycleReport, now: i64) {
         let add = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
         add(&self.cycles, 1);
+        add(&self.underlying_refreshes, report.underlying_refreshes);
         add(&self.events_consumed, report.events_consumed);
         add(&self.funding_updates, report.funding_updates);
         add(&self.liquidations, report.liquidations.len() as u64);
@@ -67,6 +73,19 @@ impl Metrics {
         }
     }
 
+    /// An underlying as stored after the cycle's refresh: how old its price
+    /// is, and whether its markets have a current one.
+    pub fn observe_underlying(&self, index: u16, underlying: &Underlying, now: i64, slot: u64) {
+        let age = underlying
+            .prices
+            .last_good_price()
+            .map(|_| now.saturating_sub(underlying.prices.last_good.publish_time));
+        let current = underlying.current_price(now, slot).is_ok();
+        if let Ok(mut underlyings) = self.underlyings.lock() {
+            underlyings.insert(index, (age, current));
+        }
+    }
+
     /// The liquidator's positions as just read; markets it left read 0.
     pub fn observe_liquidator(&self, positions: &[(u16, i64)]) {
         if let Ok(mut held) = self.liquidator_positions.lock() {
@@ -88,6 +107,11 @@ impl Metrics {
                 "kestrel_keeper_cycle_errors_total",
                 "Cycles abandoned because the cluster did not answer",
                 &self.cycle_errors,
+            ),
+            (
+                "kestrel_keeper_underlying_refreshes_total",
+                "refresh_underlying transactions landed",
+                &self.underlying_refreshes,
             ),
             (
                 "kestrel_keeper_events_consumed_total",
@@ -181,6 +205,33 @@ impl Metrics {
                 );
             }
         }
+        if let Ok(underlyings) = self.underlyings.lock() {
+            gauge(
+                &mut out,
+                "kestrel_keeper_underlying_price_age_seconds",
+                "Age of an underlying's last good stored price (absent: none yet)",
+            );
+            for (underlying, (age, _)) in underlyings.iter() {
+                if let Some(age) = age {
+                    let _ = writeln!(
+                        out,
+                        "kestrel_keeper_underlying_price_age_seconds{{underlying=\"{underlying}\"}} {age}"
+                    );
+                }
+            }
+            gauge(
+                &mut out,
+                "kestrel_keeper_underlying_price_current",
+                "1 while an underlying's stored price is current (its markets trade), else 0",
+            );
+            for (underlying, (_, current)) in underlyings.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_underlying_price_current{{underlying=\"{underlying}\"}} {}",
+                    u8::from(*current)
+                );
+            }
+        }
         if let Ok(held) = self.liquidator_positions.lock() {
             gauge(
                 &mut out,
@@ -206,6 +257,7 @@ mod tests {
     fn renders_counters_and_per_market_gauges() {
         let metrics = Metrics::default();
         let report = CycleReport {
+            underlying_refreshes: 1,
             events_consumed: 7,
             races: 1,
             failures: vec!["x".into()],
@@ -217,9 +269,23 @@ mod tests {
         metrics.observe_queue(3, &[], 1_010);
         metrics.observe_liquidator(&[(0, -5), (3, 7)]);
         metrics.observe_liquidator(&[(3, 2)]);
+        let mut underlying: Underlying = bytemuck::Zeroable::zeroed();
+        metrics.observe_underlying(1, &underlying, 1_010, 5);
+        underlying.prices.last_good_source = 1;
+        underlying.prices.last_good.price = [0, 150];
+        underlying.prices.last_good.publish_time = 1_000;
+        metrics.observe_underlying(0, &underlying, 1_010, 5);
         let text = metrics.render();
+        assert!(
+            !text.contains("kestrel_keeper_underlying_price_age_seconds{underlying=\"1\"}"),
+            "no price yet, no age: {text}"
+        );
         for line in [
             "kestrel_keeper_cycles_total 2",
+            "kestrel_keeper_underlying_refreshes_total 2",
+            "kestrel_keeper_underlying_price_age_seconds{underlying=\"0\"} 10",
+            "kestrel_keeper_underlying_price_current{underlying=\"0\"} 0",
+            "kestrel_keeper_underlying_price_current{underlying=\"1\"} 0",
             "kestrel_keeper_events_consumed_total 14",
             "kestrel_keeper_races_total 2",
             "kestrel_keeper_tx_failures_total 2",

@@ -8,7 +8,7 @@ use solana_sdk::signer::Signer;
 
 use crate::{plan, plan_lookup_table, ChainState, Config, LookupTableConfig, Step};
 
-/// What is on chain for the config's exchange and market indices.
+/// What is on chain for the config's exchange, underlying and market indices.
 pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<ChainState, String> {
     let exchange = match chain.exchange().await {
         Ok(exchange) => exchange,
@@ -28,20 +28,37 @@ pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<Chai
             .map_err(|e| format!("lookup_table.address: {e}"))?;
     }
     let exchange = pda::exchange();
-    let addresses: Vec<_> = config
+    let underlyings: Vec<_> = config
+        .underlyings
+        .iter()
+        .map(|u| pda::underlying(&exchange, u.index))
+        .collect();
+    let markets: Vec<_> = config
         .markets
         .iter()
         .map(|m| pda::market(&exchange, m.index))
         .collect();
-    let accounts = chain
+    let addresses: Vec<_> = underlyings.iter().chain(&markets).copied().collect();
+    let mut accounts = chain
         .fetch_accounts(&addresses)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .into_iter();
+    for (underlying, account) in config.underlyings.iter().zip(accounts.by_ref()) {
+        if let Some(account) = account {
+            state.underlyings.insert(
+                underlying.index,
+                decode::underlying(&account.data)
+                    .map_err(|e| format!("underlying {}: {e}", underlying.index))?,
+            );
+        }
+    }
     for (market, account) in config.markets.iter().zip(accounts) {
         if let Some(account) = account {
             state.markets.insert(
                 market.index,
-                decode::market(&account.data).map_err(|e| e.to_string())?,
+                decode::market(&account.data)
+                    .map_err(|e| format!("market {}: {e}", market.index))?,
             );
         }
     }
@@ -107,17 +124,22 @@ pub async fn apply(
     Ok(done)
 }
 
-/// One exchange or market step, as `admin`.
+/// One exchange, underlying or market step, as `admin`.
 async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result<(), String> {
     let exchange = pda::exchange();
     let admin_key = admin.pubkey();
     let instruction: Instruction = match *step {
         Step::SetPause { flags } => ix::set_pause(&admin_key, flags),
-        Step::CreateMarket {
+        Step::CreateUnderlying { args, accounts } => ix::create_underlying(
+            &admin_key,
             args,
-            primary_oracle,
-            fallback_oracle,
-        } => {
+            &accounts.primary_oracle,
+            accounts.fallback_oracle,
+        ),
+        Step::SetUnderlyingOracle {
+            accounts, config, ..
+        } => ix::set_underlying_oracle(&admin_key, &accounts, config),
+        Step::CreateMarket { args, underlying } => {
             let bids = chain
                 .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
                 .await;
@@ -133,29 +155,13 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
                     return Err(format!("{step}: creating the book accounts: {e}"))
                 }
             };
-            ix::create_market(
-                &admin_key,
-                args,
-                &bids,
-                &asks,
-                &queue,
-                &primary_oracle,
-                fallback_oracle,
-            )
+            ix::create_market(&admin_key, args, &bids, &asks, &queue, &underlying)
         }
         Step::SetMarketParams {
             market_index,
             params,
-            primary_oracle,
-            fallback_oracle,
             ..
-        } => ix::set_market_params(
-            &admin_key,
-            &pda::market(&exchange, market_index),
-            params,
-            &primary_oracle,
-            fallback_oracle,
-        ),
+        } => ix::set_market_params(&admin_key, &pda::market(&exchange, market_index), params),
         Step::SetMarketStatus {
             market_index,
             status,

@@ -2,7 +2,8 @@
 use std::collections::BTreeSet;
 
 use kestrel::state::{MarketParams, MarketStatus, Operation, OracleConfig, OracleKind};
-use kestrel_sdk::Pubkey;
+use kestrel_sdk::ix::UnderlyingAccounts;
+use kestrel_sdk::{pda, Pubkey};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -13,6 +14,10 @@ pub struct Config {
     /// (see `kestrel_sdk::lookup_table`) for the keeper's v0 transactions.
     #[serde(default)]
     pub lookup_table: Option<LookupTableConfig>,
+    /// The underlying assets: each holds the oracle feeds its markets are
+    /// priced from.
+    #[serde(default, rename = "underlying")]
+    pub underlyings: Vec<UnderlyingConfig>,
     #[serde(default, rename = "market")]
     pub markets: Vec<MarketConfig>,
 }
@@ -34,12 +39,25 @@ pub struct LookupTableConfig {
     pub address: Option<String>,
 }
 
+/// An underlying asset (e.g. SOL): its feeds and their bounds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnderlyingConfig {
+    pub index: u16,
+    /// 1 to 16 bytes, e.g. "SOL".
+    pub name: String,
+    /// Decimals of the base asset's native unit (9 for SOL).
+    pub base_decimals: u8,
+    pub oracle: OracleEntry,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MarketConfig {
     pub index: u16,
     pub name: String,
-    pub base_decimals: u8,
+    /// The `index` of the `[[underlying]]` the market is priced from.
+    pub underlying: u16,
     pub base_lot_size: u64,
     pub quote_lot_size: u64,
     pub initial_margin_bps: u32,
@@ -62,7 +80,6 @@ pub struct MarketConfig {
     /// active, reduce_only, paused or closed.
     #[serde(default = "active")]
     pub status: String,
-    pub oracle: OracleEntry,
 }
 
 fn active() -> String {
@@ -119,6 +136,26 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         config.pause_flags()?;
         config.lookup_table_address()?;
+        let mut underlyings = BTreeSet::new();
+        for (i, underlying) in config.underlyings.iter().enumerate() {
+            let key = format!("underlying[{i}]");
+            if !underlyings.insert(underlying.index) {
+                return Err(invalid(
+                    &format!("{key}.index"),
+                    format!("{} appears twice", underlying.index),
+                ));
+            }
+            name_bytes(&underlying.name).map_err(|e| invalid(&format!("{key}.name"), e))?;
+            let oracle = underlying
+                .oracle_config()
+                .map_err(|e| invalid(&format!("{key}.oracle"), e))?;
+            oracle.validate().map_err(|e| {
+                invalid(
+                    &format!("{key}.oracle"),
+                    format!("refused by the program: {e}"),
+                )
+            })?;
+        }
         let mut indices = BTreeSet::new();
         for (i, market) in config.markets.iter().enumerate() {
             let key = format!("market[{i}]");
@@ -128,16 +165,23 @@ impl Config {
                     format!("{} appears twice", market.index),
                 ));
             }
+            if !underlyings.contains(&market.underlying) {
+                return Err(invalid(
+                    &format!("{key}.underlying"),
+                    format!(
+                        "{} is not the index of any [[underlying]]",
+                        market.underlying
+                    ),
+                ));
+            }
             market
                 .name_bytes()
                 .map_err(|e| invalid(&format!("{key}.name"), e))?;
             market
                 .status()
                 .map_err(|e| invalid(&format!("{key}.status"), e))?;
-            let params = market
+            market
                 .params()
-                .map_err(|e| invalid(&format!("{key}.oracle"), e))?;
-            params
                 .validate()
                 .map_err(|e| invalid(&key, format!("parameters refused by the program: {e}")))?;
             if market.base_lot_size == 0 || market.quote_lot_size == 0 {
@@ -148,6 +192,24 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The `[[underlying]]` of `index`.
+    pub fn underlying(&self, index: u16) -> Option<&UnderlyingConfig> {
+        self.underlyings.iter().find(|u| u.index == index)
+    }
+
+    /// The `[[underlying]]` `market` names (a parsed config always has it).
+    pub fn underlying_of(&self, market: &MarketConfig) -> Result<&UnderlyingConfig, ConfigError> {
+        self.underlying(market.underlying).ok_or_else(|| {
+            invalid(
+                &format!("market {}.underlying", market.index),
+                format!(
+                    "{} is not the index of any [[underlying]]",
+                    market.underlying
+                ),
+            )
+        })
     }
 
     /// `lookup_table.address`, parsed (`None` also when there is no `[lookup_table]`).
@@ -178,15 +240,75 @@ impl Config {
     }
 }
 
+/// `name` zero-padded to 16 bytes.
+fn name_bytes(name: &str) -> Result<[u8; 16], String> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > 16 {
+        return Err(format!("{name:?} must be 1 to 16 bytes"));
+    }
+    let mut padded = [0u8; 16];
+    padded[..bytes.len()].copy_from_slice(bytes);
+    Ok(padded)
+}
+
+impl UnderlyingConfig {
+    pub fn name_bytes(&self) -> Result<[u8; 16], String> {
+        name_bytes(&self.name)
+    }
+
+    /// The oracle configuration as the program stores it.
+    pub fn oracle_config(&self) -> Result<OracleConfig, String> {
+        let (primary_kind, primary_feed, _, primary_account) = self.oracle.primary.resolve()?;
+        let (fallback_kind, fallback_feed, fallback_account) = match &self.oracle.fallback {
+            Some(feed) => {
+                let (kind, id, _, pin) = feed.resolve()?;
+                (kind, id, pin)
+            }
+            None => (OracleKind::None, [0; 32], [0; 32]),
+        };
+        Ok(OracleConfig {
+            primary_kind,
+            primary_feed,
+            fallback_kind,
+            fallback_feed,
+            max_age_seconds: self.oracle.max_age_seconds,
+            max_age_slots: self.oracle.max_age_slots,
+            max_confidence_bps: self.oracle.max_confidence_bps,
+            max_deviation_bps: self.oracle.max_deviation_bps,
+            primary_account,
+            fallback_account,
+        })
+    }
+
+    /// The oracle accounts instructions read the feeds from: (primary, fallback).
+    pub fn oracle_accounts(&self) -> Result<(Pubkey, Option<Pubkey>), String> {
+        let primary = self.oracle.primary.resolve()?.2;
+        let fallback = match &self.oracle.fallback {
+            Some(feed) => Some(feed.resolve()?.2),
+            None => None,
+        };
+        Ok((primary, fallback))
+    }
+
+    /// The underlying's address on the exchange.
+    pub fn address(&self) -> Pubkey {
+        pda::underlying(&pda::exchange(), self.index)
+    }
+
+    /// The underlying's accounts as instructions name them.
+    pub fn accounts(&self) -> Result<UnderlyingAccounts, String> {
+        let (primary_oracle, fallback_oracle) = self.oracle_accounts()?;
+        Ok(UnderlyingAccounts {
+            underlying: self.address(),
+            primary_oracle,
+            fallback_oracle,
+        })
+    }
+}
+
 impl MarketConfig {
     pub fn name_bytes(&self) -> Result<[u8; 16], String> {
-        let bytes = self.name.as_bytes();
-        if bytes.is_empty() || bytes.len() > 16 {
-            return Err(format!("{:?} must be 1 to 16 bytes", self.name));
-        }
-        let mut name = [0u8; 16];
-        name[..bytes.len()].copy_from_slice(bytes);
-        Ok(name)
+        name_bytes(&self.name)
     }
 
     pub fn status(&self) -> Result<MarketStatus, String> {
@@ -199,16 +321,8 @@ impl MarketConfig {
         })
     }
 
-    pub fn params(&self) -> Result<MarketParams, String> {
-        let (primary_kind, primary_feed, _, primary_account) = self.oracle.primary.resolve()?;
-        let (fallback_kind, fallback_feed, fallback_account) = match &self.oracle.fallback {
-            Some(feed) => {
-                let (kind, id, _, pin) = feed.resolve()?;
-                (kind, id, pin)
-            }
-            None => (OracleKind::None, [0; 32], [0; 32]),
-        };
-        Ok(MarketParams {
+    pub fn params(&self) -> MarketParams {
+        MarketParams {
             initial_margin_bps: self.initial_margin_bps,
             maintenance_margin_bps: self.maintenance_margin_bps,
             maker_fee_bps: self.maker_fee_bps,
@@ -221,35 +335,13 @@ impl MarketConfig {
             funding_period_seconds: self.funding_period_seconds,
             liquidation_fee_bps: self.liquidation_fee_bps,
             liquidation_insurance_share_bps: self.liquidation_insurance_share_bps,
-            oracle: OracleConfig {
-                primary_kind,
-                primary_feed,
-                fallback_kind,
-                fallback_feed,
-                max_age_seconds: self.oracle.max_age_seconds,
-                max_age_slots: self.oracle.max_age_slots,
-                max_confidence_bps: self.oracle.max_confidence_bps,
-                max_deviation_bps: self.oracle.max_deviation_bps,
-                primary_account,
-                fallback_account,
-            },
-        })
-    }
-
-    /// The oracle accounts instructions must be given: (primary, fallback).
-    pub fn oracle_accounts(&self) -> Result<(Pubkey, Option<Pubkey>), String> {
-        let primary = self.oracle.primary.resolve()?.2;
-        let fallback = match &self.oracle.fallback {
-            Some(feed) => Some(feed.resolve()?.2),
-            None => None,
-        };
-        Ok((primary, fallback))
+        }
     }
 }
 
 impl Feed {
-    /// (kind, feed identity as the market stores it, account to read).
-    /// Kind, feed identity, the account to read, and the pin (zero: none).
+    /// Kind, feed identity as the underlying stores it, the account to
+    /// read, and the pin (zero: none).
     fn resolve(&self) -> Result<(OracleKind, [u8; 32], Pubkey, [u8; 32]), String> {
         match self {
             Feed::Pyth {

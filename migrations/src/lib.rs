@@ -1,7 +1,8 @@
 //! Config-driven, idempotent setup of a Kestrel exchange and its markets.
 //!
-//! A TOML file (see `markets.toml`) says what should exist: pause flags and
-//! markets with their parameters, oracle feeds and status. [`plan`] compares
+//! A TOML file (see `markets.toml`) says what should exist: pause flags,
+//! underlyings with their oracle feeds, and markets on them with their
+//! parameters and status. [`plan`] compares
 //! it with the decoded on-chain state and lists the steps that close the gap;
 //! applied twice, the second plan is empty. [`apply`] carries a plan out on
 //! any [`kestrel_sdk::client::Chain`]: a cluster over RPC (the
@@ -10,11 +11,14 @@
 //! With a `[lookup_table]` section it also keeps the exchange's address
 //! lookup table (the keeper's v0 transactions): created when the section has
 //! no `address` (the command then writes the new address into the file),
-//! extended with whatever it lacks of the exchange's and markets' accounts.
+//! extended with whatever it lacks of the exchange's, markets' and their
+//! underlyings' accounts.
 pub mod apply;
 pub mod config;
 pub mod plan;
 
 pub use apply::{apply, chain_state, plan_for};
-pub use config::{record_lookup_table, Config, ConfigError, LookupTableConfig};
-pub use plan::{plan, plan_lookup_table, ChainState, Step};
+pub use config::{
+    record_lookup_table, Config, ConfigError, LookupTableConfig, MarketConfig, UnderlyingConfig,
+};
+pub use plan::{existing_markets, plan, plan_lookup_table, ChainState, Step};

@@ -10,7 +10,7 @@ use kestrel_sdk::rpc::{read_keypair, RpcChain, SendPolicy};
 #[command(
     name = "kestrel-migrations",
     version,
-    about = "Makes a cluster's Kestrel exchange and markets match a markets file: creates what is missing, updates what differs, leaves the rest"
+    about = "Makes a cluster's Kestrel exchange, underlyings and markets match a markets file: creates what is missing, updates what differs, leaves the rest"
 )]
 struct Cli {
     /// The markets file (see migrations/markets.toml).

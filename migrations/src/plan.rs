@@ -2,18 +2,22 @@
 //! between them.
 use std::collections::BTreeMap;
 
-use kestrel::instructions::CreateMarketArgs;
-use kestrel::state::{Market, MarketParams, MarketStatus, PauseFlags};
-use kestrel_sdk::ix::MarketAccounts;
+use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs};
+use kestrel::state::{
+    Market, MarketParams, MarketStatus, OracleConfig, OracleKind, PauseFlags, Underlying,
+};
+use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::lookup_table::{self, LookupTable, LOOKUP_TABLE_MAX_ADDRESSES};
 use kestrel_sdk::{pda, Pubkey};
 
-use crate::config::{Config, ConfigError, MarketConfig};
+use crate::config::{Config, ConfigError, MarketConfig, UnderlyingConfig};
 
 /// What exists on chain, as far as the migrations care.
 #[derive(Clone, Default)]
 pub struct ChainState {
     pub pause_flags: u32,
+    /// The underlyings of the config's indices that exist.
+    pub underlyings: BTreeMap<u16, Underlying>,
     /// The markets of the config's indices that exist.
     pub markets: BTreeMap<u16, Market>,
     /// The table at `lookup_table.address`, if it exists.
@@ -25,18 +29,28 @@ pub enum Step {
     SetPause {
         flags: u32,
     },
+    /// Lists an underlying; its feeds are read from `accounts`' oracles.
+    CreateUnderlying {
+        args: CreateUnderlyingArgs,
+        accounts: UnderlyingAccounts,
+    },
+    SetUnderlyingOracle {
+        underlying_index: u16,
+        accounts: UnderlyingAccounts,
+        /// As on chain (`None`: not decodable), for the report of what changes.
+        current: Option<OracleConfig>,
+        config: OracleConfig,
+    },
     CreateMarket {
         args: CreateMarketArgs,
-        primary_oracle: Pubkey,
-        fallback_oracle: Option<Pubkey>,
+        /// The underlying it is priced from.
+        underlying: Pubkey,
     },
     SetMarketParams {
         market_index: u16,
         /// As on chain, for the report of what changes.
         current: MarketParams,
         params: MarketParams,
-        primary_oracle: Pubkey,
-        fallback_oracle: Option<Pubkey>,
     },
     SetMarketStatus {
         market_index: u16,
@@ -77,28 +91,40 @@ impl std::fmt::Display for Step {
                     ),
                 }
             }
-            Step::CreateMarket { args, .. } => {
-                let name = String::from_utf8_lossy(&args.name);
-                write!(
-                    f,
-                    "create market {} ({})",
-                    args.market_index,
-                    name.trim_end_matches('\0')
-                )
+            Step::CreateUnderlying { args, .. } => write!(
+                f,
+                "create underlying {} ({})",
+                args.underlying_index,
+                trimmed(&args.name)
+            ),
+            Step::SetUnderlyingOracle {
+                underlying_index,
+                current,
+                config,
+                ..
+            } => {
+                write!(f, "update underlying {underlying_index}'s oracle: ")?;
+                match current {
+                    Some(current) => write!(f, "{}", oracle_changes(current, config).join(", ")),
+                    None => write!(f, "replace an undecodable configuration"),
+                }
             }
+            Step::CreateMarket { args, .. } => write!(
+                f,
+                "create market {} ({})",
+                args.market_index,
+                trimmed(&args.name)
+            ),
             Step::SetMarketParams {
                 market_index,
                 current,
                 params,
-                ..
             } => {
-                write!(f, "update market {market_index}'s parameters: ")?;
-                let changes = param_changes(current, params);
-                if changes.is_empty() {
-                    // Only the oracle accounts the instruction re-checks.
-                    return write!(f, "oracle accounts");
-                }
-                write!(f, "{}", changes.join(", "))
+                write!(
+                    f,
+                    "update market {market_index}'s parameters: {}",
+                    param_changes(current, params).join(", ")
+                )
             }
             Step::SetMarketStatus {
                 market_index,
@@ -118,17 +144,97 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// A zero-padded name as text.
+fn trimmed(name: &[u8; 16]) -> String {
+    String::from_utf8_lossy(name)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// `field current -> desired` for every oracle setting that differs; feeds
+/// and accounts as the markets file writes them (a Pyth feed id in hex,
+/// addresses in base58).
+pub fn oracle_changes(current: &OracleConfig, desired: &OracleConfig) -> Vec<String> {
+    let address = |bytes: &[u8; 32]| Pubkey::new_from_array(*bytes).to_string();
+    let feed = |kind: OracleKind, bytes: &[u8; 32]| match kind {
+        OracleKind::Pyth => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        OracleKind::Switchboard => address(bytes),
+        OracleKind::None => "none".to_string(),
+    };
+    let pin = |bytes: &[u8; 32]| match *bytes == [0; 32] {
+        true => "none".to_string(),
+        false => address(bytes),
+    };
+    let fields = [
+        (
+            "primary_kind",
+            format!("{:?}", current.primary_kind),
+            format!("{:?}", desired.primary_kind),
+        ),
+        (
+            "primary_feed",
+            feed(current.primary_kind, &current.primary_feed),
+            feed(desired.primary_kind, &desired.primary_feed),
+        ),
+        (
+            "fallback_kind",
+            format!("{:?}", current.fallback_kind),
+            format!("{:?}", desired.fallback_kind),
+        ),
+        (
+            "fallback_feed",
+            feed(current.fallback_kind, &current.fallback_feed),
+            feed(desired.fallback_kind, &desired.fallback_feed),
+        ),
+        (
+            "max_age_seconds",
+            current.max_age_seconds.to_string(),
+            desired.max_age_seconds.to_string(),
+        ),
+        (
+            "max_age_slots",
+            current.max_age_slots.to_string(),
+            desired.max_age_slots.to_string(),
+        ),
+        (
+            "max_confidence_bps",
+            current.max_confidence_bps.to_string(),
+            desired.max_confidence_bps.to_string(),
+        ),
+        (
+            "max_deviation_bps",
+            current.max_deviation_bps.to_string(),
+            desired.max_deviation_bps.to_string(),
+        ),
+        (
+            "primary_account",
+            pin(&current.primary_account),
+            pin(&desired.primary_account),
+        ),
+        (
+            "fallback_account",
+            pin(&current.fallback_account),
+            pin(&desired.fallback_account),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(field, from, to)| format!("{field} {from} -> {to}"))
+        .collect()
+}
+
 /// `field current -> desired` for every parameter that differs.
 pub fn param_changes(current: &MarketParams, desired: &MarketParams) -> Vec<String> {
     let mut changes = Vec::new();
     macro_rules! compare {
-        ($($field:ident).+) => {
-            if current.$($field).+ != desired.$($field).+ {
+        ($field:ident) => {
+            if current.$field != desired.$field {
                 changes.push(format!(
                     "{} {:?} -> {:?}",
-                    stringify!($($field).+).replace(' ', ""),
-                    current.$($field).+,
-                    desired.$($field).+
+                    stringify!($field),
+                    current.$field,
+                    desired.$field
                 ));
             }
         };
@@ -145,16 +251,6 @@ pub fn param_changes(current: &MarketParams, desired: &MarketParams) -> Vec<Stri
     compare!(funding_period_seconds);
     compare!(liquidation_fee_bps);
     compare!(liquidation_insurance_share_bps);
-    compare!(oracle.primary_kind);
-    compare!(oracle.primary_feed);
-    compare!(oracle.fallback_kind);
-    compare!(oracle.fallback_feed);
-    compare!(oracle.max_age_seconds);
-    compare!(oracle.max_age_slots);
-    compare!(oracle.max_confidence_bps);
-    compare!(oracle.max_deviation_bps);
-    compare!(oracle.primary_account);
-    compare!(oracle.fallback_account);
     changes
 }
 
@@ -165,8 +261,16 @@ pub fn plan(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigErro
     if flags != state.pause_flags {
         steps.push(Step::SetPause { flags });
     }
+    // Underlyings first: a market is created on one.
+    for underlying in &config.underlyings {
+        plan_underlying(
+            underlying,
+            state.underlyings.get(&underlying.index),
+            &mut steps,
+        )?;
+    }
     for market in &config.markets {
-        plan_market(market, state.markets.get(&market.index), &mut steps)?;
+        plan_market(config, market, state.markets.get(&market.index), &mut steps)?;
     }
     steps.extend(plan_lookup_table(config, state)?);
     Ok(steps)
@@ -219,8 +323,8 @@ pub fn plan_lookup_table(config: &Config, state: &ChainState) -> Result<Vec<Step
 }
 
 /// The accounts of the config's markets that exist on chain, in the
-/// config's order.
-fn existing_markets(
+/// config's order, with their underlyings' (oracle accounts as configured).
+pub fn existing_markets(
     config: &Config,
     state: &ChainState,
 ) -> Result<Vec<MarketAccounts>, ConfigError> {
@@ -230,87 +334,127 @@ fn existing_markets(
         let Some(on_chain) = state.markets.get(&market.index) else {
             continue;
         };
-        let (primary_oracle, fallback_oracle) = market
-            .oracle_accounts()
-            .map_err(|e| ConfigError(format!("market {}.oracle: {e}", market.index)))?;
+        let underlying = config.underlying_of(market)?;
+        let mut accounts = underlying_accounts(underlying)?;
+        accounts.underlying = on_chain.underlying;
         markets.push(MarketAccounts {
             market_index: market.index,
             market: pda::market(&exchange, market.index),
             bids: on_chain.bids,
             asks: on_chain.asks,
             event_queue: on_chain.event_queue,
-            primary_oracle,
-            fallback_oracle,
+            underlying: accounts,
         });
     }
     Ok(markets)
 }
 
-fn plan_market(
-    config: &MarketConfig,
-    current: Option<&Market>,
+fn underlying_accounts(config: &UnderlyingConfig) -> Result<UnderlyingAccounts, ConfigError> {
+    config
+        .accounts()
+        .map_err(|e| ConfigError(format!("underlying {}.oracle: {e}", config.index)))
+}
+
+fn plan_underlying(
+    config: &UnderlyingConfig,
+    current: Option<&Underlying>,
     steps: &mut Vec<Step>,
 ) -> Result<(), ConfigError> {
-    let key = |field: &str| format!("market {}{field}", config.index);
-    let params = config
-        .params()
+    let key = |field: &str| format!("underlying {}{field}", config.index);
+    let oracle = config
+        .oracle_config()
         .map_err(|e| ConfigError(format!("{}: {e}", key(".oracle"))))?;
-    let (primary_oracle, fallback_oracle) = config
-        .oracle_accounts()
-        .map_err(|e| ConfigError(format!("{}: {e}", key(".oracle"))))?;
-    let status = config
-        .status()
-        .map_err(|e| ConfigError(format!("{}: {e}", key(".status"))))?;
     let name = config
         .name_bytes()
         .map_err(|e| ConfigError(format!("{}: {e}", key(".name"))))?;
+    let accounts = underlying_accounts(config)?;
+    let Some(underlying) = current else {
+        steps.push(Step::CreateUnderlying {
+            args: CreateUnderlyingArgs {
+                underlying_index: config.index,
+                name,
+                base_decimals: config.base_decimals,
+                oracle,
+            },
+            accounts,
+        });
+        return Ok(());
+    };
+    if (underlying.name, underlying.base_decimals) != (name, config.base_decimals) {
+        return Err(ConfigError(format!(
+            "{}: name and base decimals are fixed at creation and differ on chain",
+            key("")
+        )));
+    }
+    let stored = underlying.oracle_config().ok();
+    if stored != Some(oracle) {
+        steps.push(Step::SetUnderlyingOracle {
+            underlying_index: config.index,
+            accounts,
+            current: stored,
+            config: oracle,
+        });
+    }
+    Ok(())
+}
+
+fn plan_market(
+    config: &Config,
+    market: &MarketConfig,
+    current: Option<&Market>,
+    steps: &mut Vec<Step>,
+) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("market {}{field}", market.index);
+    let params = market.params();
+    let status = market
+        .status()
+        .map_err(|e| ConfigError(format!("{}: {e}", key(".status"))))?;
+    let name = market
+        .name_bytes()
+        .map_err(|e| ConfigError(format!("{}: {e}", key(".name"))))?;
+    let underlying = config.underlying_of(market)?.address();
 
     let current_status = match current {
         None => {
             steps.push(Step::CreateMarket {
                 args: CreateMarketArgs {
-                    market_index: config.index,
+                    market_index: market.index,
                     name,
-                    base_decimals: config.base_decimals,
-                    base_lot_size: config.base_lot_size,
-                    quote_lot_size: config.quote_lot_size,
+                    base_lot_size: market.base_lot_size,
+                    quote_lot_size: market.quote_lot_size,
                     params,
                 },
-                primary_oracle,
-                fallback_oracle,
+                underlying,
             });
             MarketStatus::Active
         }
-        Some(market) => {
-            let fixed = (
-                market.name,
-                market.base_decimals,
-                market.base_lot_size,
-                market.quote_lot_size,
-            );
-            if fixed
-                != (
-                    name,
-                    config.base_decimals,
-                    config.base_lot_size,
-                    config.quote_lot_size,
-                )
-            {
+        Some(on_chain) => {
+            if on_chain.underlying != underlying || on_chain.underlying_index != market.underlying {
                 return Err(ConfigError(format!(
-                    "{}: name, decimals and lot sizes are fixed at creation and differ on chain",
+                    "{}: the market is on underlying {} on chain; its underlying is fixed at creation",
+                    key(".underlying"),
+                    on_chain.underlying_index
+                )));
+            }
+            let fixed = (
+                on_chain.name,
+                on_chain.base_lot_size,
+                on_chain.quote_lot_size,
+            );
+            if fixed != (name, market.base_lot_size, market.quote_lot_size) {
+                return Err(ConfigError(format!(
+                    "{}: name and lot sizes are fixed at creation and differ on chain",
                     key("")
                 )));
             }
-            if market.params() != params {
+            if on_chain.params() != params {
                 steps.push(Step::SetMarketParams {
-                    market_index: config.index,
-                    current: market.params(),
+                    market_index: market.index,
+                    current: on_chain.params(),
                     params,
-                    primary_oracle,
-                    fallback_oracle,
                 });
             }
-            market.status()
+            on_chain.status()
         }
     };
     if current_status != status {
@@ -323,12 +467,12 @@ fn plan_market(
         // Closed is reached from Paused only.
         if status == MarketStatus::Closed && current_status != MarketStatus::Paused {
             steps.push(Step::SetMarketStatus {
-                market_index: config.index,
+                market_index: market.index,
                 status: MarketStatus::Paused,
             });
         }
         steps.push(Step::SetMarketStatus {
-            market_index: config.index,
+            market_index: market.index,
             status,
         });
     }
@@ -346,13 +490,23 @@ mod tests {
             pause_flags: config.pause_flags().unwrap(),
             ..ChainState::default()
         };
+        for underlying in &config.underlyings {
+            let mut on_chain: Underlying = bytemuck::Zeroable::zeroed();
+            on_chain.name = underlying.name_bytes().unwrap();
+            on_chain.base_decimals = underlying.base_decimals;
+            on_chain.underlying_index = underlying.index;
+            on_chain.oracle =
+                kestrel::state::StoredOracleConfig::from(&underlying.oracle_config().unwrap());
+            state.underlyings.insert(underlying.index, on_chain);
+        }
         for market in &config.markets {
             let mut on_chain: Market = bytemuck::Zeroable::zeroed();
             on_chain.name = market.name_bytes().unwrap();
-            on_chain.base_decimals = market.base_decimals;
+            on_chain.underlying = config.underlying_of(market).unwrap().address();
+            on_chain.underlying_index = market.underlying;
             on_chain.base_lot_size = market.base_lot_size;
             on_chain.quote_lot_size = market.quote_lot_size;
-            on_chain.apply_params(&market.params().unwrap());
+            on_chain.apply_params(&market.params());
             on_chain.status = market.status().unwrap() as u8;
             on_chain.bids = Pubkey::new_unique();
             on_chain.asks = Pubkey::new_unique();
@@ -383,7 +537,9 @@ mod tests {
             matches!(
                 steps.as_slice(),
                 [Step::CreateLookupTable, Step::ExtendLookupTable { table: None, addresses }]
-                    if addresses.len() == 6 + 6 * config.markets.len()
+                    // The exchange's 6, then per market its 4 accounts and
+                    // its underlying's 3 (one underlying here).
+                    if addresses.len() == 6 + 7 * config.markets.len()
             ),
             "{steps:?}"
         );
@@ -451,8 +607,26 @@ mod tests {
     fn an_empty_chain_gets_every_market_and_a_matching_one_nothing() {
         let mut config = Config::parse(CONFIG).unwrap();
         let steps = plan(&config, &ChainState::default()).unwrap();
-        assert!(steps.iter().any(|s| matches!(s, Step::CreateMarket { .. })));
-        assert!(steps.contains(&Step::CreateLookupTable));
+        // The underlying first, then the market on it.
+        let underlying = config.underlyings[0].address();
+        assert!(
+            matches!(
+                steps.as_slice(),
+                [
+                    Step::CreateUnderlying { args, accounts },
+                    Step::CreateMarket { underlying: on, .. },
+                    Step::CreateLookupTable,
+                    Step::ExtendLookupTable { .. },
+                ] if args.underlying_index == 0
+                    && args.base_decimals == 9
+                    && accounts.underlying == underlying
+                    && accounts.fallback_oracle.is_some()
+                    && *on == underlying
+            ),
+            "{steps:?}"
+        );
+        assert_eq!(steps[0].to_string(), "create underlying 0 (SOL)");
+        assert_eq!(steps[1].to_string(), "create market 0 (SOL-PERP)");
         // Once the table exists and is recorded, a matching chain needs nothing.
         config.lookup_table = Some(crate::config::LookupTableConfig {
             address: Some(Pubkey::new_unique().to_string()),
@@ -504,6 +678,62 @@ mod tests {
             .unwrap_err()
             .0
             .contains("fixed at creation"));
+        let mut renamed = Config::parse(CONFIG).unwrap();
+        renamed.underlyings[0].base_decimals = 8;
+        let error = plan(&renamed, &state).unwrap_err().0;
+        assert!(
+            error.starts_with("underlying 0: ") && error.contains("fixed at creation"),
+            "{error}"
+        );
+        // A market moved to another underlying (listed, but not its own).
+        let mut rehomed = Config::parse(CONFIG).unwrap();
+        let mut other = rehomed.underlyings[0].clone();
+        other.index = 1;
+        rehomed.underlyings.push(other);
+        rehomed.markets[0].underlying = 1;
+        let mut state = created(&rehomed);
+        let market = state.markets.get_mut(&0).unwrap();
+        market.underlying = rehomed.underlyings[0].address();
+        market.underlying_index = 0;
+        let error = plan(&rehomed, &state).unwrap_err().0;
+        assert!(error.starts_with("market 0.underlying: "), "{error}");
+    }
+
+    #[test]
+    fn a_changed_oracle_is_set_on_the_underlying_and_said_field_by_field() {
+        let mut config = Config::parse(CONFIG).unwrap();
+        config.lookup_table = None;
+        let state = created(&config);
+        config.underlyings[0].oracle.max_age_seconds = 30;
+        config.underlyings[0].oracle.fallback = None;
+        let steps = plan(&config, &state).unwrap();
+        let [Step::SetUnderlyingOracle {
+            underlying_index: 0,
+            accounts,
+            current: Some(current),
+            config: desired,
+        }] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(accounts.underlying, config.underlyings[0].address());
+        assert_eq!(
+            accounts.fallback_oracle, None,
+            "the new configuration's accounts"
+        );
+        let before = Config::parse(CONFIG).unwrap().underlyings[0].oracle_config();
+        assert_eq!(Ok(*current), before);
+        assert_eq!(desired.max_age_seconds, 30);
+        assert_eq!(
+            steps[0].to_string(),
+            "update underlying 0's oracle: fallback_kind Switchboard -> None, \
+             fallback_feed GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR -> none, \
+             max_age_seconds 60 -> 30"
+        );
+        // The market's parameters are untouched by it.
+        assert!(!steps
+            .iter()
+            .any(|s| matches!(s, Step::SetMarketParams { .. })));
     }
 
     #[test]
@@ -532,5 +762,39 @@ mod tests {
             .contains("taker_fees_bps"));
         let bad_feed = CONFIG.replacen("kind = \"switchboard\"", "kind = \"chainlink\"", 1);
         assert!(Config::parse(&bad_feed).is_err());
+        let orphan = CONFIG.replacen("underlying = 0 ", "underlying = 3 ", 1);
+        let error = Config::parse(&orphan).unwrap_err().0;
+        assert_eq!(
+            error,
+            "market[0].underlying: 3 is not the index of any [[underlying]]"
+        );
+        let twice = format!(
+            "{CONFIG}\n[[underlying]]\nindex = 0\nname = \"BTC\"\nbase_decimals = 8\n\
+             [underlying.oracle]\nmax_age_seconds = 60\nmax_confidence_bps = 200\n\
+             max_deviation_bps = 300\nprimary = {{ kind = \"switchboard\", account = \"GvDMxPzN1sCj7L26YDK2HnMRXEQmQ2aemov8YBtPS7vR\" }}\n"
+        );
+        let error = Config::parse(&twice).unwrap_err().0;
+        assert!(
+            error.starts_with("underlying[1].index: 0 appears twice"),
+            "{error}"
+        );
+        let bad_bounds = CONFIG.replacen("max_confidence_bps = 200", "max_confidence_bps = 0", 1);
+        let error = Config::parse(&bad_bounds).unwrap_err().0;
+        assert!(
+            error.starts_with("underlying[0].oracle: refused by the program")
+                && error.contains("InvalidOracleConfig"),
+            "{error}"
+        );
+        let bad_id = CONFIG.replacen("feed_id = \"ef0d", "feed_id = \"ef0", 1);
+        let error = Config::parse(&bad_id).unwrap_err().0;
+        assert!(
+            error.starts_with("underlying[0].oracle: pyth feed_id"),
+            "{error}"
+        );
+        let old_style = CONFIG.replacen("underlying = 0 ", "base_decimals = 9\nunderlying = 0 ", 1);
+        assert!(Config::parse(&old_style)
+            .unwrap_err()
+            .0
+            .contains("base_decimals"));
     }
 }

@@ -51,6 +51,21 @@ fn a_bad_markets_file_is_refused_naming_the_key() {
 }
 
 #[test]
+fn a_market_on_an_unknown_underlying_is_refused_naming_the_key() {
+    let orphan = temp(
+        "orphan.toml",
+        &MARKETS.replacen("underlying = 0 ", "underlying = 7 ", 1),
+    );
+    let (code, _, stderr) =
+        migrations(&["--config", &orphan, "--keypair", &keypair(), "--dry-run"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("market[0].underlying: 7 is not the index of any [[underlying]]"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_bad_keypair_is_refused_before_any_request() {
     // One file per test: the tests run in parallel in one directory.
     let config = temp("bad-keypair.toml", MARKETS);

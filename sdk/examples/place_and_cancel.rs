@@ -18,14 +18,14 @@ pub async fn place_and_cancel(
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let account = pda::margin_account(&pda::exchange(), &trader.pubkey(), 0);
     let view = chain.fetch_market(market).await?;
-    let decimals = chain.exchange().await?.collateral_decimals;
-    let (best_bid, _) = view.tradeable_prices(decimals, &chain.clock().await?)?;
+    let (best_bid, _) = view.tradeable_prices(&chain.clock().await?)?;
     let price = best_bid.ok_or("no bid to improve on")?.0 + 1;
     let order = ix::order_args(OrderSide::Bid, OrderType::PostOnly, price, 1, 42);
     let positions = chain.margin_account(&account).await?;
     let health = ix::health_accounts(&positions, Some(market.market_index), &[*market]);
     let place = ix::place_order(&trader.pubkey(), &account, market, order, health);
-    chain.submit(&[place], &[trader]).await?;
+    let place = chain.refreshed(market, vec![place]).await?; // a stale price first
+    chain.submit(&place, &[trader]).await?;
     let cancel = ix::cancel_order_by_client_id(&trader.pubkey(), &account, market, 42);
     chain.submit(&[cancel], &[trader]).await?;
     Ok(price)

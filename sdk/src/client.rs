@@ -17,8 +17,8 @@ use solana_sdk::transaction::TransactionError;
 
 use crate::book::BookSideView;
 use crate::decode::{self, DecodeError};
-use crate::health::{FetchedFeed, MarketSnapshot, PreviewError};
-use crate::ix::MarketAccounts;
+use crate::health::{FetchedFeed, MarketSnapshot, PreviewError, UnderlyingSnapshot};
+use crate::ix::{MarketAccounts, UnderlyingAccounts};
 use crate::lookup_table::{self, AddressLookupTableAccount, LookupTable};
 use crate::{errors, events, pda, Pubkey};
 
@@ -137,7 +137,7 @@ pub struct MarketView {
     pub asks: BookSideView,
     /// Oldest first.
     pub events: Vec<AnyEvent>,
-    /// The market with its oracle accounts, for [`crate::health::preview`].
+    /// The market with its underlying and feeds, for [`crate::health::preview`].
     pub snapshot: MarketSnapshot,
 }
 
@@ -155,14 +155,11 @@ impl MarketView {
     /// still rest but can never fill).
     pub fn tradeable_prices(
         &self,
-        quote_decimals: u8,
         clock: &ChainClock,
     ) -> Result<(Option<Ticks>, Option<Ticks>), PreviewError> {
-        let (_, band) = self.snapshot.oracle_ticks_and_band(
-            quote_decimals,
-            clock.unix_timestamp,
-            clock.slot,
-        )?;
+        let (_, band) = self
+            .snapshot
+            .oracle_ticks_and_band(clock.unix_timestamp, clock.slot)?;
         Ok(self.best_prices_in(&band, clock.unix_timestamp))
     }
 
@@ -273,7 +270,8 @@ pub trait Chain {
     }
 
     /// A market's accounts as instructions name them, from the market
-    /// account and the oracle accounts the caller reads its feeds from.
+    /// account and the oracle accounts the caller reads its underlying's
+    /// feeds from.
     async fn market_accounts(
         &mut self,
         market_index: u16,
@@ -288,9 +286,39 @@ pub trait Chain {
             bids: market.bids,
             asks: market.asks,
             event_queue: market.event_queue,
-            primary_oracle,
-            fallback_oracle,
+            underlying: UnderlyingAccounts {
+                underlying: market.underlying,
+                primary_oracle,
+                fallback_oracle,
+            },
         })
+    }
+
+    /// `instructions` for `market`, after a `refresh_underlying` when the
+    /// underlying's stored price is not current or about to lapse
+    /// ([`UnderlyingSnapshot::needs_refresh`]): one read of the underlying.
+    async fn refreshed(
+        &mut self,
+        market: &MarketAccounts,
+        instructions: Vec<Instruction>,
+    ) -> Result<Vec<Instruction>, FetchError> {
+        let clock = self.clock().await?;
+        let underlying = self.underlying_snapshot(&market.underlying).await?;
+        let mut out = Vec::with_capacity(instructions.len() + 1);
+        if underlying.needs_refresh(clock.unix_timestamp, clock.slot) {
+            out.push(crate::ix::refresh_underlying(&market.underlying));
+        }
+        out.extend(instructions);
+        Ok(out)
+    }
+
+    /// An underlying and its feed accounts in one request.
+    async fn underlying_snapshot(
+        &mut self,
+        accounts: &UnderlyingAccounts,
+    ) -> Result<UnderlyingSnapshot, FetchError> {
+        let fetched = self.fetch_existing(&underlying_addresses(accounts)).await?;
+        underlying_snapshot_of(accounts, &mut fetched.into_iter())
     }
 
     /// Accounts that must all exist, in the order asked.
@@ -455,20 +483,27 @@ pub trait Chain {
     }
 }
 
-/// Market, primary oracle[, fallback oracle]: what a snapshot reads.
-fn snapshot_addresses(accounts: &MarketAccounts) -> Vec<Pubkey> {
-    let mut addresses = vec![accounts.market, accounts.primary_oracle];
+/// Underlying, primary oracle[, fallback oracle].
+fn underlying_addresses(accounts: &UnderlyingAccounts) -> Vec<Pubkey> {
+    let mut addresses = vec![accounts.underlying, accounts.primary_oracle];
     addresses.extend(accounts.fallback_oracle);
     addresses
 }
 
-/// A snapshot from the accounts [`snapshot_addresses`] names, in its order.
-fn snapshot_of(
-    accounts: &MarketAccounts,
-    fetched: Vec<Account>,
-) -> Result<MarketSnapshot, FetchError> {
-    let mut fetched = fetched.into_iter();
-    let market = fetched.next().ok_or(FetchError::Missing(accounts.market))?;
+/// Market, then [`underlying_addresses`]: what a snapshot reads.
+fn snapshot_addresses(accounts: &MarketAccounts) -> Vec<Pubkey> {
+    let mut addresses = vec![accounts.market];
+    addresses.extend(underlying_addresses(&accounts.underlying));
+    addresses
+}
+
+fn underlying_snapshot_of(
+    accounts: &UnderlyingAccounts,
+    fetched: &mut impl Iterator<Item = Account>,
+) -> Result<UnderlyingSnapshot, FetchError> {
+    let underlying = fetched
+        .next()
+        .ok_or(FetchError::Missing(accounts.underlying))?;
     let feed = |address: Pubkey, account: Account| FetchedFeed {
         address,
         owner: account.owner,
@@ -482,10 +517,25 @@ fn snapshot_of(
         .fallback_oracle
         .zip(fetched.next())
         .map(|(a, f)| feed(a, f));
-    Ok(MarketSnapshot {
-        market: decode::market(&market.data).map_err(|e| FetchError::Decode(accounts.market, e))?,
+    Ok(UnderlyingSnapshot {
+        address: accounts.underlying,
+        underlying: decode::underlying(&underlying.data)
+            .map_err(|e| FetchError::Decode(accounts.underlying, e))?,
         primary,
         fallback,
+    })
+}
+
+/// A snapshot from the accounts [`snapshot_addresses`] names, in its order.
+fn snapshot_of(
+    accounts: &MarketAccounts,
+    fetched: Vec<Account>,
+) -> Result<MarketSnapshot, FetchError> {
+    let mut fetched = fetched.into_iter();
+    let market = fetched.next().ok_or(FetchError::Missing(accounts.market))?;
+    Ok(MarketSnapshot {
+        market: decode::market(&market.data).map_err(|e| FetchError::Decode(accounts.market, e))?,
+        underlying: underlying_snapshot_of(&accounts.underlying, &mut fetched)?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! the exact length, then copy out the Pod struct (fetched buffers carry no
 //! alignment guarantee, so no in-place cast).
 use anchor_lang::{Discriminator, ZeroCopy};
-use kestrel::state::{Exchange, MarginAccount, Market};
+use kestrel::state::{Exchange, MarginAccount, Market, Underlying};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -95,6 +95,10 @@ pub fn margin_account(data: &[u8]) -> Result<MarginAccount, DecodeError> {
 
 pub fn market(data: &[u8]) -> Result<Market, DecodeError> {
     zero_copy("Market", data)
+}
+
+pub fn underlying(data: &[u8]) -> Result<Underlying, DecodeError> {
+    zero_copy("Underlying", data)
 }
 
 #[cfg(test)]

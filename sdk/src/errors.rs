@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 80] = [
+pub const ALL: [KestrelError; 86] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -84,6 +84,12 @@ pub const ALL: [KestrelError; 80] = [
     KestrelError::NoPosition,
     KestrelError::Unreachable,
     KestrelError::UnstakeRequestExpired,
+    KestrelError::InvalidFutureParams,
+    KestrelError::MarketExpired,
+    KestrelError::MarketNotExpired,
+    KestrelError::WrongMarketKind,
+    KestrelError::MarketDelisted,
+    KestrelError::OutsideSettlementWindow,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

@@ -3,12 +3,20 @@
 //! withdrawal would pass, and a keeper which accounts are liquidatable.
 use fixed::types::I80F48;
 use kestrel::engine::perp::PriceBand;
-use kestrel::engine::risk::{self, HealthKind, PerpExposure};
+use kestrel::engine::risk::HealthKind;
 use kestrel::error::KestrelError;
-use kestrel::oracle::{self, FeedAccount, OracleError};
-use kestrel::state::{MarginAccount, Market};
+use kestrel::oracle::{self, FeedAccount};
+use kestrel::portfolio::{AccountRetriever, MarketRisk, Portfolio, UnderlyingPrices};
+use kestrel::state::{MarginAccount, Market, Underlying};
 
 use crate::Pubkey;
+
+/// How long before its stored price would go stale the SDK refreshes an
+/// underlying in the same transaction (time for the transaction to land).
+pub const REFRESH_MARGIN_SECONDS: i64 = 5;
+/// [`REFRESH_MARGIN_SECONDS`] in slots (400 ms each), for a maximum age in
+/// slots.
+pub const REFRESH_MARGIN_SLOTS: u64 = 13;
 
 /// A fetched oracle account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,49 +36,86 @@ impl FetchedFeed {
     }
 }
 
-/// A market with its oracle accounts, as fetched.
+/// An underlying as stored, with its feed accounts, as fetched.
 #[derive(Clone)]
-pub struct MarketSnapshot {
-    pub market: Market,
+pub struct UnderlyingSnapshot {
+    pub address: Pubkey,
+    pub underlying: Underlying,
     pub primary: FetchedFeed,
     pub fallback: Option<FetchedFeed>,
 }
 
-impl MarketSnapshot {
-    /// The price the program would use now (native quote per native base),
-    /// or why it would refuse the feeds.
-    pub fn oracle_price(
-        &self,
-        quote_decimals: u8,
-        now: i64,
-        slot: u64,
-    ) -> Result<I80F48, PreviewError> {
-        let index = self.market.market_index;
-        let price = oracle::market_price_of(
-            &self.market,
-            quote_decimals,
+impl UnderlyingSnapshot {
+    /// Whether a transaction sent now should refresh the underlying first:
+    /// its stored price is not current, or would not be by the time the
+    /// transaction lands ([`REFRESH_MARGIN_SECONDS`]), and the feeds hold a
+    /// newer update (without one a refresh changes nothing). The write lock
+    /// on the underlying is taken only then, not by every order.
+    pub fn needs_refresh(&self, now: i64, slot: u64) -> bool {
+        self.underlying
+            .current_price(
+                now.saturating_add(REFRESH_MARGIN_SECONDS),
+                slot.saturating_add(REFRESH_MARGIN_SLOTS),
+            )
+            .is_err()
+            && self.refreshed(now, slot).prices != self.underlying.prices
+    }
+
+    /// The underlying as `refresh_underlying` would leave it at `now`,
+    /// `slot` (the stored one when the feeds passed would be refused).
+    pub fn refreshed(&self, now: i64, slot: u64) -> Underlying {
+        let mut underlying = self.underlying;
+        if let Ok(reading) = oracle::refresh_price_of(
+            &self.underlying,
             self.primary.view(),
             self.fallback.as_ref().map(FetchedFeed::view),
             now,
             slot,
-        )
-        .map_err(|e| PreviewError::Oracle(index, e))?
-        .price()
-        .map_err(|e: OracleError| PreviewError::Oracle(index, e.into()))?;
-        Ok(price)
+        ) {
+            underlying.prices = reading.records;
+        }
+        underlying
+    }
+
+    /// The underlying as the program will read it from a transaction the SDK
+    /// sends now: refreshed first when [`Self::needs_refresh`].
+    pub fn as_read(&self, now: i64, slot: u64) -> Underlying {
+        if self.needs_refresh(now, slot) {
+            self.refreshed(now, slot)
+        } else {
+            self.underlying
+        }
+    }
+}
+
+/// A market with its underlying, as fetched.
+#[derive(Clone)]
+pub struct MarketSnapshot {
+    pub market: Market,
+    pub underlying: UnderlyingSnapshot,
+}
+
+impl MarketSnapshot {
+    /// The price the program would use now (native quote per native base),
+    /// or why it would refuse.
+    pub fn oracle_price(&self, now: i64, slot: u64) -> Result<I80F48, PreviewError> {
+        let index = self.market.market_index;
+        self.underlying
+            .as_read(now, slot)
+            .current_price(now, slot)
+            .map_err(|e| PreviewError::Oracle(index, e))
     }
 
     /// [`Self::oracle_price`] in ticks (quote lots per base lot), unrounded,
     /// and the band around it that `place_order` admits fills in (resting
     /// orders outside it never fill; a taker that reaches one takes it off
-    /// the book). One oracle validation for both.
+    /// the book). One price read for both.
     pub fn oracle_ticks_and_band(
         &self,
-        quote_decimals: u8,
         now: i64,
         slot: u64,
     ) -> Result<(I80F48, PriceBand), PreviewError> {
-        let price = self.oracle_price(quote_decimals, now, slot)?;
+        let price = self.oracle_price(now, slot)?;
         let ticks = self
             .market
             .oracle_ticks(price)
@@ -115,38 +160,82 @@ impl std::fmt::Display for PreviewError {
 
 impl std::error::Error for PreviewError {}
 
+/// The SDK's retriever: fetched snapshots, each underlying as the program
+/// will read it ([`UnderlyingSnapshot::as_read`]).
+struct SnapshotRetriever<'a> {
+    markets: &'a [MarketSnapshot],
+    now: i64,
+    slot: u64,
+    missing: Option<PreviewError>,
+}
+
+impl AccountRetriever for SnapshotRetriever<'_> {
+    fn market(&mut self, market_index: u16) -> anchor_lang::Result<MarketRisk> {
+        match self
+            .markets
+            .iter()
+            .find(|m| m.market.market_index == market_index)
+        {
+            Some(snapshot) => Ok(MarketRisk::from(&snapshot.market)),
+            None => {
+                self.missing = Some(PreviewError::MissingMarket(market_index));
+                Err(KestrelError::WrongHealthAccounts.into())
+            }
+        }
+    }
+
+    fn underlying(&mut self, underlying: &Pubkey) -> anchor_lang::Result<UnderlyingPrices> {
+        let snapshot = self
+            .markets
+            .iter()
+            .find(|m| m.underlying.address == *underlying)
+            .ok_or(KestrelError::WrongHealthAccounts)?;
+        let read = snapshot.underlying.as_read(self.now, self.slot);
+        Ok(UnderlyingPrices::of(&read, self.now, self.slot))
+    }
+}
+
 /// Health of `account` at unix time `now` and `slot`, valuing each position
-/// at its market's oracle price exactly as the program does.
+/// at its underlying's price exactly as the program does (the same
+/// portfolio walk).
 pub fn preview(
     account: &MarginAccount,
     markets: &[MarketSnapshot],
-    quote_decimals: u8,
     now: i64,
     slot: u64,
 ) -> Result<Health, PreviewError> {
-    let mut exposures: Vec<PerpExposure> = Vec::new();
-    for position in account.positions.iter().filter(|p| p.in_use != 0) {
-        let index = position.market_index;
-        let snapshot = markets
-            .iter()
-            .find(|m| m.market.market_index == index)
-            .ok_or(PreviewError::MissingMarket(index))?;
-        let price = if snapshot.market.status() == kestrel::state::MarketStatus::Closed {
-            // As the program: a closed market counts at its last good price.
-            snapshot
-                .market
-                .prices
-                .last_good_price()
-                .ok_or(PreviewError::Oracle(index, KestrelError::OracleStale))?
-        } else {
-            snapshot.oracle_price(quote_decimals, now, slot)?
-        };
-        let exposure = kestrel::health::exposure(position, &snapshot.market, price)
-            .map_err(|_| PreviewError::Overflow)?;
-        exposures.push(exposure);
+    let mut retriever = SnapshotRetriever {
+        markets,
+        now,
+        slot,
+        missing: None,
+    };
+    let mut portfolio = Portfolio::new(&[], now);
+    if portfolio
+        .add_account(account, None, &mut retriever)
+        .is_err()
+    {
+        if let Some(missing) = retriever.missing {
+            return Err(missing);
+        }
+        // The walk refused a price: name the first market it refused for.
+        for (_, position) in account.active_positions() {
+            let snapshot = markets
+                .iter()
+                .find(|m| m.market.market_index == position.market_index);
+            if let Some(snapshot) = snapshot {
+                if snapshot.market.status() != kestrel::state::MarketStatus::Closed {
+                    snapshot.oracle_price(now, slot)?;
+                }
+            }
+        }
+        return Err(PreviewError::Overflow);
     }
-    let of =
-        |kind| risk::health(account.collateral, &exposures, kind).ok_or(PreviewError::Overflow);
+    let of = |kind| {
+        portfolio
+            .health(account.collateral, kind)
+            .map_err(|_| PreviewError::Overflow)
+    };
     Ok(Health {
         initial: of(HealthKind::Initial)?,
         maintenance: of(HealthKind::Maintenance)?,

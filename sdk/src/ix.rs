@@ -3,8 +3,8 @@
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
-use kestrel::instructions::{CreateMarketArgs, OrderSide, PlaceOrderArgs};
-use kestrel::state::{MarginAccount, MarketParams, MarketStatus};
+use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs, OrderSide, PlaceOrderArgs};
+use kestrel::state::{FutureParams, MarginAccount, MarketParams, MarketStatus, OracleConfig};
 use kestrel::{accounts, instruction};
 
 use crate::pda;
@@ -187,48 +187,192 @@ pub fn close_margin_account(owner: &Pubkey, margin_account: &Pubkey) -> Instruct
 pub const BOOK_SIDE_ACCOUNT_LEN: usize = 8 + kestrel::state::BOOK_SIDE_BYTES;
 pub const EVENT_QUEUE_ACCOUNT_LEN: usize = 8 + kestrel::state::EVENT_QUEUE_BYTES;
 
-/// Creates market `args.market_index`; `fallback_oracle` is required exactly
-/// when `args.params.oracle` names a fallback.
+/// An underlying's accounts as instructions name them. The oracle accounts
+/// are the client's choice of a current Pyth update account and the
+/// Switchboard feed; only `refresh_underlying` reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnderlyingAccounts {
+    pub underlying: Pubkey,
+    pub primary_oracle: Pubkey,
+    /// Required exactly when the underlying has a fallback feed.
+    pub fallback_oracle: Option<Pubkey>,
+}
+
+/// Lists underlying `args.underlying_index`; `fallback_oracle` is required
+/// exactly when `args.oracle` names a fallback.
+pub fn create_underlying(
+    admin: &Pubkey,
+    args: CreateUnderlyingArgs,
+    primary_oracle: &Pubkey,
+    fallback_oracle: Option<Pubkey>,
+) -> Instruction {
+    let exchange = pda::exchange();
+    build(
+        accounts::CreateUnderlying {
+            admin: *admin,
+            exchange,
+            underlying: pda::underlying(&exchange, args.underlying_index),
+            primary_oracle: *primary_oracle,
+            fallback_oracle,
+            system_program: system_program::ID,
+        },
+        instruction::CreateUnderlying { args },
+    )
+}
+
+pub fn set_underlying_oracle(
+    admin: &Pubkey,
+    underlying: &UnderlyingAccounts,
+    config: OracleConfig,
+) -> Instruction {
+    build(
+        accounts::SetUnderlyingOracle {
+            admin: *admin,
+            exchange: pda::exchange(),
+            underlying: underlying.underlying,
+            primary_oracle: underlying.primary_oracle,
+            fallback_oracle: underlying.fallback_oracle,
+        },
+        instruction::SetUnderlyingOracle { config },
+    )
+}
+
+/// Permissionless: stores the underlying's newest accepted price. Trading
+/// instructions need it fresh; [`crate::client::Chain::refreshed`] prepends
+/// it when it is not.
+pub fn refresh_underlying(underlying: &UnderlyingAccounts) -> Instruction {
+    build(
+        accounts::RefreshUnderlying {
+            underlying: underlying.underlying,
+            primary_oracle: underlying.primary_oracle,
+            fallback_oracle: underlying.fallback_oracle,
+        },
+        instruction::RefreshUnderlying {},
+    )
+}
+
+/// `create_market`'s and `create_future_market`'s accounts.
+fn market_creation(
+    admin: &Pubkey,
+    market_index: u16,
+    bids: &Pubkey,
+    asks: &Pubkey,
+    event_queue: &Pubkey,
+    underlying: &Pubkey,
+) -> accounts::CreateMarket {
+    let exchange = pda::exchange();
+    accounts::CreateMarket {
+        admin: *admin,
+        exchange,
+        market: pda::market(&exchange, market_index),
+        bids: *bids,
+        asks: *asks,
+        event_queue: *event_queue,
+        underlying: *underlying,
+        system_program: system_program::ID,
+    }
+}
+
+/// Creates market `args.market_index` on `underlying`.
 pub fn create_market(
     admin: &Pubkey,
     args: CreateMarketArgs,
     bids: &Pubkey,
     asks: &Pubkey,
     event_queue: &Pubkey,
-    primary_oracle: &Pubkey,
-    fallback_oracle: Option<Pubkey>,
+    underlying: &Pubkey,
 ) -> Instruction {
-    let exchange = pda::exchange();
+    let index = args.market_index;
     build(
-        accounts::CreateMarket {
-            admin: *admin,
-            exchange,
-            market: pda::market(&exchange, args.market_index),
-            bids: *bids,
-            asks: *asks,
-            event_queue: *event_queue,
-            primary_oracle: *primary_oracle,
-            fallback_oracle,
-            system_program: system_program::ID,
-        },
+        market_creation(admin, index, bids, asks, event_queue, underlying),
         instruction::CreateMarket { args },
     )
 }
 
-pub fn set_market_params(
+/// Lists dated future `args.market_index` on `underlying`, expiring as
+/// `future` says.
+pub fn create_future_market(
+    admin: &Pubkey,
+    args: CreateMarketArgs,
+    future: FutureParams,
+    bids: &Pubkey,
+    asks: &Pubkey,
+    event_queue: &Pubkey,
+    underlying: &Pubkey,
+) -> Instruction {
+    let index = args.market_index;
+    build(
+        market_creation(admin, index, bids, asks, event_queue, underlying),
+        instruction::CreateFutureMarket { args, future },
+    )
+}
+
+/// Delists a paused perpetual: it settles at the TWAP of the next
+/// `settlement_window_seconds`.
+pub fn delist_market(
     admin: &Pubkey,
     market: &Pubkey,
-    params: MarketParams,
-    primary_oracle: &Pubkey,
-    fallback_oracle: Option<Pubkey>,
+    settlement_window_seconds: u32,
 ) -> Instruction {
+    build(
+        accounts::DelistMarket {
+            admin: *admin,
+            exchange: pda::exchange(),
+            market: *market,
+        },
+        instruction::DelistMarket {
+            settlement_window_seconds,
+        },
+    )
+}
+
+/// Permissionless: samples a dated future's book into its basis.
+pub fn update_basis(market: &MarketAccounts) -> Instruction {
+    build(
+        accounts::UpdateBasis {
+            market: market.market,
+            bids: market.bids,
+            asks: market.asks,
+            underlying: market.underlying.underlying,
+        },
+        instruction::UpdateBasis {},
+    )
+}
+
+/// Permissionless: samples the underlying's price into a market's
+/// settlement TWAP (inside its settlement window).
+pub fn sample_settlement(market: &MarketAccounts) -> Instruction {
+    build(
+        accounts::SampleSettlement {
+            market: market.market,
+            underlying: market.underlying.underlying,
+        },
+        instruction::SampleSettlement {},
+    )
+}
+
+/// Permissionless, after expiry: fixes the settlement price (first call)
+/// and settles `margin_account`'s position and orders in `market`.
+pub fn settle_expired(market: &MarketAccounts, margin_account: Option<Pubkey>) -> Instruction {
+    build(
+        accounts::SettleExpired {
+            exchange: pda::exchange(),
+            market: market.market,
+            bids: market.bids,
+            asks: market.asks,
+            underlying: market.underlying.underlying,
+            margin_account,
+        },
+        instruction::SettleExpired {},
+    )
+}
+
+pub fn set_market_params(admin: &Pubkey, market: &Pubkey, params: MarketParams) -> Instruction {
     build(
         accounts::SetMarketParams {
             admin: *admin,
             exchange: pda::exchange(),
             market: *market,
-            primary_oracle: *primary_oracle,
-            fallback_oracle,
         },
         instruction::SetMarketParams { params },
     )
@@ -245,8 +389,7 @@ pub fn set_market_status(admin: &Pubkey, market: &Pubkey, status: MarketStatus) 
     )
 }
 
-/// A market's accounts as instructions name them. The oracle accounts are the
-/// client's choice of a current Pyth update account and the Switchboard feed.
+/// A market's accounts as instructions name them, with its underlying's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarketAccounts {
     pub market_index: u16,
@@ -254,45 +397,48 @@ pub struct MarketAccounts {
     pub bids: Pubkey,
     pub asks: Pubkey,
     pub event_queue: Pubkey,
-    pub primary_oracle: Pubkey,
-    /// Required exactly when the market has a fallback feed.
-    pub fallback_oracle: Option<Pubkey>,
+    pub underlying: UnderlyingAccounts,
 }
 
-impl MarketAccounts {
-    /// This market's group in a health check: market, primary[, fallback].
-    pub fn health_metas(&self) -> Vec<AccountMeta> {
-        let mut metas = vec![
-            AccountMeta::new_readonly(self.market, false),
-            AccountMeta::new_readonly(self.primary_oracle, false),
-        ];
-        if let Some(fallback) = self.fallback_oracle {
-            metas.push(AccountMeta::new_readonly(fallback, false));
-        }
-        metas
-    }
-}
-
-/// The health accounts for `account`: one group per position in slot order,
-/// except the market in `skip` (the one the instruction itself trades).
+/// The health accounts for `account` (the order `kestrel::portfolio`
+/// reads): the market of each position in slot order, then each distinct
+/// underlying they name in first-named order, except the market in `skip`
+/// (the one the instruction itself names) and its underlying.
 /// Panics if `markets` lacks a market the account holds a position in.
 pub fn health_accounts(
     account: &MarginAccount,
     skip: Option<u16>,
     markets: &[MarketAccounts],
 ) -> Vec<AccountMeta> {
-    account
-        .positions
-        .iter()
-        .filter(|p| p.in_use != 0 && Some(p.market_index) != skip)
-        .flat_map(|p| {
-            markets
-                .iter()
-                .find(|m| m.market_index == p.market_index)
-                .unwrap_or_else(|| panic!("no accounts given for market {}", p.market_index))
-                .health_metas()
-        })
-        .collect()
+    let find = |index: u16| {
+        markets
+            .iter()
+            .find(|m| m.market_index == index)
+            .unwrap_or_else(|| panic!("no accounts given for market {index}"))
+    };
+    let mut underlyings: Vec<Pubkey> = skip
+        .and_then(|index| markets.iter().find(|m| m.market_index == index))
+        .map(|m| m.underlying.underlying)
+        .into_iter()
+        .collect();
+    let known = underlyings.len();
+    let mut metas = Vec::new();
+    for (_, position) in account.active_positions() {
+        if Some(position.market_index) == skip {
+            continue;
+        }
+        let market = find(position.market_index);
+        metas.push(AccountMeta::new_readonly(market.market, false));
+        if !underlyings.contains(&market.underlying.underlying) {
+            underlyings.push(market.underlying.underlying);
+        }
+    }
+    metas.extend(
+        underlyings[known..]
+            .iter()
+            .map(|key| AccountMeta::new_readonly(*key, false)),
+    );
+    metas
 }
 
 /// Order arguments with the usual defaults: not reduce-only, no expiry,
@@ -335,8 +481,7 @@ pub fn place_order(
                 bids: market.bids,
                 asks: market.asks,
                 event_queue: market.event_queue,
-                primary_oracle: market.primary_oracle,
-                fallback_oracle: market.fallback_oracle,
+                underlying: market.underlying.underlying,
             },
             instruction::PlaceOrder { args },
         ),
@@ -444,8 +589,7 @@ pub fn update_funding(market: &MarketAccounts) -> Instruction {
             market: market.market,
             bids: market.bids,
             asks: market.asks,
-            primary_oracle: market.primary_oracle,
-            fallback_oracle: market.fallback_oracle,
+            underlying: market.underlying.underlying,
         },
         instruction::UpdateFunding {},
     )
@@ -485,8 +629,7 @@ pub fn liquidate(
                 market: market.market,
                 bids: market.bids,
                 asks: market.asks,
-                primary_oracle: market.primary_oracle,
-                fallback_oracle: market.fallback_oracle,
+                underlying: market.underlying.underlying,
                 collateral_vault: pda::collateral_vault(&exchange),
                 insurance_vault: pda::insurance_vault(&exchange),
                 token_program: anchor_spl::token::ID,

@@ -32,7 +32,8 @@ pub const SLOT_HASHES: Pubkey = solana_sdk::sysvar::slot_hashes::ID;
 /// What the exchange's table holds, in order and without repeats: the
 /// exchange, its collateral, fee and insurance vaults, the token and system
 /// programs, then per market (in the order given) the market, bids, asks,
-/// event queue, primary oracle and fallback oracle.
+/// event queue, its underlying and the underlying's primary and fallback
+/// oracles.
 pub fn exchange_addresses(markets: &[MarketAccounts]) -> Vec<Pubkey> {
     let exchange = pda::exchange();
     let mut addresses = vec![
@@ -49,9 +50,10 @@ pub fn exchange_addresses(markets: &[MarketAccounts]) -> Vec<Pubkey> {
             market.bids,
             market.asks,
             market.event_queue,
-            market.primary_oracle,
+            market.underlying.underlying,
+            market.underlying.primary_oracle,
         ]);
-        addresses.extend(market.fallback_oracle);
+        addresses.extend(market.underlying.fallback_oracle);
     }
     let mut seen = std::collections::HashSet::new();
     addresses.retain(|a| seen.insert(*a));
@@ -176,17 +178,20 @@ mod tests {
             bids: Pubkey::new_unique(),
             asks: Pubkey::new_unique(),
             event_queue: Pubkey::new_unique(),
-            primary_oracle: Pubkey::new_unique(),
-            fallback_oracle: Some(Pubkey::new_unique()),
+            underlying: crate::ix::UnderlyingAccounts {
+                underlying: Pubkey::new_unique(),
+                primary_oracle: Pubkey::new_unique(),
+                fallback_oracle: Some(Pubkey::new_unique()),
+            },
         }
     }
 
     #[test]
     fn the_exchange_table_lists_each_account_once() {
         let (a, mut b) = (market(0), market(1));
-        b.fallback_oracle = a.fallback_oracle; // a shared feed
+        b.underlying = a.underlying; // a shared underlying
         let addresses = exchange_addresses(&[a, b]);
-        assert_eq!(addresses.len(), 6 + 6 + 5);
+        assert_eq!(addresses.len(), 6 + 7 + 4);
         assert_eq!(addresses[0], pda::exchange());
         assert!(missing(&addresses, &exchange_addresses(&[a, b])).is_empty());
         let c = market(2);

@@ -44,6 +44,18 @@ pub fn margin_account(exchange: &Pubkey, owner: &Pubkey, sub_account_index: u16)
     .0
 }
 
+pub fn underlying(exchange: &Pubkey, underlying_index: u16) -> Pubkey {
+    Pubkey::find_program_address(
+        &[
+            UNDERLYING_SEED,
+            exchange.as_ref(),
+            &underlying_index.to_le_bytes(),
+        ],
+        &kestrel::ID,
+    )
+    .0
+}
+
 pub fn market(exchange: &Pubkey, market_index: u16) -> Pubkey {
     Pubkey::find_program_address(
         &[MARKET_SEED, exchange.as_ref(), &market_index.to_le_bytes()],

@@ -549,7 +549,17 @@ impl Chain for LocalChain {
             compute_unit_price: 0,
             loaded_accounts_data_size: None,
         };
-        let (units, loaded) = self.simulate(instructions, signers, tables, probe).await?;
+        let (units, loaded) = match self.simulate(instructions, signers, tables, probe).await {
+            Err(SendError::Refused {
+                error: TransactionError::BlockhashNotFound,
+                ..
+            }) => {
+                // The bank moved past our blockhash (many slots of sends).
+                self.renew_blockhash().await;
+                self.simulate(instructions, signers, tables, probe).await?
+            }
+            other => other?,
+        };
         let budget = Budget {
             compute_unit_limit: compute_unit_limit(units, MAX_TRANSACTION_COMPUTE_UNITS),
             compute_unit_price: 0,

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::Discriminator;
 use kestrel::instruction::{
-    CreateMarginAccount as CreateMarginAccountData, CreateMarket as CreateMarketData,
+    CreateFutureMarket as CreateFutureMarketData, CreateMarginAccount as CreateMarginAccountData,
+    CreateMarket as CreateMarketData,
 };
 use kestrel_keeper::audit;
 use kestrel_sdk::{decode, ix, pda, Pubkey};
@@ -71,6 +72,10 @@ pub struct Harness {
     markets: BTreeSet<(Pubkey, Pubkey, Pubkey, Pubkey)>,
     /// Markets made by [`Harness::create_market`], for health accounts.
     pub trading_markets: Vec<ix::MarketAccounts>,
+    /// Underlyings made by [`Harness::create_underlying`]: an oracle write to
+    /// one of their feed accounts is followed by its refresh, as the keeper
+    /// refreshes on every update.
+    pub underlyings: Vec<ix::UnderlyingAccounts>,
     /// Every account whose state a refused instruction must leave untouched.
     watched: BTreeSet<Pubkey>,
     invariant_checks: usize,
@@ -112,6 +117,7 @@ impl Harness {
             margin_accounts: BTreeSet::new(),
             markets: BTreeSet::new(),
             trading_markets: Vec::new(),
+            underlyings: Vec::new(),
             watched: BTreeSet::new(),
             invariant_checks: 0,
             oracle_updates: 0,
@@ -277,14 +283,9 @@ impl Harness {
     /// per base, published now; returns (pyth account, switchboard account).
     pub async fn oracle_accounts(&mut self) -> (Pubkey, Pubkey) {
         let (pyth, switchboard) = (Pubkey::new_unique(), Pubkey::new_unique());
-        self.chain.set_account(
-            &pyth,
-            oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, 0, 1),
-        );
-        self.chain.set_account(
-            &switchboard,
-            oracles::switchboard_feed(150 * 10i128.pow(18), 10i128.pow(16), 0, 1),
-        );
+        self.set_pyth(&pyth, 15_000_000_000, 1_000_000, 0).await;
+        self.set_switchboard(&switchboard, 150 * 10i128.pow(18), 0)
+            .await;
         (pyth, switchboard)
     }
 
@@ -366,41 +367,121 @@ impl Harness {
         self.chain.clock().await.unix_timestamp
     }
 
-    /// Market `market_index` with `params` (see [`market_params`], whose
-    /// fallback feed must be the Switchboard account this creates), fresh
-    /// oracles at 150 quote per base (15,000 ticks) and a Pyth primary.
+    /// Market `market_index` with `setup` (see [`market_params`], whose
+    /// fallback feed must be the Switchboard account this creates) on a new
+    /// underlying of the same index with fresh oracles at 150 quote per base
+    /// (15,000 ticks) and a Pyth primary.
     pub async fn create_market(
         &mut self,
         market_index: u16,
-        params: impl FnOnce(&Pubkey) -> kestrel::state::MarketParams,
+        setup: impl FnOnce(&Pubkey) -> MarketSetup,
     ) -> ix::MarketAccounts {
         let (pyth, switchboard) = (Pubkey::new_unique(), Pubkey::new_unique());
         self.set_pyth(&pyth, 15_000_000_000, 1_000_000, 0).await;
         self.set_switchboard(&switchboard, 150 * 10i128.pow(18), 0)
             .await;
-        let params = params(&switchboard);
-        let fallback = (params.oracle.fallback_kind != kestrel::state::OracleKind::None)
-            .then_some(switchboard);
-        let (bids, asks, event_queue) = self.market_accounts().await;
+        let setup = setup(&switchboard);
+        let underlying = self
+            .create_underlying(market_index, setup.oracle, pyth, switchboard)
+            .await;
+        self.create_market_on(market_index, &underlying, setup.params)
+            .await
+    }
+
+    /// Underlying `underlying_index` reading `oracle` from `pyth` and (when
+    /// it has a fallback) `switchboard`.
+    pub async fn create_underlying(
+        &mut self,
+        underlying_index: u16,
+        oracle: kestrel::state::OracleConfig,
+        pyth: Pubkey,
+        switchboard: Pubkey,
+    ) -> ix::UnderlyingAccounts {
+        let fallback = oracle.has_fallback().then_some(switchboard);
         let admin = self.admin.insecure_clone();
-        let create = ix::create_market(
+        let create = ix::create_underlying(
             &admin.pubkey(),
-            market_args(market_index, params),
-            &bids,
-            &asks,
-            &event_queue,
+            underlying_args(underlying_index, oracle),
             &pyth,
             fallback,
         );
-        self.ok("create_market", &[create], &[&admin]).await;
+        self.ok("create_underlying", &[create], &[&admin]).await;
+        let underlying = ix::UnderlyingAccounts {
+            underlying: pda::underlying(&self.exchange, underlying_index),
+            primary_oracle: pyth,
+            fallback_oracle: fallback,
+        };
+        self.watched.insert(underlying.underlying);
+        self.underlyings.push(underlying);
+        underlying
+    }
+
+    /// Market `market_index` with `params` on `underlying`.
+    pub async fn create_market_on(
+        &mut self,
+        market_index: u16,
+        underlying: &ix::UnderlyingAccounts,
+        params: kestrel::state::MarketParams,
+    ) -> ix::MarketAccounts {
+        self.list(market_index, underlying, params, None).await
+    }
+
+    /// Dated future `market_index` with `params` and `future` on `underlying`.
+    pub async fn create_future_on(
+        &mut self,
+        market_index: u16,
+        underlying: &ix::UnderlyingAccounts,
+        params: kestrel::state::MarketParams,
+        future: kestrel::state::FutureParams,
+    ) -> ix::MarketAccounts {
+        self.list(market_index, underlying, params, Some(future))
+            .await
+    }
+
+    /// A perpetual, or with `future` a dated future.
+    async fn list(
+        &mut self,
+        market_index: u16,
+        underlying: &ix::UnderlyingAccounts,
+        params: kestrel::state::MarketParams,
+        future: Option<kestrel::state::FutureParams>,
+    ) -> ix::MarketAccounts {
+        let (bids, asks, event_queue) = self.market_accounts().await;
+        let admin = self.admin.insecure_clone();
+        let args = market_args(market_index, params);
+        let (label, create) = match future {
+            None => (
+                "create_market",
+                ix::create_market(
+                    &admin.pubkey(),
+                    args,
+                    &bids,
+                    &asks,
+                    &event_queue,
+                    &underlying.underlying,
+                ),
+            ),
+            Some(future) => (
+                "create_future_market",
+                ix::create_future_market(
+                    &admin.pubkey(),
+                    args,
+                    future,
+                    &bids,
+                    &asks,
+                    &event_queue,
+                    &underlying.underlying,
+                ),
+            ),
+        };
+        self.ok(label, &[create], &[&admin]).await;
         let market = ix::MarketAccounts {
             market_index,
             market: pda::market(&self.exchange, market_index),
             bids,
             asks,
             event_queue,
-            primary_oracle: pyth,
-            fallback_oracle: fallback,
+            underlying: *underlying,
         };
         for key in [market.market, bids, asks, event_queue] {
             self.watched.insert(key);
@@ -409,14 +490,53 @@ impl Harness {
         market
     }
 
-    /// Republishes `market`'s oracles at `price` whole quote per base, now.
+    /// Republishes `market`'s oracles at `price` whole quote per base, now
+    /// (each write refreshes the underlying).
     pub async fn set_oracle_price(&mut self, market: &ix::MarketAccounts, price: i64) {
-        self.set_pyth(&market.primary_oracle, price * 100_000_000, 1_000_000, 0)
-            .await;
-        if let Some(fallback) = market.fallback_oracle {
+        let underlying = market.underlying;
+        self.set_pyth(
+            &underlying.primary_oracle,
+            price * 100_000_000,
+            1_000_000,
+            0,
+        )
+        .await;
+        if let Some(fallback) = underlying.fallback_oracle {
             self.set_switchboard(&fallback, i128::from(price) * 10i128.pow(18), 0)
                 .await;
         }
+    }
+
+    /// Refreshes every underlying that reads `feed`.
+    async fn refresh_readers_of(&mut self, feed: &Pubkey) {
+        let readers: Vec<ix::UnderlyingAccounts> = self
+            .underlyings
+            .iter()
+            .filter(|u| u.primary_oracle == *feed || u.fallback_oracle == Some(*feed))
+            .copied()
+            .collect();
+        for underlying in readers {
+            self.refresh(&underlying).await;
+        }
+    }
+
+    /// `refresh_underlying` from its configured feed accounts; must succeed.
+    pub async fn refresh(&mut self, underlying: &ix::UnderlyingAccounts) -> TxOutcome {
+        self.ok(
+            "refresh_underlying",
+            &[ix::refresh_underlying(underlying)],
+            &[],
+        )
+        .await
+    }
+
+    pub async fn underlying_state(&mut self, underlying: &Pubkey) -> kestrel::state::Underlying {
+        let account = self
+            .chain
+            .account(underlying)
+            .await
+            .expect("underlying exists");
+        decode::underlying(&account.data).expect("a Kestrel underlying")
     }
 
     /// Writes a fully verified Pyth update (price with exponent -8) published
@@ -428,6 +548,7 @@ impl Harness {
             account,
             oracles::pyth_update(PYTH_FEED, price, conf, -8, now - age, slot),
         );
+        self.refresh_readers_of(account).await;
     }
 
     /// Writes a Switchboard feed (18 decimals) updated `age` seconds ago.
@@ -438,6 +559,7 @@ impl Harness {
             account,
             oracles::switchboard_feed(value, value / 1_000, now - age, slot),
         );
+        self.refresh_readers_of(account).await;
     }
 
     /// The slot the next oracle update is posted in: later than every
@@ -506,41 +628,18 @@ impl Harness {
         self.ok("consume_events", &[crank], &[]).await
     }
 
-    /// The SDK's health preview of `margin_account` from fetched accounts.
+    /// The SDK's health preview of `margin_account` from fetched accounts
+    /// (each underlying as the program will read it).
     pub async fn health_preview(&mut self, margin_account: &Pubkey) -> kestrel_sdk::health::Health {
-        use kestrel_sdk::health::{FetchedFeed, MarketSnapshot};
+        use kestrel_sdk::client::Chain;
         let account = self.margin_account(margin_account).await;
         let mut snapshots = Vec::new();
         for market in self.trading_markets.clone() {
-            let feed = |address: Pubkey, account: Account| FetchedFeed {
-                address,
-                owner: account.owner,
-                data: account.data,
-            };
-            let primary = self
-                .chain
-                .account(&market.primary_oracle)
-                .await
-                .expect("oracle");
-            let fallback = match market.fallback_oracle {
-                Some(key) => Some(feed(key, self.chain.account(&key).await.expect("oracle"))),
-                None => None,
-            };
-            snapshots.push(MarketSnapshot {
-                market: self.market_state(&market.market).await,
-                primary: feed(market.primary_oracle, primary),
-                fallback,
-            });
+            snapshots.push(self.market_snapshot(&market).await.expect("snapshot"));
         }
         let clock = self.chain.clock().await;
-        kestrel_sdk::health::preview(
-            &account,
-            &snapshots,
-            DECIMALS,
-            clock.unix_timestamp,
-            clock.slot,
-        )
-        .expect("health preview")
+        kestrel_sdk::health::preview(&account, &snapshots, clock.unix_timestamp, clock.slot)
+            .expect("health preview")
     }
 
     pub async fn market_state(&mut self, market: &Pubkey) -> kestrel::state::Market {
@@ -565,14 +664,28 @@ impl Harness {
     }
 
     fn register_created_market(&mut self, instruction: &Instruction) {
+        let creates = [
+            CreateMarketData::DISCRIMINATOR,
+            CreateFutureMarketData::DISCRIMINATOR,
+        ];
         if instruction.program_id == kestrel::ID
-            && instruction
-                .data
-                .starts_with(CreateMarketData::DISCRIMINATOR)
+            && creates.iter().any(|d| instruction.data.starts_with(d))
         {
-            // `accounts::CreateMarket`: admin, exchange, market, bids, asks, event_queue, ...
-            let key = |i: usize| instruction.accounts[i].pubkey;
-            self.markets.insert((key(2), key(3), key(4), key(5)));
+            // `accounts::CreateMarket`, looked up by field name.
+            let [market, bids, asks, queue] = [0, 1, 2, 3].map(|_| Pubkey::new_unique());
+            let probe = kestrel::accounts::CreateMarket {
+                admin: Pubkey::new_unique(),
+                exchange: Pubkey::new_unique(),
+                market,
+                bids,
+                asks,
+                event_queue: queue,
+                underlying: Pubkey::new_unique(),
+                system_program: Pubkey::new_unique(),
+            };
+            let key = |named: Pubkey| named_account(&probe, named, instruction);
+            self.markets
+                .insert((key(market), key(bids), key(asks), key(queue)));
         }
     }
 
@@ -582,8 +695,15 @@ impl Harness {
                 .data
                 .starts_with(CreateMarginAccountData::DISCRIMINATOR)
         {
-            // Account order of `accounts::CreateMarginAccount`: owner, exchange, margin_account, ...
-            self.margin_accounts.insert(instruction.accounts[2].pubkey);
+            let margin_account = Pubkey::new_unique();
+            let probe = kestrel::accounts::CreateMarginAccount {
+                owner: Pubkey::new_unique(),
+                exchange: Pubkey::new_unique(),
+                margin_account,
+                system_program: Pubkey::new_unique(),
+            };
+            self.margin_accounts
+                .insert(named_account(&probe, margin_account, instruction));
         }
     }
 
@@ -628,7 +748,16 @@ impl Harness {
                 side.check_invariants()
                     .unwrap_or_else(|e| panic!("after {label}: malformed book: {e}"));
             }
-            self.check_fills_in_band(label, &data[0], &data[3]);
+            let underlying = decode::market(&data[0])
+                .map(|m| m.underlying)
+                .expect("a Kestrel market");
+            let underlying = self
+                .chain
+                .account(&underlying)
+                .await
+                .expect("the market's underlying");
+            let clock = self.chain.clock().await;
+            self.check_fills_in_band(label, &data[0], &underlying.data, &data[3], &clock);
             markets.push(data);
         }
         let report = audit::conservation(
@@ -664,13 +793,28 @@ impl Harness {
     }
 
     /// Every fill that entered `queue` since the last check lies inside the
-    /// band around the price the market accepted for it (its last good price
-    /// after the transaction that made it): no trade, and so no realized
-    /// gain, happens at a price the band would not give. The market's count
-    /// of waiting fills matches the queue.
-    fn check_fills_in_band(&mut self, label: &str, market: &[u8], queue: &[u8]) {
+    /// band around a price the underlying accepted for it (its price now, or
+    /// its last good price, after the transaction that made it): no trade,
+    /// and so no realized gain, happens at a price the band would not give.
+    /// The market's count of waiting fills matches the queue.
+    fn check_fills_in_band(
+        &mut self,
+        label: &str,
+        market: &[u8],
+        underlying: &[u8],
+        queue: &[u8],
+        clock: &solana_sdk::clock::Clock,
+    ) {
         use kestrel::engine::event_queue::Event;
         let market_state = decode::market(market).expect("a Kestrel market");
+        let underlying = decode::underlying(underlying).expect("a Kestrel underlying");
+        let reading = underlying.reading(clock.unix_timestamp, clock.slot);
+        let prices: Vec<_> = reading
+            .price()
+            .ok()
+            .into_iter()
+            .chain(underlying.prices.last_good_price())
+            .collect();
         let events = kestrel_sdk::events::pending_events(queue).expect("an event queue");
         let checked = self
             .fills_checked
@@ -686,17 +830,22 @@ impl Harness {
                 continue;
             }
             *checked = fill.seq_num + 1;
-            let price = market_state
-                .prices
-                .last_good_price()
-                .unwrap_or_else(|| panic!("after {label}: a fill with no accepted price"));
-            let band = market_state
-                .oracle_ticks(price)
-                .and_then(|ticks| market_state.price_band(ticks))
-                .expect("a band");
             assert!(
-                band.contains(fill.price),
-                "after {label}: fill at {:?} outside the band {band:?}",
+                !prices.is_empty(),
+                "after {label}: a fill with no accepted price"
+            );
+            let bands: Vec<_> = prices
+                .iter()
+                .map(|price| {
+                    market_state
+                        .oracle_ticks(*price)
+                        .and_then(|ticks| market_state.price_band(ticks))
+                        .expect("a band")
+                })
+                .collect();
+            assert!(
+                bands.iter().any(|band| band.contains(fill.price)),
+                "after {label}: fill at {:?} outside the bands {bands:?}",
                 fill.price
             );
         }
@@ -781,6 +930,22 @@ impl Harness {
     }
 }
 
+/// The account `instruction` names where `probe` (its `accounts::*` struct
+/// with unique keys) names `field`: accounts looked up by field name, not
+/// by a position that could drift.
+pub fn named_account(
+    probe: &impl anchor_lang::ToAccountMetas,
+    field: Pubkey,
+    instruction: &Instruction,
+) -> Pubkey {
+    let index = probe
+        .to_account_metas(None)
+        .iter()
+        .position(|meta| meta.pubkey == field)
+        .expect("the probe names the field");
+    instruction.accounts[index].pubkey
+}
+
 /// Instructions with the given account turned into a non-signer, to prove the
 /// program, not the runtime, refuses the missing signature.
 pub fn without_signer(mut instruction: Instruction, signer: &Pubkey) -> Instruction {
@@ -799,10 +964,39 @@ pub fn without_signer(mut instruction: Instruction, signer: &Pubkey) -> Instruct
 /// address holds lamports, an instruction Agave 3.1 does not know yet.
 pub const REINIT_REFUSAL: InstructionError = InstructionError::InvalidInstructionData;
 
-/// Market parameters with a Pyth primary and a Switchboard fallback.
-pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams {
-    use kestrel::state::{MarketParams, OracleConfig, OracleKind};
-    MarketParams {
+/// What [`Harness::create_market`] lists: the market's parameters and its
+/// underlying's oracle configuration. Derefs to the parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketSetup {
+    pub params: kestrel::state::MarketParams,
+    pub oracle: kestrel::state::OracleConfig,
+}
+
+impl std::ops::Deref for MarketSetup {
+    type Target = kestrel::state::MarketParams;
+    fn deref(&self) -> &Self::Target {
+        &self.params
+    }
+}
+
+impl std::ops::DerefMut for MarketSetup {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.params
+    }
+}
+
+/// Market parameters, on an underlying with a Pyth primary and a
+/// Switchboard fallback.
+pub fn market_params(switchboard_feed: &Pubkey) -> MarketSetup {
+    MarketSetup {
+        params: perp_params(),
+        oracle: oracle_config(switchboard_feed),
+    }
+}
+
+/// The perpetual market parameters tests use.
+pub fn perp_params() -> kestrel::state::MarketParams {
+    kestrel::state::MarketParams {
         initial_margin_bps: 1_000,
         maintenance_margin_bps: 500,
         maker_fee_bps: -2,
@@ -815,22 +1009,42 @@ pub fn market_params(switchboard_feed: &Pubkey) -> kestrel::state::MarketParams 
         funding_period_seconds: 3_600,
         liquidation_fee_bps: 250,
         liquidation_insurance_share_bps: 4_000,
-        oracle: OracleConfig {
-            primary_kind: OracleKind::Pyth,
-            primary_feed: PYTH_FEED,
-            fallback_kind: OracleKind::Switchboard,
-            fallback_feed: switchboard_feed.to_bytes(),
-            max_age_seconds: 60,
-            max_age_slots: 0,
-            max_confidence_bps: 200,
-            max_deviation_bps: 300,
-            primary_account: [0; 32],
-            fallback_account: [0; 32],
-        },
     }
 }
 
-/// `create_market` arguments for a SOL-like market (9 decimals).
+/// A Pyth primary ([`PYTH_FEED`]) and a Switchboard fallback.
+pub fn oracle_config(switchboard_feed: &Pubkey) -> kestrel::state::OracleConfig {
+    use kestrel::state::{OracleConfig, OracleKind};
+    OracleConfig {
+        primary_kind: OracleKind::Pyth,
+        primary_feed: PYTH_FEED,
+        fallback_kind: OracleKind::Switchboard,
+        fallback_feed: switchboard_feed.to_bytes(),
+        max_age_seconds: 60,
+        max_age_slots: 0,
+        max_confidence_bps: 200,
+        max_deviation_bps: 300,
+        primary_account: [0; 32],
+        fallback_account: [0; 32],
+    }
+}
+
+/// `create_underlying` arguments for a SOL-like asset (9 decimals).
+pub fn underlying_args(
+    underlying_index: u16,
+    oracle: kestrel::state::OracleConfig,
+) -> kestrel::instructions::CreateUnderlyingArgs {
+    let mut name = [0u8; 16];
+    name[..3].copy_from_slice(b"SOL");
+    kestrel::instructions::CreateUnderlyingArgs {
+        underlying_index,
+        name,
+        base_decimals: 9,
+        oracle,
+    }
+}
+
+/// `create_market` arguments for a SOL-like market.
 pub fn market_args(
     market_index: u16,
     params: kestrel::state::MarketParams,
@@ -840,7 +1054,6 @@ pub fn market_args(
     kestrel::instructions::CreateMarketArgs {
         market_index,
         name,
-        base_decimals: 9,
         base_lot_size: 10_000_000,
         quote_lot_size: 100,
         params,

@@ -9,9 +9,9 @@
 //! accounts of every other type (discriminators), another user's margin
 //! account, a token account of another mint, a Pyth update for another feed
 //! (right owner and layout), for every oracle account a newer update of the
-//! market's other feed and an older update of the same feed at another price
-//! (which may be accepted only if the market's price stays where the newer
-//! update it recorded put it), and every other account of the same instruction
+//! underlying's other feed and an older update of the same feed at another
+//! price (which may be accepted only if the underlying's price stays where
+//! the newer update it recorded put it), and every other account of the same instruction
 //! (the same account twice; Anchor refuses a writable account passed twice,
 //! e.g. the vault as a withdrawal's destination). Instructions take no bumps:
 //! PDAs are re-derived from seeds at creation and proven by owner +
@@ -70,6 +70,7 @@ impl Matrix {
         );
         let kestrel_accounts = vec![
             h.exchange,
+            market.underlying.underlying,
             market.market,
             market.bids,
             market.event_queue,
@@ -206,10 +207,11 @@ impl Matrix {
         }
     }
 
-    /// For every oracle account of `valid`: a newer update of the market's
-    /// other feed in its place must be refused; an older update of the same
-    /// feed (at another price) must be refused or leave the market's price
-    /// where the newer update it recorded put it, never used. True when such
+    /// For every oracle account of `valid`: a newer update of the
+    /// underlying's other feed in its place must be refused; an older update
+    /// of the same feed (at another price) must be refused or leave the
+    /// underlying's price where the newer update it recorded put it, never
+    /// used. True when such
     /// a case ran the instruction (it then did the valid instruction's work).
     async fn oracle_substitutes(
         &mut self,
@@ -218,27 +220,27 @@ impl Matrix {
         signers: &[&Keypair],
     ) -> bool {
         let mut ran = false;
-        // Market creation and parameters check feed identity only: nothing
-        // is priced there.
-        if label.starts_with("create_market") || label.starts_with("set_market_params") {
+        // Listing and reconfiguring an underlying check feed identity only:
+        // nothing is priced there.
+        if label.starts_with("create_underlying") || label.starts_with("set_underlying_oracle") {
             return ran;
         }
         for index in 0..valid.accounts.len() {
             let key = valid.accounts[index].pubkey;
-            let Some(market) = self
+            let Some(underlying) = self
                 .h
-                .trading_markets
+                .underlyings
                 .iter()
-                .find(|m| m.primary_oracle == key || m.fallback_oracle == Some(key))
+                .find(|u| u.primary_oracle == key || u.fallback_oracle == Some(key))
                 .copied()
             else {
                 continue;
             };
-            let is_primary = market.primary_oracle == key;
-            let sb = market
+            let is_primary = underlying.primary_oracle == key;
+            let sb = underlying
                 .fallback_oracle
-                .expect("the matrix's markets have a fallback");
-            let recorded = self.h.market_state(&market.market).await.prices;
+                .expect("the matrix's underlyings have a fallback");
+            let recorded = self.h.underlying_state(&underlying.underlying).await.prices;
             let now = self.h.now().await;
             // A newer update of the other feed (the fallback holds the
             // newest update of its feed already).
@@ -298,11 +300,11 @@ impl Matrix {
             attack.accounts[index].pubkey = older;
             let case = format!("#{index} <- an older update of the same feed");
             self.tried += 1;
-            let before = self.h.market_state(&market.market).await;
+            let before = self.h.underlying_state(&underlying.underlying).await;
             match self.h.attempt_raw(label, &[attack], signers).await {
                 Err(InstructionError::Custom(_)) => {}
                 Ok(()) => {
-                    let after = self.h.market_state(&market.market).await;
+                    let after = self.h.underlying_state(&underlying.underlying).await;
                     let (was, is) = (
                         before.prices.last_good_price(),
                         after.prices.last_good_price(),
@@ -370,26 +372,38 @@ async fn every_substituted_account_is_refused() {
     let status = ix::set_market_status(&admin.pubkey(), &market.market, MarketStatus::Active);
     m.check("set_market_status", status, &[&admin], &[], true)
         .await;
-    let params = ix::set_market_params(
-        &admin.pubkey(),
-        &market.market,
-        market_params(&market.fallback_oracle.unwrap()),
-        &market.primary_oracle,
-        market.fallback_oracle,
-    );
+    let params = ix::set_market_params(&admin.pubkey(), &market.market, perp_params());
     m.check("set_market_params", params, &[&admin], &[], true)
         .await;
+    let sb = market.underlying.fallback_oracle.unwrap();
+    let set_oracle =
+        ix::set_underlying_oracle(&admin.pubkey(), &market.underlying, oracle_config(&sb));
+    m.check("set_underlying_oracle", set_oracle, &[&admin], &[], true)
+        .await;
+    let create = ix::create_underlying(
+        &admin.pubkey(),
+        underlying_args(1, oracle_config(&sb)),
+        &market.underlying.primary_oracle,
+        Some(sb),
+    );
+    m.check("create_underlying", create, &[&admin], &[], true)
+        .await;
+    m.h.underlyings.push(ix::UnderlyingAccounts {
+        underlying: kestrel_sdk::pda::underlying(&m.h.exchange, 1),
+        ..market.underlying
+    });
     let (bids, asks, queue) = m.h.market_accounts().await;
     let create = ix::create_market(
         &admin.pubkey(),
-        market_args(1, market_params(&market.fallback_oracle.unwrap())),
+        market_args(1, perp_params()),
         &bids,
         &asks,
         &queue,
-        &market.primary_oracle,
-        market.fallback_oracle,
+        &market.underlying.underlying,
     );
     m.check("create_market", create, &[&admin], &[], true).await;
+    let refresh = ix::refresh_underlying(&market.underlying);
+    m.check("refresh_underlying", refresh, &[], &[], true).await;
 
     // Collateral.
     let create = ix::create_margin_account(&alice.pubkey(), 1, None);

@@ -117,12 +117,24 @@ async fn c1_reduce_only_without_a_usable_price_fills_only_in_the_band() {
         &old,
         oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, now - 200, 1),
     );
-    let mut stale_market = market;
-    stale_market.primary_oracle = old;
+    let older = ix::UnderlyingAccounts {
+        primary_oracle: old,
+        ..market.underlying
+    };
+    // The refresh reads it and keeps the newer record: nothing changes.
+    let before_refresh = h.underlying_state(&market.underlying.underlying).await;
+    h.ok(
+        "refresh with an older update",
+        &[ix::refresh_underlying(&older)],
+        &[],
+    )
+    .await;
+    let after_refresh = h.underlying_state(&market.underlying.underlying).await;
+    assert_eq!(before_refresh.prices, after_refresh.prices);
     let mut close = order(BID, OrderType::Market, 10_000_000_000_000, 5);
     close.reduce_only = true;
     let before = h.collateral(&attacker.margin_account).await;
-    let place = h.place_ix(&attacker, &stale_market, close).await;
+    let place = h.place_ix(&attacker, &market, close).await;
     h.ok("reduce-only bid on stale feeds", &[place], &[&attacker.key])
         .await;
     // Nothing within the band (last good 150.00 +4% = 156.00) was offered:
@@ -161,7 +173,7 @@ async fn h1_an_older_update_of_the_same_feed_cannot_choose_the_price() {
     } = leveraged().await;
     // The honest price falls to 143; Switchboard lags at 139.50 (2.4% away).
     h.set_oracle_price(&market, 143).await;
-    let sb = market.fallback_oracle.unwrap();
+    let sb = market.underlying.fallback_oracle.unwrap();
     h.set_switchboard(&sb, 1_395 * 10i128.pow(17), 0).await;
     // Someone trades: the market records Pyth's 143.
     h.place(&alice, &market, order(BID, OrderType::Limit, 14_000, 1))
@@ -175,23 +187,28 @@ async fn h1_an_older_update_of_the_same_feed_cannot_choose_the_price() {
         &old,
         oracles::pyth_update(PYTH_FEED, 14_300_000_000, 1_000_000, -8, now - 70, 1),
     );
-    let mut stale = market;
-    stale.primary_oracle = old;
+    let older = ix::UnderlyingAccounts {
+        primary_oracle: old,
+        ..market.underlying
+    };
     let liquidate = h
-        .liquidate_ix(&liquidator, &trader.margin_account, &stale, u64::MAX)
+        .liquidate_ix(&liquidator, &trader.margin_account, &market, u64::MAX)
         .await;
     h.refused(
-        "liquidate on an older update",
-        &[liquidate],
+        "liquidate after a refresh on an older update",
+        &[ix::refresh_underlying(&older), liquidate],
         &[&liquidator.key],
         code(KestrelError::NotLiquidatable),
     )
     .await;
-    let recorded = h.market_state(&market.market).await.prices;
+    let recorded = h
+        .underlying_state(&market.underlying.underlying)
+        .await
+        .prices;
     assert_eq!(recorded.last_good_source, 1, "the primary stays in use");
 }
 
-/// H-1, the pin: a market may name the one Pyth account it reads (a
+/// H-1, the pin: an underlying may name the one Pyth account it reads (a
 /// sponsored feed updated in place); any other update of the feed id is
 /// refused.
 #[tokio::test]
@@ -207,16 +224,10 @@ async fn h1_a_pinned_pyth_account_is_the_only_one_read() {
         &pinned,
         oracles::pyth_update(PYTH_FEED, 15_000_000_000, 1_000_000, -8, now, slot),
     );
-    let mut params = market_params(&market.fallback_oracle.unwrap());
-    params.oracle.primary_account = pinned.to_bytes();
+    let mut config = oracle_config(&market.underlying.fallback_oracle.unwrap());
+    config.primary_account = pinned.to_bytes();
     let admin = h.admin.insecure_clone();
-    let unpinned = ix::set_market_params(
-        &admin.pubkey(),
-        &market.market,
-        params,
-        &market.primary_oracle,
-        market.fallback_oracle,
-    );
+    let unpinned = ix::set_underlying_oracle(&admin.pubkey(), &market.underlying, config);
     h.refused(
         "pin another account",
         &[unpinned],
@@ -224,29 +235,36 @@ async fn h1_a_pinned_pyth_account_is_the_only_one_read() {
         code(KestrelError::WrongOracleAccount),
     )
     .await;
-    let pin = ix::set_market_params(
-        &admin.pubkey(),
-        &market.market,
-        params,
-        &pinned,
-        market.fallback_oracle,
-    );
+    let at_pin = ix::UnderlyingAccounts {
+        primary_oracle: pinned,
+        ..market.underlying
+    };
+    let pin = ix::set_underlying_oracle(&admin.pubkey(), &at_pin, config);
     h.ok("pin", &[pin], &[&admin]).await;
+    h.underlyings[0] = at_pin;
+    // The pin replaced the feed: its record starts again, so a price needs a
+    // refresh from the pinned account, and no other account refreshes it.
+    h.advance_clock(61).await;
     let alice = h.user(1_000 * ONE_TOKEN).await;
     h.deposit(&alice, 100 * ONE_TOKEN).await;
     let bid = order(BID, OrderType::Limit, 14_900, 1);
-    let place = h.place_ix(&alice, &market, bid).await;
     h.refused(
         "unpinned update",
-        &[place],
-        &[&alice.key],
+        &[ix::refresh_underlying(&market.underlying)],
+        &[],
         code(KestrelError::WrongOracleAccount),
     )
     .await;
-    let mut at_pin = market;
-    at_pin.primary_oracle = pinned;
-    let place = h.place_ix(&alice, &at_pin, bid).await;
-    h.ok("pinned update", &[place], &[&alice.key]).await;
+    let place = h.place_ix(&alice, &market, bid).await;
+    h.refused(
+        "no current price",
+        &[place],
+        &[&alice.key],
+        code(KestrelError::OracleStale),
+    )
+    .await;
+    h.set_pyth(&pinned, 15_000_000_000, 1_000_000, 0).await;
+    h.place(&alice, &market, bid).await;
 }
 
 /// H-2: one post-only ask at 10^13 for the instant of an `update_funding`
@@ -524,7 +542,8 @@ async fn l4_the_price_band_must_stay_below_maintenance() {
     let mut h = Harness::new().await;
     let (bids, asks, queue) = h.market_accounts().await;
     let (pyth, sb) = h.oracle_accounts().await;
-    let mut params = market_params(&sb);
+    let underlying = h.create_underlying(0, oracle_config(&sb), pyth, sb).await;
+    let mut params = perp_params();
     params.price_band_bps = params.maintenance_margin_bps;
     let admin = h.admin.insecure_clone();
     let create = ix::create_market(
@@ -533,8 +552,7 @@ async fn l4_the_price_band_must_stay_below_maintenance() {
         &bids,
         &asks,
         &queue,
-        &pyth,
-        Some(sb),
+        &underlying.underlying,
     );
     h.refused(
         "band at maintenance",

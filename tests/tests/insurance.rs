@@ -41,7 +41,7 @@ struct Risk {
     carol: User,
 }
 
-async fn setup_with(params: fn(&Pubkey) -> kestrel::state::MarketParams) -> Risk {
+async fn setup_with(params: fn(&Pubkey) -> MarketSetup) -> Risk {
     let mut h = Harness::new().await;
     let market = h.create_market(0, params).await;
     let alice = h.user(2_000 * ONE_TOKEN).await;
@@ -72,11 +72,10 @@ async fn setup() -> Risk {
     setup_with(market_params).await
 }
 
-fn no_insurance_share(switchboard: &Pubkey) -> kestrel::state::MarketParams {
-    kestrel::state::MarketParams {
-        liquidation_insurance_share_bps: 0,
-        ..market_params(switchboard)
-    }
+fn no_insurance_share(switchboard: &Pubkey) -> MarketSetup {
+    let mut setup = market_params(switchboard);
+    setup.liquidation_insurance_share_bps = 0;
+    setup
 }
 
 /// Gaps market 0 to 120 and liquidates bob entirely; returns his deficit.

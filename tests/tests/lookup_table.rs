@@ -1,8 +1,9 @@
 //! Audit finding M-4: an account holding the maximum positions could not be
-//! liquidated, because the liquidation names every position's market and
-//! oracles (the liquidatee's and the liquidator's) and a legacy transaction
-//! naming them is over 1,232 bytes. The keeper now sends v0 transactions
-//! that name the exchange's accounts through its address lookup table.
+//! liquidated, because the liquidation names every position's market (the
+//! liquidatee's and the liquidator's) and their underlyings, and a legacy
+//! transaction naming them is over 1,232 bytes. The keeper sends v0
+//! transactions that name the exchange's accounts through its address
+//! lookup table.
 //!
 //! The keeper's transactions go through the harness's `Chain`, which checks
 //! the invariants after every one of them.
@@ -57,19 +58,30 @@ fn keeper_transaction_size(
 #[tokio::test]
 async fn m4_liquidates_an_account_holding_the_maximum_positions() {
     let mut h = Harness::new().await;
-    let mut markets = Vec::new();
-    for index in 0..(MAX_POSITIONS + LIQUIDATOR_ONLY_MARKETS) as u16 {
-        markets.push(h.create_market(index, market_params).await);
+    // Markets on two underlyings: market 0 and the liquidator's own on
+    // underlying 0, the rest of bob's on underlying 1.
+    let mut markets = vec![
+        h.create_market(0, market_params).await,
+        h.create_market(1, market_params).await,
+    ];
+    for index in 2..(MAX_POSITIONS + LIQUIDATOR_ONLY_MARKETS) as u16 {
+        let on = if usize::from(index) < MAX_POSITIONS {
+            1
+        } else {
+            0
+        };
+        let underlying = markets[on].underlying;
+        markets.push(h.create_market_on(index, &underlying, perp_params()).await);
     }
     // Bob: long 400 lots (600 USDC) in market 0 and 5 lots in each of the
-    // other seven, on 80 USDC. Alice makes his markets; dave makes carol's.
+    // other 31, on 88 USDC. Alice makes his markets; dave makes carol's.
     let alice = h.user(20_000 * ONE_TOKEN).await;
     let dave = h.user(20_000 * ONE_TOKEN).await;
-    let bob = h.user(80 * ONE_TOKEN).await;
+    let bob = h.user(88 * ONE_TOKEN).await;
     let carol = h.user(10_000 * ONE_TOKEN).await;
     h.deposit(&alice, 20_000 * ONE_TOKEN).await;
     h.deposit(&dave, 20_000 * ONE_TOKEN).await;
-    h.deposit(&bob, 80 * ONE_TOKEN).await;
+    h.deposit(&bob, 88 * ONE_TOKEN).await;
     h.deposit(&carol, 10_000 * ONE_TOKEN).await;
     for (i, market) in markets[..MAX_POSITIONS].iter().enumerate() {
         let lots = if i == 0 { 400 } else { 5 };
@@ -81,8 +93,7 @@ async fn m4_liquidates_an_account_holding_the_maximum_positions() {
         open_long(&mut h, market, &dave, &carol, 10).await;
     }
     let bob_state = h.margin_account(&bob.margin_account).await;
-    let held =
-        |a: &kestrel::state::MarginAccount| a.positions.iter().filter(|p| p.in_use != 0).count();
+    let held = |a: &kestrel::state::MarginAccount| a.active_positions().count();
     assert_eq!(held(&bob_state), MAX_POSITIONS, "bob holds the maximum");
     assert_eq!(
         held(&h.margin_account(&carol.margin_account).await),
@@ -224,12 +235,13 @@ async fn the_lookup_table_grows_with_the_markets_and_is_used_once_usable() {
         &stored.addresses,
         &lookup_table::exchange_addresses(&[first, second]),
     );
-    assert_eq!(missing.len(), 6, "the new market's accounts only");
+    // Its four accounts, its underlying and the underlying's two feeds.
+    assert_eq!(missing.len(), 7, "the new market's accounts only");
     h.extend_lookup_table(&table, &admin, &missing)
         .await
         .unwrap();
     let stored = h.lookup_table(&table).await.unwrap().unwrap();
-    assert_eq!(stored.addresses.len(), wanted.len() + 6);
+    assert_eq!(stored.addresses.len(), wanted.len() + 7);
     assert_eq!(
         stored.usable_at(stored.last_extended_slot).addresses.len(),
         wanted.len(),

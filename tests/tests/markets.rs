@@ -8,12 +8,14 @@ use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
-/// An exchange with fresh oracle feeds and unformatted market accounts.
+/// An exchange with fresh oracle feeds, an underlying reading them and
+/// unformatted market accounts.
 struct Setup {
     h: Harness,
     admin: Keypair,
     pyth: Pubkey,
     switchboard: Pubkey,
+    underlying: ix::UnderlyingAccounts,
     bids: Pubkey,
     asks: Pubkey,
     queue: Pubkey,
@@ -24,42 +26,49 @@ impl Setup {
         let mut h = Harness::new().await;
         let admin = h.admin.insecure_clone();
         let (pyth, switchboard) = h.oracle_accounts().await;
+        let underlying = h
+            .create_underlying(1, oracle_config(&switchboard), pyth, switchboard)
+            .await;
         let (bids, asks, queue) = h.market_accounts().await;
         Self {
             h,
             admin,
             pyth,
             switchboard,
+            underlying,
             bids,
             asks,
             queue,
         }
     }
 
-    /// Market 0 with Pyth primary and Switchboard fallback.
+    /// Market 0 on the setup's underlying.
     fn args(&self) -> CreateMarketArgs {
-        market_args(0, market_params(&self.switchboard))
+        market_args(0, perp_params())
     }
 
     /// `create_market` by the admin with this setup's accounts.
     fn create(&self, args: CreateMarketArgs) -> Instruction {
-        self.create_with(args, self.asks, self.pyth, Some(self.switchboard))
+        self.create_with(args, self.asks)
     }
 
-    /// As [`Self::create`], with other asks and oracle accounts.
-    fn create_with(
-        &self,
-        args: CreateMarketArgs,
-        asks: Pubkey,
-        primary: Pubkey,
-        fallback: Option<Pubkey>,
-    ) -> Instruction {
+    /// As [`Self::create`], with other asks.
+    fn create_with(&self, args: CreateMarketArgs, asks: Pubkey) -> Instruction {
         ix::create_market(
             &self.admin.pubkey(),
             args,
             &self.bids,
             &asks,
             &self.queue,
+            &self.underlying.underlying,
+        )
+    }
+
+    /// `create_underlying` 2 by the admin from these oracle accounts.
+    fn create_underlying(&self, primary: Pubkey, fallback: Option<Pubkey>) -> Instruction {
+        ix::create_underlying(
+            &self.admin.pubkey(),
+            underlying_args(2, oracle_config(&self.switchboard)),
             &primary,
             fallback,
         )
@@ -103,8 +112,15 @@ async fn create_market_records_params_and_formats_book_and_queue() {
         (1_000, 500)
     );
     assert_eq!((market.maker_fee_bps, market.taker_fee_bps), (-2, 5));
-    assert_eq!(market.primary_kind, OracleKind::Pyth as u8);
-    assert_eq!(market.fallback_feed, s.switchboard.to_bytes());
+    assert_eq!(market.underlying, s.underlying.underlying);
+    assert_eq!(market.underlying_index, 1);
+    let underlying = s.h.underlying_state(&s.underlying.underlying).await;
+    assert_eq!(underlying.oracle.primary_kind, OracleKind::Pyth as u8);
+    assert_eq!(underlying.oracle.fallback_feed, s.switchboard.to_bytes());
+    assert!(
+        underlying.prices.last_good_price().is_some(),
+        "priced at listing"
+    );
     assert_eq!(market.status(), MarketStatus::Active);
 
     for (account, side) in [(s.bids, Side::Bid), (s.asks, Side::Ask)] {
@@ -128,8 +144,7 @@ async fn create_market_records_params_and_formats_book_and_queue() {
         &bids,
         &asks,
         &queue,
-        &s.pyth,
-        Some(s.switchboard),
+        &s.underlying.underlying,
     );
     s.h.refused_with("create_market", &[again], &[&admin], REINIT_REFUSAL)
         .await;
@@ -146,8 +161,7 @@ async fn only_the_admin_creates_markets_with_valid_params() {
         &s.bids,
         &s.asks,
         &s.queue,
-        &s.pyth,
-        Some(s.switchboard),
+        &s.underlying.underlying,
     );
     s.h.refused(
         "create_market",
@@ -187,44 +201,85 @@ async fn only_the_admin_creates_markets_with_valid_params() {
 #[tokio::test]
 async fn oracle_accounts_must_be_the_configured_feeds_of_the_real_programs() {
     let mut s = Setup::new().await;
-    let args = s.args();
+    let refused = |code| error_code(code);
+    let admin = s.admin.insecure_clone();
 
     // A Pyth-shaped account owned by someone else.
     let impostor = Pubkey::new_unique();
     let mut fake = oracles::pyth_update(PYTH_FEED, 1, 0, 0, 0, 1);
     fake.owner = Pubkey::new_unique();
     s.h.chain.set_account(&impostor, fake);
-    let create = s.create_with(args, s.asks, impostor, Some(s.switchboard));
-    s.refused(create, error_code(KestrelError::OracleWrongOwner))
-        .await;
+    let cases = [
+        (
+            impostor,
+            Some(s.switchboard),
+            KestrelError::OracleWrongOwner,
+        ),
+        // A fallback configured but not passed.
+        (s.pyth, None, KestrelError::InvalidOracleConfig),
+    ];
+    for (primary, fallback, code) in cases {
+        let create = s.create_underlying(primary, fallback);
+        s.h.refused("create_underlying", &[create], &[&admin], refused(code))
+            .await;
+    }
 
     // A real Pyth update of another feed.
     let other_feed = Pubkey::new_unique();
     s.h.chain
         .set_account(&other_feed, oracles::pyth_update([9; 32], 1, 0, 0, 0, 1));
-    let create = s.create_with(args, s.asks, other_feed, Some(s.switchboard));
-    s.refused(create, error_code(KestrelError::OracleWrongFeed))
-        .await;
+    let create = s.create_underlying(other_feed, Some(s.switchboard));
+    s.h.refused(
+        "create_underlying",
+        &[create],
+        &[&admin],
+        refused(KestrelError::OracleWrongFeed),
+    )
+    .await;
 
     // A Switchboard feed other than the configured one.
     let other_switchboard = Pubkey::new_unique();
     s.h.chain
         .set_account(&other_switchboard, oracles::switchboard_feed(1, 0, 0, 1));
-    let create = s.create_with(args, s.asks, s.pyth, Some(other_switchboard));
-    s.refused(create, error_code(KestrelError::OracleWrongFeed))
-        .await;
+    let create = s.create_underlying(s.pyth, Some(other_switchboard));
+    s.h.refused(
+        "create_underlying",
+        &[create],
+        &[&admin],
+        refused(KestrelError::OracleWrongFeed),
+    )
+    .await;
 
-    // A fallback configured but not passed.
-    let create = s.create_with(args, s.asks, s.pyth, None);
-    s.refused(create, error_code(KestrelError::InvalidOracleConfig))
-        .await;
+    // Refresh checks the same: the configured feeds only.
+    let refresh = ix::refresh_underlying(&ix::UnderlyingAccounts {
+        primary_oracle: other_feed,
+        ..s.underlying
+    });
+    s.h.refused(
+        "refresh_underlying",
+        &[refresh],
+        &[],
+        refused(KestrelError::OracleWrongFeed),
+    )
+    .await;
+    let refresh = ix::refresh_underlying(&ix::UnderlyingAccounts {
+        fallback_oracle: None,
+        ..s.underlying
+    });
+    s.h.refused(
+        "refresh_underlying",
+        &[refresh],
+        &[],
+        refused(KestrelError::WrongOracleAccount),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn book_and_queue_accounts_must_be_distinct_and_sized() {
     let mut s = Setup::new().await;
     // One account as both sides: Anchor's `zero` refuses a repeated account.
-    let same = s.create_with(s.args(), s.bids, s.pyth, Some(s.switchboard));
+    let same = s.create_with(s.args(), s.bids);
     s.refused(same, error_code(AnchorErrorCode::ConstraintZero))
         .await;
     // An event-queue-sized account as the asks.
@@ -232,7 +287,7 @@ async fn book_and_queue_accounts_must_be_distinct_and_sized() {
         s.h.chain
             .create_owned_account(&kestrel::ID, ix::EVENT_QUEUE_ACCOUNT_LEN)
             .await;
-    let wrong_size = s.create_with(s.args(), small, s.pyth, Some(s.switchboard));
+    let wrong_size = s.create_with(s.args(), small);
     s.refused(wrong_size, error_code(KestrelError::InvalidMarketAccount))
         .await;
 }
@@ -246,20 +301,42 @@ async fn params_and_status_change_only_by_the_admin_and_only_validly() {
     let market = pda::market(&s.h.exchange, 0);
     let h = &mut s.h;
 
-    let mut tighter = market_params(&s.switchboard);
+    let mut tighter = perp_params();
     tighter.initial_margin_bps = 2_000;
-    tighter.oracle.fallback_kind = OracleKind::None;
-    tighter.oracle.fallback_feed = [0; 32];
-    let set = |params| ix::set_market_params(&admin.pubkey(), &market, params, &s.pyth, None);
+    let set = |params| ix::set_market_params(&admin.pubkey(), &market, params);
     h.ok("set_market_params", &[set(tighter)], &[&admin]).await;
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
+    assert_eq!(state.initial_margin_bps, 2_000);
+
+    // The underlying's oracle: the fallback dropped, by the admin only.
+    let mut primary_only = oracle_config(&s.switchboard);
+    primary_only.fallback_kind = OracleKind::None;
+    primary_only.fallback_feed = [0; 32];
+    let pyth_only = ix::UnderlyingAccounts {
+        fallback_oracle: None,
+        ..s.underlying
+    };
+    let mallory = h.user(0).await;
+    let by_mallory = ix::set_underlying_oracle(&mallory.pubkey(), &pyth_only, primary_only);
+    h.refused(
+        "set_underlying_oracle",
+        &[by_mallory],
+        &[&mallory.key],
+        error_code(KestrelError::NotAdmin),
+    )
+    .await;
+    let set_oracle = ix::set_underlying_oracle(&admin.pubkey(), &pyth_only, primary_only);
+    h.ok("set_underlying_oracle", &[set_oracle], &[&admin])
+        .await;
+    let underlying = h.underlying_state(&s.underlying.underlying).await;
+    assert_eq!(underlying.oracle.fallback_kind, OracleKind::None as u8);
     assert_eq!(
-        (state.initial_margin_bps, state.fallback_kind),
-        (2_000, OracleKind::None as u8)
+        underlying.prices.fallback,
+        Default::default(),
+        "a replaced feed starts a new record"
     );
 
-    let mallory = h.user(0).await;
-    let by_mallory = ix::set_market_params(&mallory.pubkey(), &market, tighter, &s.pyth, None);
+    let by_mallory = ix::set_market_params(&mallory.pubkey(), &market, tighter);
     h.refused(
         "set_market_params",
         &[by_mallory],

@@ -31,6 +31,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
         matches!(
             first.as_slice(),
             [
+                Step::CreateUnderlying { .. },
                 Step::CreateMarket { .. },
                 Step::CreateLookupTable,
                 Step::ExtendLookupTable { table: Some(_), .. }
@@ -44,15 +45,19 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let table = config.lookup_table_address().unwrap().expect("recorded");
     let stored = h.lookup_table(&table).await.unwrap().expect("created");
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
-    let (primary, fallback) = config.markets[0].oracle_accounts().unwrap();
+    let underlying = config
+        .underlying_of(&config.markets[0])
+        .unwrap()
+        .accounts()
+        .unwrap();
+    assert_eq!(underlying.underlying, state.underlying);
     let accounts = MarketAccounts {
         market_index: config.markets[0].index,
         market,
         bids: state.bids,
         asks: state.asks,
         event_queue: state.event_queue,
-        primary_oracle: primary,
-        fallback_oracle: fallback,
+        underlying,
     };
     assert_eq!(
         stored.addresses,
@@ -104,7 +109,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
             [Step::CreateMarket { .. }, Step::ExtendLookupTable { table: Some(t), addresses }]
                 if *t == table && addresses.len() == 4
         ),
-        "the market and its book accounts; the oracles are shared: {third:?}"
+        "the market and its book accounts; the underlying is shared: {third:?}"
     );
     assert_eq!(
         h.lookup_table(&table)

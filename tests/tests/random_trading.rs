@@ -185,7 +185,7 @@ async fn random_trading_keeps_every_invariant() {
                 honest.insert(oracle_price);
                 if rng.chance(20) {
                     // The primary goes stale: the fallback carries on.
-                    let pyth = market.primary_oracle;
+                    let pyth = market.underlying.primary_oracle;
                     h.set_pyth(&pyth, oracle_price * 100_000_000, 1_000_000, 100)
                         .await;
                 }
@@ -293,10 +293,10 @@ async fn random_trading_keeps_every_invariant() {
                 let fake = oracle_price * skew * 1_000_000 + 12_345_678;
                 let age = 1 + rng.below(120) as i64;
                 if rng.chance(70) {
-                    h.set_pyth(&market.primary_oracle, fake, 1_000_000, age)
+                    h.set_pyth(&market.underlying.primary_oracle, fake, 1_000_000, age)
                         .await;
                 } else {
-                    let sb = market.fallback_oracle.expect("a fallback");
+                    let sb = market.underlying.fallback_oracle.expect("a fallback");
                     h.set_switchboard(&sb, i128::from(fake) * 10i128.pow(10), age)
                         .await;
                 }
@@ -483,7 +483,7 @@ async fn random_trading_keeps_every_invariant() {
         }
         // The accepted price is always one the honest oracle published.
         let accepted = h
-            .market_state(&market.market)
+            .underlying_state(&market.underlying.underlying)
             .await
             .prices
             .last_good_price();

@@ -39,7 +39,7 @@ struct Risk {
     carol: User,
 }
 
-async fn setup_with(params: fn(&Pubkey) -> kestrel::state::MarketParams) -> Risk {
+async fn setup_with(params: fn(&Pubkey) -> MarketSetup) -> Risk {
     let mut h = Harness::new().await;
     let market = h.create_market(0, params).await;
     let alice = h.user(2_000 * ONE_TOKEN).await;
@@ -327,11 +327,10 @@ async fn a_gap_bankruptcy_is_covered_by_the_insurance_fund_whose_stakers_bear_it
     assert_eq!(t.h.exchange_state().await.insurance_shares, 0);
 }
 
-fn no_insurance_share(switchboard: &Pubkey) -> kestrel::state::MarketParams {
-    kestrel::state::MarketParams {
-        liquidation_insurance_share_bps: 0,
-        ..market_params(switchboard)
-    }
+fn no_insurance_share(switchboard: &Pubkey) -> MarketSetup {
+    let mut setup = market_params(switchboard);
+    setup.liquidation_insurance_share_bps = 0;
+    setup
 }
 
 #[tokio::test]

@@ -139,7 +139,10 @@ async fn pnl_is_realized_when_a_position_closes_after_an_oracle_move() {
     let mut t = crossed().await;
     t.h.crank(&t.market, 8).await;
     // The oracle moves to 160.
-    let (pyth, sb) = (t.market.primary_oracle, t.market.fallback_oracle.unwrap());
+    let (pyth, sb) = (
+        t.market.underlying.primary_oracle,
+        t.market.underlying.fallback_oracle.unwrap(),
+    );
     t.h.set_pyth(&pyth, 16_000_000_000, 1_000_000, 0).await;
     t.h.set_switchboard(&sb, 160 * 10i128.pow(18), 0).await;
     // Alice withdraws the rest of her ask, now below the band.
@@ -289,7 +292,7 @@ async fn unusable_oracles_are_refused_by_name() {
         .await;
     let alice = h.user(100 * ONE_TOKEN).await;
     h.deposit(&alice, 100 * ONE_TOKEN).await;
-    let pyth = market.primary_oracle;
+    let pyth = market.underlying.primary_oracle;
     let bid = order(BID, OrderType::Limit, 14_000, 1);
     // The update the market recorded at creation ages past 60 s.
     h.chain.advance_clock(61).await;
@@ -324,7 +327,10 @@ async fn unusable_oracles_are_refused_by_name() {
 #[tokio::test]
 async fn the_fallback_oracle_is_used_when_the_primary_is_stale() {
     let mut t = setup().await;
-    let (pyth, sb) = (t.market.primary_oracle, t.market.fallback_oracle.unwrap());
+    let (pyth, sb) = (
+        t.market.underlying.primary_oracle,
+        t.market.underlying.fallback_oracle.unwrap(),
+    );
     // Both current: the primary's 150 becomes the last good price.
     t.h.place(
         &t.alice,
@@ -344,8 +350,11 @@ async fn the_fallback_oracle_is_used_when_the_primary_is_stale() {
         order(BID, OrderType::Limit, 14_900, 10),
     )
     .await;
-    let market = t.h.market_state(&t.market.market).await;
-    assert_eq!(market.prices.last_good_source, 2, "the fallback was used");
+    let underlying = t.h.underlying_state(&t.market.underlying.underlying).await;
+    assert_eq!(
+        underlying.prices.last_good_source, 2,
+        "the fallback was used"
+    );
     // Both stale: new risk is refused with the primary's reason.
     t.h.chain.advance_clock(61).await;
     let alice = t_user(&t.alice);
@@ -372,7 +381,7 @@ async fn deviating_oracles_make_the_market_reduce_only() {
     let mut t = crossed().await;
     t.h.crank(&t.market, 8).await;
     // The fallback says 160, the primary 150: more than the 3% allowed.
-    let sb = t.market.fallback_oracle.unwrap();
+    let sb = t.market.underlying.fallback_oracle.unwrap();
     t.h.set_switchboard(&sb, 160 * 10i128.pow(18), 0).await;
     let bob = t_user(&t.bob);
     refused_order(
@@ -477,7 +486,10 @@ async fn fills_happen_only_inside_the_price_band() {
         .await;
     // The oracle rises to 160 (band 15,200..=16,800): Alice's ask at 15,000
     // is stale. Bob's buy takes it off the book and fills at 15,750 behind it.
-    let (pyth, sb) = (t.market.primary_oracle, t.market.fallback_oracle.unwrap());
+    let (pyth, sb) = (
+        t.market.underlying.primary_oracle,
+        t.market.underlying.fallback_oracle.unwrap(),
+    );
     t.h.set_pyth(&pyth, 16_000_000_000, 1_000_000, 0).await;
     t.h.set_switchboard(&sb, 160 * 10i128.pow(18), 0).await;
     t.h.place(

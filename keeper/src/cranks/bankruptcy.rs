@@ -14,7 +14,7 @@ pub(super) async fn run(
 ) -> Result<(), ChainError> {
     let accounts = chain.margin_accounts().await?;
     for (address, account) in accounts {
-        let bankrupt = account.collateral < 0 && account.positions.iter().all(|p| p.in_use == 0);
+        let bankrupt = account.collateral < 0 && account.active_positions().next().is_none();
         if !bankrupt {
             continue;
         }

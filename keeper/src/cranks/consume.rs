@@ -60,8 +60,11 @@ mod tests {
             bids: Pubkey::new_unique(),
             asks: Pubkey::new_unique(),
             event_queue: Pubkey::new_unique(),
-            primary_oracle: Pubkey::new_unique(),
-            fallback_oracle: None,
+            underlying: ix::UnderlyingAccounts {
+                underlying: Pubkey::new_unique(),
+                primary_oracle: Pubkey::new_unique(),
+                fallback_oracle: None,
+            },
         };
         let makers: Vec<Pubkey> = (0..makers).map(|_| Pubkey::new_unique()).collect();
         let instructions = [
@@ -88,8 +91,11 @@ mod tests {
             bids: Pubkey::new_unique(),
             asks: Pubkey::new_unique(),
             event_queue: Pubkey::new_unique(),
-            primary_oracle: Pubkey::new_unique(),
-            fallback_oracle: None,
+            underlying: ix::UnderlyingAccounts {
+                underlying: Pubkey::new_unique(),
+                primary_oracle: Pubkey::new_unique(),
+                fallback_oracle: None,
+            },
         };
         let makers: Vec<Pubkey> = (0..MAX_MAKERS_PER_CRANK)
             .map(|_| Pubkey::new_unique())

@@ -1,6 +1,9 @@
 //! Update funding once the market's last update is `funding_interval_seconds`
 //! old. Funding accrues pro rata to the time elapsed, so the interval sets
-//! how fresh the indexes are, not how much is paid.
+//! how fresh the indexes are, not how much is paid. It reads the
+//! underlying's stored price, which the cycle's refresh crank has just
+//! brought up to date (and which is refreshed in the same transaction should
+//! it be about to lapse).
 use kestrel_sdk::client::{Chain, ChainError};
 use kestrel_sdk::ix::{self, MarketAccounts};
 use kestrel_sdk::Operation;
@@ -28,10 +31,10 @@ pub(super) async fn run(
         return Ok(());
     }
     let what = format!("update funding in market {}", market.market_index);
-    if keeper
-        .send(chain, &what, &[ix::update_funding(market)], &[], report)
-        .await?
-    {
+    let update = keeper
+        .refreshed(chain, market, vec![ix::update_funding(market)])
+        .await?;
+    if keeper.send(chain, &what, &update, &[], report).await? {
         report.funding_updates += 1;
     }
     Ok(())

@@ -28,21 +28,22 @@ pub(super) struct Scan {
     pub unconfigured: Vec<(Pubkey, u16)>,
 }
 
-/// Values every account with a position. One whose oracle the program would
-/// refuse is skipped: `liquidate` would refuse it too until the feed recovers.
+/// Values every account with a position, each underlying's price as the
+/// program will read it (refreshed first where the stored one lapses). One
+/// whose price the program would refuse is skipped: `liquidate` would refuse
+/// it too until the feed recovers.
 pub(super) fn scan(
     accounts: &[(Pubkey, MarginAccount)],
     snapshots: &[MarketSnapshot],
-    quote_decimals: u8,
     now: i64,
     slot: u64,
 ) -> Scan {
     let mut scan = Scan::default();
     for (address, account) in accounts {
-        if account.positions.iter().all(|p| p.in_use == 0) {
+        if account.active_positions().next().is_none() {
             continue;
         }
-        match health::preview(account, snapshots, quote_decimals, now, slot) {
+        match health::preview(account, snapshots, now, slot) {
             Ok(h) if h.maintenance < 0 => scan.liquidatable.push((*address, h.maintenance)),
             Ok(_) => {}
             Err(PreviewError::MissingMarket(market_index)) => {
@@ -78,13 +79,7 @@ pub(super) async fn run(
     let Scan {
         liquidatable: candidates,
         unconfigured,
-    } = scan(
-        &accounts,
-        &snapshots,
-        exchange.collateral_decimals,
-        clock.unix_timestamp,
-        clock.slot,
-    );
+    } = scan(&accounts, &snapshots, clock.unix_timestamp, clock.slot);
     report.liquidatable = candidates.iter().map(|(a, _)| *a).collect();
     report
         .unconfigured
@@ -106,10 +101,9 @@ pub(super) async fn run(
             continue;
         };
         let markets: Vec<u16> = account
-            .positions
-            .iter()
-            .filter(|p| p.in_use != 0 && p.base_lots != 0)
-            .map(|p| p.market_index)
+            .active_positions()
+            .filter(|(_, p)| p.base_lots != 0)
+            .map(|(_, p)| p.market_index)
             .collect();
         for market_index in markets {
             let Some(market) = keeper.market(market_index) else {
@@ -129,11 +123,12 @@ pub(super) async fn run(
                 market,
             );
             let what = format!("liquidate {address} in market {market_index}");
+            let instructions = keeper.refreshed(chain, market, vec![instruction]).await?;
             let landed = keeper
                 .send(
                     chain,
                     &what,
-                    &[instruction],
+                    &instructions,
                     &[&liquidator.authority],
                     report,
                 )
@@ -152,14 +147,8 @@ pub(super) async fn run(
                     base_lots_after: after,
                 });
             }
-            let healthy = health::preview(
-                &account,
-                &snapshots,
-                exchange.collateral_decimals,
-                clock.unix_timestamp,
-                clock.slot,
-            )
-            .is_ok_and(|h| h.maintenance >= 0);
+            let healthy = health::preview(&account, &snapshots, clock.unix_timestamp, clock.slot)
+                .is_ok_and(|h| h.maintenance >= 0);
             if healthy {
                 break;
             }

@@ -5,13 +5,14 @@ mod bankruptcy;
 mod consume;
 mod funding;
 mod liquidation;
+mod refresh;
 mod unwind;
 
 use std::sync::{Arc, RwLock};
 
 use kestrel::error::KestrelError;
 use kestrel_sdk::client::{Chain, ChainError, FetchError, SendError};
-use kestrel_sdk::ix::MarketAccounts;
+use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::lookup_table::AddressLookupTableAccount;
 use kestrel_sdk::Pubkey;
 use solana_sdk::signature::Keypair;
@@ -20,6 +21,7 @@ use crate::metrics::Metrics;
 
 pub use consume::MAX_MAKERS_PER_CRANK;
 pub use liquidation::Liquidation;
+pub use refresh::{refresh_reason, RefreshReason};
 pub use unwind::{unwind_limit, Unwind, UNWIND_CLIENT_ORDER_ID};
 
 /// The keeper's own margin account: it takes over liquidated positions (and
@@ -61,6 +63,8 @@ pub struct Keeper {
 /// What one cycle did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CycleReport {
+    /// `refresh_underlying` transactions landed.
+    pub underlying_refreshes: u64,
     pub events_consumed: u64,
     pub funding_updates: u64,
     pub liquidations: Vec<Liquidation>,
@@ -152,16 +156,19 @@ impl Keeper {
         self.tables.read().expect("not poisoned").clone()
     }
 
-    /// One pass over every job: consume events, update funding that is due,
-    /// liquidate accounts under maintenance health (largest shortfall
-    /// first), unwind what the liquidator took over, settle bankruptcies. Returns an error only when the chain
-    /// cannot be read; refused transactions are in the report.
+    /// One pass over every job: refresh the underlyings' stored prices
+    /// (trading, liquidation and funding read them), consume events, update
+    /// funding that is due, liquidate accounts under maintenance health
+    /// (largest shortfall first), unwind what the liquidator took over,
+    /// settle bankruptcies. Returns an error only when the chain cannot be
+    /// read; refused transactions are in the report.
     pub async fn run_cycle(&self, chain: &mut impl Chain) -> Result<CycleReport, ChainError> {
         let mut report = CycleReport::default();
         let clock = chain.clock().await?;
         let now = clock.unix_timestamp;
         self.refresh_lookup_table(chain, clock.slot, &mut report)
             .await?;
+        refresh::run(self, chain, clock, &mut report).await?;
         for market in &self.markets {
             consume::run(self, chain, market, now, &mut report).await?;
             funding::run(self, chain, market, now, &mut report).await?;
@@ -215,5 +222,35 @@ impl Keeper {
 
     fn market(&self, market_index: u16) -> Option<&MarketAccounts> {
         self.markets.iter().find(|m| m.market_index == market_index)
+    }
+
+    /// The underlyings of the configured markets, each once, in the
+    /// markets' order (with the oracle accounts of the first market on it).
+    pub fn underlyings(&self) -> Vec<UnderlyingAccounts> {
+        let mut underlyings: Vec<UnderlyingAccounts> = Vec::new();
+        for market in &self.markets {
+            if !underlyings
+                .iter()
+                .any(|u| u.underlying == market.underlying.underlying)
+            {
+                underlyings.push(market.underlying);
+            }
+        }
+        underlyings
+    }
+
+    /// `instructions` for `market`, after a `refresh_underlying` when the
+    /// stored price would lapse before they land (the cycle's refresh ran
+    /// first, but a long cycle can outlast a price).
+    async fn refreshed(
+        &self,
+        chain: &mut impl Chain,
+        market: &MarketAccounts,
+        instructions: Vec<solana_sdk::instruction::Instruction>,
+    ) -> Result<Vec<solana_sdk::instruction::Instruction>, ChainError> {
+        chain
+            .refreshed(market, instructions)
+            .await
+            .map_err(|e| ChainError(e.to_string()))
     }
 }

@@ -45,10 +45,9 @@ pub fn unwind_limit(oracle_ticks: I80F48, side: OrderSide, slippage_bps: u32) ->
 /// (market, base lots) of every open position.
 fn held_positions(account: &kestrel_sdk::MarginAccount) -> Vec<(u16, i64)> {
     account
-        .positions
-        .iter()
-        .filter(|p| p.in_use != 0 && p.base_lots != 0)
-        .map(|p| (p.market_index, p.base_lots))
+        .active_positions()
+        .filter(|(_, p)| p.base_lots != 0)
+        .map(|(_, p)| (p.market_index, p.base_lots))
         .collect()
 }
 
@@ -77,11 +76,9 @@ pub(super) async fn run(
         return Ok(());
     }
     // Every order's health check names all of the account's markets.
-    if let Some(missing) = account
-        .positions
-        .iter()
-        .filter(|p| p.in_use != 0)
-        .find(|p| keeper.market(p.market_index).is_none())
+    if let Some((_, missing)) = account
+        .active_positions()
+        .find(|(_, p)| keeper.market(p.market_index).is_none())
     {
         report.unconfigured.push(format!(
             "the liquidator holds market {}: it cannot unwind",
@@ -98,11 +95,9 @@ pub(super) async fn run(
             .fetch_market(market)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
-        let priced = view.snapshot.oracle_ticks_and_band(
-            exchange.collateral_decimals,
-            clock.unix_timestamp,
-            clock.slot,
-        );
+        let priced = view
+            .snapshot
+            .oracle_ticks_and_band(clock.unix_timestamp, clock.slot);
         let (oracle_ticks, band) = match priced {
             Ok(priced) => priced,
             Err(e) => {
@@ -150,8 +145,9 @@ pub(super) async fn run(
             health,
         );
         let what = format!("unwind {base_lots} lots in market {market_index}");
+        let place = keeper.refreshed(chain, market, vec![place]).await?;
         if !keeper
-            .send(chain, &what, &[place], &[&liquidator.authority], report)
+            .send(chain, &what, &place, &[&liquidator.authority], report)
             .await?
         {
             continue;

@@ -164,6 +164,18 @@ pub enum KestrelError {
     Unreachable,
     #[msg("the unstake request lapsed: its redemption window has passed, request again")]
     UnstakeRequestExpired,
+    #[msg("invalid future parameters: expiry beyond the settlement window, windows above zero, basis within the band")]
+    InvalidFutureParams,
+    #[msg("the market has expired: it no longer trades, it settles")]
+    MarketExpired,
+    #[msg("the market has not expired yet")]
+    MarketNotExpired,
+    #[msg("this instruction is for another kind of market")]
+    WrongMarketKind,
+    #[msg("the market is delisted: funding stopped, it settles at its expiry")]
+    MarketDelisted,
+    #[msg("the settlement window is not open")]
+    OutsideSettlementWindow,
 }
 
 impl From<crate::engine::EngineError> for KestrelError {
@@ -181,6 +193,21 @@ impl From<crate::engine::EngineError> for KestrelError {
             E::Overflow => KestrelError::MathOverflow,
             // Unique sequence numbers and validated slabs make these internal.
             E::DuplicateOrderId | E::BadLayout => KestrelError::AccountingMismatch,
+        }
+    }
+}
+
+impl From<crate::engine::future::FutureError> for KestrelError {
+    fn from(error: crate::engine::future::FutureError) -> Self {
+        use crate::engine::future::FutureError as E;
+        match error {
+            E::Overflow => KestrelError::MathOverflow,
+            E::InvalidPrice => KestrelError::OracleNonPositivePrice,
+            E::InvalidParameter => KestrelError::InvalidFutureParams,
+            E::WindowClosed => KestrelError::OutsideSettlementWindow,
+            // The program samples only inside the window and settles only
+            // with a sample.
+            E::SampleOutOfOrder | E::NoSamples => KestrelError::Unreachable,
         }
     }
 }

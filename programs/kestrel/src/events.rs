@@ -70,6 +70,45 @@ pub struct MarketCreated {
 }
 
 #[event]
+pub struct UnderlyingCreated {
+    pub underlying: Pubkey,
+    pub underlying_index: u16,
+    pub name: [u8; 16],
+}
+
+#[event]
+pub struct UnderlyingOracleSet {
+    pub underlying: Pubkey,
+}
+
+#[event]
+pub struct MarketDelisted {
+    pub market: Pubkey,
+    /// When it settles: the end of its settlement window.
+    pub expiry: i64,
+}
+
+#[event]
+pub struct MarketSettled {
+    pub market: Pubkey,
+    /// The settlement price, native quote per native base (I80F48 bits).
+    pub settlement_price_bits: i128,
+    /// Samples of the settlement window (0: none came, the underlying's
+    /// price at settlement was used).
+    pub samples: u32,
+}
+
+#[event]
+pub struct PositionSettled {
+    pub market: Pubkey,
+    pub margin_account: Pubkey,
+    pub base_lots: i64,
+    /// What the position was worth at the settlement price (native quote).
+    pub value_native: i64,
+    pub orders_cancelled: u8,
+}
+
+#[event]
 pub struct MarketParamsSet {
     pub market: Pubkey,
 }

@@ -9,14 +9,14 @@ use anchor_lang::prelude::*;
 pub mod engine;
 pub mod error;
 pub mod events;
-pub mod health;
 pub mod instructions;
 pub mod oracle;
+pub mod portfolio;
 pub mod state;
 pub mod units;
 
 use instructions::*;
-use state::{MarketParams, MarketStatus};
+use state::{FutureParams, MarketParams, MarketStatus, OracleConfig};
 
 declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
 
@@ -68,8 +68,50 @@ pub mod kestrel {
         instructions::create_market(ctx, args)
     }
 
+    pub fn create_underlying(
+        ctx: Context<CreateUnderlying>,
+        args: CreateUnderlyingArgs,
+    ) -> Result<()> {
+        instructions::create_underlying(ctx, args)
+    }
+
+    pub fn set_underlying_oracle(
+        ctx: Context<SetUnderlyingOracle>,
+        config: OracleConfig,
+    ) -> Result<()> {
+        instructions::set_underlying_oracle(ctx, config)
+    }
+
+    pub fn refresh_underlying(ctx: Context<RefreshUnderlying>) -> Result<()> {
+        instructions::refresh_underlying(ctx)
+    }
+
     pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) -> Result<()> {
         instructions::set_market_params(ctx, params)
+    }
+
+    pub fn create_future_market(
+        ctx: Context<CreateMarket>,
+        args: CreateMarketArgs,
+        future: FutureParams,
+    ) -> Result<()> {
+        instructions::create_future_market(ctx, args, future)
+    }
+
+    pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32) -> Result<()> {
+        instructions::delist_market(ctx, settlement_window_seconds)
+    }
+
+    pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
+        instructions::update_basis(ctx)
+    }
+
+    pub fn sample_settlement(ctx: Context<SampleSettlement>) -> Result<()> {
+        instructions::sample_settlement(ctx)
+    }
+
+    pub fn settle_expired(ctx: Context<SettleExpired>) -> Result<()> {
+        instructions::settle_expired(ctx)
     }
 
     pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) -> Result<()> {

@@ -4,15 +4,17 @@
 //! the fees are swept; the program refuses what it must. Then ([`risk`]) alice
 //! stakes in the insurance fund, dave opens a 10x long, the book quotes above
 //! the oracle so longs pay funding, and the oracle falls until dave is
-//! liquidatable, with the keeper's crankers cycling after every step. The
-//! report ends with the vault reconciled against every margin account and
-//! the market.
+//! liquidatable, with the keeper's crankers cycling after every step (the
+//! first of them refreshes the underlying, whose stored price trading,
+//! liquidation and funding read). The report ends with the vault reconciled
+//! against every margin account and the market.
 mod risk;
 
 use std::fmt::Write as _;
 
 use kestrel::state::PauseFlags;
 use kestrel_keeper::audit;
+use kestrel_sdk::client::Chain;
 use kestrel_sdk::{decode, errors, ix, pda, Pubkey};
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::signature::Keypair;
@@ -42,6 +44,8 @@ pub struct Report {
     /// The keeper's liquidations, as `name: before -> after lots in market N`.
     pub liquidations: Vec<String>,
     pub funding_updates: u64,
+    /// The keeper's `refresh_underlying` transactions.
+    pub underlying_refreshes: u64,
     pub refusals: Vec<String>,
     /// Steps the first and the second application of the migrations took.
     pub migration_steps: [usize; 2],
@@ -83,7 +87,12 @@ impl Demo {
     }
 
     async fn expect_ok(&mut self, what: &str, instruction: Instruction, signer: &Keypair) {
-        let outcome = self.chain.send(&[instruction], &[signer]).await;
+        self.expect_all_ok(what, &[instruction], signer).await;
+    }
+
+    /// Sends `instructions` in one transaction, which must land.
+    async fn expect_all_ok(&mut self, what: &str, instructions: &[Instruction], signer: &Keypair) {
+        let outcome = self.chain.send(instructions, &[signer]).await;
         if let Err(err) = outcome.result {
             panic!(
                 "demo step `{what}` failed: {err:?}\n{}",
@@ -272,18 +281,14 @@ async fn trade(demo: &mut Demo, config: &kestrel_migrations::Config) {
     use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
     let entry = &config.markets[0];
     let address = pda::market(&pda::exchange(), entry.index);
-    let state = decode::market(&demo.chain.account(&address).await.expect("market 0").data)
-        .expect("a Kestrel market");
-    let (primary_oracle, fallback_oracle) = entry.oracle_accounts().expect("validated");
-    let market = ix::MarketAccounts {
-        market_index: entry.index,
-        market: address,
-        bids: state.bids,
-        asks: state.asks,
-        event_queue: state.event_queue,
-        primary_oracle,
-        fallback_oracle,
-    };
+    let underlying = config.underlying_of(entry).expect("validated");
+    let (primary_oracle, fallback_oracle) = underlying.oracle_accounts().expect("validated");
+    let market = demo
+        .chain
+        .market_accounts(entry.index, primary_oracle, fallback_oracle)
+        .await
+        .expect("market 0 and its underlying exist");
+    assert_eq!(market.underlying.underlying, underlying.address());
     demo.market = Some(market);
     // 150.00 USDC per SOL is 15,000 ticks; a base lot is 0.01 SOL.
     let order = |side, order_type, price, quantity| PlaceOrderArgs {
@@ -344,7 +349,7 @@ async fn trade(demo: &mut Demo, config: &kestrel_migrations::Config) {
 }
 
 /// Pyth and Switchboard accounts at 150 quote per base where `config` says
-/// the markets read their feeds, published at unix time `now`.
+/// the underlyings read their feeds, published at unix time `now`.
 pub fn write_oracle_fixtures(
     chain: &mut LocalChain,
     config: &kestrel_migrations::Config,
@@ -353,7 +358,9 @@ pub fn write_oracle_fixtures(
     publish_oracle_price(chain, config, now, 150);
 }
 
-/// Both feeds of every market at `price` whole quote per base, published at `now`.
+/// Both feeds of every underlying at `price` whole quote per base, published
+/// at `now`. The markets see it once the underlying is refreshed
+/// (`refresh_underlying`: the keeper's first crank every cycle).
 pub fn publish_oracle_price(
     chain: &mut LocalChain,
     config: &kestrel_migrations::Config,
@@ -361,9 +368,9 @@ pub fn publish_oracle_price(
     price: i64,
 ) {
     use kestrel::state::OracleKind;
-    for market in &config.markets {
-        let oracle = market.params().expect("validated").oracle;
-        let (primary, fallback) = market.oracle_accounts().expect("validated");
+    for underlying in &config.underlyings {
+        let oracle = underlying.oracle_config().expect("validated");
+        let (primary, fallback) = underlying.oracle_accounts().expect("validated");
         let feeds = [
             (oracle.primary_kind, oracle.primary_feed, Some(primary)),
             (oracle.fallback_kind, oracle.fallback_feed, fallback),
@@ -409,7 +416,7 @@ async fn report(mut demo: Demo) -> Report {
             Some(account) => {
                 let state =
                     decode::margin_account(&account.data).expect("a Kestrel margin account");
-                for p in state.positions.iter().filter(|p| p.in_use != 0) {
+                for (_, p) in state.active_positions() {
                     let _ = writeln!(
                         positions,
                         "  {name:<8} market {}: {:+} lots (0.01 SOL), entry quote {}, realized {}, fees {}, funding paid {}",
@@ -507,12 +514,13 @@ async fn report(mut demo: Demo) -> Report {
     );
     let _ = writeln!(
         text,
-        "Keeper     {} cycles, {} events consumed, {} races, {} refusals, {} bankruptcies",
+        "Keeper     {} cycles, {} events consumed, {} races, {} refusals, {} bankruptcies, {} underlying refreshes",
         k.cycles,
         k.events_consumed,
         k.races,
         k.failures.len(),
-        k.bankruptcies
+        k.bankruptcies,
+        k.underlying_refreshes
     );
     let held = audit.holds() && k.failures.is_empty();
     let _ = writeln!(
@@ -540,6 +548,7 @@ async fn report(mut demo: Demo) -> Report {
         conservation_held: held,
         liquidations: demo.keeper.liquidations.clone(),
         funding_updates: demo.keeper.funding_updates,
+        underlying_refreshes: demo.keeper.underlying_refreshes,
         refusals: demo.refusals,
         migration_steps: demo.migration_steps,
     }

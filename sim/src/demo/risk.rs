@@ -23,6 +23,7 @@ const STEP_SECONDS: i64 = 120;
 #[derive(Default)]
 pub struct KeeperTally {
     pub cycles: usize,
+    pub underlying_refreshes: u64,
     /// Fills cranked before the keeper started (the walk-through's own crank).
     pub fills_before: u64,
     pub fills_seen: u64,
@@ -38,6 +39,7 @@ pub struct KeeperTally {
 impl KeeperTally {
     fn add(&mut self, report: &CycleReport, names: &dyn Fn(&kestrel_sdk::Pubkey) -> String) {
         self.cycles += 1;
+        self.underlying_refreshes += report.underlying_refreshes;
         self.events_consumed += report.events_consumed;
         self.funding_updates += report.funding_updates;
         self.races += report.races;
@@ -107,7 +109,13 @@ impl Demo {
         let health = ix::health_accounts(&account, Some(market.market_index), &[market]);
         let args = ix::order_args(side, kind, price, lots, 0);
         let place = ix::place_order(&key.pubkey(), &t.margin_account, &market, args, health);
-        self.expect_ok("place_order", place, &key).await;
+        // The underlying's stored price first, should it be about to lapse.
+        let place = self
+            .chain
+            .refreshed(&market, vec![place])
+            .await
+            .expect("the market's underlying");
+        self.expect_all_ok("place_order", &place, &key).await;
     }
 
     /// Fills waiting in the queue (the keeper is about to consume them).
@@ -150,19 +158,16 @@ impl Demo {
             .margin_account(&address)
             .await
             .expect("margin account");
-        let view = self.chain.fetch_market(&market).await.expect("market");
-        let exchange = self.chain.exchange().await.expect("exchange");
+        let snapshot = self.chain.market_snapshot(&market).await.expect("market");
         let clock = Chain::clock(&mut self.chain).await.expect("clock");
-        health::preview(
-            &account,
-            &[view.snapshot],
-            exchange.collateral_decimals,
-            clock.unix_timestamp,
-            clock.slot,
-        )
-        .expect("health of a trader in a configured market")
+        // At the price the program would read now: the stored one, or the
+        // feeds' newest where it has lapsed.
+        health::preview(&account, &[snapshot], clock.unix_timestamp, clock.slot)
+            .expect("health of a trader in a configured market")
     }
 
+    /// Moves the clock and publishes `price` on both feeds; the markets see
+    /// it once the underlying is refreshed (the keeper's next cycle does).
     async fn advance_and_publish(&mut self, seconds: i64, price: i64) {
         self.chain.advance_clock(seconds).await;
         let now = self.chain.clock().await.unix_timestamp;
@@ -220,10 +225,12 @@ pub(super) async fn run(demo: &mut Demo) {
     // Half an hour at a 152 mark: the first funding update.
     demo.advance_and_publish(1_800, ORACLE_PATH[0]).await;
     let report = demo.keeper_cycle(&keeper).await;
-    demo.progress("30 minutes later the keeper cranks the fills and updates funding");
+    demo.progress(
+        "30 minutes later the keeper refreshes SOL's price, cranks the fills and updates funding",
+    );
     println!(
-        "      keeper: {} events consumed, {} funding update",
-        report.events_consumed, report.funding_updates
+        "      keeper: {} underlying refresh, {} events consumed, {} funding update",
+        report.underlying_refreshes, report.events_consumed, report.funding_updates
     );
 
     demo.progress(

@@ -64,6 +64,12 @@ pub enum BestLive {
     OnlyExpired,
 }
 
+/// Whether a side holds no order, read without borrowing the slab mutably.
+pub fn side_is_empty(data: &[u8]) -> Result<bool, EngineError> {
+    let (header, _, _) = read_only(data)?;
+    Ok(header.root == NIL)
+}
+
 /// The best price among the first `max_orders` orders of a side (in priority
 /// order) that have not expired at `now`, read without borrowing the slab
 /// mutably.

@@ -138,7 +138,7 @@ fn clamp_to_band(value: I80F48, band: I80F48) -> Result<I80F48, FutureError> {
 /// `[first_time, expiry]`, and the program can require a minimum
 /// [`coverage_seconds`](Self::coverage_seconds) before settling.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SettlementTwap {
     /// Σ price × seconds held over `[first_time, last_time]` (I80F48 parts):
     /// kept exact so the only rounding is the final division.
@@ -281,7 +281,7 @@ impl SettlementTwap {
 /// oracle. The mark is `oracle + basis`, with the basis fading to zero over
 /// the last `convergence_seconds` before expiry.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct BasisEstimate {
     /// The averaged basis (I80F48 parts), native quote per native base.
     pub basis: [u64; 2],

@@ -5,9 +5,8 @@ use crate::engine::liquidation::Liquidation;
 use crate::engine::risk::HealthKind;
 use crate::error::KestrelError;
 use crate::events::Liquidated;
-use crate::health;
 use crate::instructions::cancel_order::{cancel_slot, load_book};
-use crate::oracle;
+use crate::portfolio::{self, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices};
 use crate::state::*;
 use crate::units::{BaseLots, NativeUnits};
 
@@ -20,7 +19,8 @@ use crate::units::{BaseLots, NativeUnits};
 /// insurance fund its share of the fee and must meet initial health after.
 ///
 /// Remaining accounts: the health accounts of the liquidatee's other
-/// positions, then those of the liquidator's (see `health.rs`).
+/// positions, then those of the liquidator's (see `portfolio.rs`; the
+/// market's underlying is named, so neither list repeats it).
 #[derive(Accounts)]
 pub struct Liquidate<'info> {
     /// The liquidator account's owner or delegate.
@@ -39,16 +39,15 @@ pub struct Liquidate<'info> {
         has_one = exchange @ KestrelError::WrongExchange,
         has_one = bids @ KestrelError::WrongMarketAccounts,
         has_one = asks @ KestrelError::WrongMarketAccounts,
+        has_one = underlying @ KestrelError::WrongMarketAccounts,
     )]
     pub market: AccountLoader<'info, Market>,
     #[account(mut)]
     pub bids: AccountLoader<'info, BookSideAccount>,
     #[account(mut)]
     pub asks: AccountLoader<'info, BookSideAccount>,
-    /// CHECK: checked by `oracle::market_price` against the market's config.
-    pub primary_oracle: UncheckedAccount<'info>,
-    /// CHECK: as `primary_oracle`; required when the market has a fallback.
-    pub fallback_oracle: Option<UncheckedAccount<'info>>,
+    /// Read only: its stored price must be fresh (`refresh_underlying`).
+    pub underlying: AccountLoader<'info, Underlying>,
     #[account(mut)]
     pub collateral_vault: Account<'info, TokenAccount>,
     #[account(mut)]
@@ -78,12 +77,12 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             KestrelError::CannotLiquidateSelf
         );
     }
-    let (bump, quote_decimals) = {
+    let bump = {
         let exchange = accounts.exchange.load()?;
         exchange
             .pause_flags()
             .ensure_running(Operation::Liquidation)?;
-        (exchange.bump, exchange.collateral_decimals)
+        exchange.bump
     };
     let exchange_key = accounts.exchange.key();
     let clock = Clock::get()?;
@@ -91,40 +90,45 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
 
     let mut market = accounts.market.load_mut()?;
     require!(
-        market.status() != MarketStatus::Closed,
+        !matches!(
+            market.status(),
+            MarketStatus::Closed | MarketStatus::Settled
+        ),
         KestrelError::MarketNotTrading
     );
-    let reading = oracle::market_price(
-        &market,
-        quote_decimals,
-        &accounts.primary_oracle,
-        accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
-        &clock,
-    )?;
-    market.prices = reading.records;
-    let price = reading.price()?;
+    let known = [UnderlyingEntry {
+        key: accounts.underlying.key(),
+        prices: UnderlyingPrices::of(
+            &*accounts.underlying.load()?,
+            clock.unix_timestamp,
+            clock.slot,
+        ),
+    }];
+    // Past its expiry a market settles instead.
+    require!(
+        !market.is_expired(clock.unix_timestamp),
+        KestrelError::MarketExpired
+    );
+    let price = MarketRisk::from(&*market).mark_price(&known[0].prices, clock.unix_timestamp)?;
     let market_index = market.market_index;
     let mut liquidatee = accounts.liquidatee.load_mut()?;
-    let mut remaining = ctx.remaining_accounts.iter();
-    let mut exposures = health::other_exposures(
+    let mut retriever = RemainingAccounts::new(ctx.remaining_accounts.iter(), exchange_key, &clock);
+    let mut others = portfolio::from_remaining_accounts(
         &liquidatee,
         Some(market_index),
-        &exchange_key,
-        quote_decimals,
-        &mut remaining,
-        &clock,
+        &known,
+        &mut retriever,
     )?;
-    let others = exposures.len();
     let position = liquidatee
         .position(market_index)
         .copied()
         .ok_or(KestrelError::NothingToLiquidate)?;
-    exposures.push(health::exposure(&position, &market, price)?);
+    others.push(&position, &MarketRisk::from(&*market))?;
     require!(
-        health::health(liquidatee.collateral, &exposures, HealthKind::Maintenance)? < 0,
+        others.health(liquidatee.collateral, HealthKind::Maintenance)? < 0,
         KestrelError::NotLiquidatable
     );
-    exposures.truncate(others);
+    others.pop();
 
     // Funding first, then the account's orders in this market.
     liquidatee.settle_funding(&mut market)?;
@@ -134,12 +138,13 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         let mut book = load_book(&mut bids, &mut asks)?;
         let owner = accounts.liquidatee.key().to_bytes();
         let mut cancelled = 0u8;
-        for slot in 0..MAX_OPEN_ORDERS {
-            let order = liquidatee.open_orders[slot];
-            if order.in_use != 0
-                && order.market_index == market_index
-                && cancel_slot(&mut liquidatee, &mut book, &owner, slot)?
-            {
+        let slots: Vec<usize> = liquidatee
+            .active_orders()
+            .filter(|(_, order)| order.market_index == market_index)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in slots {
+            if cancel_slot(&mut liquidatee, &mut book, &owner, slot)? {
                 cancelled += 1;
             }
         }
@@ -156,11 +161,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     );
 
     let plan = Liquidation {
-        rest_of_account: health::health(
-            liquidatee.collateral,
-            &exposures,
-            HealthKind::LiquidationEnd,
-        )?,
+        rest_of_account: others.health(liquidatee.collateral, HealthKind::LiquidationEnd)?,
         position: position.position(),
         price_per_lot: market.price_per_lot(price)?,
         initial_margin_bps: market.initial_margin_bps,
@@ -201,19 +202,17 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         )?;
         liquidator.release_position_if_empty(market_index);
 
-        let mut liquidator_exposures = health::other_exposures(
+        let mut liquidator_portfolio = portfolio::from_remaining_accounts(
             &liquidator,
             Some(market_index),
-            &exchange_key,
-            quote_decimals,
-            &mut remaining,
-            &clock,
+            &known,
+            &mut retriever,
         )?;
         if let Some(taken) = liquidator.position(market_index) {
-            liquidator_exposures.push(health::exposure(taken, &market, price)?);
+            liquidator_portfolio.push(taken, &MarketRisk::from(&*market))?;
         }
         require!(
-            health::initial_health(liquidator.collateral, &liquidator_exposures)? >= 0,
+            liquidator_portfolio.initial_health(liquidator.collateral)? >= 0,
             KestrelError::InsufficientHealth
         );
     }

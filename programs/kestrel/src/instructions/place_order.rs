@@ -5,8 +5,7 @@ use crate::engine::perp;
 use crate::engine::risk::HealthKind;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
 use crate::error::KestrelError;
-use crate::health;
-use crate::oracle;
+use crate::portfolio::{self, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices};
 use crate::state::*;
 use crate::units::{BaseLots, Ticks};
 
@@ -90,7 +89,7 @@ impl From<SelfTradeBehavior> for engine::SelfTradeBehavior {
 /// Places an order for the margin account's owner or delegate. The taker side
 /// settles here; makers settle when `consume_events` applies their fills.
 /// Remaining accounts: the health accounts of the account's other positions
-/// (see `health.rs`).
+/// (see `portfolio.rs`; the market's underlying is named, so not repeated).
 #[derive(Accounts)]
 pub struct PlaceOrder<'info> {
     /// The margin account's owner or delegate.
@@ -104,6 +103,7 @@ pub struct PlaceOrder<'info> {
         has_one = bids @ KestrelError::WrongMarketAccounts,
         has_one = asks @ KestrelError::WrongMarketAccounts,
         has_one = event_queue @ KestrelError::WrongMarketAccounts,
+        has_one = underlying @ KestrelError::WrongMarketAccounts,
     )]
     pub market: AccountLoader<'info, Market>,
     #[account(mut)]
@@ -112,10 +112,8 @@ pub struct PlaceOrder<'info> {
     pub asks: AccountLoader<'info, BookSideAccount>,
     #[account(mut)]
     pub event_queue: AccountLoader<'info, EventQueueAccount>,
-    /// CHECK: checked by `oracle::market_price` against the market's config.
-    pub primary_oracle: UncheckedAccount<'info>,
-    /// CHECK: as `primary_oracle`; required when the market has a fallback.
-    pub fallback_oracle: Option<UncheckedAccount<'info>>,
+    /// Read only: its stored price must be fresh (`refresh_underlying`).
+    pub underlying: AccountLoader<'info, Underlying>,
 }
 
 #[inline(never)]
@@ -128,11 +126,11 @@ pub fn place_order<'info>(
         KestrelError::InvalidOrder
     );
     let accounts = &ctx.accounts;
-    let quote_decimals = {
-        let exchange = accounts.exchange.load()?;
-        exchange.pause_flags().ensure_running(Operation::Trading)?;
-        exchange.collateral_decimals
-    };
+    accounts
+        .exchange
+        .load()?
+        .pause_flags()
+        .ensure_running(Operation::Trading)?;
     let clock = Clock::get()?;
     let now = u64::try_from(clock.unix_timestamp).map_err(|_| KestrelError::MathOverflow)?;
     let margin_key = accounts.margin_account.key();
@@ -145,39 +143,58 @@ pub fn place_order<'info>(
     match market.status() {
         MarketStatus::Active => {}
         MarketStatus::ReduceOnly => require!(args.reduce_only, KestrelError::MarketReduceOnly),
-        MarketStatus::Paused | MarketStatus::Closed => return err!(KestrelError::MarketNotTrading),
+        MarketStatus::Paused | MarketStatus::Closed | MarketStatus::Settled => {
+            return err!(KestrelError::MarketNotTrading)
+        }
     }
-    // No usable oracle: the market is reduce-only for this instruction (a
+    require!(
+        !market.is_expired(clock.unix_timestamp),
+        KestrelError::MarketExpired
+    );
+    // No current price: the market is reduce-only for this instruction (a
     // new-risk order is refused with the oracle's own error), and its orders
     // band around the last good price while that is recent; with none,
     // nothing trades (cancels always work).
-    let reading = oracle::market_price(
-        &market,
-        quote_decimals,
-        &accounts.primary_oracle,
-        accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
-        &clock,
-    )?;
-    market.prices = reading.records;
+    let (reading, max_age_seconds) = {
+        let underlying = accounts.underlying.load()?;
+        (
+            underlying.reading(clock.unix_timestamp, clock.slot),
+            underlying.oracle.max_age_seconds,
+        )
+    };
     let price = match reading.price() {
         Ok(price) => Some(price),
         Err(error) if !args.reduce_only => return Err(error.into()),
         Err(_) => None,
     };
+    // Orders band around the market's mark: the underlying's price, plus a
+    // dated future's basis.
     let band_price = reading
-        .band_price(clock.unix_timestamp, market.max_age_seconds)
+        .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
+    let band_price = MarketRisk::from(&*market)
+        .mark
+        .apply(band_price, clock.unix_timestamp)?;
     // The account's other positions, priced once for both health checks.
+    let known = [UnderlyingEntry {
+        key: market.underlying,
+        prices: UnderlyingPrices {
+            current: reading.price().map_err(KestrelError::from),
+            last_good: reading.records.last_good_price(),
+        },
+    }];
     let mut others = match price {
-        Some(_) => health::other_exposures(
+        Some(_) => portfolio::from_remaining_accounts(
             &account,
             Some(market.market_index),
-            &accounts.exchange.key(),
-            quote_decimals,
-            &mut ctx.remaining_accounts.iter(),
-            &clock,
+            &known,
+            &mut RemainingAccounts::new(
+                ctx.remaining_accounts.iter(),
+                accounts.exchange.key(),
+                &clock,
+            ),
         )?,
-        None => Vec::new(),
+        None => portfolio::Portfolio::new(&known, clock.unix_timestamp),
     };
 
     let side = Side::from(args.side);
@@ -203,10 +220,10 @@ pub fn place_order<'info>(
     // liquidation would price it (the oracle less the liquidation fee): it
     // cannot dump its position at the band's edge to a friend and leave the
     // loss to the insurance fund.
-    if let (true, Some(price)) = (args.reduce_only, price) {
+    if let (true, Some(_)) = (args.reduce_only, price) {
         // Only the non-reduce-only check below reads `others` again.
-        others.push(health::exposure(&before, &market, price)?);
-        if health::health(collateral_before, &others, HealthKind::Maintenance)? < 0 {
+        others.push(&before, &MarketRisk::from(&*market))?;
+        if others.health(collateral_before, HealthKind::Maintenance)? < 0 {
             let distressed = perp::PriceBand::around(ticks, market.liquidation_fee_bps)
                 .ok_or(KestrelError::MathOverflow)?;
             limit = band_limit(order_type, side, limit, &distressed, &resting)?;
@@ -316,14 +333,14 @@ pub fn place_order<'info>(
     // may still trade, but only to reduce: its position may not grow and
     // its health may not fall. A reduce-only order only shrinks risk.
     if !args.reduce_only {
-        let price = price.ok_or(KestrelError::Unreachable)?;
-        let mut exposures = others;
-        exposures.push(health::exposure(&after, &market, price)?);
-        let health_after = health::initial_health(account.collateral, &exposures)?;
+        let risk = MarketRisk::from(&*market);
+        let mut portfolio = others;
+        portfolio.push(&after, &risk)?;
+        let health_after = portfolio.initial_health(account.collateral)?;
         if health_after < 0 {
-            exposures.pop();
-            exposures.push(health::exposure(&before, &market, price)?);
-            let health_before = health::initial_health(collateral_before, &exposures)?;
+            portfolio.pop();
+            portfolio.push(&before, &risk)?;
+            let health_before = portfolio.initial_health(collateral_before)?;
             require!(
                 after.base_lots.unsigned_abs() <= before.base_lots.unsigned_abs()
                     && health_after >= health_before,

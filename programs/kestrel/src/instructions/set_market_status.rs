@@ -23,6 +23,13 @@ pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) ->
         previous.can_become(status),
         KestrelError::InvalidStatusTransition
     );
+    // A delisted perpetual only settles: it never trades again.
+    require!(
+        !(market.kind()? == InstrumentKind::Perp
+            && market.has_expiry()
+            && matches!(status, MarketStatus::Active | MarketStatus::ReduceOnly)),
+        KestrelError::MarketDelisted
+    );
     market.status = status as u8;
     emit!(MarketStatusSet {
         market: ctx.accounts.market.key(),

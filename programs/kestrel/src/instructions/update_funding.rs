@@ -6,7 +6,6 @@ use crate::engine::book_side::{best_live_price, BestLive};
 use crate::engine::funding;
 use crate::error::KestrelError;
 use crate::events::FundingUpdated;
-use crate::oracle;
 use crate::state::*;
 
 /// Orders a mark sample looks through for one that has not expired.
@@ -32,29 +31,36 @@ pub struct UpdateFunding<'info> {
         has_one = exchange @ KestrelError::WrongExchange,
         has_one = bids @ KestrelError::WrongMarketAccounts,
         has_one = asks @ KestrelError::WrongMarketAccounts,
+        has_one = underlying @ KestrelError::WrongMarketAccounts,
     )]
     pub market: AccountLoader<'info, Market>,
     pub bids: AccountLoader<'info, BookSideAccount>,
     pub asks: AccountLoader<'info, BookSideAccount>,
-    /// CHECK: checked by `oracle::market_price` against the market's config.
-    pub primary_oracle: UncheckedAccount<'info>,
-    /// CHECK: as `primary_oracle`; required when the market has a fallback.
-    pub fallback_oracle: Option<UncheckedAccount<'info>>,
+    /// Read only: its stored price must be fresh (`refresh_underlying`).
+    pub underlying: AccountLoader<'info, Underlying>,
 }
 
 #[inline(never)]
 pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     let accounts = &ctx.accounts;
-    let quote_decimals = {
-        let exchange = accounts.exchange.load()?;
-        exchange.pause_flags().ensure_running(Operation::Funding)?;
-        exchange.collateral_decimals
-    };
+    accounts
+        .exchange
+        .load()?
+        .pause_flags()
+        .ensure_running(Operation::Funding)?;
     let clock = Clock::get()?;
     let mut market = accounts.market.load_mut()?;
+    require!(
+        market.kind()? == InstrumentKind::Perp,
+        KestrelError::WrongMarketKind
+    );
+    require!(!market.has_expiry(), KestrelError::MarketDelisted);
     require!(market.pending_fills == 0, KestrelError::CrankRequired);
     require!(
-        market.status() != MarketStatus::Closed,
+        !matches!(
+            market.status(),
+            MarketStatus::Closed | MarketStatus::Settled
+        ),
         KestrelError::MarketNotTrading
     );
     let elapsed = clock
@@ -63,15 +69,10 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
         .filter(|&e| e > 0)
         .ok_or(KestrelError::FundingUpToDate)? as u64;
 
-    let reading = oracle::market_price(
-        &market,
-        quote_decimals,
-        &accounts.primary_oracle,
-        accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
-        &clock,
-    )?;
-    market.prices = reading.records;
-    let price = reading.price()?;
+    let price = accounts
+        .underlying
+        .load()?
+        .current_price(clock.unix_timestamp, clock.slot)?;
     let oracle_sample = market.price_per_lot(price)?;
     let band = market
         .oracle_ticks(price)

@@ -3,14 +3,14 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::error::KestrelError;
 use crate::events::Withdrawn;
-use crate::health;
+use crate::portfolio::{self, RemainingAccounts};
 use crate::state::*;
 
 /// Moves `amount` native units of free collateral from the vault to any token
 /// account of the collateral mint. Only the owner may withdraw, never the
 /// delegate. With positions or orders open, initial health must stay >= 0;
 /// remaining accounts are then the health accounts of every position (see
-/// `health.rs`).
+/// `portfolio.rs`).
 #[derive(Accounts)]
 pub struct Withdraw<'info> {
     pub owner: Signer<'info>,
@@ -38,26 +38,25 @@ pub struct Withdraw<'info> {
 pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
     require!(amount > 0, KestrelError::ZeroAmount);
     let accounts = &ctx.accounts;
-    let (bump, quote_decimals) = {
+    let bump = {
         let exchange = accounts.exchange.load()?;
         exchange.pause_flags().ensure_running(Operation::Withdraw)?;
-        (exchange.bump, exchange.collateral_decimals)
+        exchange.bump
     };
 
     let collateral_after = {
         let mut margin_account = accounts.margin_account.load_mut()?;
         margin_account.debit_free(amount)?;
-        if margin_account.positions.iter().any(|p| p.in_use != 0) {
-            let exposures = health::other_exposures(
-                &margin_account,
-                None,
-                &accounts.exchange.key(),
-                quote_decimals,
-                &mut ctx.remaining_accounts.iter(),
+        if margin_account.active_positions().next().is_some() {
+            let mut retriever = RemainingAccounts::new(
+                ctx.remaining_accounts.iter(),
+                accounts.exchange.key(),
                 &Clock::get()?,
-            )?;
+            );
+            let portfolio =
+                portfolio::from_remaining_accounts(&margin_account, None, &[], &mut retriever)?;
             require!(
-                health::initial_health(margin_account.collateral, &exposures)? >= 0,
+                portfolio.initial_health(margin_account.collateral)? >= 0,
                 KestrelError::InsufficientHealth
             );
         }

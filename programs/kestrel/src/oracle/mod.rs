@@ -1,5 +1,5 @@
 //! Oracle prices: parse a Pyth pull update or a Switchboard On-Demand feed,
-//! validate it against the market's bounds, and pick between primary and
+//! validate it against the underlying's bounds, and pick between primary and
 //! fallback. One validated [`OraclePrice`] comes out, in native quote units
 //! per native base unit.
 //!
@@ -12,7 +12,7 @@ use fixed::types::I80F48;
 
 use crate::engine::fastdiv::{div_pow10, fixed_div_int};
 use crate::error::KestrelError;
-use crate::state::{Market, OracleKind};
+use crate::state::{OracleKind, Underlying};
 
 pub mod pyth;
 pub mod switchboard;
@@ -26,7 +26,7 @@ pub struct FeedAccount<'a> {
     pub data: &'a [u8],
 }
 
-/// Reads the feed a market configured from `account`: owner program, layout
+/// Reads the feed an underlying configured from `account`: owner program, layout
 /// and feed identity are checked; freshness and bounds are `validate`'s.
 pub fn read_feed(
     kind: OracleKind,
@@ -65,13 +65,13 @@ pub fn read_feed_account(
     }
 }
 
-/// The market's price now, from the feeds passed and what the market has
-/// already accepted (its [`PriceRecords`]). The error refuses the instruction
-/// (an account that is not the configured feed, or a missing fallback); a
-/// feed that cannot be used now is the reading's [`PriceReading::current`].
-pub fn market_price(
-    market: &Market,
-    quote_decimals: u8,
+/// Reads the underlying's feeds from the accounts passed and accepts a price
+/// against what it already holds (its [`PriceRecords`]): `refresh_underlying`
+/// stores the reading's records. The error refuses the instruction (an
+/// account that is not the configured feed, or a missing fallback); a feed
+/// that cannot be used now is the reading's [`PriceReading::current`].
+pub fn refresh_price(
+    underlying: &Underlying,
     primary: &AccountInfo,
     fallback: Option<&AccountInfo>,
     clock: &Clock,
@@ -90,9 +90,8 @@ pub fn market_price(
     let fallback = fallback
         .zip(fallback_data.as_deref())
         .map(|(account, data)| account_view(account, data));
-    market_price_of(
-        market,
-        quote_decimals,
+    refresh_price_of(
+        underlying,
         account_view(primary, &primary_data),
         fallback,
         clock.unix_timestamp,
@@ -100,61 +99,79 @@ pub fn market_price(
     )
 }
 
-/// [`market_price`] over [`FeedAccount`]s at unix time `now` and `slot`: the
-/// SDK's health preview runs it on fetched accounts.
-pub fn market_price_of(
-    market: &Market,
-    quote_decimals: u8,
+/// What reading one configured feed gave.
+enum FeedRead {
+    /// An update of the feed (newer or not: [`FeedRecord::observe`] decides).
+    Update(RawPrice),
+    /// The feed's account, but no price usable now (unverified, stale...).
+    Unusable(OracleError),
+}
+
+/// Reads `account` as the feed `kind`/`feed`, pinned to `pin` when it is not
+/// zero. An account that is not the feed at all refuses the instruction: a
+/// caller's mistake, never a reason to fail over.
+fn read_configured(
+    kind: OracleKind,
+    feed: &[u8; 32],
+    pin: &[u8; 32],
+    account: FeedAccount,
+) -> Result<FeedRead, KestrelError> {
+    // A pinned Pyth account (a sponsored feed): no other update of the feed
+    // id is read at all.
+    if *pin != [0; 32] && account.address.to_bytes() != *pin {
+        return Err(KestrelError::WrongOracleAccount);
+    }
+    match read_feed_account(kind, feed, account) {
+        Ok(raw) => Ok(FeedRead::Update(raw)),
+        Err(
+            error
+            @ (OracleError::WrongOwner | OracleError::WrongFeed | OracleError::BadAccountData),
+        ) => Err(KestrelError::from(error)),
+        Err(error) => Ok(FeedRead::Unusable(error)),
+    }
+}
+
+impl FeedRead {
+    fn into_observation(self) -> Result<RawPrice, OracleError> {
+        match self {
+            FeedRead::Update(raw) => Ok(raw),
+            FeedRead::Unusable(error) => Err(error),
+        }
+    }
+}
+
+/// [`refresh_price`] over [`FeedAccount`]s at unix time `now` and `slot`: the
+/// SDK previews a refresh with it on fetched accounts.
+pub fn refresh_price_of(
+    underlying: &Underlying,
     primary: FeedAccount,
     fallback: Option<FeedAccount>,
     now: i64,
     slot: u64,
 ) -> Result<PriceReading, KestrelError> {
-    let params = market.params();
-    let config = &params.oracle;
-    let bounds = OracleBounds {
-        max_age_seconds: config.max_age_seconds,
-        max_age_slots: config.max_age_slots,
-        max_confidence_bps: config.max_confidence_bps,
-        base_decimals: market.base_decimals,
-        quote_decimals,
-    };
-    let read = |kind, feed: &[u8; 32], pin: &[u8; 32], account: FeedAccount| {
-        // A pinned Pyth account (a sponsored feed): no other update of the
-        // feed id is read at all.
-        if *pin != [0; 32] && account.address.to_bytes() != *pin {
-            return Err(KestrelError::WrongOracleAccount);
-        }
-        match read_feed_account(kind, feed, account) {
-            Ok(raw) => Ok(Ok(raw)),
-            // Not the feed at all: a caller's mistake, never a reason to fail over.
-            Err(
-                error @ (OracleError::WrongOwner
-                | OracleError::WrongFeed
-                | OracleError::BadAccountData),
-            ) => Err(KestrelError::from(error)),
-            Err(error) => Ok(Err(error)),
-        }
-    };
-    let stored = &market.prices;
-    let primary = read(
+    let config = underlying.oracle_config()?;
+    let bounds = underlying.bounds();
+    let stored = &underlying.prices;
+    let mut records = *stored;
+    let primary = read_configured(
         config.primary_kind,
         &config.primary_feed,
         &config.primary_account,
         primary,
     )?;
-    let mut records = *stored;
-    records.primary = stored.primary.observe(primary, &bounds);
+    records.primary = stored.primary.observe(primary.into_observation(), &bounds);
     let has_fallback = match (config.fallback_kind, fallback) {
         (OracleKind::None, _) => false,
         (kind, Some(account)) => {
-            let fallback = read(
+            let fallback = read_configured(
                 kind,
                 &config.fallback_feed,
                 &config.fallback_account,
                 account,
             )?;
-            records.fallback = stored.fallback.observe(fallback, &bounds);
+            records.fallback = stored
+                .fallback
+                .observe(fallback.into_observation(), &bounds);
             true
         }
         // Dropping the fallback would also drop the deviation check.
@@ -203,9 +220,9 @@ pub enum OracleError {
     /// Pyth update not fully verified by Wormhole guardians.
     InsufficientVerification,
     NonPositivePrice,
-    /// Older than the market's maximum age (seconds or slots).
+    /// Older than the underlying's maximum age (seconds or slots).
     Stale,
-    /// Confidence interval wider than the market's bound.
+    /// Confidence interval wider than the underlying's bound.
     ConfidenceTooWide,
     /// Primary and fallback are both valid but disagree beyond the bound.
     Deviation,
@@ -253,7 +270,7 @@ pub struct RawPrice {
     pub source: OracleSource,
 }
 
-/// Per-market bounds.
+/// Per-underlying bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OracleBounds {
     pub max_age_seconds: u32,
@@ -303,7 +320,7 @@ pub fn validate(
     convert(raw, bounds)
 }
 
-/// Within the market's maximum age at unix time `now` and `slot`. A publish
+/// Within the underlying's maximum age at unix time `now` and `slot`. A publish
 /// time slightly ahead of this validator's clock is not stale.
 pub fn is_fresh(
     publish_time: i64,
@@ -399,7 +416,7 @@ fn deviates(a: I80F48, b: I80F48, reference: I80F48, bps: u32) -> Result<bool, O
     Ok(difference > bound)
 }
 
-/// The newest update of one feed the market has seen, as it was judged then.
+/// The newest update of one feed the underlying has seen, as it was judged then.
 /// An update that is not newer than the record is never used: a caller cannot
 /// pick an older price of the same feed.
 #[zero_copy]
@@ -417,8 +434,8 @@ pub struct FeedRecord {
 
 const _: () = assert!(core::mem::size_of::<FeedRecord>() == 16 + 8 + 8 + 1 + 7);
 
-/// What a market has accepted from its feeds: each feed's newest update and
-/// the last good price, the one the market last used. Prices come out of
+/// What an underlying has accepted from its feeds: each feed's newest update and
+/// the last good price, the one the underlying last accepted. Prices come out of
 /// [`PriceRecords::accept`] only, so none is older than one already used.
 #[zero_copy]
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -476,7 +493,7 @@ impl FeedRecord {
         }
     }
 
-    /// The price if usable and within the market's maximum age at `now`.
+    /// The price if usable and within the underlying's maximum age at `now`.
     fn current(&self, bounds: &OracleBounds, now: i64, slot: u64) -> Result<I80F48, OracleError> {
         if self.error != 0 {
             return Err(OracleError::from_code(self.error));
@@ -490,7 +507,7 @@ impl FeedRecord {
 }
 
 impl PriceRecords {
-    /// The last good price, if the market ever had one.
+    /// The last good price, if the underlying ever had one.
     pub fn last_good_price(&self) -> Option<I80F48> {
         if self.last_good_source == 0 {
             return None;
@@ -554,13 +571,13 @@ impl PriceRecords {
     }
 }
 
-/// How many of the market's maximum ages the last good price may band
+/// How many of the underlying's maximum ages the last good price may band
 /// reduce-only orders for once no feed is current: long enough to close
 /// positions through a feed outage, short enough that resting orders do not
-/// fill at a price the market has long left behind.
+/// fill at a price the price has long left behind.
 pub const LAST_GOOD_TRADING_AGES: i64 = 10;
 
-/// A price the market accepted now.
+/// A price the underlying accepted now.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AcceptedPrice {
     /// Native quote per native base.
@@ -570,16 +587,16 @@ pub struct AcceptedPrice {
     pub feed: FeedRole,
 }
 
-/// Which of a market's feeds a price came from.
+/// Which of an underlying's feeds a price came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeedRole {
     Primary,
     Fallback,
 }
 
-/// The outcome of reading a market's feeds: the price to use now, or why
-/// there is none, and the records to store back into the market (a writable
-/// market stores them, so the next reader starts from the newest updates).
+/// The outcome of reading an underlying's feeds: the price to use now, or why
+/// there is none, and the records to store back into the underlying (`refresh_underlying`
+/// stores them, so the next reader starts from the newest updates).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PriceReading {
     pub current: Result<AcceptedPrice, OracleError>,
@@ -595,7 +612,7 @@ impl PriceReading {
     /// The price to band orders around at unix time `now`: the current
     /// price, else the last good one while it is at most
     /// [`LAST_GOOD_TRADING_AGES`] maximum ages old (only reduce-only orders
-    /// trade on it). Past that, a market with dead feeds only cancels.
+    /// trade on it). Past that, the markets of an underlying with dead feeds only cancel.
     pub fn band_price(&self, now: i64, max_age_seconds: u32) -> Option<I80F48> {
         match self.current {
             Ok(accepted) => Some(accepted.price),

@@ -10,11 +10,14 @@ use crate::units::{BaseLots, NativeUnits};
 
 /// PDA seeds: `[MARGIN_ACCOUNT_SEED, exchange, owner, sub_account_index (u16 LE)]`.
 pub const MARGIN_ACCOUNT_SEED: &[u8] = b"margin_account";
-/// Markets one account can hold a position or orders in at once: bounds the
-/// health loop and the accounts every health check needs.
-pub const MAX_POSITIONS: usize = 8;
+/// Markets one account can hold a position or orders in at once (an options
+/// chain's strikes fit): bounds the health loop and the accounts every health
+/// check needs.
+pub const MAX_POSITIONS: usize = 32;
 /// Orders one account can have resting across all markets.
-pub const MAX_OPEN_ORDERS: usize = 32;
+pub const MAX_OPEN_ORDERS: usize = 64;
+/// The layout version a margin account is created with (`version`).
+pub const MARGIN_ACCOUNT_VERSION: u8 = 1;
 
 /// A position in one perpetual market. A slot is in use while the position,
 /// its entry quote or its resting orders are not zero.
@@ -23,7 +26,10 @@ pub const MAX_OPEN_ORDERS: usize = 32;
 pub struct PerpPosition {
     pub market_index: u16,
     pub in_use: u8,
-    pub padding: [u8; 5],
+    /// The market's instrument kind (`InstrumentKind`), copied when the slot
+    /// opens so a walk knows what the position is before loading its market.
+    pub kind: u8,
+    pub padding: [u8; 4],
     /// Signed base position in base lots (long > 0).
     pub base_lots: i64,
     /// Entry quote of the open position, native units: negative for a long.
@@ -73,7 +79,9 @@ pub struct MarginAccount {
     pub collateral: i64,
     pub sub_account_index: u16,
     pub bump: u8,
-    pub padding0: [u8; 5],
+    /// Layout version ([`MARGIN_ACCOUNT_VERSION`]).
+    pub version: u8,
+    pub padding0: [u8; 4],
     pub positions: [PerpPosition; MAX_POSITIONS],
     pub open_orders: [OpenOrder; MAX_OPEN_ORDERS],
     /// Insurance fund shares staked from this account, of `insurance_epoch`.
@@ -99,12 +107,17 @@ pub struct MarginAccount {
     /// The loss (realized PnL less fees and funding, negated) of the
     /// position recorded in `deficit_market_index`.
     pub deficit_market_loss_native: u64,
-    /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 200],
+    /// Room for fields added by later versions without a migration; a
+    /// second collateral balance (mint index, signed balance) fits here
+    /// without moving a field.
+    pub reserved: [u8; 256],
 }
 
+/// owner, delegate, exchange + collateral + index, bump, version, padding +
+/// positions + open orders + insurance and deficit fields + reserved.
 pub const MARGIN_ACCOUNT_SIZE: usize =
-    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 200;
+    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 256;
+const _: () = assert!(MARGIN_ACCOUNT_SIZE == 5_544);
 const _: () = assert!(core::mem::size_of::<MarginAccount>() == MARGIN_ACCOUNT_SIZE);
 const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
 
@@ -295,6 +308,22 @@ impl MarginAccount {
             && self.insurance_shares == 0
             && self.positions.iter().all(|p| p.in_use == 0)
             && self.open_orders.iter().all(|o| o.in_use == 0)
+    }
+
+    /// The positions in use, with their slots.
+    pub fn active_positions(&self) -> impl Iterator<Item = (usize, &PerpPosition)> {
+        self.positions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.in_use != 0)
+    }
+
+    /// The open orders in use, with their slots.
+    pub fn active_orders(&self) -> impl Iterator<Item = (usize, &OpenOrder)> {
+        self.open_orders
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.in_use != 0)
     }
 
     pub fn position(&self, market_index: u16) -> Option<&PerpPosition> {

@@ -3,10 +3,10 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::funding;
+use crate::engine::future::{BasisEstimate, SettlementTwap};
 use crate::engine::perp::{self, PriceBand};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
-use crate::oracle::{PriceRecords, PRICE_RECORDS_SIZE};
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
 pub const MARKET_SEED: &[u8] = b"market";
@@ -18,23 +18,163 @@ pub const MAX_FILLS_PER_ORDER: u16 = 64;
 /// Shortest funding period a market may have.
 pub const MIN_FUNDING_PERIOD_SECONDS: u32 = 60;
 
-/// Which oracle program a feed belongs to.
+/// What a market lists. Stored as a byte: append new variants only.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub enum OracleKind {
-    None,
-    Pyth,
-    Switchboard,
+pub enum InstrumentKind {
+    /// A perpetual future: funding ties it to the underlying's price.
+    Perp,
+    /// A dated future: trades at the underlying's price plus a basis until
+    /// its expiry, then settles in cash at the settlement window's TWAP.
+    Future,
 }
 
-impl OracleKind {
-    pub fn from_u8(value: u8) -> Option<Self> {
+impl TryFrom<u8> for InstrumentKind {
+    type Error = KestrelError;
+
+    fn try_from(value: u8) -> core::result::Result<Self, KestrelError> {
         match value {
-            0 => Some(Self::None),
-            1 => Some(Self::Pyth),
-            2 => Some(Self::Switchboard),
-            _ => None,
+            0 => Ok(Self::Perp),
+            1 => Ok(Self::Future),
+            _ => Err(KestrelError::Unreachable),
         }
+    }
+}
+
+/// What a dated future is listed with. A perpetual delisted in an emergency
+/// gets the settlement half of it (`delist_market`).
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
+pub struct FutureParams {
+    /// Unix time trading stops and the settlement window ends.
+    pub expiry: i64,
+    /// The window before expiry whose TWAP of the underlying's accepted
+    /// price is the settlement price.
+    pub settlement_window_seconds: u32,
+    /// Largest |basis| (book mid less the underlying's price) the mark
+    /// carries, as a share of the price.
+    pub max_basis_bps: u32,
+    /// The basis estimate's smoothing window.
+    pub basis_window_seconds: u32,
+    /// The last seconds before expiry over which the mark's basis fades to
+    /// zero, so the mark meets the underlying's price at expiry.
+    pub convergence_seconds: u32,
+}
+
+/// expiry + four u32 windows and bounds.
+const _: () = assert!(core::mem::size_of::<FutureParams>() == 8 + 4 * 4);
+
+/// Longest settlement window: a day.
+pub const MAX_SETTLEMENT_WINDOW_SECONDS: u32 = 24 * 3_600;
+
+impl FutureParams {
+    /// Checks the parameters of a future listed at unix time `now`, on a
+    /// market whose fill band is `price_band_bps`.
+    pub fn validate(&self, now: i64, price_band_bps: u32) -> Result<()> {
+        require!(
+            (1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&self.settlement_window_seconds)
+                && self.expiry > now.saturating_add(i64::from(self.settlement_window_seconds))
+                && self.basis_window_seconds > 0
+                // A basis beyond the band would put the mark where no fill
+                // may happen.
+                && self.max_basis_bps <= price_band_bps,
+            KestrelError::InvalidFutureParams
+        );
+        Ok(())
+    }
+
+    /// Where the settlement window starts.
+    pub fn window_start(&self) -> i64 {
+        self.expiry
+            .saturating_sub(i64::from(self.settlement_window_seconds))
+    }
+}
+
+/// The engine's [`SettlementTwap`] as a market stores it (the same layout;
+/// [`FutureState::settlement`] converts).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredSettlementTwap {
+    pub sum: [u64; 2],
+    pub last_price: [u64; 2],
+    pub first_time: i64,
+    pub last_time: i64,
+    pub samples: u32,
+    pub padding: u32,
+}
+
+/// The engine's [`BasisEstimate`] as a market stores it (the same layout;
+/// [`FutureState::basis`] converts).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredBasisEstimate {
+    pub basis: [u64; 2],
+    pub last_update: i64,
+    pub samples: u32,
+    pub padding: u32,
+}
+
+const _: () =
+    assert!(core::mem::size_of::<StoredSettlementTwap>() == core::mem::size_of::<SettlementTwap>());
+const _: () =
+    assert!(core::mem::size_of::<StoredBasisEstimate>() == core::mem::size_of::<BasisEstimate>());
+
+/// The dated-future block of a market: its parameters, the basis behind its
+/// mark, the settlement TWAP and, once fixed, the settlement price. All zero
+/// for a perpetual that was never delisted.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FutureState {
+    pub params: FutureParams,
+    pub settlement: StoredSettlementTwap,
+    pub basis: StoredBasisEstimate,
+    /// The book's premium over the underlying (native quote per native
+    /// base, I80F48 halves) at the last `update_basis`: an interval between
+    /// samples counts the smaller of its two ends, so the book of one
+    /// instant cannot set the basis (as funding's mark premium).
+    pub last_premium: [u64; 2],
+    /// Native quote per native base (I80F48 halves); set when the market
+    /// becomes Settled.
+    pub settlement_price: [u64; 2],
+    /// The lots of the positions settled so far, which the market took over
+    /// as their counterparty: with the positions not yet settled they sum
+    /// to zero, and once all are settled it is zero itself.
+    pub settled_base_lots: i64,
+}
+
+/// params 24 + settlement TWAP 56 + basis 32 + last premium 16 + settlement
+/// price 16 + settled lots 8.
+pub const FUTURE_STATE_SIZE: usize = 24 + 56 + 32 + 16 + 16 + 8;
+const _: () = assert!(core::mem::size_of::<FutureState>() == FUTURE_STATE_SIZE);
+
+impl FutureState {
+    /// The settlement TWAP, for the engine.
+    pub fn settlement(&self) -> SettlementTwap {
+        bytemuck::cast(self.settlement)
+    }
+
+    pub fn set_settlement(&mut self, twap: SettlementTwap) {
+        self.settlement = bytemuck::cast(twap);
+    }
+
+    /// The basis estimate, for the engine.
+    pub fn basis(&self) -> BasisEstimate {
+        bytemuck::cast(self.basis)
+    }
+
+    pub fn set_basis(&mut self, basis: BasisEstimate) {
+        self.basis = bytemuck::cast(basis);
     }
 }
 
@@ -49,6 +189,10 @@ pub enum MarketStatus {
     Paused,
     /// Terminal.
     Closed,
+    /// Expired (or delisted) and its settlement price fixed: positions are
+    /// settled in cash one account at a time (`settle_expired`), then the
+    /// market closes. Reached only through `settle_expired`.
+    Settled,
 }
 
 impl MarketStatus {
@@ -58,41 +202,20 @@ impl MarketStatus {
             1 => Some(Self::ReduceOnly),
             2 => Some(Self::Paused),
             3 => Some(Self::Closed),
+            4 => Some(Self::Settled),
             _ => None,
         }
     }
 
-    /// Closed is terminal and reached only from Paused, so trading stops first.
+    /// What the admin may set: Closed is terminal and reached only from
+    /// Paused, so trading stops first; Settled is the settlement's own.
     pub fn can_become(self, next: Self) -> bool {
         match (self, next) {
-            (Self::Closed, _) => false,
+            (Self::Closed | Self::Settled, _) | (_, Self::Settled) => false,
             (_, Self::Closed) => self == Self::Paused,
             _ => true,
         }
     }
-}
-
-/// A market's oracle feeds and bounds. A feed is a Pyth feed id or a
-/// Switchboard pull-feed account address.
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OracleConfig {
-    pub primary_kind: OracleKind,
-    pub primary_feed: [u8; 32],
-    pub fallback_kind: OracleKind,
-    pub fallback_feed: [u8; 32],
-    pub max_age_seconds: u32,
-    /// 0 = not checked.
-    pub max_age_slots: u32,
-    pub max_confidence_bps: u32,
-    /// Largest primary/fallback disagreement before the market is reduce-only;
-    /// also how far a fallback may be from the last good price when the
-    /// primary fails.
-    pub max_deviation_bps: u32,
-    /// For a Pyth feed, the one update account read (a sponsored feed, updated
-    /// in place); zero: any verified update of the feed id. Zero for
-    /// Switchboard, whose feed is its account.
-    pub primary_account: [u8; 32],
-    pub fallback_account: [u8; 32],
 }
 
 /// What the admin sets at creation and may change later.
@@ -124,7 +247,6 @@ pub struct MarketParams {
     pub liquidation_fee_bps: u32,
     /// The insurance fund's share of the liquidation fee.
     pub liquidation_insurance_share_bps: u32,
-    pub oracle: OracleConfig,
 }
 
 impl MarketParams {
@@ -161,35 +283,23 @@ impl MarketParams {
                 && self.liquidation_insurance_share_bps <= 10_000,
             KestrelError::InvalidLiquidationParams
         );
-        let oracle = &self.oracle;
-        require!(
-            oracle.primary_kind != OracleKind::None
-                && oracle.max_age_seconds > 0
-                && (1..=10_000).contains(&oracle.max_confidence_bps)
-                && (1..=10_000).contains(&oracle.max_deviation_bps)
-                && (oracle.fallback_kind == OracleKind::None
-                    || oracle.fallback_feed != oracle.primary_feed)
-                && (oracle.primary_kind == OracleKind::Pyth || oracle.primary_account == [0; 32])
-                && (oracle.fallback_kind == OracleKind::Pyth || oracle.fallback_account == [0; 32]),
-            KestrelError::InvalidOracleConfig
-        );
         Ok(())
     }
 }
 
-/// A perpetual futures market. Prices are in ticks of one quote lot per base
+/// A market of one instrument on an underlying. Prices are in ticks of one quote lot per base
 /// lot, so a fill of `q` lots at `p` ticks is `p * q * quote_lot_size` native
 /// quote units.
 #[account(zero_copy)]
 pub struct Market {
     pub exchange: Pubkey,
+    /// The `Underlying` its price comes from.
+    pub underlying: Pubkey,
     pub bids: Pubkey,
     pub asks: Pubkey,
     pub event_queue: Pubkey,
     /// Zero-padded, e.g. "SOL-PERP".
     pub name: [u8; 16],
-    pub primary_feed: [u8; 32],
-    pub fallback_feed: [u8; 32],
     /// Native base units per base lot.
     pub base_lot_size: u64,
     /// Native quote units per quote lot (the tick size per base lot).
@@ -201,18 +311,12 @@ pub struct Market {
     pub maker_fee_bps: i32,
     pub taker_fee_bps: u32,
     pub price_band_bps: u32,
-    pub max_age_seconds: u32,
-    pub max_age_slots: u32,
-    pub max_confidence_bps: u32,
-    pub max_deviation_bps: u32,
+    pub resting_band_bps: u32,
     pub market_index: u16,
     pub max_fills_per_order: u16,
+    pub underlying_index: u16,
     pub status: u8,
     pub bump: u8,
-    pub base_decimals: u8,
-    pub primary_kind: u8,
-    pub fallback_kind: u8,
-    pub padding0: [u8; 3],
     pub crank_reward_native: u64,
     /// Fees taken and not yet swept to the fee vault, native quote units.
     /// They sit in the collateral vault until `sweep_fees`.
@@ -244,13 +348,6 @@ pub struct Market {
     pub funding_period_seconds: u32,
     pub liquidation_fee_bps: u32,
     pub liquidation_insurance_share_bps: u32,
-    /// Each feed's newest update and the last good price (`oracle::PriceRecords`):
-    /// no older update is ever used, and reduce-only orders band around the
-    /// last good price while no feed is usable.
-    pub prices: PriceRecords,
-    /// Pinned Pyth update accounts (`OracleConfig::primary_account`).
-    pub primary_account: [u8; 32],
-    pub fallback_account: [u8; 32],
     /// The book's premium over the oracle per base lot at the last
     /// `update_funding`, clamped to the band (I80F48 halves): the next update
     /// counts the smaller of it and its own, so one instant cannot set funding.
@@ -258,27 +355,29 @@ pub struct Market {
     /// Fill events waiting in the queue: funding and socialized losses need
     /// none (a fill moves its taker's open interest before its maker's).
     pub pending_fills: u32,
-    pub resting_band_bps: u32,
-    /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 112],
+    /// What the market lists ([`InstrumentKind`]).
+    pub kind: u8,
+    pub padding0: [u8; 3],
+    /// Dated futures (and delisted perpetuals): see [`FutureState`].
+    pub future: FutureState,
+    /// Room for fields added by later versions without a migration (an
+    /// option's strike and side fit here).
+    pub reserved: [u8; 104],
 }
 
-pub const MARKET_SIZE: usize = 4 * 32 // exchange, bids, asks, event queue
+pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event queue
     + 16 // name
-    + 2 * 32 // feeds
     + 3 * 8 // lot sizes, sequence number
-    + 9 * 4 // margins, fees, band, oracle bounds
-    + 2 * 2 // market index, max fills
-    + 5 + 3 // status, bump, base decimals, oracle kinds; padding
+    + 6 * 4 // margins, fees, fill and resting bands
+    + 3 * 2 + 2 // market index, max fills, underlying index; status, bump
     + 3 * 8 // crank reward, fees accrued, rebates reserved
     + 4 * 16 // funding indexes, TWAPs
     + 5 * 8 // funding time and balance, open interest, socialized loss
     + 4 * 4 // funding and liquidation parameters
-    + PRICE_RECORDS_SIZE
-    + 2 * 32 // pinned accounts
     + 16 // mark premium
-    + 4 + 4 // pending fills, resting band
-    + 112; // reserved
+    + 4 + 1 + 3 // pending fills, kind, padding
+    + FUTURE_STATE_SIZE
+    + 104; // reserved
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 
@@ -287,6 +386,29 @@ impl Market {
 
     pub fn status(&self) -> MarketStatus {
         MarketStatus::from_u8(self.status).unwrap_or(MarketStatus::Closed)
+    }
+
+    pub fn kind(&self) -> core::result::Result<InstrumentKind, KestrelError> {
+        InstrumentKind::try_from(self.kind)
+    }
+
+    /// Whether the market settles in cash at an expiry: a dated future, or a
+    /// perpetual delisted in an emergency.
+    pub fn has_expiry(&self) -> bool {
+        self.future.params.expiry != 0
+    }
+
+    /// Whether trading has stopped for good at unix time `now`: past the
+    /// expiry of a market that has one.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.has_expiry() && now >= self.future.params.expiry
+    }
+
+    /// The settlement price, once Settled.
+    pub fn settlement_price(&self) -> Option<I80F48> {
+        (self.status() == MarketStatus::Settled || self.status() == MarketStatus::Closed)
+            .then(|| funding::from_parts(self.future.settlement_price))
+            .filter(|price| *price > 0)
     }
 
     /// The parameters as stored (the inverse of `apply_params`).
@@ -365,7 +487,6 @@ impl Market {
     }
 
     pub fn params(&self) -> MarketParams {
-        let kind = |byte| OracleKind::from_u8(byte).unwrap_or(OracleKind::None);
         MarketParams {
             initial_margin_bps: self.initial_margin_bps,
             maintenance_margin_bps: self.maintenance_margin_bps,
@@ -379,18 +500,6 @@ impl Market {
             funding_period_seconds: self.funding_period_seconds,
             liquidation_fee_bps: self.liquidation_fee_bps,
             liquidation_insurance_share_bps: self.liquidation_insurance_share_bps,
-            oracle: OracleConfig {
-                primary_kind: kind(self.primary_kind),
-                primary_feed: self.primary_feed,
-                fallback_kind: kind(self.fallback_kind),
-                fallback_feed: self.fallback_feed,
-                max_age_seconds: self.max_age_seconds,
-                max_age_slots: self.max_age_slots,
-                max_confidence_bps: self.max_confidence_bps,
-                max_deviation_bps: self.max_deviation_bps,
-                primary_account: self.primary_account,
-                fallback_account: self.fallback_account,
-            },
         }
     }
 
@@ -407,17 +516,6 @@ impl Market {
         self.funding_period_seconds = params.funding_period_seconds;
         self.liquidation_fee_bps = params.liquidation_fee_bps;
         self.liquidation_insurance_share_bps = params.liquidation_insurance_share_bps;
-        let oracle = &params.oracle;
-        self.primary_kind = oracle.primary_kind as u8;
-        self.primary_feed = oracle.primary_feed;
-        self.fallback_kind = oracle.fallback_kind as u8;
-        self.fallback_feed = oracle.fallback_feed;
-        self.max_age_seconds = oracle.max_age_seconds;
-        self.max_age_slots = oracle.max_age_slots;
-        self.max_confidence_bps = oracle.max_confidence_bps;
-        self.max_deviation_bps = oracle.max_deviation_bps;
-        self.primary_account = oracle.primary_account;
-        self.fallback_account = oracle.fallback_account;
     }
 }
 
@@ -454,29 +552,16 @@ mod tests {
             funding_period_seconds: 3_600,
             liquidation_fee_bps: 250,
             liquidation_insurance_share_bps: 4_000,
-            oracle: OracleConfig {
-                primary_kind: OracleKind::Pyth,
-                primary_feed: [1; 32],
-                fallback_kind: OracleKind::Switchboard,
-                fallback_feed: [2; 32],
-                max_age_seconds: 60,
-                max_age_slots: 0,
-                max_confidence_bps: 200,
-                max_deviation_bps: 300,
-                primary_account: [0; 32],
-                fallback_account: [0; 32],
-            },
         }
     }
 
     #[test]
     fn params_are_validated_field_by_field() {
         assert!(params().validate().is_ok());
-        let broken: [fn(&mut MarketParams); 17] = [
+        let broken: [fn(&mut MarketParams); 14] = [
             |p| p.resting_band_bps = p.price_band_bps - 1,
             |p| p.resting_band_bps = 10_001,
             |p| p.price_band_bps = p.maintenance_margin_bps,
-            |p| p.oracle.fallback_account = [3; 32],
             |p| p.funding_cap_bps = 10_001,
             |p| p.funding_period_seconds = MIN_FUNDING_PERIOD_SECONDS - 1,
             |p| p.liquidation_fee_bps = p.maintenance_margin_bps,
@@ -488,8 +573,6 @@ mod tests {
             |p| p.taker_fee_bps = 1_001,
             |p| p.price_band_bps = 0,
             |p| p.max_fills_per_order = MAX_FILLS_PER_ORDER + 1,
-            |p| p.oracle.primary_kind = OracleKind::None,
-            |p| p.oracle.fallback_feed = p.oracle.primary_feed,
         ];
         for (i, breaks) in broken.iter().enumerate() {
             let mut p = params();
@@ -508,26 +591,51 @@ mod tests {
     #[test]
     fn stored_enum_values_are_stable() {
         // Declaration order is the stored byte: append new variants only.
-        assert_eq!(
-            [
-                OracleKind::None as u8,
-                OracleKind::Pyth as u8,
-                OracleKind::Switchboard as u8
-            ],
-            [0, 1, 2]
-        );
         let statuses = [
             MarketStatus::Active,
             MarketStatus::ReduceOnly,
             MarketStatus::Paused,
             MarketStatus::Closed,
+            MarketStatus::Settled,
         ];
         for (byte, status) in statuses.into_iter().enumerate() {
             assert_eq!(status as u8, byte as u8);
             assert_eq!(MarketStatus::from_u8(byte as u8), Some(status));
         }
-        assert_eq!(OracleKind::from_u8(2), Some(OracleKind::Switchboard));
-        assert_eq!(OracleKind::from_u8(3), None);
+        for (byte, kind) in [InstrumentKind::Perp, InstrumentKind::Future]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(kind as u8, byte as u8);
+            assert_eq!(InstrumentKind::try_from(byte as u8).ok(), Some(kind));
+        }
+        assert!(InstrumentKind::try_from(2).is_err());
+    }
+
+    #[test]
+    fn future_params_are_validated() {
+        let now = 1_000_000;
+        let good = FutureParams {
+            expiry: now + 7 * 86_400,
+            settlement_window_seconds: 1_800,
+            max_basis_bps: 200,
+            basis_window_seconds: 3_600,
+            convergence_seconds: 86_400,
+        };
+        assert!(good.validate(now, 400).is_ok());
+        assert_eq!(good.window_start(), good.expiry - 1_800);
+        let broken: [fn(&mut FutureParams); 5] = [
+            |f| f.settlement_window_seconds = 0,
+            |f| f.settlement_window_seconds = MAX_SETTLEMENT_WINDOW_SECONDS + 1,
+            |f| f.expiry = 1_000_000 + 1_800,
+            |f| f.basis_window_seconds = 0,
+            |f| f.max_basis_bps = 401,
+        ];
+        for (i, breaks) in broken.iter().enumerate() {
+            let mut f = good;
+            breaks(&mut f);
+            assert!(f.validate(now, 400).is_err(), "case {i} should be refused");
+        }
     }
 
     #[test]
@@ -540,5 +648,6 @@ mod tests {
         );
         assert!(!Active.can_become(Closed) && Paused.can_become(Closed));
         assert!(!Closed.can_become(Active) && !Closed.can_become(Paused));
+        assert!(!Paused.can_become(Settled) && !Settled.can_become(Closed));
     }
 }

@@ -3,7 +3,9 @@
 mod exchange;
 mod margin_account;
 mod market;
+mod underlying;
 
 pub use exchange::*;
 pub use margin_account::*;
 pub use market::*;
+pub use underlying::*;

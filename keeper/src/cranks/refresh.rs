@@ -1,0 +1,64 @@
+//! Refresh the underlyings' stored prices. Trading, liquidation and funding
+//! read the price `refresh_underlying` last stored, read-only, and refuse it
+//! once it is older than the underlying's maximum age: nothing else moves it.
+//! So at the start of every cycle, before the other cranks, each underlying
+//! of the configured markets is refreshed when its feeds hold an update
+//! newer than the stored record: one write per update, however many
+//! markets read it. With nothing newer a refresh could change nothing, so
+//! none is sent.
+use kestrel_sdk::client::{Chain, ChainClock, ChainError, FetchError};
+use kestrel_sdk::health::UnderlyingSnapshot;
+use kestrel_sdk::ix;
+
+use super::{CycleReport, Keeper};
+
+/// Why an underlying is refreshed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshReason {
+    /// A feed holds an update newer than the stored record: refreshing
+    /// changes what the markets read.
+    NewerUpdate,
+}
+
+/// Whether (and why) `snapshot`'s underlying should be refreshed at unix
+/// time `now` and `slot`; `None` while its feeds hold nothing newer.
+pub fn refresh_reason(snapshot: &UnderlyingSnapshot, now: i64, slot: u64) -> Option<RefreshReason> {
+    (snapshot.refreshed(now, slot).prices != snapshot.underlying.prices)
+        .then_some(RefreshReason::NewerUpdate)
+}
+
+pub(super) async fn run(
+    keeper: &Keeper,
+    chain: &mut impl Chain,
+    clock: ChainClock,
+    report: &mut CycleReport,
+) -> Result<(), ChainError> {
+    let (now, slot) = (clock.unix_timestamp, clock.slot);
+    for accounts in keeper.underlyings() {
+        let snapshot = match chain.underlying_snapshot(&accounts).await {
+            Ok(snapshot) => snapshot,
+            Err(FetchError::Chain(e)) => return Err(e),
+            // A missing or foreign account: a configuration to fix,
+            // reported; the other underlyings are still refreshed.
+            Err(e) => {
+                report
+                    .failures
+                    .push(format!("refresh underlying {}: {e}", accounts.underlying));
+                continue;
+            }
+        };
+        let index = snapshot.underlying.underlying_index;
+        let mut stored = snapshot.underlying;
+        if let Some(reason) = refresh_reason(&snapshot, now, slot) {
+            let what = format!("refresh underlying {index} ({reason:?})");
+            let refresh = ix::refresh_underlying(&accounts);
+            if keeper.send(chain, &what, &[refresh], &[], report).await? {
+                tracing::debug!(underlying = index, ?reason, "refreshed");
+                report.underlying_refreshes += 1;
+                stored = snapshot.refreshed(now, slot);
+            }
+        }
+        keeper.metrics.observe_underlying(index, &stored, now, slot);
+    }
+    Ok(())
+}

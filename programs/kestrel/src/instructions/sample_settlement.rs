@@ -1,0 +1,50 @@
+use anchor_lang::prelude::*;
+
+use crate::engine::future::SampleOutcome;
+use crate::error::KestrelError;
+use crate::state::*;
+
+/// Permissionless crank inside a market's settlement window (the keeper
+/// samples it): adds the underlying's accepted price now to the settlement
+/// TWAP. Between samples the last price is held, so a missed sample costs
+/// nothing but precision; a second sample in the same second changes
+/// nothing.
+#[derive(Accounts)]
+pub struct SampleSettlement<'info> {
+    #[account(mut, has_one = underlying @ KestrelError::WrongMarketAccounts)]
+    pub market: AccountLoader<'info, Market>,
+    /// Read only: its stored price must be fresh (`refresh_underlying`).
+    pub underlying: AccountLoader<'info, Underlying>,
+}
+
+#[inline(never)]
+pub fn sample_settlement(ctx: Context<SampleSettlement>) -> Result<()> {
+    let accounts = &ctx.accounts;
+    let clock = Clock::get()?;
+    let mut market = accounts.market.load_mut()?;
+    require!(market.has_expiry(), KestrelError::WrongMarketKind);
+    require!(
+        market.status() != MarketStatus::Settled && market.status() != MarketStatus::Closed,
+        KestrelError::MarketNotTrading
+    );
+    let price = accounts
+        .underlying
+        .load()?
+        .current_price(clock.unix_timestamp, clock.slot)?;
+    let params = market.future.params;
+    let mut twap = market.future.settlement();
+    let outcome = twap
+        .sample(
+            params.window_start(),
+            params.expiry,
+            clock.unix_timestamp,
+            price,
+        )
+        .map_err(KestrelError::from)?;
+    market.future.set_settlement(twap);
+    require!(
+        outcome != SampleOutcome::BeforeWindow,
+        KestrelError::OutsideSettlementWindow
+    );
+    Ok(())
+}

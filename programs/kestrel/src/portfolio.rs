@@ -1,0 +1,408 @@
+//! The one portfolio walk: a margin account's positions, grouped by the
+//! underlying their price comes from, built once per instruction through an
+//! [`AccountRetriever`] and valued by `engine::risk`.
+//!
+//! The program's retriever ([`RemainingAccounts`]) reads the health accounts
+//! an instruction is given after its named accounts, in this order:
+//!
+//! 1. for each active position of the margin account, in slot order, other
+//!    than the market the instruction itself names: that position's `Market`;
+//! 2. then each distinct `Underlying` those markets name, in the order the
+//!    markets first name it, other than an underlying the instruction
+//!    already names.
+//!
+//! So an account with 32 positions on two underlyings needs at most 34
+//! accounts, not three per position. The SDK builds the list
+//! (`kestrel_sdk::ix::health_accounts`) and its preview walks fetched
+//! snapshots through its own retriever with this same code.
+//!
+//! A position counts at its market's mark ([`MarkRule`]): a perpetual's is
+//! its underlying's current price, a dated future's that price plus the
+//! market's basis (fading to zero at expiry), and an underlying without a
+//! current price refuses the instruction with the oracle's error. A settled
+//! market's positions count at its settlement price; a closed perpetual's at
+//! the underlying's last good price, so a dead feed cannot block health
+//! elsewhere.
+use anchor_lang::prelude::*;
+use fixed::types::I80F48;
+
+use crate::engine::funding;
+use crate::engine::future::BasisEstimate;
+use crate::engine::risk::{self, HealthKind, PerpExposure};
+use crate::error::KestrelError;
+use crate::state::*;
+
+/// Where a market's positions are marked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkRule {
+    /// At the underlying's price (perpetuals).
+    Underlying,
+    /// At the underlying's price plus the market's basis, which fades to
+    /// zero over the last `convergence_seconds` before expiry.
+    Future {
+        basis: BasisEstimate,
+        params: FutureParams,
+    },
+    /// At the settlement price, once fixed.
+    Settled(I80F48),
+}
+
+/// What health needs of a position's market.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketRisk {
+    pub market_index: u16,
+    pub underlying: Pubkey,
+    pub closed: bool,
+    pub mark: MarkRule,
+    pub base_lot_size: u64,
+    pub initial_margin_bps: u32,
+    pub maintenance_margin_bps: u32,
+    pub long_funding_index: [u64; 2],
+    pub short_funding_index: [u64; 2],
+}
+
+impl From<&Market> for MarketRisk {
+    fn from(market: &Market) -> Self {
+        Self {
+            market_index: market.market_index,
+            underlying: market.underlying,
+            closed: market.status() == MarketStatus::Closed,
+            mark: match market.settlement_price() {
+                Some(price) => MarkRule::Settled(price),
+                None if market.has_expiry() => MarkRule::Future {
+                    basis: market.future.basis(),
+                    params: market.future.params,
+                },
+                None => MarkRule::Underlying,
+            },
+            base_lot_size: market.base_lot_size,
+            initial_margin_bps: market.initial_margin_bps,
+            maintenance_margin_bps: market.maintenance_margin_bps,
+            long_funding_index: market.long_funding_index,
+            short_funding_index: market.short_funding_index,
+        }
+    }
+}
+
+/// What health needs of an underlying: its price now, or why there is none,
+/// and the last good price (for closed markets).
+#[derive(Clone, Copy, Debug)]
+pub struct UnderlyingPrices {
+    pub current: core::result::Result<I80F48, KestrelError>,
+    pub last_good: Option<I80F48>,
+}
+
+impl UnderlyingPrices {
+    /// The underlying's prices at unix time `now` and `slot`.
+    pub fn of(underlying: &Underlying, now: i64, slot: u64) -> Self {
+        Self {
+            current: underlying.current_price(now, slot),
+            last_good: underlying.prices.last_good_price(),
+        }
+    }
+}
+
+impl MarkRule {
+    /// The mark at unix time `now` when the underlying's price is
+    /// `underlying_price`.
+    pub fn apply(&self, underlying_price: I80F48, now: i64) -> Result<I80F48> {
+        match self {
+            MarkRule::Settled(price) => Ok(*price),
+            MarkRule::Underlying => Ok(underlying_price),
+            MarkRule::Future { basis, params } => Ok(basis
+                .mark_price(
+                    now,
+                    params.expiry,
+                    underlying_price,
+                    params.max_basis_bps,
+                    params.convergence_seconds,
+                )
+                .map_err(KestrelError::from)?),
+        }
+    }
+}
+
+impl MarketRisk {
+    /// The price a position of this market counts at, at unix time `now`,
+    /// from its underlying's `prices` (see the module docs).
+    pub fn mark_price(&self, prices: &UnderlyingPrices, now: i64) -> Result<I80F48> {
+        match self.mark {
+            MarkRule::Settled(price) => Ok(price),
+            _ if self.closed => Ok(prices.last_good.ok_or(KestrelError::OracleStale)?),
+            rule => rule.apply(prices.current?, now),
+        }
+    }
+}
+
+/// Where a portfolio's accounts come from.
+pub trait AccountRetriever {
+    /// The market of the account's position in `market_index`, checked to be
+    /// of the exchange and that index. Called in slot order.
+    fn market(&mut self, market_index: u16) -> Result<MarketRisk>;
+    /// The prices of `underlying`. Called once per distinct underlying, in
+    /// the order the markets first name them.
+    fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices>;
+}
+
+/// One underlying of a portfolio and its price.
+#[derive(Clone, Copy, Debug)]
+pub struct UnderlyingEntry {
+    pub key: Pubkey,
+    pub prices: UnderlyingPrices,
+}
+
+/// A position of the portfolio, with the market data it was valued from.
+#[derive(Clone, Copy, Debug)]
+pub struct PortfolioPosition {
+    /// Index into [`Portfolio::underlyings`].
+    pub underlying: u8,
+    pub market: MarketRisk,
+    pub exposure: PerpExposure,
+}
+
+/// An account's positions grouped by underlying (each position names its
+/// underlying's entry), valued at unix time `now`, built once per
+/// instruction.
+#[derive(Clone, Debug, Default)]
+pub struct Portfolio {
+    pub underlyings: Vec<UnderlyingEntry>,
+    pub positions: Vec<PortfolioPosition>,
+    pub now: i64,
+}
+
+impl Portfolio {
+    /// An empty portfolio at unix time `now` that already knows
+    /// `underlyings` (those the instruction names itself, so the retriever
+    /// is not asked for them).
+    pub fn new(known: &[UnderlyingEntry], now: i64) -> Self {
+        Self {
+            underlyings: known.to_vec(),
+            positions: Vec::with_capacity(MAX_POSITIONS),
+            now,
+        }
+    }
+
+    /// Adds every active position of `account` but the one in `skip`, their
+    /// markets and then their new underlyings read from `retriever`.
+    pub fn add_account<R: AccountRetriever>(
+        &mut self,
+        account: &MarginAccount,
+        skip: Option<u16>,
+        retriever: &mut R,
+    ) -> Result<()> {
+        let first = self.positions.len();
+        let mut markets: Vec<(usize, MarketRisk)> = Vec::with_capacity(MAX_POSITIONS);
+        for (slot, position) in account.active_positions() {
+            if Some(position.market_index) != skip {
+                markets.push((slot, retriever.market(position.market_index)?));
+            }
+        }
+        for (slot, market) in markets {
+            let underlying = match self.underlying_slot(&market.underlying) {
+                Some(index) => index,
+                None => {
+                    let prices = retriever.underlying(&market.underlying)?;
+                    self.push_underlying(UnderlyingEntry {
+                        key: market.underlying,
+                        prices,
+                    })?
+                }
+            };
+            let price =
+                market.mark_price(&self.underlyings[usize::from(underlying)].prices, self.now)?;
+            let exposure = exposure(&account.positions[slot], &market, price)?;
+            self.positions.push(PortfolioPosition {
+                underlying,
+                market,
+                exposure,
+            });
+        }
+        debug_assert!(self.positions.len() - first <= MAX_POSITIONS);
+        Ok(())
+    }
+
+    /// Adds one position valued against `market` (the instruction's own),
+    /// whose underlying must already be known.
+    pub fn push(&mut self, position: &PerpPosition, market: &MarketRisk) -> Result<()> {
+        let underlying = self
+            .underlying_slot(&market.underlying)
+            .ok_or(KestrelError::Unreachable)?;
+        let price =
+            market.mark_price(&self.underlyings[usize::from(underlying)].prices, self.now)?;
+        self.positions.push(PortfolioPosition {
+            underlying,
+            market: *market,
+            exposure: exposure(position, market, price)?,
+        });
+        Ok(())
+    }
+
+    /// Drops the last position [`Self::push`]ed.
+    pub fn pop(&mut self) {
+        self.positions.pop();
+    }
+
+    fn underlying_slot(&self, key: &Pubkey) -> Option<u8> {
+        self.underlyings
+            .iter()
+            .position(|entry| entry.key == *key)
+            .map(|index| index as u8)
+    }
+
+    fn push_underlying(&mut self, entry: UnderlyingEntry) -> Result<u8> {
+        let index = u8::try_from(self.underlyings.len()).map_err(|_| KestrelError::Unreachable)?;
+        self.underlyings.push(entry);
+        Ok(index)
+    }
+
+    /// Health of `collateral` plus every position.
+    pub fn health(&self, collateral: i64, kind: HealthKind) -> Result<I80F48> {
+        let mut total = I80F48::from_num(collateral);
+        for position in &self.positions {
+            total = total
+                .checked_add(
+                    position
+                        .exposure
+                        .contribution(kind)
+                        .ok_or(KestrelError::MathOverflow)?,
+                )
+                .ok_or(KestrelError::MathOverflow)?;
+        }
+        Ok(total)
+    }
+
+    pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
+        self.health(collateral, HealthKind::Initial)
+    }
+
+    /// The exposures, for `engine::liquidation`.
+    pub fn exposures(&self) -> impl Iterator<Item = &PerpExposure> {
+        self.positions.iter().map(|p| &p.exposure)
+    }
+}
+
+/// A position as health sees it, in native units, at `price` (native quote
+/// per native base).
+pub fn exposure(
+    position: &PerpPosition,
+    market: &MarketRisk,
+    price: I80F48,
+) -> Result<PerpExposure> {
+    let lot = market.base_lot_size;
+    let overflow = || error!(KestrelError::MathOverflow);
+    let signed_lot = i64::try_from(lot).map_err(|_| overflow())?;
+    Ok(PerpExposure {
+        base: position
+            .base_lots
+            .checked_mul(signed_lot)
+            .ok_or_else(overflow)?,
+        quote: position.quote_native,
+        bids: position
+            .bids_base_lots
+            .checked_mul(lot)
+            .ok_or_else(overflow)?,
+        asks: position
+            .asks_base_lots
+            .checked_mul(lot)
+            .ok_or_else(overflow)?,
+        unsettled_funding: unsettled_funding(position, market).ok_or_else(overflow)?,
+        price,
+        initial_margin_bps: market.initial_margin_bps,
+        maintenance_margin_bps: market.maintenance_margin_bps,
+    })
+}
+
+/// Funding the position is owed (> 0) or owes, not yet settled.
+fn unsettled_funding(position: &PerpPosition, market: &MarketRisk) -> Option<I80F48> {
+    let index = if position.base_lots >= 0 {
+        market.long_funding_index
+    } else {
+        market.short_funding_index
+    };
+    if position.funding_index == index {
+        return Some(I80F48::ZERO);
+    }
+    funding::unsettled_funding(
+        funding::from_parts(index),
+        funding::from_parts(position.funding_index),
+        position.base_lots,
+    )
+}
+
+/// The program's retriever: health accounts from an instruction's remaining
+/// accounts, in the order of the module docs. Every account is loaded as its
+/// type (owner and discriminator) and must belong to `exchange`; a market
+/// must carry the position's index, an underlying the key its market names.
+pub struct RemainingAccounts<'info> {
+    accounts: std::slice::Iter<'info, AccountInfo<'info>>,
+    exchange: Pubkey,
+    now: i64,
+    slot: u64,
+}
+
+impl<'info> RemainingAccounts<'info> {
+    pub fn new(
+        accounts: std::slice::Iter<'info, AccountInfo<'info>>,
+        exchange: Pubkey,
+        clock: &Clock,
+    ) -> Self {
+        Self {
+            accounts,
+            exchange,
+            now: clock.unix_timestamp,
+            slot: clock.slot,
+        }
+    }
+
+    fn next(&mut self) -> Result<&'info AccountInfo<'info>> {
+        Ok(self
+            .accounts
+            .next()
+            .ok_or(KestrelError::WrongHealthAccounts)?)
+    }
+}
+
+impl AccountRetriever for RemainingAccounts<'_> {
+    fn market(&mut self, market_index: u16) -> Result<MarketRisk> {
+        let info = self.next()?;
+        let loader = AccountLoader::<Market>::try_from(info)
+            .map_err(|_| KestrelError::WrongHealthAccounts)?;
+        let market = loader.load()?;
+        require!(
+            market.exchange == self.exchange && market.market_index == market_index,
+            KestrelError::WrongHealthAccounts
+        );
+        Ok(MarketRisk::from(&*market))
+    }
+
+    fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices> {
+        let info = self.next()?;
+        require!(info.key == underlying, KestrelError::WrongHealthAccounts);
+        let loader = AccountLoader::<Underlying>::try_from(info)
+            .map_err(|_| KestrelError::WrongHealthAccounts)?;
+        let loaded = loader.load()?;
+        require!(
+            loaded.exchange == self.exchange,
+            KestrelError::WrongHealthAccounts
+        );
+        Ok(UnderlyingPrices::of(&loaded, self.now, self.slot))
+    }
+}
+
+/// The portfolio of `account` but its position in `skip`, from remaining
+/// accounts, knowing `known` already.
+pub fn from_remaining_accounts(
+    account: &MarginAccount,
+    skip: Option<u16>,
+    known: &[UnderlyingEntry],
+    retriever: &mut RemainingAccounts<'_>,
+) -> Result<Portfolio> {
+    let mut portfolio = Portfolio::new(known, retriever.now);
+    portfolio.add_account(account, skip, retriever)?;
+    Ok(portfolio)
+}
+
+/// The health of `collateral` and `exposures` (engine::risk).
+pub fn health(collateral: i64, exposures: &[PerpExposure], kind: HealthKind) -> Result<I80F48> {
+    Ok(risk::health(collateral, exposures, kind).ok_or(KestrelError::MathOverflow)?)
+}

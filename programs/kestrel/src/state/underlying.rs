@@ -1,0 +1,286 @@
+use anchor_lang::prelude::*;
+
+use fixed::types::I80F48;
+
+use crate::error::KestrelError;
+use crate::oracle::{OracleBounds, PriceReading, PriceRecords, PRICE_RECORDS_SIZE};
+
+/// PDA seeds: `[UNDERLYING_SEED, exchange, underlying_index (u16 LE)]`.
+pub const UNDERLYING_SEED: &[u8] = b"underlying";
+
+/// Which oracle program a feed belongs to.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OracleKind {
+    None,
+    Pyth,
+    Switchboard,
+}
+
+impl TryFrom<u8> for OracleKind {
+    type Error = KestrelError;
+
+    fn try_from(value: u8) -> core::result::Result<Self, KestrelError> {
+        match value {
+            0 => Ok(Self::None),
+            1 => Ok(Self::Pyth),
+            2 => Ok(Self::Switchboard),
+            _ => Err(KestrelError::Unreachable),
+        }
+    }
+}
+
+/// An underlying's oracle feeds and bounds, as the admin sets them. A feed
+/// is a Pyth feed id or a Switchboard pull-feed account address.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleConfig {
+    pub primary_kind: OracleKind,
+    pub primary_feed: [u8; 32],
+    pub fallback_kind: OracleKind,
+    pub fallback_feed: [u8; 32],
+    pub max_age_seconds: u32,
+    /// 0 = not checked.
+    pub max_age_slots: u32,
+    pub max_confidence_bps: u32,
+    /// Largest primary/fallback disagreement before the underlying's markets
+    /// are reduce-only; also how far a fallback may be from the last good
+    /// price when the primary fails.
+    pub max_deviation_bps: u32,
+    /// For a Pyth feed, the one update account read (a sponsored feed, updated
+    /// in place); zero: any verified update of the feed id. Zero for
+    /// Switchboard, whose feed is its account.
+    pub primary_account: [u8; 32],
+    pub fallback_account: [u8; 32],
+}
+
+impl OracleConfig {
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.primary_kind != OracleKind::None
+                && self.max_age_seconds > 0
+                && (1..=10_000).contains(&self.max_confidence_bps)
+                && (1..=10_000).contains(&self.max_deviation_bps)
+                && (self.fallback_kind == OracleKind::None
+                    || self.fallback_feed != self.primary_feed)
+                && (self.primary_kind == OracleKind::Pyth || self.primary_account == [0; 32])
+                && (self.fallback_kind == OracleKind::Pyth || self.fallback_account == [0; 32]),
+            KestrelError::InvalidOracleConfig
+        );
+        Ok(())
+    }
+
+    pub fn has_fallback(&self) -> bool {
+        self.fallback_kind != OracleKind::None
+    }
+}
+
+/// [`OracleConfig`] as an underlying stores it: the same fields, kinds as
+/// bytes (decoded with `TryFrom`, never defaulted).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredOracleConfig {
+    pub primary_feed: [u8; 32],
+    pub fallback_feed: [u8; 32],
+    pub primary_account: [u8; 32],
+    pub fallback_account: [u8; 32],
+    pub max_age_seconds: u32,
+    pub max_age_slots: u32,
+    pub max_confidence_bps: u32,
+    pub max_deviation_bps: u32,
+    pub primary_kind: u8,
+    pub fallback_kind: u8,
+    pub padding: [u8; 6],
+}
+
+/// 4 feeds and pinned accounts + 4 bounds + 2 kinds and padding.
+pub const STORED_ORACLE_CONFIG_SIZE: usize = 4 * 32 + 4 * 4 + 2 + 6;
+const _: () = assert!(core::mem::size_of::<StoredOracleConfig>() == STORED_ORACLE_CONFIG_SIZE);
+
+impl From<&OracleConfig> for StoredOracleConfig {
+    fn from(config: &OracleConfig) -> Self {
+        Self {
+            primary_feed: config.primary_feed,
+            fallback_feed: config.fallback_feed,
+            primary_account: config.primary_account,
+            fallback_account: config.fallback_account,
+            max_age_seconds: config.max_age_seconds,
+            max_age_slots: config.max_age_slots,
+            max_confidence_bps: config.max_confidence_bps,
+            max_deviation_bps: config.max_deviation_bps,
+            primary_kind: config.primary_kind as u8,
+            fallback_kind: config.fallback_kind as u8,
+            padding: [0; 6],
+        }
+    }
+}
+
+impl TryFrom<&StoredOracleConfig> for OracleConfig {
+    type Error = KestrelError;
+
+    fn try_from(stored: &StoredOracleConfig) -> core::result::Result<Self, KestrelError> {
+        Ok(Self {
+            primary_kind: OracleKind::try_from(stored.primary_kind)?,
+            primary_feed: stored.primary_feed,
+            fallback_kind: OracleKind::try_from(stored.fallback_kind)?,
+            fallback_feed: stored.fallback_feed,
+            max_age_seconds: stored.max_age_seconds,
+            max_age_slots: stored.max_age_slots,
+            max_confidence_bps: stored.max_confidence_bps,
+            max_deviation_bps: stored.max_deviation_bps,
+            primary_account: stored.primary_account,
+            fallback_account: stored.fallback_account,
+        })
+    }
+}
+
+/// An underlying asset (e.g. SOL): the one place its markets' price comes
+/// from. `refresh_underlying` (permissionless) reads the feeds and stores
+/// what it accepted; every trading, withdrawal, liquidation and funding
+/// instruction reads the stored price read-only and requires it fresh, so
+/// markets of one underlying never contend for a write lock on it.
+#[account(zero_copy)]
+pub struct Underlying {
+    pub exchange: Pubkey,
+    /// Zero-padded, e.g. "SOL".
+    pub name: [u8; 16],
+    pub oracle: StoredOracleConfig,
+    /// Each feed's newest update and the last good price
+    /// (`oracle::PriceRecords`): no older update is ever used.
+    pub prices: PriceRecords,
+    pub underlying_index: u16,
+    pub bump: u8,
+    /// Decimals of the base asset's native unit, and of the exchange's quote
+    /// (collateral) mint: prices are native quote per native base.
+    pub base_decimals: u8,
+    pub quote_decimals: u8,
+    pub padding0: [u8; 3],
+    /// Room that the volatility state, stable price, implied-volatility
+    /// input and risk-array tags of later versions fill without a migration.
+    pub reserved: [u8; 512],
+}
+
+/// exchange + name + oracle config + price records + index, bump, decimals
+/// and padding + reserved.
+pub const UNDERLYING_SIZE: usize =
+    32 + 16 + STORED_ORACLE_CONFIG_SIZE + PRICE_RECORDS_SIZE + 8 + 512;
+const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
+const _: () = assert!(UNDERLYING_SIZE == 848);
+const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
+
+impl Underlying {
+    pub const SPACE: usize = 8 + UNDERLYING_SIZE;
+
+    pub fn oracle_config(&self) -> core::result::Result<OracleConfig, KestrelError> {
+        OracleConfig::try_from(&self.oracle)
+    }
+
+    pub fn has_fallback(&self) -> bool {
+        self.oracle.fallback_kind != OracleKind::None as u8
+    }
+
+    pub fn bounds(&self) -> OracleBounds {
+        OracleBounds {
+            max_age_seconds: self.oracle.max_age_seconds,
+            max_age_slots: self.oracle.max_age_slots,
+            max_confidence_bps: self.oracle.max_confidence_bps,
+            base_decimals: self.base_decimals,
+            quote_decimals: self.quote_decimals,
+        }
+    }
+
+    /// What the stored records give at unix time `now` and `slot`, without
+    /// reading any feed: the price the last refresh accepted while it is
+    /// within the maximum age (or a current fallback within the deviation
+    /// bound of it), else why there is none. Read-only: the records it
+    /// returns are not stored.
+    pub fn reading(&self, now: i64, slot: u64) -> PriceReading {
+        self.prices.accept(
+            &self.bounds(),
+            self.has_fallback(),
+            self.oracle.max_deviation_bps,
+            now,
+            slot,
+        )
+    }
+
+    /// The price to use now (native quote per native base), or the feeds'
+    /// error.
+    pub fn current_price(&self, now: i64, slot: u64) -> core::result::Result<I80F48, KestrelError> {
+        Ok(self.reading(now, slot).price()?)
+    }
+
+    /// The price positions count at when their market no longer trades:
+    /// the last good one, however old.
+    pub fn last_good_price(&self) -> core::result::Result<I80F48, KestrelError> {
+        self.prices
+            .last_good_price()
+            .ok_or(KestrelError::OracleStale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn config() -> OracleConfig {
+        OracleConfig {
+            primary_kind: OracleKind::Pyth,
+            primary_feed: [1; 32],
+            fallback_kind: OracleKind::Switchboard,
+            fallback_feed: [2; 32],
+            max_age_seconds: 60,
+            max_age_slots: 0,
+            max_confidence_bps: 200,
+            max_deviation_bps: 300,
+            primary_account: [0; 32],
+            fallback_account: [0; 32],
+        }
+    }
+
+    #[test]
+    fn oracle_config_is_validated_field_by_field() {
+        assert!(config().validate().is_ok());
+        let broken: [fn(&mut OracleConfig); 8] = [
+            |c| c.primary_kind = OracleKind::None,
+            |c| c.max_age_seconds = 0,
+            |c| c.max_confidence_bps = 0,
+            |c| c.max_confidence_bps = 10_001,
+            |c| c.max_deviation_bps = 0,
+            |c| c.fallback_feed = c.primary_feed,
+            |c| c.fallback_account = [3; 32],
+            |c| {
+                c.primary_kind = OracleKind::Switchboard;
+                c.primary_account = [3; 32];
+            },
+        ];
+        for (i, breaks) in broken.iter().enumerate() {
+            let mut c = config();
+            breaks(&mut c);
+            assert!(c.validate().is_err(), "case {i} should be refused");
+        }
+    }
+
+    #[test]
+    fn stored_config_reads_back_as_set() {
+        let stored = StoredOracleConfig::from(&config());
+        assert_eq!(OracleConfig::try_from(&stored).ok(), Some(config()));
+        let mut corrupt = stored;
+        corrupt.fallback_kind = 3;
+        assert!(matches!(
+            OracleConfig::try_from(&corrupt),
+            Err(KestrelError::Unreachable)
+        ));
+    }
+
+    #[test]
+    fn stored_oracle_kinds_are_stable() {
+        // Declaration order is the stored byte: append new variants only.
+        for (byte, kind) in [OracleKind::None, OracleKind::Pyth, OracleKind::Switchboard]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(kind as u8, byte as u8);
+            assert_eq!(OracleKind::try_from(byte as u8).ok(), Some(kind));
+        }
+    }
+}
