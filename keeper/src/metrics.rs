@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use kestrel::engine::event_queue::{AnyEvent, Event};
-use kestrel::state::Underlying;
+use kestrel::state::{Market, Underlying};
 
-use crate::cranks::CycleReport;
+use crate::cranks::{settlement_stage, CycleReport, SettlementStage};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -16,6 +16,11 @@ pub struct Metrics {
     pub underlying_refreshes: AtomicU64,
     pub events_consumed: AtomicU64,
     pub funding_updates: AtomicU64,
+    pub basis_updates: AtomicU64,
+    pub settlement_samples: AtomicU64,
+    pub markets_settled: AtomicU64,
+    pub positions_settled: AtomicU64,
+    pub markets_closed: AtomicU64,
     pub liquidations: AtomicU64,
     pub unwinds: AtomicU64,
     pub bankruptcies_settled: AtomicU64,
@@ -24,6 +29,8 @@ pub struct Metrics {
     pub tx_failures: AtomicU64,
     pub unconfigured_work: AtomicU64,
     pub liquidatable_accounts: AtomicU64,
+    /// Bankrupt accounts nothing could settle at the last cycle.
+    pub bankruptcies_waiting: AtomicU64,
     /// Cluster unix time of the last completed cycle.
     pub last_cycle_unix: AtomicI64,
     /// Per market: (pending events, age in seconds of the oldest).
@@ -33,6 +40,20 @@ pub struct Metrics {
     /// Per underlying: (age in seconds of the last good price stored, if
     /// any; whether the stored price is current).
     underlyings: Mutex<BTreeMap<u16, (Option<i64>, bool)>>,
+    /// Per market with an expiry: (seconds to expiry, settlement samples
+    /// recorded, stage).
+    expiries: Mutex<BTreeMap<u16, (i64, u32, SettlementStage)>>,
+}
+
+/// A [`SettlementStage`] as a gauge's value.
+fn stage_value(stage: SettlementStage) -> u8 {
+    match stage {
+        SettlementStage::Trading => 0,
+        SettlementStage::Window => 1,
+        SettlementStage::Expired => 2,
+        SettlementStage::Settled => 3,
+        SettlementStage::Closed => 4,
+    }
 }
 
 impl Metrics {
@@ -42,6 +63,14 @@ impl Metrics {
         add(&self.underlying_refreshes, report.underlying_refreshes);
         add(&self.events_consumed, report.events_consumed);
         add(&self.funding_updates, report.funding_updates);
+        add(&self.basis_updates, report.basis_updates);
+        add(&self.settlement_samples, report.settlement_samples);
+        add(&self.markets_settled, report.markets_settled.len() as u64);
+        add(
+            &self.positions_settled,
+            report.positions_settled.len() as u64,
+        );
+        add(&self.markets_closed, report.markets_closed.len() as u64);
         add(&self.liquidations, report.liquidations.len() as u64);
         add(&self.unwinds, report.unwinds.len() as u64);
         add(
@@ -53,6 +82,8 @@ impl Metrics {
         add(&self.unconfigured_work, report.unconfigured.len() as u64);
         self.liquidatable_accounts
             .store(report.liquidatable.len() as u64, Ordering::Relaxed);
+        self.bankruptcies_waiting
+            .store(report.bankruptcies_waiting.len() as u64, Ordering::Relaxed);
         self.last_cycle_unix.store(now, Ordering::Relaxed);
     }
 
@@ -83,6 +114,20 @@ impl Metrics {
         let current = underlying.current_price(now, slot).is_ok();
         if let Ok(mut underlyings) = self.underlyings.lock() {
             underlyings.insert(index, (age, current));
+        }
+    }
+
+    /// A market with an expiry as last read: how far its expiry is, how
+    /// many settlement samples it holds, where its settlement stands. A
+    /// market without one is not recorded.
+    pub fn observe_expiry(&self, market_index: u16, market: &Market, now: i64) {
+        let Some(stage) = settlement_stage(market, now) else {
+            return;
+        };
+        let to_expiry = market.future.params.expiry.saturating_sub(now);
+        let samples = market.future.settlement.samples;
+        if let Ok(mut expiries) = self.expiries.lock() {
+            expiries.insert(market_index, (to_expiry, samples, stage));
         }
     }
 
@@ -122,6 +167,31 @@ impl Metrics {
                 "kestrel_keeper_funding_updates_total",
                 "update_funding transactions landed",
                 &self.funding_updates,
+            ),
+            (
+                "kestrel_keeper_basis_updates_total",
+                "update_basis transactions landed (dated futures)",
+                &self.basis_updates,
+            ),
+            (
+                "kestrel_keeper_settlement_samples_total",
+                "sample_settlement transactions landed (settlement windows)",
+                &self.settlement_samples,
+            ),
+            (
+                "kestrel_keeper_markets_settled_total",
+                "Settlement prices fixed by this keeper's settle_expired",
+                &self.markets_settled,
+            ),
+            (
+                "kestrel_keeper_positions_settled_total",
+                "Positions settled in cash by this keeper's settle_expired",
+                &self.positions_settled,
+            ),
+            (
+                "kestrel_keeper_markets_closed_total",
+                "Expired markets this keeper's settlements left closed",
+                &self.markets_closed,
             ),
             (
                 "kestrel_keeper_liquidations_total",
@@ -170,6 +240,16 @@ impl Metrics {
             out,
             "kestrel_keeper_liquidatable_accounts {}",
             self.liquidatable_accounts.load(Ordering::Relaxed)
+        );
+        gauge(
+            &mut out,
+            "kestrel_keeper_bankruptcies_waiting",
+            "Bankrupt accounts at the last cycle with no insurance fund and no open interest to cover them",
+        );
+        let _ = writeln!(
+            out,
+            "kestrel_keeper_bankruptcies_waiting {}",
+            self.bankruptcies_waiting.load(Ordering::Relaxed)
         );
         gauge(
             &mut out,
@@ -232,6 +312,42 @@ impl Metrics {
                 );
             }
         }
+        if let Ok(expiries) = self.expiries.lock() {
+            gauge(
+                &mut out,
+                "kestrel_keeper_seconds_to_expiry",
+                "Seconds until a dated future's (or delisted perpetual's) expiry; negative after it",
+            );
+            for (market, (to_expiry, _, _)) in expiries.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_seconds_to_expiry{{market=\"{market}\"}} {to_expiry}"
+                );
+            }
+            gauge(
+                &mut out,
+                "kestrel_keeper_settlement_samples",
+                "Samples in a market's settlement TWAP (missed ones hold the last price)",
+            );
+            for (market, (_, samples, _)) in expiries.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_settlement_samples{{market=\"{market}\"}} {samples}"
+                );
+            }
+            gauge(
+                &mut out,
+                "kestrel_keeper_settlement_stage",
+                "0 trading, 1 in the settlement window, 2 expired, 3 settled (positions left), 4 closed",
+            );
+            for (market, (_, _, stage)) in expiries.iter() {
+                let _ = writeln!(
+                    out,
+                    "kestrel_keeper_settlement_stage{{market=\"{market}\"}} {}",
+                    stage_value(*stage)
+                );
+            }
+        }
         if let Ok(held) = self.liquidator_positions.lock() {
             gauge(
                 &mut out,
@@ -259,6 +375,16 @@ mod tests {
         let report = CycleReport {
             underlying_refreshes: 1,
             events_consumed: 7,
+            basis_updates: 2,
+            settlement_samples: 3,
+            markets_settled: vec![1],
+            positions_settled: vec![crate::cranks::SettledPosition {
+                account: kestrel_sdk::Pubkey::new_unique(),
+                market_index: 1,
+                base_lots: -200,
+                value_native: -284_666_667,
+            }],
+            markets_closed: vec![1],
             races: 1,
             failures: vec!["x".into()],
             unconfigured: vec!["y".into(), "z".into()],
@@ -275,7 +401,19 @@ mod tests {
         underlying.prices.last_good.price = [0, 150];
         underlying.prices.last_good.publish_time = 1_000;
         metrics.observe_underlying(0, &underlying, 1_010, 5);
+        let mut future: Market = bytemuck::Zeroable::zeroed();
+        future.kind = kestrel::state::InstrumentKind::Future as u8;
+        future.future.params.expiry = 2_000;
+        future.future.params.settlement_window_seconds = 1_000;
+        future.future.settlement.samples = 4;
+        metrics.observe_expiry(1, &future, 1_010);
+        // A perpetual has no expiry to watch.
+        metrics.observe_expiry(0, &bytemuck::Zeroable::zeroed(), 1_010);
         let text = metrics.render();
+        assert!(
+            !text.contains("kestrel_keeper_seconds_to_expiry{market=\"0\"}"),
+            "{text}"
+        );
         assert!(
             !text.contains("kestrel_keeper_underlying_price_age_seconds{underlying=\"1\"}"),
             "no price yet, no age: {text}"
@@ -287,6 +425,14 @@ mod tests {
             "kestrel_keeper_underlying_price_current{underlying=\"0\"} 0",
             "kestrel_keeper_underlying_price_current{underlying=\"1\"} 0",
             "kestrel_keeper_events_consumed_total 14",
+            "kestrel_keeper_basis_updates_total 4",
+            "kestrel_keeper_settlement_samples_total 6",
+            "kestrel_keeper_markets_settled_total 2",
+            "kestrel_keeper_positions_settled_total 2",
+            "kestrel_keeper_markets_closed_total 2",
+            "kestrel_keeper_seconds_to_expiry{market=\"1\"} 990",
+            "kestrel_keeper_settlement_samples{market=\"1\"} 4",
+            "kestrel_keeper_settlement_stage{market=\"1\"} 1",
             "kestrel_keeper_races_total 2",
             "kestrel_keeper_tx_failures_total 2",
             "kestrel_keeper_unconfigured_work_total 4",

@@ -1,7 +1,7 @@
 //! Applies a migrations file to any [`Chain`]: the cluster over RPC (the
 //! `kestrel-migrations` command) or the in-process chain (the demo, tests).
 use kestrel_sdk::client::{Chain, FetchError};
-use kestrel_sdk::{decode, ix, pda};
+use kestrel_sdk::{decode, ix, pda, Pubkey};
 use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
@@ -17,8 +17,14 @@ pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<Chai
         }
         Err(e) => return Err(e.to_string()),
     };
+    let now = chain
+        .clock()
+        .await
+        .map_err(|e| e.to_string())?
+        .unix_timestamp;
     let mut state = ChainState {
         pause_flags: exchange.pause_flags,
+        now,
         ..ChainState::default()
     };
     if let Some(address) = config.lookup_table_address().map_err(|e| e.to_string())? {
@@ -140,22 +146,16 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
             accounts, config, ..
         } => ix::set_underlying_oracle(&admin_key, &accounts, config),
         Step::CreateMarket { args, underlying } => {
-            let bids = chain
-                .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
-                .await;
-            let asks = chain
-                .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
-                .await;
-            let queue = chain
-                .create_program_account(ix::EVENT_QUEUE_ACCOUNT_LEN)
-                .await;
-            let (bids, asks, queue) = match (bids, asks, queue) {
-                (Ok(b), Ok(a), Ok(q)) => (b, a, q),
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                    return Err(format!("{step}: creating the book accounts: {e}"))
-                }
-            };
+            let (bids, asks, queue) = book_accounts(chain, step).await?;
             ix::create_market(&admin_key, args, &bids, &asks, &queue, &underlying)
+        }
+        Step::CreateFutureMarket {
+            args,
+            future,
+            underlying,
+        } => {
+            let (bids, asks, queue) = book_accounts(chain, step).await?;
+            ix::create_future_market(&admin_key, args, future, &bids, &asks, &queue, &underlying)
         }
         Step::SetMarketParams {
             market_index,
@@ -175,4 +175,26 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
         .await
         .map_err(|e| format!("{step}: {e}"))?;
     Ok(())
+}
+
+/// New zeroed bids, asks and event queue accounts for `step`'s market.
+async fn book_accounts(
+    chain: &mut impl Chain,
+    step: &Step,
+) -> Result<(Pubkey, Pubkey, Pubkey), String> {
+    let bids = chain
+        .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
+        .await;
+    let asks = chain
+        .create_program_account(ix::BOOK_SIDE_ACCOUNT_LEN)
+        .await;
+    let queue = chain
+        .create_program_account(ix::EVENT_QUEUE_ACCOUNT_LEN)
+        .await;
+    match (bids, asks, queue) {
+        (Ok(b), Ok(a), Ok(q)) => Ok((b, a, q)),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            Err(format!("{step}: creating the book accounts: {e}"))
+        }
+    }
 }

@@ -1,10 +1,15 @@
 //! The migrations file.
 use std::collections::BTreeSet;
 
-use kestrel::state::{MarketParams, MarketStatus, Operation, OracleConfig, OracleKind};
+use kestrel::state::{
+    FutureParams, InstrumentKind, MarketParams, MarketStatus, Operation, OracleConfig, OracleKind,
+    MAX_SETTLEMENT_WINDOW_SECONDS,
+};
 use kestrel_sdk::ix::UnderlyingAccounts;
 use kestrel_sdk::{pda, Pubkey};
 use serde::Deserialize;
+
+use crate::expiry::ExpiryValue;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -80,10 +85,86 @@ pub struct MarketConfig {
     /// active, reduce_only, paused or closed.
     #[serde(default = "active")]
     pub status: String,
+    /// perp (the default) or future: a dated future, which needs the keys
+    /// below. Fixed at listing, as they all are.
+    #[serde(default = "perp")]
+    pub kind: String,
+    /// A future's expiry: unix seconds, or an RFC 3339 date-time (a string
+    /// or a bare TOML date-time, with its offset), or a date (00:00 UTC).
+    pub expiry: Option<ExpiryValue>,
+    /// Instead of `expiry`: seconds after the market is listed (for a chain
+    /// whose clock is not the wall clock, such as the demo's). Counted from
+    /// the chain's clock when the plan lists the market; once listed, the
+    /// expiry on chain stands and this is not compared with it.
+    pub expiry_in_seconds: Option<u32>,
+    /// A future's settlement window before expiry, whose TWAP of the
+    /// underlying's price it settles at (1 to 86,400).
+    pub settlement_window_seconds: Option<u32>,
+    /// Largest basis the future's mark carries, bps of the price (at most
+    /// `price_band_bps`).
+    pub max_basis_bps: Option<u32>,
+    /// The basis estimate's smoothing window (positive).
+    pub basis_window_seconds: Option<u32>,
+    /// The last seconds before expiry over which the basis fades to zero.
+    pub convergence_seconds: Option<u32>,
 }
 
 fn active() -> String {
     "active".into()
+}
+
+fn perp() -> String {
+    "perp".into()
+}
+
+/// When a future expires, as its `[[market]]` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// At this unix time (`expiry`).
+    At(i64),
+    /// This many seconds after listing (`expiry_in_seconds`).
+    AfterListing(u32),
+}
+
+impl Expiry {
+    /// The unix time it falls at for a market listed at `listed_at`.
+    pub fn at(&self, listed_at: i64) -> i64 {
+        match *self {
+            Expiry::At(unix) => unix,
+            Expiry::AfterListing(seconds) => listed_at.saturating_add(i64::from(seconds)),
+        }
+    }
+
+    /// The key it was given under.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Expiry::At(_) => "expiry",
+            Expiry::AfterListing(_) => "expiry_in_seconds",
+        }
+    }
+}
+
+/// A future's listing terms, read from its `[[market]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FutureConfig {
+    pub expiry: Expiry,
+    pub settlement_window_seconds: u32,
+    pub max_basis_bps: u32,
+    pub basis_window_seconds: u32,
+    pub convergence_seconds: u32,
+}
+
+impl FutureConfig {
+    /// The parameters the program stores, for a market listed at `listed_at`.
+    pub fn params(&self, listed_at: i64) -> FutureParams {
+        FutureParams {
+            expiry: self.expiry.at(listed_at),
+            settlement_window_seconds: self.settlement_window_seconds,
+            max_basis_bps: self.max_basis_bps,
+            basis_window_seconds: self.basis_window_seconds,
+            convergence_seconds: self.convergence_seconds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -180,6 +261,9 @@ impl Config {
             market
                 .status()
                 .map_err(|e| invalid(&format!("{key}.status"), e))?;
+            market
+                .future()
+                .map_err(|(field, e)| invalid(&format!("{key}.{field}"), e))?;
             market
                 .params()
                 .validate()
@@ -319,6 +403,107 @@ impl MarketConfig {
             "closed" => MarketStatus::Closed,
             other => return Err(format!("unknown status {other:?}")),
         })
+    }
+
+    /// `kind`, parsed.
+    pub fn kind(&self) -> Result<InstrumentKind, String> {
+        match self.kind.as_str() {
+            "perp" => Ok(InstrumentKind::Perp),
+            "future" => Ok(InstrumentKind::Future),
+            other => Err(format!(
+                "unknown kind {other:?}, expected \"perp\" or \"future\""
+            )),
+        }
+    }
+
+    /// A future's terms (`None` for a perpetual), checked as the program
+    /// checks them but for the expiry's distance from the chain's clock,
+    /// which the plan checks. Errors name the field at fault.
+    pub fn future(&self) -> Result<Option<FutureConfig>, (&'static str, String)> {
+        let fields: [(&'static str, bool); 6] = [
+            ("expiry", self.expiry.is_some()),
+            ("expiry_in_seconds", self.expiry_in_seconds.is_some()),
+            (
+                "settlement_window_seconds",
+                self.settlement_window_seconds.is_some(),
+            ),
+            ("max_basis_bps", self.max_basis_bps.is_some()),
+            ("basis_window_seconds", self.basis_window_seconds.is_some()),
+            ("convergence_seconds", self.convergence_seconds.is_some()),
+        ];
+        match self.kind().map_err(|e| ("kind", e))? {
+            InstrumentKind::Perp => match fields.iter().find(|(_, given)| *given) {
+                Some((field, _)) => Err((
+                    field,
+                    "only a dated future (kind = \"future\") has it".to_string(),
+                )),
+                None => Ok(None),
+            },
+            InstrumentKind::Future => {
+                let needed = |field: &'static str, value: Option<u32>| {
+                    value.ok_or((field, "a future needs it".to_string()))
+                };
+                let expiry = match (&self.expiry, self.expiry_in_seconds) {
+                    (Some(_), Some(_)) => {
+                        return Err((
+                            "expiry_in_seconds",
+                            "give expiry or expiry_in_seconds, not both".to_string(),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err((
+                            "expiry",
+                            "a future needs an expiry (or expiry_in_seconds)".to_string(),
+                        ))
+                    }
+                    (Some(value), None) => Expiry::At(value.unix().map_err(|e| ("expiry", e))?),
+                    (None, Some(seconds)) => Expiry::AfterListing(seconds),
+                };
+                let future = FutureConfig {
+                    expiry,
+                    settlement_window_seconds: needed(
+                        "settlement_window_seconds",
+                        self.settlement_window_seconds,
+                    )?,
+                    max_basis_bps: needed("max_basis_bps", self.max_basis_bps)?,
+                    basis_window_seconds: needed(
+                        "basis_window_seconds",
+                        self.basis_window_seconds,
+                    )?,
+                    convergence_seconds: needed("convergence_seconds", self.convergence_seconds)?,
+                };
+                let window = future.settlement_window_seconds;
+                if !(1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&window) {
+                    return Err((
+                        "settlement_window_seconds",
+                        format!("must be 1 to {MAX_SETTLEMENT_WINDOW_SECONDS} (a day)"),
+                    ));
+                }
+                if future.basis_window_seconds == 0 {
+                    return Err(("basis_window_seconds", "must be positive".to_string()));
+                }
+                if future.max_basis_bps > self.price_band_bps {
+                    return Err((
+                        "max_basis_bps",
+                        format!(
+                            "must not exceed price_band_bps ({}): a mark beyond the band is where no fill may happen",
+                            self.price_band_bps
+                        ),
+                    ));
+                }
+                if let Expiry::AfterListing(seconds) = expiry {
+                    if seconds <= window {
+                        return Err((
+                            "expiry_in_seconds",
+                            format!(
+                                "must be longer than settlement_window_seconds ({window}): the window ends at expiry and must open after listing"
+                            ),
+                        ));
+                    }
+                }
+                Ok(Some(future))
+            }
+        }
     }
 
     pub fn params(&self) -> MarketParams {

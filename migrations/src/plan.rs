@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs};
 use kestrel::state::{
-    Market, MarketParams, MarketStatus, OracleConfig, OracleKind, PauseFlags, Underlying,
+    FutureParams, InstrumentKind, Market, MarketParams, MarketStatus, OracleConfig, OracleKind,
+    PauseFlags, Underlying,
 };
 use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::lookup_table::{self, LookupTable, LOOKUP_TABLE_MAX_ADDRESSES};
 use kestrel_sdk::{pda, Pubkey};
 
-use crate::config::{Config, ConfigError, MarketConfig, UnderlyingConfig};
+use crate::config::{Config, ConfigError, Expiry, MarketConfig, UnderlyingConfig};
+use crate::expiry::format_rfc3339;
 
 /// What exists on chain, as far as the migrations care.
 #[derive(Clone, Default)]
@@ -22,6 +24,10 @@ pub struct ChainState {
     pub markets: BTreeMap<u16, Market>,
     /// The table at `lookup_table.address`, if it exists.
     pub lookup_table: Option<LookupTable>,
+    /// The cluster's unix time when the state was read: a future's expiry
+    /// must lie beyond its settlement window from it, and an
+    /// `expiry_in_seconds` counts from it.
+    pub now: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +50,13 @@ pub enum Step {
     CreateMarket {
         args: CreateMarketArgs,
         /// The underlying it is priced from.
+        underlying: Pubkey,
+    },
+    /// Lists a dated future: a market as `CreateMarket`'s, with `future`'s
+    /// expiry and settlement terms (fixed from then on).
+    CreateFutureMarket {
+        args: CreateMarketArgs,
+        future: FutureParams,
         underlying: Pubkey,
     },
     SetMarketParams {
@@ -114,6 +127,15 @@ impl std::fmt::Display for Step {
                 "create market {} ({})",
                 args.market_index,
                 trimmed(&args.name)
+            ),
+            Step::CreateFutureMarket { args, future, .. } => write!(
+                f,
+                "create future market {} ({}) expiring {} (unix {}), settling at the TWAP of its last {} s",
+                args.market_index,
+                trimmed(&args.name),
+                format_rfc3339(future.expiry),
+                future.expiry,
+                future.settlement_window_seconds
             ),
             Step::SetMarketParams {
                 market_index,
@@ -270,7 +292,7 @@ pub fn plan(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigErro
         )?;
     }
     for market in &config.markets {
-        plan_market(config, market, state.markets.get(&market.index), &mut steps)?;
+        plan_market(config, market, state, &mut steps)?;
     }
     steps.extend(plan_lookup_table(config, state)?);
     Ok(steps)
@@ -401,10 +423,11 @@ fn plan_underlying(
 fn plan_market(
     config: &Config,
     market: &MarketConfig,
-    current: Option<&Market>,
+    state: &ChainState,
     steps: &mut Vec<Step>,
 ) -> Result<(), ConfigError> {
     let key = |field: &str| format!("market {}{field}", market.index);
+    let error = |field: &str, why: String| ConfigError(format!("{}: {why}", key(field)));
     let params = market.params();
     let status = market
         .status()
@@ -412,20 +435,45 @@ fn plan_market(
     let name = market
         .name_bytes()
         .map_err(|e| ConfigError(format!("{}: {e}", key(".name"))))?;
+    let kind = market.kind().map_err(|e| error(".kind", e))?;
+    let future = market
+        .future()
+        .map_err(|(field, e)| error(&format!(".{field}"), e))?;
     let underlying = config.underlying_of(market)?.address();
 
-    let current_status = match current {
+    let current_status = match state.markets.get(&market.index) {
         None => {
-            steps.push(Step::CreateMarket {
-                args: CreateMarketArgs {
-                    market_index: market.index,
-                    name,
-                    base_lot_size: market.base_lot_size,
-                    quote_lot_size: market.quote_lot_size,
-                    params,
-                },
-                underlying,
-            });
+            let args = CreateMarketArgs {
+                market_index: market.index,
+                name,
+                base_lot_size: market.base_lot_size,
+                quote_lot_size: market.quote_lot_size,
+                params,
+            };
+            match future {
+                None => steps.push(Step::CreateMarket { args, underlying }),
+                Some(future) => {
+                    let terms = future.params(state.now);
+                    // The program refuses the same; said here with the key.
+                    if terms.window_start() <= state.now {
+                        return Err(error(
+                            &format!(".{}", future.expiry.key()),
+                            format!(
+                                "expires {} (unix {}): its {} s settlement window must open after now ({})",
+                                format_rfc3339(terms.expiry),
+                                terms.expiry,
+                                terms.settlement_window_seconds,
+                                format_rfc3339(state.now)
+                            ),
+                        ));
+                    }
+                    steps.push(Step::CreateFutureMarket {
+                        args,
+                        future: terms,
+                        underlying,
+                    });
+                }
+            }
             MarketStatus::Active
         }
         Some(on_chain) => {
@@ -446,6 +494,29 @@ fn plan_market(
                     "{}: name and lot sizes are fixed at creation and differ on chain",
                     key("")
                 )));
+            }
+            check_listing_terms(market, on_chain, kind, future.as_ref())?;
+            // An expiring market that has settled (or closed once settled)
+            // belongs to its settlement: nothing the admin sets applies.
+            if on_chain.has_expiry()
+                && matches!(
+                    on_chain.status(),
+                    MarketStatus::Settled | MarketStatus::Closed
+                )
+            {
+                return Ok(());
+            }
+            if matches!(on_chain.kind(), Ok(InstrumentKind::Perp))
+                && on_chain.has_expiry()
+                && matches!(status, MarketStatus::Active | MarketStatus::ReduceOnly)
+            {
+                return Err(error(
+                    ".status",
+                    format!(
+                        "the perpetual was delisted on chain (it settles at {}) and never trades again: set status = \"paused\"",
+                        format_rfc3339(on_chain.future.params.expiry)
+                    ),
+                ));
             }
             if on_chain.params() != params {
                 steps.push(Step::SetMarketParams {
@@ -479,6 +550,73 @@ fn plan_market(
     Ok(())
 }
 
+/// What is fixed at listing: the instrument's kind and a future's terms. A
+/// difference is an error naming the key (no instruction changes them); an
+/// `expiry_in_seconds` is not compared, the expiry on chain stands.
+fn check_listing_terms(
+    market: &MarketConfig,
+    on_chain: &Market,
+    kind: InstrumentKind,
+    future: Option<&crate::config::FutureConfig>,
+) -> Result<(), ConfigError> {
+    let fixed = |field: &str, chain: String, file: String| {
+        ConfigError(format!(
+            "market {}.{field}: fixed at listing: {chain} on chain, {file} in the file",
+            market.index
+        ))
+    };
+    let kind_name = |kind: InstrumentKind| match kind {
+        InstrumentKind::Perp => "perp".to_string(),
+        InstrumentKind::Future => "future".to_string(),
+    };
+    let chain_kind = on_chain.kind().map_err(|_| {
+        ConfigError(format!(
+            "market {}.kind: the market's kind on chain ({}) is unknown to this version",
+            market.index, on_chain.kind
+        ))
+    })?;
+    if chain_kind != kind {
+        return Err(fixed("kind", kind_name(chain_kind), kind_name(kind)));
+    }
+    let Some(future) = future else {
+        return Ok(());
+    };
+    let terms = on_chain.future.params;
+    if let Expiry::At(expiry) = future.expiry {
+        if expiry != terms.expiry {
+            return Err(fixed(
+                "expiry",
+                format!("{} (unix {})", format_rfc3339(terms.expiry), terms.expiry),
+                format!("{} (unix {expiry})", format_rfc3339(expiry)),
+            ));
+        }
+    }
+    let fields = [
+        (
+            "settlement_window_seconds",
+            terms.settlement_window_seconds,
+            future.settlement_window_seconds,
+        ),
+        ("max_basis_bps", terms.max_basis_bps, future.max_basis_bps),
+        (
+            "basis_window_seconds",
+            terms.basis_window_seconds,
+            future.basis_window_seconds,
+        ),
+        (
+            "convergence_seconds",
+            terms.convergence_seconds,
+            future.convergence_seconds,
+        ),
+    ];
+    for (field, chain, file) in fields {
+        if chain != file {
+            return Err(fixed(field, chain.to_string(), file.to_string()));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +646,10 @@ mod tests {
             on_chain.quote_lot_size = market.quote_lot_size;
             on_chain.apply_params(&market.params());
             on_chain.status = market.status().unwrap() as u8;
+            on_chain.kind = market.kind().unwrap() as u8;
+            if let Some(future) = market.future().unwrap() {
+                on_chain.future.params = future.params(state.now);
+            }
             on_chain.bids = Pubkey::new_unique();
             on_chain.asks = Pubkey::new_unique();
             on_chain.event_queue = Pubkey::new_unique();
@@ -538,8 +680,8 @@ mod tests {
                 steps.as_slice(),
                 [Step::CreateLookupTable, Step::ExtendLookupTable { table: None, addresses }]
                     // The exchange's 6, then per market its 4 accounts and
-                    // its underlying's 3 (one underlying here).
-                    if addresses.len() == 6 + 7 * config.markets.len()
+                    // its underlying's 3 once (one underlying here).
+                    if addresses.len() == 6 + 4 * config.markets.len() + 3
             ),
             "{steps:?}"
         );
@@ -615,6 +757,7 @@ mod tests {
                 [
                     Step::CreateUnderlying { args, accounts },
                     Step::CreateMarket { underlying: on, .. },
+                    Step::CreateFutureMarket { args: future_args, future, underlying: future_on },
                     Step::CreateLookupTable,
                     Step::ExtendLookupTable { .. },
                 ] if args.underlying_index == 0
@@ -622,11 +765,21 @@ mod tests {
                     && accounts.underlying == underlying
                     && accounts.fallback_oracle.is_some()
                     && *on == underlying
+                    && *future_on == underlying
+                    && future_args.market_index == 1
+                    // Two hours after the chain's clock (0 here).
+                    && future.expiry == 7_200
+                    && future.settlement_window_seconds == 1_800
             ),
             "{steps:?}"
         );
         assert_eq!(steps[0].to_string(), "create underlying 0 (SOL)");
         assert_eq!(steps[1].to_string(), "create market 0 (SOL-PERP)");
+        assert_eq!(
+            steps[2].to_string(),
+            "create future market 1 (SOL-FUT) expiring 1970-01-01T02:00:00Z (unix 7200), \
+             settling at the TWAP of its last 1800 s"
+        );
         // Once the table exists and is recorded, a matching chain needs nothing.
         config.lookup_table = Some(crate::config::LookupTableConfig {
             address: Some(Pubkey::new_unique().to_string()),
@@ -796,5 +949,196 @@ mod tests {
             .unwrap_err()
             .0
             .contains("base_decimals"));
+    }
+
+    /// The future of markets.toml with `expiry_in_seconds = 7200` replaced
+    /// by `replacement` (e.g. an absolute expiry).
+    fn future_with(replacement: &str) -> String {
+        CONFIG.replacen("expiry_in_seconds = 7200", replacement, 1)
+    }
+
+    #[test]
+    fn a_future_is_listed_at_its_expiry_given_absolute_or_relative() {
+        let now = 1_800_000_000;
+        let listed = |text: &str| {
+            let config = Config::parse(text).unwrap();
+            let state = ChainState {
+                now,
+                ..ChainState::default()
+            };
+            plan(&config, &state).map(|steps| {
+                steps.into_iter().find_map(|step| match step {
+                    Step::CreateFutureMarket { future, .. } => Some(future),
+                    _ => None,
+                })
+            })
+        };
+        // Relative: counted from the chain's clock.
+        let future = listed(CONFIG).unwrap().expect("listed");
+        assert_eq!(future.expiry, now + 7_200);
+        assert_eq!(
+            (
+                future.settlement_window_seconds,
+                future.max_basis_bps,
+                future.basis_window_seconds,
+                future.convergence_seconds
+            ),
+            (1_800, 200, 600, 3_600)
+        );
+        // Absolute, in each spelling.
+        for spelling in [
+            "expiry = 2027-03-26T08:00:00Z",
+            "expiry = \"2027-03-26T08:00:00Z\"",
+            "expiry = \"2027-03-26T10:00:00+02:00\"",
+            "expiry = 1806048000",
+        ] {
+            let future = listed(&future_with(spelling)).unwrap().expect(spelling);
+            assert_eq!(future.expiry, 1_806_048_000, "{spelling}");
+        }
+        // An expiry whose window has opened (or passed) is refused, naming the key.
+        let error = listed(&future_with("expiry = 1800001000")).unwrap_err().0;
+        assert!(
+            error.starts_with(
+                "market 1.expiry: expires 2027-01-15T08:16:40Z (unix 1800001000): \
+                 its 1800 s settlement window must open after now"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_listed_future_s_terms_are_fixed_and_a_relative_expiry_stands() {
+        let config = Config::parse(CONFIG).unwrap();
+        let mut state = created(&config);
+        // Listed at 0 with expiry_in_seconds; the clock has moved on: the
+        // expiry on chain stands, and nothing is to do (the table aside).
+        state.now = 5_000;
+        let config = Config {
+            lookup_table: None,
+            ..config
+        };
+        assert_eq!(plan(&config, &state).unwrap(), vec![]);
+        // An absolute expiry is compared.
+        let mut absolute = Config::parse(&future_with("expiry = 2027-03-26T08:00:00Z")).unwrap();
+        absolute.lookup_table = None;
+        let error = plan(&absolute, &state).unwrap_err().0;
+        assert_eq!(
+            error,
+            "market 1.expiry: fixed at listing: 1970-01-01T02:00:00Z (unix 7200) on chain, \
+             2027-03-26T08:00:00Z (unix 1806048000) in the file"
+        );
+        state.markets.get_mut(&1).unwrap().future.params.expiry = 1_806_048_000;
+        assert_eq!(plan(&absolute, &state).unwrap(), vec![]);
+        // So is every other term, and the kind.
+        let mut window = config.clone();
+        window.markets[1].settlement_window_seconds = Some(900);
+        assert_eq!(
+            plan(&window, &state).unwrap_err().0,
+            "market 1.settlement_window_seconds: fixed at listing: 1800 on chain, 900 in the file"
+        );
+        let mut basis = config.clone();
+        basis.markets[1].max_basis_bps = Some(100);
+        assert!(plan(&basis, &state)
+            .unwrap_err()
+            .0
+            .starts_with("market 1.max_basis_bps: fixed at listing"));
+        let mut perp = config.clone();
+        perp.markets[1] = MarketConfig {
+            kind: "perp".into(),
+            expiry_in_seconds: None,
+            settlement_window_seconds: None,
+            max_basis_bps: None,
+            basis_window_seconds: None,
+            convergence_seconds: None,
+            ..perp.markets[1].clone()
+        };
+        assert_eq!(
+            plan(&perp, &state).unwrap_err().0,
+            "market 1.kind: fixed at listing: future on chain, perp in the file"
+        );
+    }
+
+    #[test]
+    fn a_settled_future_and_a_delisted_perpetual_are_left_to_their_settlement() {
+        let mut config = Config::parse(CONFIG).unwrap();
+        config.lookup_table = None;
+        let mut state = created(&config);
+        // Settled, then closed: the file's status and parameters no longer apply.
+        for status in [MarketStatus::Settled, MarketStatus::Closed] {
+            state.markets.get_mut(&1).unwrap().status = status as u8;
+            let mut changed = config.clone();
+            changed.markets[1].taker_fee_bps += 1;
+            assert_eq!(plan(&changed, &state).unwrap(), vec![], "{status:?}");
+        }
+        // A delisted perpetual (paused, with an expiry) cannot be made active.
+        let perp = state.markets.get_mut(&0).unwrap();
+        perp.status = MarketStatus::Paused as u8;
+        perp.future.params.expiry = 9_000;
+        let error = plan(&config, &state).unwrap_err().0;
+        assert!(
+            error.starts_with("market 0.status: the perpetual was delisted on chain"),
+            "{error}"
+        );
+        config.markets[0].status = "paused".into();
+        assert_eq!(plan(&config, &state).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_future_s_keys_are_checked_naming_them() {
+        let error = |text: &str| Config::parse(text).unwrap_err().0;
+        assert_eq!(
+            error(&future_with("")),
+            "market[1].expiry: a future needs an expiry (or expiry_in_seconds)"
+        );
+        assert_eq!(
+            error(&future_with(
+                "expiry_in_seconds = 7200\nexpiry = 1806048000"
+            )),
+            "market[1].expiry_in_seconds: give expiry or expiry_in_seconds, not both"
+        );
+        assert!(
+            error(&future_with("expiry = \"2027-03-26T08:00:00\"")).starts_with(
+                "market[1].expiry: \"2027-03-26T08:00:00\" is not an RFC 3339 date-time: no offset"
+            )
+        );
+        assert!(error(&future_with("expiry = \"soon\"")).starts_with("market[1].expiry: "));
+        assert!(error(&future_with("expiry_in_seconds = 1800")).starts_with(
+            "market[1].expiry_in_seconds: must be longer than settlement_window_seconds (1800)"
+        ));
+        assert_eq!(
+            error(&CONFIG.replacen("settlement_window_seconds = 1800", "", 1)),
+            "market[1].settlement_window_seconds: a future needs it"
+        );
+        assert!(error(&CONFIG.replacen(
+            "settlement_window_seconds = 1800",
+            "settlement_window_seconds = 90000",
+            1
+        ))
+        .starts_with("market[1].settlement_window_seconds: must be 1 to 86400"));
+        assert!(
+            error(&CONFIG.replacen("max_basis_bps = 200", "max_basis_bps = 500", 1))
+                .starts_with("market[1].max_basis_bps: must not exceed price_band_bps (400)")
+        );
+        assert_eq!(
+            error(&CONFIG.replacen("basis_window_seconds = 600", "basis_window_seconds = 0", 1)),
+            "market[1].basis_window_seconds: must be positive"
+        );
+        assert!(
+            error(&CONFIG.replacen("kind = \"future\"", "kind = \"option\"", 1))
+                .starts_with("market[1].kind: unknown kind \"option\"")
+        );
+        // A perpetual has none of them.
+        assert_eq!(
+            error(&CONFIG.replacen("kind = \"future\"", "kind = \"perp\"", 1)),
+            "market[1].expiry_in_seconds: only a dated future (kind = \"future\") has it"
+        );
+        assert_eq!(
+            error(&CONFIG.replacen(
+                "name = \"SOL-PERP\"",
+                "name = \"SOL-PERP\"\nexpiry = 1806048000",
+                1
+            )),
+            "market[0].expiry: only a dated future (kind = \"future\") has it"
+        );
     }
 }

@@ -91,3 +91,23 @@ fn an_unreachable_cluster_fails_the_dry_run_without_a_plan() {
     assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
 }
+
+#[test]
+fn a_future_s_expiry_is_checked_before_any_request() {
+    let naive = temp(
+        "naive-expiry.toml",
+        &MARKETS.replacen(
+            "expiry_in_seconds = 7200",
+            "expiry = 2027-03-26T08:00:00",
+            1,
+        ),
+    );
+    let (code, _, stderr) = migrations(&["--config", &naive, "--keypair", &keypair(), "--dry-run"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "market[1].expiry: \"2027-03-26T08:00:00\" is not an RFC 3339 date-time: no offset"
+        ),
+        "{stderr}"
+    );
+}

@@ -72,7 +72,7 @@ impl UnderlyingSnapshot {
             now,
             slot,
         ) {
-            underlying.prices = reading.records;
+            underlying.store(&reading);
         }
         underlying
     }
@@ -116,6 +116,39 @@ impl MarketSnapshot {
         slot: u64,
     ) -> Result<(I80F48, PriceBand), PreviewError> {
         let price = self.oracle_price(now, slot)?;
+        let ticks = self
+            .market
+            .oracle_ticks(price)
+            .ok_or(PreviewError::Overflow)?;
+        let band = self
+            .market
+            .price_band(ticks)
+            .ok_or(PreviewError::Overflow)?;
+        Ok((ticks, band))
+    }
+
+    /// The market's mark now (native quote per native base): the price
+    /// [`Self::oracle_price`] reads, plus a dated future's basis (fading to
+    /// zero at expiry), or a settled market's settlement price; the
+    /// program's `MarkRule`. A perpetual's mark is its oracle price.
+    pub fn mark_price(&self, now: i64, slot: u64) -> Result<I80F48, PreviewError> {
+        let price = self.oracle_price(now, slot)?;
+        MarketRisk::from(&self.market)
+            .mark
+            .apply(price, now)
+            .map_err(|_| PreviewError::Overflow)
+    }
+
+    /// [`Self::mark_price`] in ticks, unrounded, and the band around it
+    /// that `place_order` admits fills in (it centres a dated future's band
+    /// on the mark, not the underlying's price). For a perpetual, the same
+    /// as [`Self::oracle_ticks_and_band`].
+    pub fn mark_ticks_and_band(
+        &self,
+        now: i64,
+        slot: u64,
+    ) -> Result<(I80F48, PriceBand), PreviewError> {
+        let price = self.mark_price(now, slot)?;
         let ticks = self
             .market
             .oracle_ticks(price)

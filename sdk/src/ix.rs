@@ -285,7 +285,7 @@ pub fn create_market(
     let index = args.market_index;
     build(
         market_creation(admin, index, bids, asks, event_queue, underlying),
-        instruction::CreateMarket { args },
+        instruction::CreateMarket { args, future: None },
     )
 }
 
@@ -303,7 +303,10 @@ pub fn create_future_market(
     let index = args.market_index;
     build(
         market_creation(admin, index, bids, asks, event_queue, underlying),
-        instruction::CreateFutureMarket { args, future },
+        instruction::CreateMarket {
+            args,
+            future: Some(future),
+        },
     )
 }
 
@@ -401,9 +404,9 @@ pub struct MarketAccounts {
 }
 
 /// The health accounts for `account` (the order `kestrel::portfolio`
-/// reads): the market of each position in slot order, then each distinct
-/// underlying they name in first-named order, except the market in `skip`
-/// (the one the instruction itself names) and its underlying.
+/// reads): the market of each position in slot order, each followed by the
+/// underlying it names unless an earlier one named it, except the market in
+/// `skip` (the one the instruction itself names) and its underlying.
 /// Panics if `markets` lacks a market the account holds a position in.
 pub fn health_accounts(
     account: &MarginAccount,
@@ -416,12 +419,11 @@ pub fn health_accounts(
             .find(|m| m.market_index == index)
             .unwrap_or_else(|| panic!("no accounts given for market {index}"))
     };
-    let mut underlyings: Vec<Pubkey> = skip
-        .and_then(|index| markets.iter().find(|m| m.market_index == index))
+    let mut seen: Vec<Pubkey> = skip
+        .map(find)
         .map(|m| m.underlying.underlying)
         .into_iter()
         .collect();
-    let known = underlyings.len();
     let mut metas = Vec::new();
     for (_, position) in account.active_positions() {
         if Some(position.market_index) == skip {
@@ -429,15 +431,12 @@ pub fn health_accounts(
         }
         let market = find(position.market_index);
         metas.push(AccountMeta::new_readonly(market.market, false));
-        if !underlyings.contains(&market.underlying.underlying) {
-            underlyings.push(market.underlying.underlying);
+        let underlying = market.underlying.underlying;
+        if !seen.contains(&underlying) {
+            seen.push(underlying);
+            metas.push(AccountMeta::new_readonly(underlying, false));
         }
     }
-    metas.extend(
-        underlyings[known..]
-            .iter()
-            .map(|key| AccountMeta::new_readonly(*key, false)),
-    );
     metas
 }
 

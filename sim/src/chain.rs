@@ -59,7 +59,7 @@ pub fn program_so_dir() -> PathBuf {
 /// Set by [`LocalChain::silence_native_program_output`].
 static SILENCE_NATIVE_PROGRAM: AtomicBool = AtomicBool::new(false);
 
-/// Anchor 1.2's `entry` ties one lifetime to all three arguments, which the
+/// The program's dispatch (as Anchor 1.2's `entry`) ties one lifetime to all three arguments, which the
 /// runtime's builtin signature cannot promise; the references only need to
 /// outlive this call, which they do.
 fn native_entry<'a, 'b, 'c, 'd>(
@@ -68,13 +68,13 @@ fn native_entry<'a, 'b, 'c, 'd>(
     data: &'d [u8],
 ) -> ProgramResult {
     // SAFETY: lifetimes are only widened for the duration of this call;
-    // `entry` returns no reference derived from its arguments.
+    // the dispatch returns no reference derived from its arguments.
     let (program_id, accounts, data): (&'c Pubkey, &'c [AccountInfo<'c>], &'c [u8]) =
         unsafe { std::mem::transmute((program_id, accounts, data)) };
     let _silenced = SILENCE_NATIVE_PROGRAM
         .load(Ordering::Relaxed)
         .then(StdoutSilenced::new);
-    kestrel::entry(program_id, accounts, data)
+    kestrel::entrypoint::process_instruction(program_id, accounts, data)
 }
 
 /// Natively, solana-msg's host fallback `println!`s every `msg!` instead of

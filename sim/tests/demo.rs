@@ -1,3 +1,4 @@
+use kestrel::state::MarketStatus;
 use kestrel_sim::chain::ProgramMode;
 
 #[tokio::test]
@@ -15,8 +16,8 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
     assert!(report.conservation_held, "{}", report.text);
     assert_eq!(
         report.migration_steps,
-        [4, 0],
-        "one underlying and one market on it created, the lookup table created and extended, then nothing to do"
+        [5, 0],
+        "one underlying, the perpetual and the dated future on it created, the lookup table created and extended, then nothing to do"
     );
     // Dave's 9 SOL long is partly liquidated by the keeper once the oracle
     // reaches 138, down to what restores health halfway between maintenance
@@ -47,4 +48,56 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
         assert!(report.text.contains(line), "{line}\n{}", report.text);
     }
     assert!(report.text.contains("(closed)"), "{}", report.text);
+
+    future_settled(&report);
+}
+
+/// SOL-FUT: traded, sampled through its window (one sample missed on
+/// purpose), expired, settled in cash by the keeper and closed, the vault
+/// still reconciled; natively and on the SBF build alike.
+fn future_settled(report: &kestrel_sim::demo::Report) {
+    let future = &report.future;
+    assert_eq!(future.status, Some(MarketStatus::Closed), "{}", report.text);
+    assert!(future.conservation_held, "{}", future.text);
+    assert!(
+        future.keeper_failures.is_empty(),
+        "{:?}",
+        future.keeper_failures
+    );
+    assert_eq!(future.expiry_after_listing, 7_200, "expiry_in_seconds");
+    // Six prices in the window, five keeper cycles: one missed on purpose.
+    assert_eq!((future.samples, future.settlement_samples), (5, 5));
+    // (140 + 141) x 5 min + 142 x 10 min + (144 + 145) x 5 min over 30
+    // minutes; 142.50 with the 143.00 the missed sample would have taken.
+    assert_eq!(future.settlement_price, "142.333333");
+    assert_eq!(future.price_without_the_miss, "142.500000");
+    // 2 SOL at 142.333...: the long receives its value rounded down, the
+    // short pays it rounded up (the 1 unit left stays with the market).
+    assert_eq!(
+        future.positions_settled,
+        [
+            "alice: -200 lots in market 1 for -284.666667",
+            "bob: +200 lots in market 1 for 284.666666",
+        ]
+    );
+    assert_eq!(future.orders_cancelled, 2, "alice's two quotes");
+    assert_eq!(
+        future.refusals,
+        ["bob bids for SOL-FUT after its expiry: MarketExpired"]
+    );
+    // On the funding schedule (every 10 minutes) until expiry.
+    assert_eq!(future.basis_updates, 5, "{}", future.text);
+    for line in [
+        "Dated future SOL-FUT (market 1, on SOL)",
+        "Settlement 142.333333 USDC per SOL, the window's TWAP (142.500000 had the sample not been missed)",
+        "  alice    -200 lots settled for -284.666667 (entry quote 278.000000: PnL -6.666667), 2 orders cancelled, position closed",
+        "  bob      +200 lots settled for 284.666666 (entry quote -278.000000: PnL 6.666666), 0 orders cancelled, position closed",
+        "Status     Closed: open interest 0 long / 0 short, 0 orders on the book",
+        "Keeper     9 cycles, 1 events consumed, 5 basis updates, 5 settlement samples, 2 positions settled",
+        // The perpetual's vault, plus the future's fees (bob's 0.139 taker
+        // fee less alice's 0.0556 rebate) and the settlement's rounding unit.
+        "Vault 11,439.577500 = collateral 11,341.020425 + entry quote 97.760000 + owed to makers 0.000000 + fees owed 0.797072 + funding balance 0.000003: conservation HELD",
+    ] {
+        assert!(future.text.contains(line), "{line}\n{}", future.text);
+    }
 }

@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::Discriminator;
 use kestrel::instruction::{
-    CreateFutureMarket as CreateFutureMarketData, CreateMarginAccount as CreateMarginAccountData,
-    CreateMarket as CreateMarketData,
+    CreateMarginAccount as CreateMarginAccountData, CreateMarket as CreateMarketData,
 };
 use kestrel_keeper::audit;
 use kestrel_sdk::{decode, ix, pda, Pubkey};
@@ -664,12 +663,10 @@ impl Harness {
     }
 
     fn register_created_market(&mut self, instruction: &Instruction) {
-        let creates = [
-            CreateMarketData::DISCRIMINATOR,
-            CreateFutureMarketData::DISCRIMINATOR,
-        ];
         if instruction.program_id == kestrel::ID
-            && creates.iter().any(|d| instruction.data.starts_with(d))
+            && instruction
+                .data
+                .starts_with(CreateMarketData::DISCRIMINATOR)
         {
             // `accounts::CreateMarket`, looked up by field name.
             let [market, bids, asks, queue] = [0, 1, 2, 3].map(|_| Pubkey::new_unique());

@@ -33,6 +33,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
             [
                 Step::CreateUnderlying { .. },
                 Step::CreateMarket { .. },
+                Step::CreateFutureMarket { .. },
                 Step::CreateLookupTable,
                 Step::ExtendLookupTable { table: Some(_), .. }
             ]
@@ -59,9 +60,19 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
         event_queue: state.event_queue,
         underlying,
     };
+    // And the dated future's (SOL-FUT, market 1, on the same underlying).
+    let future = h
+        .chain
+        .market_accounts(
+            config.markets[1].index,
+            underlying.primary_oracle,
+            underlying.fallback_oracle,
+        )
+        .await
+        .unwrap();
     assert_eq!(
         stored.addresses,
-        lookup_table::exchange_addresses(&[accounts])
+        lookup_table::exchange_addresses(&[accounts, future])
     );
     assert_eq!(stored.authority, Some(admin.pubkey()));
     assert!(Chain::clock(&mut h).await.unwrap().slot > stored.last_extended_slot);
@@ -96,7 +107,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
 
     // A second market: created, and only its accounts are added to the table.
     let mut added = config.markets[0].clone();
-    added.index = 1;
+    added.index = 2; // 1 is SOL-FUT
     added.name = "SOL-PERP-2".into();
     added.status = "active".into();
     config.markets.push(added);

@@ -1,7 +1,10 @@
 //! Liquidate accounts under maintenance health, largest shortfall first.
 //! Every margin account is scanned and valued with the program's own health
 //! code (the SDK's preview) at the cluster's clock; each liquidatable
-//! account is liquidated market by market until it is healthy again.
+//! account is liquidated market by market until it is healthy again. A
+//! market past its expiry (or settled, or closed) is skipped: the program
+//! refuses it, and the settlement crank closes those positions in cash
+//! instead (what that leaves negative is a bankruptcy).
 use kestrel_sdk::client::{Chain, ChainError};
 use kestrel_sdk::health::{self, MarketSnapshot, PreviewError};
 use kestrel_sdk::ix::{self, MarketAccounts};
@@ -109,6 +112,14 @@ pub(super) async fn run(
             let Some(market) = keeper.market(market_index) else {
                 continue; // valued above, so every market it holds is configured
             };
+            let liquidates = snapshots
+                .iter()
+                .find(|s| s.market.market_index == market_index)
+                .is_some_and(|s| super::trades(&s.market, clock.unix_timestamp, false));
+            if !liquidates {
+                tracing::debug!(%address, market_index, "expired, settled or closed: left to settlement");
+                continue;
+            }
             let liquidator_account = chain
                 .margin_account(&liquidator.margin_account)
                 .await

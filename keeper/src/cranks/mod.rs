@@ -2,10 +2,12 @@
 //! [`Keeper::run_cycle`]. A refusal that only says another keeper got there
 //! first ([`is_race`]) is counted, not treated as a failure.
 mod bankruptcy;
+mod basis;
 mod consume;
 mod funding;
 mod liquidation;
 mod refresh;
+mod settlement;
 mod unwind;
 
 use std::sync::{Arc, RwLock};
@@ -19,9 +21,11 @@ use solana_sdk::signature::Keypair;
 
 use crate::metrics::Metrics;
 
+pub use basis::basis_due;
 pub use consume::MAX_MAKERS_PER_CRANK;
 pub use liquidation::Liquidation;
 pub use refresh::{refresh_reason, RefreshReason};
+pub use settlement::{sample_due, settlement_stage, SettledPosition, SettlementStage};
 pub use unwind::{unwind_limit, Unwind, UNWIND_CLIENT_ORDER_ID};
 
 /// The keeper's own margin account: it takes over liquidated positions (and
@@ -47,7 +51,8 @@ pub struct Keeper {
     /// Most `consume_events` transactions per market per cycle, so one busy
     /// market cannot starve funding and liquidations.
     pub max_cranks_per_cycle: usize,
-    /// `update_funding` is sent when the last update is at least this old.
+    /// `update_funding` (perpetuals) and `update_basis` (dated futures) are
+    /// sent when the last update is at least this old.
     pub funding_interval_seconds: i64,
     /// The exchange's address lookup table (`kestrel-migrations` creates and
     /// extends it). With one, every transaction goes out as v0 and names the
@@ -67,12 +72,29 @@ pub struct CycleReport {
     pub underlying_refreshes: u64,
     pub events_consumed: u64,
     pub funding_updates: u64,
+    /// `update_basis` transactions landed (dated futures, on the funding
+    /// schedule).
+    pub basis_updates: u64,
+    /// `sample_settlement` transactions landed (markets inside their
+    /// settlement window).
+    pub settlement_samples: u64,
+    /// Markets whose settlement price was fixed by this cycle's
+    /// `settle_expired`.
+    pub markets_settled: Vec<u16>,
+    /// Positions settled in cash by this cycle's `settle_expired`.
+    pub positions_settled: Vec<SettledPosition>,
+    /// Markets this cycle's settlements left Closed.
+    pub markets_closed: Vec<u16>,
     pub liquidations: Vec<Liquidation>,
     /// The liquidator's orders closing positions it took over.
     pub unwinds: Vec<Unwind>,
     /// Accounts under maintenance health found this cycle.
     pub liquidatable: Vec<Pubkey>,
     pub bankruptcies_settled: Vec<Pubkey>,
+    /// Bankrupt accounts nothing can settle yet: the insurance fund is
+    /// empty and the market of their loss has no open interest (a closed
+    /// future never will again). Nothing is sent for them.
+    pub bankruptcies_waiting: Vec<Pubkey>,
     /// Refusals that mean another keeper (or the program's own state) got there first.
     pub races: u64,
     /// Refusals that are not races, and sends that did not confirm.
@@ -95,6 +117,10 @@ pub fn is_race(error: &SendError) -> bool {
                 | KestrelError::NotLiquidatable
                 | KestrelError::NothingToLiquidate
                 | KestrelError::NotBankrupt
+                // The clock passed a window's end or an expiry between the
+                // read and the landing: the next cycle settles instead.
+                | KestrelError::OutsideSettlementWindow
+                | KestrelError::MarketExpired
         )
     )
 }
@@ -157,11 +183,13 @@ impl Keeper {
     }
 
     /// One pass over every job: refresh the underlyings' stored prices
-    /// (trading, liquidation and funding read them), consume events, update
-    /// funding that is due, liquidate accounts under maintenance health
-    /// (largest shortfall first), unwind what the liquidator took over,
-    /// settle bankruptcies. Returns an error only when the chain cannot be
-    /// read; refused transactions are in the report.
+    /// (trading, liquidation, funding and settlement read them); per market
+    /// consume events, update funding (perpetuals) or the basis (dated
+    /// futures) when due, sample a settlement window and settle what has
+    /// expired; then liquidate accounts under maintenance health (largest
+    /// shortfall first, never in an expired market), unwind what the
+    /// liquidator took over, settle bankruptcies. Returns an error only when
+    /// the chain cannot be read; refused transactions are in the report.
     pub async fn run_cycle(&self, chain: &mut impl Chain) -> Result<CycleReport, ChainError> {
         let mut report = CycleReport::default();
         let clock = chain.clock().await?;
@@ -171,7 +199,14 @@ impl Keeper {
         refresh::run(self, chain, clock, &mut report).await?;
         for market in &self.markets {
             consume::run(self, chain, market, now, &mut report).await?;
-            funding::run(self, chain, market, now, &mut report).await?;
+            // As the queue was left: what the market's other cranks decide on.
+            let state = chain
+                .market(&market.market)
+                .await
+                .map_err(|e| ChainError(e.to_string()))?;
+            funding::run(self, chain, market, &state, now, &mut report).await?;
+            basis::run(self, chain, market, &state, now, &mut report).await?;
+            settlement::run(self, chain, market, &state, now, &mut report).await?;
         }
         liquidation::run(self, chain, &mut report).await?;
         unwind::run(self, chain, &mut report).await?;
@@ -252,5 +287,61 @@ impl Keeper {
             .refreshed(market, instructions)
             .await
             .map_err(|e| ChainError(e.to_string()))
+    }
+}
+
+/// Whether `market` takes orders (and liquidations) at `now`: not past an
+/// expiry (settlement handles those positions), neither settled nor closed.
+/// `paused_too`: a paused market takes no orders either (it may still be
+/// liquidated).
+fn trades(market: &kestrel_sdk::Market, now: i64, paused_too: bool) -> bool {
+    use kestrel_sdk::MarketStatus;
+    !market.is_expired(now)
+        && match market.status() {
+            MarketStatus::Closed | MarketStatus::Settled => false,
+            MarketStatus::Paused => !paused_too,
+            MarketStatus::Active | MarketStatus::ReduceOnly => true,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kestrel_sdk::MarketStatus;
+
+    #[test]
+    fn an_expired_settled_or_closed_market_takes_no_orders_or_liquidations() {
+        let mut market: kestrel_sdk::Market = bytemuck::Zeroable::zeroed();
+        assert!(trades(&market, 0, true));
+        market.status = MarketStatus::ReduceOnly as u8;
+        assert!(trades(&market, 0, true));
+        market.status = MarketStatus::Paused as u8;
+        assert!(!trades(&market, 0, true), "no orders while paused");
+        assert!(trades(&market, 0, false), "but it may be liquidated");
+        for status in [MarketStatus::Settled, MarketStatus::Closed] {
+            market.status = status as u8;
+            assert!(!trades(&market, 0, false), "{status:?}");
+        }
+        market.status = MarketStatus::Active as u8;
+        market.future.params.expiry = 1_000;
+        assert!(trades(&market, 999, false));
+        assert!(!trades(&market, 1_000, false), "expired: settlement's");
+    }
+
+    #[test]
+    fn a_boundary_crossed_in_flight_is_a_race() {
+        for error in [
+            KestrelError::OutsideSettlementWindow,
+            KestrelError::MarketExpired,
+        ] {
+            let refused = SendError::Refused {
+                error: solana_sdk::transaction::TransactionError::InstructionError(
+                    0,
+                    solana_sdk::instruction::InstructionError::Custom(u32::from(error)),
+                ),
+                logs: vec![],
+            };
+            assert!(is_race(&refused), "{error:?}");
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! Close the positions liquidations hand the keeper's own account, with
 //! reduce-only market orders no worse than `unwind_slippage_bps` from the
-//! oracle: the liquidator earns the liquidation fee without carrying the
-//! market risk. What the book cannot absorb within that limit waits for the
-//! next cycle; when nothing on the book is within it, nothing is sent.
+//! mark (the oracle's price; a dated future's carries its basis): the
+//! liquidator earns the liquidation fee without carrying the market risk.
+//! What the book cannot absorb within that limit waits for the next cycle;
+//! when nothing on the book is within it, nothing is sent. A position in a
+//! market that takes no orders (paused, past its expiry, settled, closed)
+//! is held: an expired one is settled in cash by the settlement crank.
 use fixed::types::I80F48;
 use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
 use kestrel_sdk::client::{Chain, ChainError};
@@ -25,14 +28,15 @@ pub struct Unwind {
 }
 
 /// The worst price, in ticks, of the order closing a position on `side`:
-/// `slippage_bps` below the oracle for a sale, above it for a purchase,
-/// rounded towards the oracle so the limit is never exceeded.
-pub fn unwind_limit(oracle_ticks: I80F48, side: OrderSide, slippage_bps: u32) -> Option<u64> {
+/// `slippage_bps` below the mark (`mark_ticks`: the oracle's price for a
+/// perpetual, plus the basis for a dated future) for a sale, above it for a
+/// purchase, rounded towards the mark so the limit is never exceeded.
+pub fn unwind_limit(mark_ticks: I80F48, side: OrderSide, slippage_bps: u32) -> Option<u64> {
     let factor = match side {
         OrderSide::Ask => 10_000i128.saturating_sub(i128::from(slippage_bps)).max(0),
         OrderSide::Bid => 10_000 + i128::from(slippage_bps),
     };
-    let limit = oracle_ticks
+    let limit = mark_ticks
         .checked_mul_int(factor)?
         .checked_div_int(10_000)?;
     let ticks = match side {
@@ -95,10 +99,14 @@ pub(super) async fn run(
             .fetch_market(market)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
+        if !super::trades(&view.snapshot.market, clock.unix_timestamp, true) {
+            tracing::debug!(market_index, "the market takes no orders; unwind deferred");
+            continue;
+        }
         let priced = view
             .snapshot
-            .oracle_ticks_and_band(clock.unix_timestamp, clock.slot);
-        let (oracle_ticks, band) = match priced {
+            .mark_ticks_and_band(clock.unix_timestamp, clock.slot);
+        let (mark_ticks, band) = match priced {
             Ok(priced) => priced,
             Err(e) => {
                 tracing::debug!(market_index, %e, "no usable oracle price; unwind deferred");
@@ -110,7 +118,7 @@ pub(super) async fn run(
         } else {
             OrderSide::Bid
         };
-        let Some(price) = unwind_limit(oracle_ticks, side, slippage_bps) else {
+        let Some(price) = unwind_limit(mark_ticks, side, slippage_bps) else {
             continue;
         };
         let (best_bid, best_ask) = view.best_prices_in(&band, clock.unix_timestamp);

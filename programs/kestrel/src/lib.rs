@@ -7,6 +7,7 @@
 use anchor_lang::prelude::*;
 
 pub mod engine;
+pub mod entrypoint;
 pub mod error;
 pub mod events;
 pub mod instructions;
@@ -64,8 +65,12 @@ pub mod kestrel {
         instructions::close_margin_account(ctx)
     }
 
-    pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Result<()> {
-        instructions::create_market(ctx, args)
+    pub fn create_market(
+        ctx: Context<CreateMarket>,
+        args: CreateMarketArgs,
+        future: Option<FutureParams>,
+    ) -> Result<()> {
+        instructions::create_market(ctx, args, future)
     }
 
     pub fn create_underlying(
@@ -88,14 +93,6 @@ pub mod kestrel {
 
     pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) -> Result<()> {
         instructions::set_market_params(ctx, params)
-    }
-
-    pub fn create_future_market(
-        ctx: Context<CreateMarket>,
-        args: CreateMarketArgs,
-        future: FutureParams,
-    ) -> Result<()> {
-        instructions::create_future_market(ctx, args, future)
     }
 
     pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32) -> Result<()> {

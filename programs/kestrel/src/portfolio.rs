@@ -5,11 +5,10 @@
 //! The program's retriever ([`RemainingAccounts`]) reads the health accounts
 //! an instruction is given after its named accounts, in this order:
 //!
-//! 1. for each active position of the margin account, in slot order, other
-//!    than the market the instruction itself names: that position's `Market`;
-//! 2. then each distinct `Underlying` those markets name, in the order the
-//!    markets first name it, other than an underlying the instruction
-//!    already names.
+//! for each active position of the margin account, in slot order, other
+//! than the market the instruction itself names: that position's `Market`,
+//! followed by the `Underlying` it names unless an earlier market named it
+//! or the instruction names it itself.
 //!
 //! So an account with 32 positions on two underlyings needs at most 34
 //! accounts, not three per position. The SDK builds the list
@@ -139,8 +138,8 @@ pub trait AccountRetriever {
     /// The market of the account's position in `market_index`, checked to be
     /// of the exchange and that index. Called in slot order.
     fn market(&mut self, market_index: u16) -> Result<MarketRisk>;
-    /// The prices of `underlying`. Called once per distinct underlying, in
-    /// the order the markets first name them.
+    /// The prices of `underlying`, right after the first market that names
+    /// it (once per distinct underlying).
     fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices>;
 }
 
@@ -151,12 +150,13 @@ pub struct UnderlyingEntry {
     pub prices: UnderlyingPrices,
 }
 
-/// A position of the portfolio, with the market data it was valued from.
+/// A position of the portfolio. Kept small: the program's heap is a 32 KiB
+/// bump allocator, and a liquidation holds two portfolios of up to 32.
 #[derive(Clone, Copy, Debug)]
 pub struct PortfolioPosition {
     /// Index into [`Portfolio::underlyings`].
     pub underlying: u8,
-    pub market: MarketRisk,
+    pub market_index: u16,
     pub exposure: PerpExposure,
 }
 
@@ -177,27 +177,33 @@ impl Portfolio {
     pub fn new(known: &[UnderlyingEntry], now: i64) -> Self {
         Self {
             underlyings: known.to_vec(),
-            positions: Vec::with_capacity(MAX_POSITIONS),
+            positions: Vec::new(),
             now,
         }
     }
 
-    /// Adds every active position of `account` but the one in `skip`, their
-    /// markets and then their new underlyings read from `retriever`.
+    /// Adds every active position of `account` but the one in `skip`, each
+    /// with its market and (when new) its underlying read from `retriever`.
+    /// Room is reserved once, for them and one more (the instruction's own
+    /// position, [`Self::push`]): the bump heap never frees. Out of line:
+    /// every health check runs it.
+    #[inline(never)]
     pub fn add_account<R: AccountRetriever>(
         &mut self,
         account: &MarginAccount,
         skip: Option<u16>,
         retriever: &mut R,
     ) -> Result<()> {
-        let first = self.positions.len();
-        let mut markets: Vec<(usize, MarketRisk)> = Vec::with_capacity(MAX_POSITIONS);
-        for (slot, position) in account.active_positions() {
-            if Some(position.market_index) != skip {
-                markets.push((slot, retriever.market(position.market_index)?));
+        let count = account
+            .active_positions()
+            .filter(|(_, p)| Some(p.market_index) != skip)
+            .count();
+        self.positions.reserve_exact(count + 1);
+        for (_, position) in account.active_positions() {
+            if Some(position.market_index) == skip {
+                continue;
             }
-        }
-        for (slot, market) in markets {
+            let market = retriever.market(position.market_index)?;
             let underlying = match self.underlying_slot(&market.underlying) {
                 Some(index) => index,
                 None => {
@@ -210,19 +216,18 @@ impl Portfolio {
             };
             let price =
                 market.mark_price(&self.underlyings[usize::from(underlying)].prices, self.now)?;
-            let exposure = exposure(&account.positions[slot], &market, price)?;
             self.positions.push(PortfolioPosition {
                 underlying,
-                market,
-                exposure,
+                market_index: market.market_index,
+                exposure: exposure(position, &market, price)?,
             });
         }
-        debug_assert!(self.positions.len() - first <= MAX_POSITIONS);
         Ok(())
     }
 
     /// Adds one position valued against `market` (the instruction's own),
     /// whose underlying must already be known.
+    #[inline(never)]
     pub fn push(&mut self, position: &PerpPosition, market: &MarketRisk) -> Result<()> {
         let underlying = self
             .underlying_slot(&market.underlying)
@@ -231,7 +236,7 @@ impl Portfolio {
             market.mark_price(&self.underlyings[usize::from(underlying)].prices, self.now)?;
         self.positions.push(PortfolioPosition {
             underlying,
-            market: *market,
+            market_index: market.market_index,
             exposure: exposure(position, market, price)?,
         });
         Ok(())

@@ -6,8 +6,14 @@
 //! the oracle so longs pay funding, and the oracle falls until dave is
 //! liquidatable, with the keeper's crankers cycling after every step (the
 //! first of them refreshes the underlying, whose stored price trading,
-//! liquidation and funding read). The report ends with the vault reconciled
-//! against every margin account and the market.
+//! liquidation and funding read). The report of that story ends with the
+//! vault reconciled against every margin account and market. Then
+//! ([`future`]) alice and bob trade the dated future SOL-FUT the same
+//! migrations listed, the clock runs through its settlement window (the
+//! keeper samples it, but for one sample missed on purpose), the future
+//! expires and the keeper settles it in cash; its own section reports the
+//! settlement and reconciles the vault again.
+mod future;
 mod risk;
 
 use std::fmt::Write as _;
@@ -26,7 +32,7 @@ use crate::fixtures;
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
-const STEPS: usize = 14;
+const STEPS: usize = 14 + future::STEPS;
 /// The exchange and markets the demo sets up, applied as migrations.
 pub const MARKETS_TOML: &str = include_str!("../../../migrations/markets.toml");
 
@@ -40,6 +46,8 @@ struct Trader {
 /// What the demo ends with; `conservation_held` is the headline.
 pub struct Report {
     pub text: String,
+    /// The vault reconciled at the end of the perpetual's story and again
+    /// after the future settled.
     pub conservation_held: bool,
     /// The keeper's liquidations, as `name: before -> after lots in market N`.
     pub liquidations: Vec<String>,
@@ -49,6 +57,8 @@ pub struct Report {
     pub refusals: Vec<String>,
     /// Steps the first and the second application of the migrations took.
     pub migration_steps: [usize; 2],
+    /// The dated future's story.
+    pub future: future::FutureReport,
 }
 
 /// `1234500000` native units -> `"1,234.500000"`.
@@ -75,7 +85,10 @@ struct Demo {
     migration_steps: [usize; 2],
     traders: Vec<Trader>,
     vault: Pubkey,
+    /// SOL-PERP.
     market: Option<ix::MarketAccounts>,
+    /// SOL-FUT, the dated future on the same underlying.
+    future: Option<ix::MarketAccounts>,
     refusals: Vec<String>,
     step: usize,
 }
@@ -103,7 +116,18 @@ impl Demo {
 
     /// Sends an instruction the program must refuse; records the named error.
     async fn expect_refused(&mut self, what: &str, instruction: Instruction, signer: &Keypair) {
-        let outcome = self.chain.send(&[instruction], &[signer]).await;
+        self.expect_all_refused(what, &[instruction], signer).await;
+    }
+
+    /// Sends `instructions` in one transaction the program must refuse;
+    /// records the named error.
+    async fn expect_all_refused(
+        &mut self,
+        what: &str,
+        instructions: &[Instruction],
+        signer: &Keypair,
+    ) {
+        let outcome = self.chain.send(instructions, &[signer]).await;
         let name = match outcome.result {
             Err(TransactionError::InstructionError(_, InstructionError::Custom(code))) => {
                 errors::error_name(code)
@@ -143,6 +167,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         traders: Vec::new(),
         vault: pda::collateral_vault(&exchange),
         market: None,
+        future: None,
         refusals: Vec::new(),
         step: 0,
         migration_steps: [0; 2],
@@ -271,8 +296,57 @@ pub async fn run(mode: ProgramMode) -> Report {
     demo.progress("carol withdraws everything and closes her margin account");
 
     trade(&mut demo, &config).await;
-    risk::run(&mut demo).await;
-    report(demo).await
+    let keeper = risk::run(&mut demo).await;
+    // The perpetual's story as it ends; then the future's, with its own tally.
+    let mut report = report(&mut demo).await;
+    demo.keeper = risk::KeeperTally::default();
+    let future = future::run(&mut demo, &keeper).await;
+    report.text.push_str(&future.text);
+    report.conservation_held &= future.conservation_held;
+    report.future = future;
+    report
+}
+
+impl Demo {
+    /// Every market the demo trades, as the keeper is configured with them.
+    fn markets(&self) -> Vec<ix::MarketAccounts> {
+        self.market.into_iter().chain(self.future).collect()
+    }
+
+    /// The vault audited against every margin account of the demo's traders
+    /// and every market.
+    async fn audit(&mut self) -> audit::Conservation {
+        let vault = self
+            .chain
+            .account(&self.vault)
+            .await
+            .expect("the vault exists");
+        let mut margin_accounts = Vec::new();
+        let keys: Vec<Pubkey> = self.traders.iter().map(|t| t.margin_account).collect();
+        for key in keys {
+            if let Some(account) = self.chain.account(&key).await {
+                margin_accounts.push((key, account.data));
+            }
+        }
+        let mut market_data = Vec::new();
+        for market in self.markets() {
+            for key in [market.market, market.bids, market.asks, market.event_queue] {
+                market_data.push(self.chain.account(&key).await.expect("market account").data);
+            }
+        }
+        let markets = market_data.chunks(4).map(|d| audit::MarketData {
+            market: &d[0],
+            bids: &d[1],
+            asks: &d[2],
+            event_queue: &d[3],
+        });
+        audit::conservation(
+            &vault.data,
+            margin_accounts.iter().map(|(k, d)| (*k, d.as_slice())),
+            markets,
+        )
+        .expect("the vault, margin accounts and markets decode")
+    }
 }
 
 /// Alice quotes SOL-PERP, bob takes part of it, an over-leveraged order is
@@ -290,6 +364,17 @@ async fn trade(demo: &mut Demo, config: &kestrel_migrations::Config) {
         .expect("market 0 and its underlying exist");
     assert_eq!(market.underlying.underlying, underlying.address());
     demo.market = Some(market);
+    let future = config
+        .markets
+        .iter()
+        .find(|m| m.kind == "future")
+        .expect("migrations/markets.toml lists a dated future");
+    let accounts = demo
+        .chain
+        .market_accounts(future.index, primary_oracle, fallback_oracle)
+        .await
+        .expect("the future exists");
+    demo.future = Some(accounts);
     // 150.00 USDC per SOL is 15,000 ticks; a base lot is 0.01 SOL.
     let order = |side, order_type, price, quantity| PlaceOrderArgs {
         side,
@@ -393,9 +478,13 @@ pub fn publish_oracle_price(
     }
 }
 
-async fn report(mut demo: Demo) -> Report {
+/// The perpetual's story as it ends (the future listed, not yet traded).
+async fn report(demo: &mut Demo) -> Report {
     let mut text = String::new();
-    let _ = writeln!(text, "\nBalances (collateral units)");
+    let _ = writeln!(
+        text,
+        "\nBalances after the perpetual's story (collateral units)"
+    );
     let _ = writeln!(
         text,
         "  {:<8} {:>16} {:>20}",
@@ -406,7 +495,6 @@ async fn report(mut demo: Demo) -> Report {
         .iter()
         .map(|t| (t.name, t.wallet, t.margin_account))
         .collect();
-    let mut margin_accounts = Vec::new();
     let mut positions = String::new();
     // Funding on open positions; a closed one settled its share into collateral.
     let (mut funding_paid_by_longs, mut funding_received_by_shorts): (i128, i128) = (0, 0);
@@ -430,9 +518,7 @@ async fn report(mut demo: Demo) -> Report {
                     funding_paid_by_longs += i128::from(p.funding_paid_native.max(0));
                     funding_received_by_shorts -= i128::from(p.funding_paid_native.min(0));
                 }
-                let collateral = state.collateral;
-                margin_accounts.push((margin_account, account.data));
-                format_units(collateral.into())
+                format_units(state.collateral.into())
             }
             None => "(closed)".to_string(),
         };
@@ -442,29 +528,7 @@ async fn report(mut demo: Demo) -> Report {
             format_units(wallet.into())
         );
     }
-    let vault = demo
-        .chain
-        .account(&demo.vault)
-        .await
-        .expect("the vault exists");
-    let mut market_data = Vec::new();
-    if let Some(market) = demo.market {
-        for key in [market.market, market.bids, market.asks, market.event_queue] {
-            market_data.push(demo.chain.account(&key).await.expect("market account").data);
-        }
-    }
-    let markets = market_data.chunks(4).map(|d| audit::MarketData {
-        market: &d[0],
-        bids: &d[1],
-        asks: &d[2],
-        event_queue: &d[3],
-    });
-    let audit = audit::conservation(
-        &vault.data,
-        margin_accounts.iter().map(|(k, d)| (*k, d.as_slice())),
-        markets,
-    )
-    .expect("the vault, margin accounts and market decode");
+    let audit = demo.audit().await;
     let fee_vault = demo
         .chain
         .token_balance(&pda::fee_vault(&pda::exchange()))
@@ -523,6 +587,22 @@ async fn report(mut demo: Demo) -> Report {
         k.underlying_refreshes
     );
     let held = audit.holds() && k.failures.is_empty();
+    write_reconciliation(&mut text, &audit, held);
+    let _ = writeln!(text, "Refused as expected: {}", demo.refusals.len());
+    Report {
+        text,
+        conservation_held: held,
+        liquidations: demo.keeper.liquidations.clone(),
+        funding_updates: demo.keeper.funding_updates,
+        underlying_refreshes: demo.keeper.underlying_refreshes,
+        refusals: demo.refusals.clone(),
+        migration_steps: demo.migration_steps,
+        future: future::FutureReport::default(),
+    }
+}
+
+/// The vault's equation and the base positions' sum, as audited.
+fn write_reconciliation(text: &mut String, audit: &audit::Conservation, held: bool) {
     let _ = writeln!(
         text,
         "\nVault {} = collateral {} + entry quote {} + owed to makers {} + fees owed {} + funding balance {}: conservation {}",
@@ -542,16 +622,6 @@ async fn report(mut demo: Demo) -> Report {
             .first()
             .map_or(0, |(_, imbalance)| *imbalance)
     );
-    let _ = writeln!(text, "Refused as expected: {}", demo.refusals.len());
-    Report {
-        text,
-        conservation_held: held,
-        liquidations: demo.keeper.liquidations.clone(),
-        funding_updates: demo.keeper.funding_updates,
-        underlying_refreshes: demo.keeper.underlying_refreshes,
-        refusals: demo.refusals,
-        migration_steps: demo.migration_steps,
-    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,13 @@ pub struct KeeperTally {
     pub fills_seen: u64,
     pub events_consumed: u64,
     pub funding_updates: u64,
+    pub basis_updates: u64,
+    pub settlement_samples: u64,
+    /// As `name: lots in market N for value`.
+    pub positions_settled: Vec<String>,
+    /// Markets whose settlement price the keeper fixed, and those it closed.
+    pub markets_settled: Vec<u16>,
+    pub markets_closed: Vec<u16>,
     pub liquidations: Vec<String>,
     pub unwinds: Vec<String>,
     pub bankruptcies: usize,
@@ -42,6 +49,19 @@ impl KeeperTally {
         self.underlying_refreshes += report.underlying_refreshes;
         self.events_consumed += report.events_consumed;
         self.funding_updates += report.funding_updates;
+        self.basis_updates += report.basis_updates;
+        self.settlement_samples += report.settlement_samples;
+        self.markets_settled.extend(&report.markets_settled);
+        self.markets_closed.extend(&report.markets_closed);
+        for p in &report.positions_settled {
+            self.positions_settled.push(format!(
+                "{}: {:+} lots in market {} for {}",
+                names(&p.account),
+                p.base_lots,
+                p.market_index,
+                format_units(p.value_native.into())
+            ));
+        }
         self.races += report.races;
         self.bankruptcies += report.bankruptcies_settled.len();
         self.failures.extend(report.failures.iter().cloned());
@@ -99,36 +119,65 @@ impl Demo {
         lots: u64,
     ) {
         let market = self.market.expect("the market is set up");
+        self.place_in(market, trader, side, kind, price, lots).await;
+    }
+
+    /// The instruction placing `trader`'s order in `market` (health accounts
+    /// for every market the demo trades).
+    pub(super) async fn place_ix(
+        &mut self,
+        market: ix::MarketAccounts,
+        trader: usize,
+        args: kestrel::instructions::PlaceOrderArgs,
+    ) -> Vec<solana_sdk::instruction::Instruction> {
         let t = &self.traders[trader];
-        let key = t.key.insecure_clone();
+        let key = t.key.pubkey();
+        let margin_account = t.margin_account;
         let account = self
             .chain
-            .margin_account(&t.margin_account)
+            .margin_account(&margin_account)
             .await
             .expect("margin account");
-        let health = ix::health_accounts(&account, Some(market.market_index), &[market]);
-        let args = ix::order_args(side, kind, price, lots, 0);
-        let place = ix::place_order(&key.pubkey(), &t.margin_account, &market, args, health);
+        let health = ix::health_accounts(&account, Some(market.market_index), &self.markets());
+        let place = ix::place_order(&key, &margin_account, &market, args, health);
         // The underlying's stored price first, should it be about to lapse.
-        let place = self
-            .chain
+        self.chain
             .refreshed(&market, vec![place])
             .await
-            .expect("the market's underlying");
+            .expect("the market's underlying")
+    }
+
+    pub(super) async fn place_in(
+        &mut self,
+        market: ix::MarketAccounts,
+        trader: usize,
+        side: OrderSide,
+        kind: OrderType,
+        price: u64,
+        lots: u64,
+    ) {
+        let args = ix::order_args(side, kind, price, lots, 0);
+        let place = self.place_ix(market, trader, args).await;
+        let key = self.traders[trader].key.insecure_clone();
         self.expect_all_ok("place_order", &place, &key).await;
     }
 
-    /// Fills waiting in the queue (the keeper is about to consume them).
+    /// Fills waiting in the markets' queues (the keeper is about to consume
+    /// them).
     pub(super) async fn pending_fills(&mut self) -> u64 {
-        let market = self.market.expect("the market is set up");
-        let view = self.chain.fetch_market(&market).await.expect("market");
-        view.events
-            .iter()
-            .filter(|e| matches!(e.decode(), Some(Event::Fill(_))))
-            .count() as u64
+        let mut fills = 0;
+        for market in self.markets() {
+            let view = self.chain.fetch_market(&market).await.expect("market");
+            fills += view
+                .events
+                .iter()
+                .filter(|e| matches!(e.decode(), Some(Event::Fill(_))))
+                .count() as u64;
+        }
+        fills
     }
 
-    async fn keeper_cycle(&mut self, keeper: &Keeper) -> CycleReport {
+    pub(super) async fn keeper_cycle(&mut self, keeper: &Keeper) -> CycleReport {
         let fills = self.pending_fills().await;
         let report = keeper
             .run_cycle(&mut self.chain)
@@ -158,24 +207,29 @@ impl Demo {
             .margin_account(&address)
             .await
             .expect("margin account");
-        let snapshot = self.chain.market_snapshot(&market).await.expect("market");
+        let mut snapshots = vec![self.chain.market_snapshot(&market).await.expect("market")];
+        if let Some(future) = self.future {
+            snapshots.push(self.chain.market_snapshot(&future).await.expect("future"));
+        }
         let clock = Chain::clock(&mut self.chain).await.expect("clock");
         // At the price the program would read now: the stored one, or the
         // feeds' newest where it has lapsed.
-        health::preview(&account, &[snapshot], clock.unix_timestamp, clock.slot)
+        health::preview(&account, &snapshots, clock.unix_timestamp, clock.slot)
             .expect("health of a trader in a configured market")
     }
 
     /// Moves the clock and publishes `price` on both feeds; the markets see
     /// it once the underlying is refreshed (the keeper's next cycle does).
-    async fn advance_and_publish(&mut self, seconds: i64, price: i64) {
+    pub(super) async fn advance_and_publish(&mut self, seconds: i64, price: i64) {
         self.chain.advance_clock(seconds).await;
         let now = self.chain.clock().await.unix_timestamp;
         publish_oracle_price(&mut self.chain, &self.config, now, price);
     }
 }
 
-pub(super) async fn run(demo: &mut Demo) {
+/// The perpetual's story; returns the keeper (configured with every market,
+/// the future's too) for the future's.
+pub(super) async fn run(demo: &mut Demo) -> Keeper {
     let market = demo.market.expect("the market is set up");
     let (alice, bob) = (0, 1);
 
@@ -212,7 +266,7 @@ pub(super) async fn run(demo: &mut Demo) {
 
     let keeper_key = demo.traders[operator].key.insecure_clone();
     let mut keeper = Keeper::new(
-        vec![market],
+        demo.markets(),
         Some(Liquidator {
             authority: keeper_key,
             margin_account: demo.traders[operator].margin_account,
@@ -298,4 +352,5 @@ pub(super) async fn run(demo: &mut Demo) {
             demo.expect_ok("settle_funding", settle, &payer).await;
         }
     }
+    keeper
 }

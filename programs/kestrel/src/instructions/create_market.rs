@@ -16,7 +16,11 @@ pub struct CreateMarketArgs {
 }
 
 /// Creates a market on an underlying, which its price comes from: a
-/// perpetual (`create_market`) or a dated future (`create_future_market`).
+/// perpetual, or with `future` a dated future (no funding; trading stops at
+/// `future.expiry` and it settles in cash at the settlement window's TWAP
+/// of the underlying's accepted price). One instruction for both: every
+/// instruction's account checks are inlined into the program's entrypoint,
+/// which SBPF v0's branch range bounds.
 /// The book sides and the event queue are too large to create here (CPI allocations stop at 10 KiB): the client creates
 /// them owned by Kestrel, zeroed and of the exact size, and this instruction
 /// formats them. Anchor's `zero` refuses one account passed for two of them.
@@ -56,8 +60,18 @@ pub struct CreateMarket<'info> {
 }
 
 #[inline(never)]
-pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Result<()> {
-    init_market(&ctx, &args, InstrumentKind::Perp, FutureParams::default())
+pub fn create_market(
+    ctx: Context<CreateMarket>,
+    args: CreateMarketArgs,
+    future: Option<FutureParams>,
+) -> Result<()> {
+    match future {
+        None => init_market(&ctx, &args, InstrumentKind::Perp, FutureParams::default()),
+        Some(future) => {
+            future.validate(Clock::get()?.unix_timestamp, args.params.price_band_bps)?;
+            init_market(&ctx, &args, InstrumentKind::Future, future)
+        }
+    }
 }
 
 /// Validates `args` and formats the market, its book sides and its queue as

@@ -116,6 +116,39 @@ pub struct PlaceOrder<'info> {
     pub underlying: AccountLoader<'info, Underlying>,
 }
 
+/// What the order is priced against: the underlying's price now (none when
+/// it has no current one, which only a reduce-only order may trade
+/// through), and the bands around the market's mark in ticks.
+struct Pricing {
+    now: i64,
+    price: Option<fixed::types::I80F48>,
+    known: [UnderlyingEntry; 1],
+    ticks: fixed::types::I80F48,
+    band: perp::PriceBand,
+    resting: perp::PriceBand,
+}
+
+/// The order as the engine will take it: side, type, quantity (cut for
+/// reduce-only) and limit (clamped into the bands).
+struct Clamped {
+    side: Side,
+    order_type: engine::OrderType,
+    quantity: u64,
+    limit: Ticks,
+    /// Where fills may happen.
+    band: perp::PriceBand,
+    /// Unix time, for the engine's order expiries.
+    now: u64,
+}
+
+/// What the engine did, and the open-order slot a rest takes.
+struct Placed {
+    result: engine::PlaceResult,
+    slot: Option<u8>,
+    fills: u32,
+    rebates: u64,
+}
+
 #[inline(never)]
 pub fn place_order<'info>(
     ctx: Context<'info, PlaceOrder<'info>>,
@@ -126,20 +159,59 @@ pub fn place_order<'info>(
         KestrelError::InvalidOrder
     );
     let accounts = &ctx.accounts;
+    let clock = Clock::get()?;
+    let mut account = accounts.margin_account.load_mut()?;
+    let mut market = accounts.market.load_mut()?;
+    gate(accounts, &account, &market, &args, clock.unix_timestamp)?;
+    let pricing = price(&accounts.underlying, &market, &args, &clock)?;
+    // The account's other positions, valued once for both health checks.
+    let mut others = match pricing.price {
+        Some(_) => portfolio::from_remaining_accounts(
+            &account,
+            Some(market.market_index),
+            &pricing.known,
+            &mut RemainingAccounts::new(
+                ctx.remaining_accounts.iter(),
+                accounts.exchange.key(),
+                &clock,
+            ),
+        )?,
+        None => portfolio::Portfolio::new(&pricing.known, clock.unix_timestamp),
+    };
+    let before = account
+        .position(market.market_index)
+        .copied()
+        .unwrap_or_default();
+    let collateral_before = account.collateral;
+    let clamped = clamp(&account, &market, &args, &pricing, &mut others)?;
+    let placed = match_order(accounts, &account, &mut market, &args, &clamped)?;
+    settle_taker(&mut account, &mut market, &args, &clamped, &placed)?;
+    if !args.reduce_only {
+        check_health(&account, &market, others, &before, collateral_before)?;
+    }
+    Ok(())
+}
+
+/// The gate: trading not paused, the signer the account's owner or
+/// delegate, a market that trades (reduce-only orders only when it is
+/// reduce-only) and has not expired.
+#[inline(never)]
+fn gate(
+    accounts: &PlaceOrder,
+    account: &MarginAccount,
+    market: &Market,
+    args: &PlaceOrderArgs,
+    now: i64,
+) -> Result<()> {
     accounts
         .exchange
         .load()?
         .pause_flags()
         .ensure_running(Operation::Trading)?;
-    let clock = Clock::get()?;
-    let now = u64::try_from(clock.unix_timestamp).map_err(|_| KestrelError::MathOverflow)?;
-    let margin_key = accounts.margin_account.key();
-    let mut account = accounts.margin_account.load_mut()?;
     require!(
         account.is_owner_or_delegate(&accounts.authority.key()),
         KestrelError::NotOwnerOrDelegate
     );
-    let mut market = accounts.market.load_mut()?;
     match market.status() {
         MarketStatus::Active => {}
         MarketStatus::ReduceOnly => require!(args.reduce_only, KestrelError::MarketReduceOnly),
@@ -147,16 +219,25 @@ pub fn place_order<'info>(
             return err!(KestrelError::MarketNotTrading)
         }
     }
-    require!(
-        !market.is_expired(clock.unix_timestamp),
-        KestrelError::MarketExpired
-    );
-    // No current price: the market is reduce-only for this instruction (a
-    // new-risk order is refused with the oracle's own error), and its orders
-    // band around the last good price while that is recent; with none,
-    // nothing trades (cancels always work).
+    require!(!market.is_expired(now), KestrelError::MarketExpired);
+    Ok(())
+}
+
+/// The price and the bands. With no current price the market is
+/// reduce-only for this instruction (a new-risk order is refused with the
+/// oracle's own error), and its orders band around the last good price
+/// while that is recent; with none, nothing trades (cancels always work).
+/// Orders band around the market's mark: the underlying's price, plus a
+/// dated future's basis.
+#[inline(never)]
+fn price(
+    underlying: &AccountLoader<Underlying>,
+    market: &Market,
+    args: &PlaceOrderArgs,
+    clock: &Clock,
+) -> Result<Pricing> {
     let (reading, max_age_seconds) = {
-        let underlying = accounts.underlying.load()?;
+        let underlying = underlying.load()?;
         (
             underlying.reading(clock.unix_timestamp, clock.slot),
             underlying.oracle.max_age_seconds,
@@ -167,84 +248,108 @@ pub fn place_order<'info>(
         Err(error) if !args.reduce_only => return Err(error.into()),
         Err(_) => None,
     };
-    // Orders band around the market's mark: the underlying's price, plus a
-    // dated future's basis.
     let band_price = reading
         .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let band_price = MarketRisk::from(&*market)
+    let mark = MarketRisk::from(market)
         .mark
         .apply(band_price, clock.unix_timestamp)?;
-    // The account's other positions, priced once for both health checks.
-    let known = [UnderlyingEntry {
-        key: market.underlying,
-        prices: UnderlyingPrices {
-            current: reading.price().map_err(KestrelError::from),
-            last_good: reading.records.last_good_price(),
-        },
-    }];
-    let mut others = match price {
-        Some(_) => portfolio::from_remaining_accounts(
-            &account,
-            Some(market.market_index),
-            &known,
-            &mut RemainingAccounts::new(
-                ctx.remaining_accounts.iter(),
-                accounts.exchange.key(),
-                &clock,
-            ),
-        )?,
-        None => portfolio::Portfolio::new(&known, clock.unix_timestamp),
-    };
+    let overflow = || error!(KestrelError::MathOverflow);
+    let ticks = market.oracle_ticks(mark).ok_or_else(overflow)?;
+    Ok(Pricing {
+        now: clock.unix_timestamp,
+        price,
+        known: [UnderlyingEntry {
+            key: market.underlying,
+            prices: UnderlyingPrices {
+                current: reading.price().map_err(KestrelError::from),
+                last_good: reading.records.last_good_price(),
+            },
+        }],
+        ticks,
+        band: market.price_band(ticks).ok_or_else(overflow)?,
+        resting: market.resting_band(ticks).ok_or_else(overflow)?,
+    })
+}
 
+/// The band clamp: a reduce-only order is cut to what shrinks the
+/// position; the limit is clamped into (or must lie in) the bands; and an
+/// account under maintenance may reduce, but no worse than a liquidation
+/// would price it (the mark less the liquidation fee), so it cannot dump
+/// its position at the band's edge to a friend and leave the loss to the
+/// insurance fund.
+#[inline(never)]
+fn clamp(
+    account: &MarginAccount,
+    market: &Market,
+    args: &PlaceOrderArgs,
+    pricing: &Pricing,
+    others: &mut portfolio::Portfolio,
+) -> Result<Clamped> {
     let side = Side::from(args.side);
-    let market_index = market.market_index;
-    let before = account.position(market_index).copied().unwrap_or_default();
-    let collateral_before = account.collateral;
+    let before = account
+        .position(market.market_index)
+        .copied()
+        .unwrap_or_default();
     let quantity = if args.reduce_only {
         reduce_only_quantity(&before, side, args.quantity)?
     } else {
         args.quantity
     };
-
     let order_type = engine::OrderType::from(args.order_type);
-    let ticks = market
-        .oracle_ticks(band_price)
-        .ok_or(KestrelError::MathOverflow)?;
-    let band = market.price_band(ticks).ok_or(KestrelError::MathOverflow)?;
-    let resting = market
-        .resting_band(ticks)
-        .ok_or(KestrelError::MathOverflow)?;
-    let mut limit = band_limit(order_type, side, Ticks(args.price), &band, &resting)?;
-    // An account under maintenance may reduce, but no worse than a
-    // liquidation would price it (the oracle less the liquidation fee): it
-    // cannot dump its position at the band's edge to a friend and leave the
-    // loss to the insurance fund.
-    if let (true, Some(_)) = (args.reduce_only, price) {
-        // Only the non-reduce-only check below reads `others` again.
-        others.push(&before, &MarketRisk::from(&*market))?;
-        if others.health(collateral_before, HealthKind::Maintenance)? < 0 {
-            let distressed = perp::PriceBand::around(ticks, market.liquidation_fee_bps)
+    let mut limit = band_limit(
+        order_type,
+        side,
+        Ticks(args.price),
+        &pricing.band,
+        &pricing.resting,
+    )?;
+    if let (true, Some(_)) = (args.reduce_only, pricing.price) {
+        // Only the non-reduce-only health check reads `others` again.
+        others.push(&before, &MarketRisk::from(market))?;
+        if others.health(account.collateral, HealthKind::Maintenance)? < 0 {
+            let distressed = perp::PriceBand::around(pricing.ticks, market.liquidation_fee_bps)
                 .ok_or(KestrelError::MathOverflow)?;
-            limit = band_limit(order_type, side, limit, &distressed, &resting)?;
+            limit = band_limit(order_type, side, limit, &distressed, &pricing.resting)?;
         }
     }
-
-    let may_rest = matches!(
+    Ok(Clamped {
+        side,
         order_type,
+        quantity,
+        limit,
+        band: pricing.band,
+        now: u64::try_from(pricing.now).map_err(|_| KestrelError::MathOverflow)?,
+    })
+}
+
+/// The engine: matches the order against the book, pushing the planned
+/// events, and reserves each maker rebate out of the fees (every fill lies
+/// in the band: the engine takes makers outside it off the book, never
+/// fills them).
+#[inline(never)]
+fn match_order(
+    accounts: &PlaceOrder,
+    account: &MarginAccount,
+    market: &mut Market,
+    args: &PlaceOrderArgs,
+    clamped: &Clamped,
+) -> Result<Placed> {
+    let overflow = || error!(KestrelError::MathOverflow);
+    let may_rest = matches!(
+        clamped.order_type,
         engine::OrderType::Limit | engine::OrderType::PostOnly | engine::OrderType::PostOnlySlide
     );
     let slot = account.free_order_slot();
     require!(slot.is_some() || !may_rest, KestrelError::TooManyOpenOrders);
     let seq = market.seq_num;
-    market.seq_num = seq.checked_add(1).ok_or(KestrelError::MathOverflow)?;
-
+    market.seq_num = seq.checked_add(1).ok_or_else(overflow)?;
     let order = NewOrder {
-        side,
-        order_type,
-        price: limit,
-        quantity: BaseLots(quantity),
-        owner: margin_key.to_bytes(),
+        side: clamped.side,
+        order_type: clamped.order_type,
+        price: clamped.limit,
+        quantity: BaseLots(clamped.quantity),
+        owner: accounts.margin_account.key().to_bytes(),
         owner_slot: slot.unwrap_or(0),
         client_order_id: args.client_order_id,
         flags: if args.reduce_only {
@@ -256,7 +361,7 @@ pub fn place_order<'info>(
         self_trade: args.self_trade.into(),
         match_limit: usize::from(market.max_fills_per_order),
         maker_fee_bps: market.maker_fee_bps,
-        band: Some(band),
+        band: Some(clamped.band),
     };
     let mut bids = accounts.bids.load_mut()?;
     let mut asks = accounts.asks.load_mut()?;
@@ -269,84 +374,103 @@ pub fn place_order<'info>(
         asks: engine::BookSide::load(&mut asks.data)
             .map_err(|_| KestrelError::WrongMarketAccounts)?,
     };
-    let result = book.place_order(&order, seq, now, &mut queue)?;
-
-    // Each maker rebate is reserved out of the fees now, so the crank can
-    // always pay it. (Every fill lies in the band: the engine takes makers
-    // outside it off the book, never fills them.)
+    let result = book.place_order(&order, seq, clamped.now, &mut queue)?;
     let mut rebates = 0u64;
     let mut fills = 0u32;
     for event in queue.newest(result.events as usize) {
         if let Some(Event::Fill(fill)) = event.decode() {
             fills += 1;
             let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
-                .ok_or(KestrelError::MathOverflow)?;
+                .ok_or_else(overflow)?;
             rebates = perp::maker_rebate(quote, fill.maker_fee_bps)
                 .and_then(|r| rebates.checked_add(r))
-                .ok_or(KestrelError::MathOverflow)?;
+                .ok_or_else(overflow)?;
         }
     }
+    Ok(Placed {
+        result,
+        slot,
+        fills,
+        rebates,
+    })
+}
 
+/// Settles the taker: its fill at the taker fee, the makers' rebates
+/// reserved (the fee bookkeeping of `Market::book_taker_fill`), the rest
+/// recorded as its open order.
+#[inline(never)]
+fn settle_taker(
+    account: &mut MarginAccount,
+    market: &mut Market,
+    args: &PlaceOrderArgs,
+    clamped: &Clamped,
+    placed: &Placed,
+) -> Result<()> {
+    let market_index = market.market_index;
+    let result = &placed.result;
     market.pending_fills = market
         .pending_fills
-        .checked_add(fills)
+        .checked_add(placed.fills)
         .ok_or(KestrelError::MathOverflow)?;
     if !result.filled.is_zero() {
         let quote = result
             .filled_quote
             .checked_to_native(market.quote_lot_size)
             .ok_or(KestrelError::MathOverflow)?;
-        let fee = perp::taker_fee(quote, market.taker_fee_bps).ok_or(KestrelError::MathOverflow)?;
+        let fee = market.book_taker_fill(quote, placed.rebates)?;
         account.position_or_open(market_index)?;
         account.settle_fill(
-            &mut market,
-            side == Side::Bid,
+            market,
+            clamped.side == Side::Bid,
             result.filled,
             quote,
             i64::try_from(fee).map_err(|_| KestrelError::MathOverflow)?,
         )?;
-        market.fees_accrued = market
-            .fees_accrued
-            .checked_add(fee)
-            .ok_or(KestrelError::MathOverflow)?;
-        market.rebates_reserved = market
-            .rebates_reserved
-            .checked_add(rebates)
-            .ok_or(KestrelError::MathOverflow)?;
-        // Taker fee >= the fills' rebates (validated fees, rounding), so
-        // reserved rebates are always covered by accrued fees.
-        require!(
-            market.rebates_reserved <= market.fees_accrued,
-            KestrelError::AccountingMismatch
-        );
     }
-    if let (Some(order_id), Some(slot)) = (result.order_id, slot) {
+    if let (Some(order_id), Some(slot)) = (result.order_id, placed.slot) {
         account
             .position_or_open(market_index)?
-            .reserve(side, result.posted)?;
-        account.record_order(slot, market_index, side, order_id, args.client_order_id);
+            .reserve(clamped.side, result.posted)?;
+        account.record_order(
+            slot,
+            market_index,
+            clamped.side,
+            order_id,
+            args.client_order_id,
+        );
     }
     account.release_position_if_empty(market_index);
+    Ok(())
+}
 
-    let after = account.position(market_index).copied().unwrap_or_default();
-    // New risk must leave initial health >= 0. An account already below it
-    // may still trade, but only to reduce: its position may not grow and
-    // its health may not fall. A reduce-only order only shrinks risk.
-    if !args.reduce_only {
-        let risk = MarketRisk::from(&*market);
-        let mut portfolio = others;
-        portfolio.push(&after, &risk)?;
-        let health_after = portfolio.initial_health(account.collateral)?;
-        if health_after < 0 {
-            portfolio.pop();
-            portfolio.push(&before, &risk)?;
-            let health_before = portfolio.initial_health(collateral_before)?;
-            require!(
-                after.base_lots.unsigned_abs() <= before.base_lots.unsigned_abs()
-                    && health_after >= health_before,
-                KestrelError::InsufficientHealth
-            );
-        }
+/// Health: new risk must leave initial health >= 0. An account already
+/// below it may still trade, but only to reduce: its position may not grow
+/// and its health may not fall. (A reduce-only order only shrinks risk and
+/// is not checked.)
+#[inline(never)]
+fn check_health(
+    account: &MarginAccount,
+    market: &Market,
+    mut portfolio: portfolio::Portfolio,
+    before: &PerpPosition,
+    collateral_before: i64,
+) -> Result<()> {
+    let after = account
+        .position(market.market_index)
+        .copied()
+        .unwrap_or_default();
+    let risk = MarketRisk::from(market);
+    portfolio.push(&after, &risk)?;
+    let health_after = portfolio.initial_health(account.collateral)?;
+    if health_after < 0 {
+        portfolio.pop();
+        portfolio.push(before, &risk)?;
+        let health_before = portfolio.initial_health(collateral_before)?;
+        require!(
+            after.base_lots.unsigned_abs() <= before.base_lots.unsigned_abs()
+                && health_after >= health_before,
+            KestrelError::InsufficientHealth
+        );
     }
     Ok(())
 }

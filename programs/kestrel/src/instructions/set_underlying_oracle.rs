@@ -48,6 +48,9 @@ pub fn set_underlying_oracle(
         underlying.prices.fallback = Default::default();
     }
     underlying.oracle = new;
+    // New bounds judge the records anew: the next reading accepts them in
+    // full (or a refresh does).
+    underlying.accepted = 0;
     emit!(UnderlyingOracleSet {
         underlying: accounts.underlying.key(),
     });

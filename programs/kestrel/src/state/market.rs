@@ -7,6 +7,7 @@ use crate::engine::future::{BasisEstimate, SettlementTwap};
 use crate::engine::perp::{self, PriceBand};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
+use crate::units::NativeUnits;
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
 pub const MARKET_SEED: &[u8] = b"market";
@@ -412,6 +413,28 @@ impl Market {
     }
 
     /// The parameters as stored (the inverse of `apply_params`).
+    /// Books a taker fill of `quote`: the taker fee accrues, and the makers'
+    /// `rebates` for it are reserved out of the fees so the crank can always
+    /// pay them. Returns the taker fee. (The crank pays rebates out of the
+    /// reserve and rewards out of what is available: the fee bookkeeping in
+    /// one place.)
+    pub fn book_taker_fill(&mut self, quote: NativeUnits, rebates: u64) -> Result<u64> {
+        let overflow = || error!(KestrelError::MathOverflow);
+        let fee = perp::taker_fee(quote, self.taker_fee_bps).ok_or_else(overflow)?;
+        self.fees_accrued = self.fees_accrued.checked_add(fee).ok_or_else(overflow)?;
+        self.rebates_reserved = self
+            .rebates_reserved
+            .checked_add(rebates)
+            .ok_or_else(overflow)?;
+        // Taker fee >= the fills' rebates (validated fees, rounding), so
+        // reserved rebates are always covered by accrued fees.
+        require!(
+            self.rebates_reserved <= self.fees_accrued,
+            KestrelError::AccountingMismatch
+        );
+        Ok(fee)
+    }
+
     /// Fees that may leave: swept to the fee vault or paid to the crank.
     pub fn fees_available(&self) -> u64 {
         self.fees_accrued.saturating_sub(self.rebates_reserved)

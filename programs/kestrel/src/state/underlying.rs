@@ -3,7 +3,9 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::error::KestrelError;
-use crate::oracle::{OracleBounds, PriceReading, PriceRecords, PRICE_RECORDS_SIZE};
+use crate::oracle::{
+    is_fresh, AcceptedPrice, FeedRole, OracleBounds, PriceReading, PriceRecords, PRICE_RECORDS_SIZE,
+};
 
 /// PDA seeds: `[UNDERLYING_SEED, exchange, underlying_index (u16 LE)]`.
 pub const UNDERLYING_SEED: &[u8] = b"underlying";
@@ -153,7 +155,11 @@ pub struct Underlying {
     /// (collateral) mint: prices are native quote per native base.
     pub base_decimals: u8,
     pub quote_decimals: u8,
-    pub padding0: [u8; 3],
+    /// 1 when the last refresh accepted `prices.last_good` from these
+    /// records under this configuration: while it stays fresh, accepting
+    /// the same records again gives it (see [`Underlying::reading`]).
+    pub accepted: u8,
+    pub padding0: [u8; 2],
     /// Room that the volatility state, stable price, implied-volatility
     /// input and risk-array tags of later versions fill without a migration.
     pub reserved: [u8; 512],
@@ -194,6 +200,36 @@ impl Underlying {
     /// bound of it), else why there is none. Read-only: the records it
     /// returns are not stored.
     pub fn reading(&self, now: i64, slot: u64) -> PriceReading {
+        // The records are what the last refresh judged; their judgement
+        // changes with time only by going stale. So while the price that
+        // refresh accepted is fresh, accepting again gives it, and the
+        // deviation check need not run again.
+        let last = &self.prices.last_good;
+        if self.accepted != 0 {
+            if let Some(price) = last.price() {
+                if is_fresh(
+                    last.publish_time,
+                    last.publish_slot,
+                    &self.bounds(),
+                    now,
+                    slot,
+                ) {
+                    return PriceReading {
+                        current: Ok(AcceptedPrice {
+                            price,
+                            publish_time: last.publish_time,
+                            publish_slot: last.publish_slot,
+                            feed: if self.prices.last_good_source == 2 {
+                                FeedRole::Fallback
+                            } else {
+                                FeedRole::Primary
+                            },
+                        }),
+                        records: self.prices,
+                    };
+                }
+            }
+        }
         self.prices.accept(
             &self.bounds(),
             self.has_fallback(),
@@ -201,6 +237,13 @@ impl Underlying {
             now,
             slot,
         )
+    }
+
+    /// Stores a refresh's reading: its records, and whether it accepted a
+    /// price.
+    pub fn store(&mut self, reading: &PriceReading) {
+        self.prices = reading.records;
+        self.accepted = u8::from(reading.current.is_ok());
     }
 
     /// The price to use now (native quote per native base), or the feeds'
@@ -270,6 +313,56 @@ mod tests {
             OracleConfig::try_from(&corrupt),
             Err(KestrelError::Unreachable)
         ));
+    }
+
+    /// The reading's shortcut (the last refresh's accepted price while it is
+    /// fresh) gives what accepting the stored records again gives, whichever
+    /// feed carried the price and whenever it is read.
+    #[test]
+    fn a_reading_is_what_accepting_the_records_again_gives() {
+        use crate::oracle::{OracleSource, RawPrice};
+        let raw = |mantissa: i128, publish_time: i64, publish_slot: u64| RawPrice {
+            mantissa,
+            confidence: 0,
+            exponent: -8,
+            publish_time,
+            publish_slot,
+            source: OracleSource::Pyth,
+        };
+        let mut underlying: Underlying = bytemuck::Zeroable::zeroed();
+        underlying.oracle = StoredOracleConfig::from(&config());
+        underlying.base_decimals = 9;
+        underlying.quote_decimals = 6;
+        let bounds = underlying.bounds();
+        // (primary, fallback) updates: agreeing, deviating, primary older.
+        let cases = [
+            (
+                raw(15_000_000_000, 1_000, 10),
+                raw(15_010_000_000, 1_000, 10),
+            ),
+            (
+                raw(15_000_000_000, 1_000, 10),
+                raw(16_000_000_000, 1_000, 10),
+            ),
+            (raw(15_000_000_000, 900, 5), raw(14_950_000_000, 1_000, 10)),
+        ];
+        for (primary, fallback) in cases {
+            let mut u = underlying;
+            // A first refresh at 1,000 and, for the third case, a second one
+            // once the primary has aged out.
+            for refreshed_at in [1_000, 965] {
+                let mut records = u.prices;
+                records.primary = records.primary.observe(Ok(primary), &bounds);
+                records.fallback = records.fallback.observe(Ok(fallback), &bounds);
+                let reading = records.accept(&bounds, true, 300, refreshed_at.max(1_000), 10);
+                u.store(&reading);
+            }
+            for now in [1_000, 1_030, 1_060, 1_061, 1_200] {
+                let fast = u.reading(now, 10).price().ok();
+                let full = u.prices.accept(&bounds, true, 300, now, 10).price().ok();
+                assert_eq!(fast, full, "read at {now}");
+            }
+        }
     }
 
     #[test]
