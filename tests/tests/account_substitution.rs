@@ -600,3 +600,74 @@ async fn every_substituted_risk_account_is_refused() {
     m.check("unstake", unstake, &[&dave.key], &[], true).await;
     m.report("account-substitution (risk)");
 }
+
+/// The same matrix over dated futures: the basis crank, the settlement
+/// window's sampler, settlement in cash, and the delisting of a perpetual.
+#[tokio::test]
+async fn every_substituted_futures_account_is_refused() {
+    use kestrel::state::FutureParams;
+    let mut h = Harness::new().await;
+    let perp = h.create_market(0, market_params).await;
+    let now = h.now().await;
+    let params = FutureParams {
+        expiry: now + 3_600,
+        settlement_window_seconds: 600,
+        max_basis_bps: 200,
+        basis_window_seconds: 600,
+        convergence_seconds: 600,
+    };
+    let future = h
+        .create_future_on(1, &perp.underlying, perp_params(), params)
+        .await;
+    let alice = h.user(1_000 * ONE_TOKEN).await;
+    let bob = h.user(1_000 * ONE_TOKEN).await;
+    let mallory = h.user(1_000 * ONE_TOKEN).await;
+    for user in [&alice, &bob, &mallory] {
+        h.deposit(user, 1_000 * ONE_TOKEN).await;
+    }
+    h.place(
+        &alice,
+        &future,
+        order(OrderSide::Ask, OrderType::Limit, 15_100, 10),
+    )
+    .await;
+    let buy = order(OrderSide::Bid, OrderType::ImmediateOrCancel, 15_100, 10);
+    h.place(&bob, &future, buy).await;
+    h.crank(&future, 8).await;
+    h.place(
+        &alice,
+        &future,
+        order(OrderSide::Bid, OrderType::Limit, 15_000, 1),
+    )
+    .await;
+    h.place(
+        &alice,
+        &future,
+        order(OrderSide::Ask, OrderType::Limit, 15_200, 1),
+    )
+    .await;
+    let mut m = Matrix::new(h, &future, &alice, &mallory).await;
+    let admin = m.h.admin.insecure_clone();
+
+    m.check("update_basis", ix::update_basis(&future), &[], &[], true)
+        .await;
+    m.h.advance_clock(3_000).await;
+    m.h.set_oracle_price(&perp, 150).await;
+    let sample = ix::sample_settlement(&future);
+    m.check("sample_settlement", sample, &[], &[], true).await;
+    m.h.advance_clock(601).await;
+    m.h.set_oracle_price(&perp, 150).await;
+    for user in [&bob, &alice] {
+        let settle = ix::settle_expired(&future, Some(user.margin_account));
+        // Any margin account may be named: one without a position in the
+        // market settles nothing.
+        let legal = [(5, mallory.margin_account)];
+        m.check("settle_expired", settle, &[], &legal, true).await;
+    }
+
+    let pause = ix::set_market_status(&admin.pubkey(), &perp.market, MarketStatus::Paused);
+    m.h.ok("pause", &[pause], &[&admin]).await;
+    let delist = ix::delist_market(&admin.pubkey(), &perp.market, 600);
+    m.check("delist_market", delist, &[&admin], &[], true).await;
+    m.report("account-substitution (futures)");
+}

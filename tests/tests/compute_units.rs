@@ -235,7 +235,7 @@ fn missed_goals(measured: &BTreeMap<String, u64>) -> Vec<String> {
         (
             "health per extra position on an underlying read",
             per_position,
-            1_400,
+            1_450,
         ),
         (
             "health per extra underlying",

@@ -115,6 +115,14 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
         .await;
     t.h.place(&t.alice, &future, order(ASK, OrderType::Limit, 15_200, 5))
         .await;
+    // The first sample starts the basis at zero; the book standing for a
+    // whole basis window (600 s) then carries it to the premium.
+    t.h.ok("update_basis", &[ix::update_basis(&future)], &[])
+        .await;
+    let zero = t.h.market_state(&future.market).await.future.basis();
+    assert_eq!(zero.basis(), I80F48::ZERO, "one instant sets nothing");
+    let now = t.h.now().await;
+    at(&mut t, now + 600, 150).await;
     t.h.ok("update_basis", &[ix::update_basis(&future)], &[])
         .await;
     let basis = t.h.market_state(&future.market).await.future.basis();
@@ -159,9 +167,16 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
         t.h.market_state(&future.market).await.future.settlement,
         before
     );
+    // Ten minutes in, at 160, the keeper is down: carol's order samples
+    // the window (every order in it does), so a sampler cannot pick the
+    // prices that count by sampling only when they suit it.
     at(&mut t, start + 600, 160).await;
-    t.h.ok("sample_settlement", &[ix::sample_settlement(&future)], &[])
+    let carol = t.h.user(100 * ONE_TOKEN).await;
+    t.h.deposit(&carol, 100 * ONE_TOKEN).await;
+    t.h.place(&carol, &future, order(BID, OrderType::PostOnly, 15_100, 1))
         .await;
+    let twap = t.h.market_state(&future.market).await.future.settlement;
+    assert_eq!((twap.samples, twap.last_time), (2, start + 600));
     at(&mut t, start + 1_200, 170).await;
 
     // At expiry trading stops; positions are no longer liquidated but settled.
@@ -184,6 +199,15 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     )
     .await;
 
+    // Until its price is fixed an expired future counts at the window's
+    // average so far (what it settles at), not the spot price: bob's long of
+    // 10 lots bought at 151.00 shows the profit at 156.67, not at 170.
+    let health = t.h.health_preview(&t.bob.margin_account).await;
+    let at_twap = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 566_666 - 783_333);
+    assert!(
+        (health.maintenance - at_twap).abs() < 5,
+        "{health:?} vs {at_twap}"
+    );
     // The first settlement call fixes the price: (150 x 600 + 160 x 1200) /
     // 1800 = 156.666..., 170 never counted.
     let (alice_before, bob_before) = (
@@ -197,11 +221,19 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     let price = market.settlement_price().expect("fixed");
     let exact = I80F48::from_num(470) / 3_000; // 156.67 USDC per SOL, native
     assert!((price - exact).abs() < I80F48::from_num(1) / 1_000_000_000);
-    for user in [&t.bob, &t.alice] {
+    for user in [&t.bob, &t.alice, &carol] {
         let settle = ix::settle_expired(&future, Some(user.margin_account));
-        t.h.ok("settle_expired", &[settle], &[]).await;
+        t.h.ok("settle_expired", std::slice::from_ref(&settle), &[])
+            .await;
         let account = t.h.margin_account(&user.margin_account).await;
         assert!(account.position(1).is_none(), "settled and released");
+        // An account settles once: again (while others are left), nothing
+        // changes.
+        if user.margin_account != carol.margin_account {
+            t.h.ok("settle an account again", &[settle], &[]).await;
+            let again = t.h.margin_account(&user.margin_account).await;
+            assert_eq!(again.collateral, account.collateral);
+        }
     }
     // 10 lots of 0.01 SOL: bob bought at 151.00 (15.10 USDC) and receives
     // 15.666666 (rounded down); alice pays 15.666667 (rounded up).
@@ -217,11 +249,12 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     assert_eq!(market.status(), MarketStatus::Closed, "nothing left");
     assert_eq!((market.long_lots, market.short_lots), (0, 0));
     assert_eq!(market.funding_balance_native, 1, "the rounding stays");
-    // Settling again changes nothing; the perpetual trades on.
-    t.h.ok(
-        "settle a settled account",
+    // Closed is terminal: nothing settles again; the perpetual trades on.
+    t.h.refused(
+        "settle a closed market",
         &[ix::settle_expired(&future, Some(t.bob.margin_account))],
         &[],
+        code(KestrelError::MarketNotTrading),
     )
     .await;
     let perp = t.perp;
@@ -240,6 +273,10 @@ async fn the_futures_mark_carries_the_basis_and_one_instant_cannot_move_it() {
         .await;
     t.h.place(&t.alice, &future, order(ASK, OrderType::Limit, 15_500, 1))
         .await;
+    t.h.ok("update_basis", &[ix::update_basis(&future)], &[])
+        .await;
+    let now = t.h.now().await;
+    at(&mut t, now + 600, 150).await;
     t.h.ok("update_basis", &[ix::update_basis(&future)], &[])
         .await;
     let basis = |m: &kestrel::state::Market| m.future.basis().basis();
@@ -333,6 +370,15 @@ async fn an_emergency_delist_settles_a_perpetual_at_its_twap() {
     t.h.ok("pause", &[pause], &[&admin]).await;
     t.h.ok("delist_market", std::slice::from_ref(&delist), &[&admin])
         .await;
+    // A market with an expiry closes by settling, not by the admin.
+    let close = ix::set_market_status(&admin.pubkey(), &perp.market, MarketStatus::Closed);
+    t.h.refused(
+        "close a delisted market",
+        &[close],
+        &[&admin],
+        code(KestrelError::InvalidStatusTransition),
+    )
+    .await;
     t.h.refused(
         "delist twice",
         &[delist],

@@ -26,7 +26,7 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::funding;
-use crate::engine::future::BasisEstimate;
+use crate::engine::future::{BasisEstimate, SettlementTwap};
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::error::KestrelError;
 use crate::state::*;
@@ -37,10 +37,13 @@ pub enum MarkRule {
     /// At the underlying's price (perpetuals).
     Underlying,
     /// At the underlying's price plus the market's basis, which fades to
-    /// zero over the last `convergence_seconds` before expiry.
+    /// zero over the last `convergence_seconds` before expiry; from expiry
+    /// until the settlement price is fixed, at the settlement window's
+    /// average so far (what it will settle at), not the moving price.
     Future {
         basis: BasisEstimate,
         params: FutureParams,
+        settlement: SettlementTwap,
     },
     /// At the settlement price, once fixed.
     Settled(I80F48),
@@ -66,13 +69,18 @@ impl From<&Market> for MarketRisk {
             market_index: market.market_index,
             underlying: market.underlying,
             closed: market.status() == MarketStatus::Closed,
-            mark: match market.settlement_price() {
-                Some(price) => MarkRule::Settled(price),
-                None if market.has_expiry() => MarkRule::Future {
+            // Only a market with an expiry settles: a perpetual's mark is
+            // the underlying's price, without reading the future block.
+            mark: if !market.has_expiry() {
+                MarkRule::Underlying
+            } else if let Some(price) = market.settlement_price() {
+                MarkRule::Settled(price)
+            } else {
+                MarkRule::Future {
                     basis: market.future.basis(),
                     params: market.future.params,
-                },
-                None => MarkRule::Underlying,
+                    settlement: market.future.settlement(),
+                }
             },
             base_lot_size: market.base_lot_size,
             initial_margin_bps: market.initial_margin_bps,
@@ -108,15 +116,26 @@ impl MarkRule {
         match self {
             MarkRule::Settled(price) => Ok(*price),
             MarkRule::Underlying => Ok(underlying_price),
-            MarkRule::Future { basis, params } => Ok(basis
-                .mark_price(
-                    now,
-                    params.expiry,
-                    underlying_price,
-                    params.max_basis_bps,
-                    params.convergence_seconds,
-                )
-                .map_err(KestrelError::from)?),
+            MarkRule::Future {
+                basis,
+                params,
+                settlement,
+            } => {
+                if now >= params.expiry && settlement.samples > 0 {
+                    return Ok(settlement
+                        .settlement_price(params.expiry)
+                        .map_err(KestrelError::from)?);
+                }
+                Ok(basis
+                    .mark_price(
+                        now,
+                        params.expiry,
+                        underlying_price,
+                        params.max_basis_bps,
+                        params.convergence_seconds,
+                    )
+                    .map_err(KestrelError::from)?)
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 use anchor_lang::prelude::*;
 
 use crate::engine::Side;
-use crate::instructions::cancel_order::{cancel_slot, with_book, CancelOrder};
+use crate::instructions::cancel_order::{with_book, CancelOrder};
 use crate::instructions::place_order::OrderSide;
+use crate::instructions::shared::cancel_slot;
 use crate::state::MAX_OPEN_ORDERS;
 
 /// Cancels up to `limit` of the account's resting orders in this market, on
@@ -17,11 +18,12 @@ pub fn cancel_all(ctx: Context<CancelOrder>, side: Option<OrderSide>, limit: u8)
             if cancelled >= limit {
                 break;
             }
+            // Cancelling frees slots as it goes: each is looked at as it is now.
             let order = account.open_orders[slot];
-            if order.in_use == 0
-                || order.market_index != market_index
-                || side.is_some_and(|s| s != order.side())
-            {
+            if order.in_use == 0 || order.market_index != market_index {
+                continue;
+            }
+            if side.is_some() && side != Some(order.side()?) {
                 continue;
             }
             if cancel_slot(account, book, owner, slot)? {

@@ -1,6 +1,7 @@
 use anchor_lang::prelude::*;
 
-use crate::engine::{BookSide, Orderbook};
+use super::shared::{cancel_slot, load_book};
+use crate::engine::Orderbook;
 use crate::error::KestrelError;
 use crate::state::*;
 
@@ -27,12 +28,9 @@ pub struct CancelOrder<'info> {
 #[inline(never)]
 pub fn cancel_order(ctx: Context<CancelOrder>, order_id: u128) -> Result<()> {
     with_book(&ctx, |account, book, owner, market_index| {
-        let slot = account
-            .open_orders
-            .iter()
-            .position(|o| {
-                o.in_use != 0 && o.market_index == market_index && o.order_id() == order_id
-            })
+        let (slot, _) = account
+            .active_orders()
+            .find(|(_, o)| o.market_index == market_index && o.order_id() == order_id)
             .ok_or(KestrelError::OrderNotFound)?;
         require!(
             cancel_slot(account, book, owner, slot)?,
@@ -60,38 +58,4 @@ pub fn with_book(
     let mut book = load_book(&mut bids, &mut asks)?;
     let owner = accounts.margin_account.key().to_bytes();
     cancel(&mut account, &mut book, &owner, market_index)
-}
-
-pub fn load_book<'a>(
-    bids: &'a mut BookSideAccount,
-    asks: &'a mut BookSideAccount,
-) -> Result<Orderbook<'a>> {
-    Ok(Orderbook {
-        bids: BookSide::load(&mut bids.data).map_err(|_| KestrelError::WrongMarketAccounts)?,
-        asks: BookSide::load(&mut asks.data).map_err(|_| KestrelError::WrongMarketAccounts)?,
-    })
-}
-
-/// Takes the order in open-order `slot` off the book and releases its
-/// reservation. `false` when it is no longer on the book: it was filled or
-/// pushed out, and the crank will release it when it applies that event.
-pub fn cancel_slot(
-    account: &mut MarginAccount,
-    book: &mut Orderbook,
-    owner: &[u8; 32],
-    slot: usize,
-) -> Result<bool> {
-    let order = account.open_orders[slot];
-    let side = order.side();
-    let leaf = match book.cancel_order(side, order.order_id(), owner) {
-        Ok(leaf) => leaf,
-        Err(_) => return Ok(false),
-    };
-    account
-        .position_mut(order.market_index)
-        .ok_or(KestrelError::AccountingMismatch)?
-        .release(side, leaf.quantity)?;
-    account.forget_order(slot as u8, order.market_index, order.order_id());
-    account.release_position_if_empty(order.market_index);
-    Ok(true)
 }

@@ -88,7 +88,7 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                     .position_mut(market.market_index)
                     .ok_or(KestrelError::AccountingMismatch)?
                     .release(side, fill.quantity)?;
-                account.settle_fill(&mut market, side == Side::Bid, fill.quantity, quote, fee)?;
+                account.settle_fill(&mut market, side, fill.quantity, quote, fee)?;
                 market.pending_fills = market
                     .pending_fills
                     .checked_sub(1)

@@ -3,9 +3,10 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::engine::liquidation::Liquidation;
 use crate::engine::risk::HealthKind;
+use crate::engine::Side;
 use crate::error::KestrelError;
 use crate::events::Liquidated;
-use crate::instructions::cancel_order::{cancel_slot, load_book};
+use crate::instructions::shared::{cancel_slot, load_book, transfer_from_vault};
 use crate::portfolio::{self, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices};
 use crate::state::*;
 use crate::units::{BaseLots, NativeUnits};
@@ -110,6 +111,9 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         KestrelError::MarketExpired
     );
     let price = MarketRisk::from(&*market).mark_price(&known[0].prices, clock.unix_timestamp)?;
+    if let Ok(underlying_price) = known[0].prices.current {
+        market.sample_settlement(clock.unix_timestamp, underlying_price)?;
+    }
     let market_index = market.market_index;
     let mut liquidatee = accounts.liquidatee.load_mut()?;
     let mut retriever = RemainingAccounts::new(ctx.remaining_accounts.iter(), exchange_key, &clock);
@@ -181,10 +185,15 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         insurance_fee = plan
             .insurance_fee(lots, market.liquidation_insurance_share_bps)
             .ok_or_else(overflow)?;
-        let liquidatee_sells = position.base_lots > 0;
+        // The liquidatee closes: a long sells its lots, a short buys them.
+        let liquidatee_side = if position.base_lots > 0 {
+            Side::Ask
+        } else {
+            Side::Bid
+        };
         liquidatee.settle_fill(
             &mut market,
-            !liquidatee_sells,
+            liquidatee_side,
             BaseLots(lots),
             NativeUnits(quote),
             0,
@@ -195,7 +204,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         liquidator.position_or_open(market_index)?;
         liquidator.settle_fill(
             &mut market,
-            liquidatee_sells,
+            liquidatee_side.opposite(),
             BaseLots(lots),
             NativeUnits(quote),
             i64::try_from(insurance_fee).map_err(|_| overflow())?,

@@ -25,6 +25,7 @@ pub mod set_underlying_oracle;
 pub mod settle_bankruptcy;
 pub mod settle_expired;
 pub mod settle_funding;
+pub mod shared;
 pub mod stake;
 pub mod sweep_fees;
 pub mod unstake;

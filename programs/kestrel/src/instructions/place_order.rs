@@ -139,6 +139,9 @@ struct Clamped {
     band: perp::PriceBand,
     /// Unix time, for the engine's order expiries.
     now: u64,
+    /// The underlying's price now, if current (a dated future's settlement
+    /// window samples it).
+    price: Option<fixed::types::I80F48>,
 }
 
 /// What the engine did, and the open-order slot a rest takes.
@@ -320,6 +323,7 @@ fn clamp(
         limit,
         band: pricing.band,
         now: u64::try_from(pricing.now).map_err(|_| KestrelError::MathOverflow)?,
+        price: pricing.price,
     })
 }
 
@@ -407,6 +411,9 @@ fn settle_taker(
     placed: &Placed,
 ) -> Result<()> {
     let market_index = market.market_index;
+    if let Some(price) = clamped.price {
+        market.sample_settlement(pricing_now(clamped)?, price)?;
+    }
     let result = &placed.result;
     market.pending_fills = market
         .pending_fills
@@ -421,7 +428,7 @@ fn settle_taker(
         account.position_or_open(market_index)?;
         account.settle_fill(
             market,
-            clamped.side == Side::Bid,
+            clamped.side,
             result.filled,
             quote,
             i64::try_from(fee).map_err(|_| KestrelError::MathOverflow)?,
@@ -441,6 +448,10 @@ fn settle_taker(
     }
     account.release_position_if_empty(market_index);
     Ok(())
+}
+
+fn pricing_now(clamped: &Clamped) -> Result<i64> {
+    Ok(i64::try_from(clamped.now).map_err(|_| KestrelError::MathOverflow)?)
 }
 
 /// Health: new risk must leave initial health >= 0. An account already

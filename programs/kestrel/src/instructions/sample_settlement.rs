@@ -5,7 +5,8 @@ use crate::error::KestrelError;
 use crate::state::*;
 
 /// Permissionless crank inside a market's settlement window (the keeper
-/// samples it): adds the underlying's accepted price now to the settlement
+/// samples it every cycle; every order and liquidation in the window
+/// samples too): adds the underlying's accepted price now to the settlement
 /// TWAP. Between samples the last price is held, so a missed sample costs
 /// nothing but precision; a second sample in the same second changes
 /// nothing.
@@ -31,17 +32,7 @@ pub fn sample_settlement(ctx: Context<SampleSettlement>) -> Result<()> {
         .underlying
         .load()?
         .current_price(clock.unix_timestamp, clock.slot)?;
-    let params = market.future.params;
-    let mut twap = market.future.settlement();
-    let outcome = twap
-        .sample(
-            params.window_start(),
-            params.expiry,
-            clock.unix_timestamp,
-            price,
-        )
-        .map_err(KestrelError::from)?;
-    market.future.set_settlement(twap);
+    let outcome = market.sample_settlement(clock.unix_timestamp, price)?;
     require!(
         outcome != SampleOutcome::BeforeWindow,
         KestrelError::OutsideSettlementWindow

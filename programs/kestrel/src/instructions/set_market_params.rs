@@ -26,6 +26,12 @@ pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) ->
         ),
         KestrelError::InvalidStatusTransition
     );
+    // A future's basis must stay within the band, as at listing.
+    require!(
+        market.kind()? != InstrumentKind::Future
+            || market.future.params.max_basis_bps <= params.price_band_bps,
+        KestrelError::InvalidFutureParams
+    );
     market.apply_params(&params);
     emit!(MarketParamsSet {
         market: accounts.market.key(),

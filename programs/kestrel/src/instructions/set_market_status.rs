@@ -23,6 +23,12 @@ pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) ->
         previous.can_become(status),
         KestrelError::InvalidStatusTransition
     );
+    // A market with an expiry closes by settling (`settle_expired`), so its
+    // positions are paid out at the settlement price, never left open.
+    require!(
+        !(market.has_expiry() && status == MarketStatus::Closed),
+        KestrelError::InvalidStatusTransition
+    );
     // A delisted perpetual only settles: it never trades again.
     require!(
         !(market.kind()? == InstrumentKind::Perp

@@ -5,6 +5,7 @@ use crate::engine::funding;
 use crate::engine::insurance;
 use crate::error::KestrelError;
 use crate::events::BankruptcySettled;
+use crate::instructions::shared::transfer_from_vault;
 use crate::state::*;
 
 /// Permissionless: settles the deficit of a margin account left with
@@ -60,7 +61,7 @@ pub fn settle_bankruptcy(ctx: Context<SettleBankruptcy>) -> Result<()> {
     let bump = exchange.bump;
     let mut account = accounts.margin_account.load_mut()?;
     require!(
-        account.collateral < 0 && account.positions.iter().all(|p| p.in_use == 0),
+        account.collateral < 0 && account.active_positions().next().is_none(),
         KestrelError::NotBankrupt
     );
     let mut market = accounts.market.load_mut()?;

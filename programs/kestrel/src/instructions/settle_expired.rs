@@ -2,9 +2,10 @@ use anchor_lang::prelude::*;
 
 use crate::engine::book_side::side_is_empty;
 use crate::engine::future;
+use crate::engine::Side;
 use crate::error::KestrelError;
 use crate::events::{MarketSettled, PositionSettled};
-use crate::instructions::cancel_order::{cancel_slot, load_book};
+use crate::instructions::shared::{cancel_slot, load_book};
 use crate::state::*;
 use crate::units::{BaseLots, NativeUnits};
 
@@ -57,6 +58,11 @@ pub fn settle_expired(ctx: Context<SettleExpired>) -> Result<()> {
     require!(
         market.is_expired(clock.unix_timestamp),
         KestrelError::MarketNotExpired
+    );
+    // Closed is terminal: nothing is left to settle.
+    require!(
+        market.status() != MarketStatus::Closed,
+        KestrelError::MarketNotTrading
     );
     require!(market.pending_fills == 0, KestrelError::CrankRequired);
 
@@ -152,7 +158,11 @@ fn settle_account(
         // value, a short buys them back for it.
         account.settle_fill(
             market,
-            position.base_lots < 0,
+            if position.base_lots < 0 {
+                Side::Bid
+            } else {
+                Side::Ask
+            },
             BaseLots(lots),
             NativeUnits(value.unsigned_abs()),
             0,

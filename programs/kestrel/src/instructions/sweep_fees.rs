@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::error::KestrelError;
+use crate::instructions::shared::transfer_from_vault;
 use crate::state::*;
 
 /// Permissionless: moves a market's accrued fees, less rebates still owed to

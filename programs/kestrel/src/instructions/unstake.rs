@@ -4,6 +4,7 @@ use anchor_spl::token::{Token, TokenAccount};
 use crate::engine::insurance;
 use crate::error::KestrelError;
 use crate::events::Unstaked;
+use crate::instructions::shared::transfer_from_vault;
 use crate::state::*;
 
 /// Once the cooldown has passed and before the redemption window after it

@@ -9,11 +9,11 @@ use crate::state::*;
 /// Permissionless crank of a dated future before its expiry (the keeper's,
 /// as funding is for perpetuals): samples the book's premium over the
 /// underlying's price (the mid of the best live bid and ask, clamped into
-/// the band) into the basis its mark carries. The interval since the last
-/// sample counts the smaller of the premiums at its two ends
-/// (`funding::interval_premium`), so the book of one instant moves nothing;
-/// an empty side samples no premium, and a side hidden behind expired orders
-/// keeps the last one.
+/// the band) into the basis its mark carries. The basis starts at zero; the
+/// interval since the last sample counts the smaller of the premiums at its
+/// two ends (`funding::interval_premium`), so the book of one instant moves
+/// nothing; an empty side samples no premium, and a side hidden behind
+/// expired orders is no sample at all.
 #[derive(Accounts)]
 pub struct UpdateBasis<'info> {
     #[account(
@@ -58,9 +58,8 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
             .map_err(|_| KestrelError::WrongMarketAccounts)?)
     };
     let premium = match (best(&accounts.bids)?, best(&accounts.asks)?) {
-        (BestLive::OnlyExpired, _) | (_, BestLive::OnlyExpired) => {
-            funding::from_parts(market.future.last_premium)
-        }
+        // A side hidden behind expired orders says nothing new: no sample.
+        (BestLive::OnlyExpired, _) | (_, BestLive::OnlyExpired) => return Ok(()),
         (BestLive::Price(bid), BestLive::Price(ask)) => {
             let per_lot = funding::book_premium(
                 Some(bid),
@@ -77,18 +76,22 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
         _ => fixed::types::I80F48::ZERO,
     };
     let mut basis = market.future.basis();
+    // The first sample only starts the clock: the basis starts at zero and
+    // moves by the time its premiums stand, so the book of one instant
+    // cannot set it.
     let counted = if basis.samples == 0 {
-        premium
+        None
     } else {
-        funding::interval_premium(funding::from_parts(market.future.last_premium), premium)
+        let paid =
+            funding::interval_premium(funding::from_parts(market.future.last_premium), premium);
+        Some(price.checked_add(paid).ok_or_else(overflow)?)
     };
-    let mid = price.checked_add(counted).ok_or_else(overflow)?;
     let params = market.future.params;
     basis
         .sample(
             clock.unix_timestamp,
             price,
-            Some(mid).filter(|mid| *mid > 0),
+            counted.filter(|mid| *mid > 0),
             params.max_basis_bps,
             params.basis_window_seconds,
         )

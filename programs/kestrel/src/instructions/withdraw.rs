@@ -3,6 +3,7 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::error::KestrelError;
 use crate::events::Withdrawn;
+use crate::instructions::shared::transfer_from_vault;
 use crate::portfolio::{self, RemainingAccounts};
 use crate::state::*;
 

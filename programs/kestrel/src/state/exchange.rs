@@ -1,5 +1,4 @@
 use anchor_lang::prelude::*;
-use anchor_spl::token::{self, Token, TokenAccount, Transfer};
 
 use crate::error::KestrelError;
 
@@ -62,32 +61,6 @@ impl Exchange {
 /// a CPI that passes the exchange needs the account itself unborrowed.
 pub fn exchange_signer_seeds(bump: &[u8; 1]) -> [&[u8]; 2] {
     [EXCHANGE_SEED, bump]
-}
-
-/// Moves `amount` out of a vault whose token authority is the exchange PDA.
-/// The exchange account must not be borrowed: the CPI passes it.
-pub fn transfer_from_vault<'info>(
-    token_program: &Program<'info, Token>,
-    exchange: &AccountInfo<'info>,
-    exchange_bump: u8,
-    from: &Account<'info, TokenAccount>,
-    to: &Account<'info, TokenAccount>,
-    amount: u64,
-) -> Result<()> {
-    let bump = [exchange_bump];
-    let signer_seeds: &[&[&[u8]]] = &[&exchange_signer_seeds(&bump)];
-    token::transfer(
-        CpiContext::new_with_signer(
-            token_program.key(),
-            Transfer {
-                from: from.to_account_info(),
-                to: to.to_account_info(),
-                authority: exchange.clone(),
-            },
-            signer_seeds,
-        ),
-        amount,
-    )
 }
 
 /// An operation the admin can pause on its own: one bit of [`PauseFlags`],

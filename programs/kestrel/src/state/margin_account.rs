@@ -151,9 +151,9 @@ impl PerpPosition {
             && self.asks_base_lots == 0
     }
 
-    /// Books a trade; returns the realized PnL to move to collateral.
-    pub fn trade(&mut self, bought: bool, lots: BaseLots, quote: NativeUnits) -> Result<i64> {
-        let outcome = perp::apply_trade(self.position(), bought, lots, quote)
+    /// Books a trade on `side` (a bid buys); returns the realized PnL.
+    pub fn trade(&mut self, side: Side, lots: BaseLots, quote: NativeUnits) -> Result<i64> {
+        let outcome = perp::apply_trade(self.position(), side == Side::Bid, lots, quote)
             .ok_or(KestrelError::MathOverflow)?;
         self.base_lots = outcome.position.base_lots;
         self.quote_native = outcome.position.quote;
@@ -194,8 +194,10 @@ impl OpenOrder {
         crate::engine::node::key_from_parts(self.order_id)
     }
 
-    pub fn side(&self) -> Side {
-        Side::from_u8(self.side).unwrap_or(Side::Bid)
+    /// The order's side; a byte that is no side is refused, never read as
+    /// one (only the program writes it).
+    pub fn side(&self) -> Result<Side> {
+        Ok(Side::from_u8(self.side).ok_or(KestrelError::Unreachable)?)
     }
 }
 
@@ -408,7 +410,7 @@ impl MarginAccount {
     pub fn settle_fill(
         &mut self,
         market: &mut Market,
-        bought: bool,
+        side: Side,
         lots: BaseLots,
         quote: NativeUnits,
         fee: i64,
@@ -419,7 +421,7 @@ impl MarginAccount {
         self.settle_funding_in(slot, market)?;
         let position = &mut self.positions[slot];
         let before = position.base_lots;
-        let realized = position.trade(bought, lots, quote)?;
+        let realized = position.trade(side, lots, quote)?;
         // Settled above at the old sign's index; from now on the new sign's.
         position.funding_index = market.funding_index_parts_for(position.base_lots);
         position.fees_paid_native = position
@@ -627,11 +629,11 @@ mod tests {
         let mut market: Market = bytemuck::Zeroable::zeroed();
         let mut a = account(1_000);
         a.position_or_open(0).unwrap();
-        a.settle_fill(&mut market, true, BaseLots(10), NativeUnits(1_500), 2)
+        a.settle_fill(&mut market, Side::Bid, BaseLots(10), NativeUnits(1_500), 2)
             .unwrap();
         assert_eq!(a.collateral, 998);
         assert_eq!((market.long_lots, market.short_lots), (10, 0));
-        a.settle_fill(&mut market, false, BaseLots(10), NativeUnits(1_600), -1)
+        a.settle_fill(&mut market, Side::Ask, BaseLots(10), NativeUnits(1_600), -1)
             .unwrap();
         assert_eq!(a.collateral, 998 + 100 + 1);
         assert_eq!((market.long_lots, market.short_lots), (0, 0));
@@ -642,7 +644,7 @@ mod tests {
         );
         market.market_index = 5;
         assert!(a
-            .settle_fill(&mut market, true, BaseLots(1), NativeUnits(1), 0)
+            .settle_fill(&mut market, Side::Bid, BaseLots(1), NativeUnits(1), 0)
             .is_err());
     }
 
@@ -653,10 +655,10 @@ mod tests {
         let mut short = account(1_000);
         long.position_or_open(0).unwrap();
         short.position_or_open(0).unwrap();
-        long.settle_fill(&mut market, true, BaseLots(4), NativeUnits(400), 0)
+        long.settle_fill(&mut market, Side::Bid, BaseLots(4), NativeUnits(400), 0)
             .unwrap();
         short
-            .settle_fill(&mut market, false, BaseLots(4), NativeUnits(400), 0)
+            .settle_fill(&mut market, Side::Ask, BaseLots(4), NativeUnits(400), 0)
             .unwrap();
         // Longs pay 2.5 per lot; a socialized 1 per lot on top: longs +1, shorts -1.
         market.long_funding_index = funding::to_parts(I80F48::from_num(3.5));
@@ -668,7 +670,7 @@ mod tests {
         assert_eq!(long.settle_funding(&mut market).unwrap(), 0, "settled once");
         // The short flips long: it is now charged on the long index.
         short
-            .settle_fill(&mut market, true, BaseLots(6), NativeUnits(600), 0)
+            .settle_fill(&mut market, Side::Bid, BaseLots(6), NativeUnits(600), 0)
             .unwrap();
         market.long_funding_index = funding::to_parts(I80F48::from_num(4.5));
         assert_eq!(short.settle_funding(&mut market).unwrap(), 2);
@@ -678,9 +680,9 @@ mod tests {
     /// Opens and closes `lots` in `market`: bought for `paid`, sold for `got`.
     fn round_trip(a: &mut MarginAccount, market: &mut Market, lots: u64, paid: u64, got: u64) {
         a.position_or_open(market.market_index).unwrap();
-        a.settle_fill(market, true, BaseLots(lots), NativeUnits(paid), 0)
+        a.settle_fill(market, Side::Bid, BaseLots(lots), NativeUnits(paid), 0)
             .unwrap();
-        a.settle_fill(market, false, BaseLots(lots), NativeUnits(got), 0)
+        a.settle_fill(market, Side::Ask, BaseLots(lots), NativeUnits(got), 0)
             .unwrap();
         a.release_position_if_empty(market.market_index);
         assert!(a.position(market.market_index).is_none());

@@ -3,7 +3,7 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::funding;
-use crate::engine::future::{BasisEstimate, SettlementTwap};
+use crate::engine::future::{BasisEstimate, SampleOutcome, SettlementTwap};
 use crate::engine::perp::{self, PriceBand};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
@@ -403,6 +403,27 @@ impl Market {
     /// expiry of a market that has one.
     pub fn is_expired(&self, now: i64) -> bool {
         self.has_expiry() && now >= self.future.params.expiry
+    }
+
+    /// Adds `price` (the underlying's, now) to the settlement TWAP when `now`
+    /// is inside the settlement window of a market with an expiry; nothing
+    /// otherwise, and nothing for a second sample in the same second. Every
+    /// order and liquidation in the window samples, besides the keeper's
+    /// `sample_settlement`, so no one sampler chooses which prices count.
+    pub fn sample_settlement(&mut self, now: i64, price: I80F48) -> Result<SampleOutcome> {
+        if !self.has_expiry() {
+            return Ok(SampleOutcome::BeforeWindow);
+        }
+        let params = self.future.params;
+        if now < params.window_start() || now > params.expiry {
+            return Ok(SampleOutcome::BeforeWindow);
+        }
+        let mut twap = self.future.settlement();
+        let outcome = twap
+            .sample(params.window_start(), params.expiry, now, price)
+            .map_err(KestrelError::from)?;
+        self.future.set_settlement(twap);
+        Ok(outcome)
     }
 
     /// The settlement price, once Settled.
