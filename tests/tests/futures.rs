@@ -111,6 +111,13 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     // an ask at 152.00 resting: the book's mid is 151.00, 1.00 over the
     // underlying.
     trade(&mut t, 15_100, 10).await;
+    // The position is tagged with its market's kind, in a versioned account.
+    let bob = t.h.margin_account(&t.bob.margin_account).await;
+    assert_eq!(bob.version, kestrel::state::MARGIN_ACCOUNT_VERSION);
+    assert_eq!(
+        bob.position(1).map(|p| p.kind),
+        Some(kestrel::state::InstrumentKind::Future as u8)
+    );
     t.h.place(&t.alice, &future, order(BID, OrderType::Limit, 15_000, 5))
         .await;
     t.h.place(&t.alice, &future, order(ASK, OrderType::Limit, 15_200, 5))

@@ -43,6 +43,7 @@ pub fn create_margin_account(
     account.collateral = 0;
     account.sub_account_index = sub_account_index;
     account.bump = ctx.bumps.margin_account;
+    account.version = MARGIN_ACCOUNT_VERSION;
 
     emit!(MarginAccountCreated {
         margin_account: ctx.accounts.margin_account.key(),

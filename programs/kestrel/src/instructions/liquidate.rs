@@ -201,7 +201,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         liquidatee.release_position_if_empty(market_index);
 
         let mut liquidator = accounts.liquidator_account.load_mut()?;
-        liquidator.position_or_open(market_index)?;
+        liquidator.position_or_open(market_index, market.kind()?)?;
         liquidator.settle_fill(
             &mut market,
             liquidatee_side.opposite(),

@@ -425,7 +425,7 @@ fn settle_taker(
             .checked_to_native(market.quote_lot_size)
             .ok_or(KestrelError::MathOverflow)?;
         let fee = market.book_taker_fill(quote, placed.rebates)?;
-        account.position_or_open(market_index)?;
+        account.position_or_open(market_index, market.kind()?)?;
         account.settle_fill(
             market,
             clamped.side,
@@ -436,7 +436,7 @@ fn settle_taker(
     }
     if let (Some(order_id), Some(slot)) = (result.order_id, placed.slot) {
         account
-            .position_or_open(market_index)?
+            .position_or_open(market_index, market.kind()?)?
             .reserve(clamped.side, result.posted)?;
         account.record_order(
             slot,

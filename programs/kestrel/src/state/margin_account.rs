@@ -5,7 +5,7 @@ use crate::engine::insurance;
 use crate::engine::perp::{self, Position};
 use crate::engine::Side;
 use crate::error::KestrelError;
-use crate::state::Market;
+use crate::state::{InstrumentKind, Market};
 use crate::units::{BaseLots, NativeUnits};
 
 /// PDA seeds: `[MARGIN_ACCOUNT_SEED, exchange, owner, sub_account_index (u16 LE)]`.
@@ -340,8 +340,13 @@ impl MarginAccount {
             .find(|p| p.in_use != 0 && p.market_index == market_index)
     }
 
-    /// The position in `market_index`, opening a slot if there is none.
-    pub fn position_or_open(&mut self, market_index: u16) -> Result<&mut PerpPosition> {
+    /// The position in `market_index`, opening a slot (tagged with the
+    /// market's instrument `kind`) if there is none.
+    pub fn position_or_open(
+        &mut self,
+        market_index: u16,
+        kind: InstrumentKind,
+    ) -> Result<&mut PerpPosition> {
         let index = match self.slot_of(market_index) {
             Some(index) => index,
             None => {
@@ -353,6 +358,7 @@ impl MarginAccount {
                 self.positions[free] = PerpPosition {
                     market_index,
                     in_use: 1,
+                    kind: kind as u8,
                     ..Default::default()
                 };
                 free
@@ -575,14 +581,17 @@ mod tests {
     fn position_slots_open_on_demand_are_bounded_and_free_when_empty() {
         let mut a = account(0);
         for market in 0..MAX_POSITIONS as u16 {
-            a.position_or_open(market)
+            a.position_or_open(market, InstrumentKind::Perp)
                 .unwrap()
                 .reserve(Side::Bid, BaseLots(1))
                 .unwrap();
         }
-        assert!(a.position_or_open(99).is_err(), "every slot is taken");
+        assert!(
+            a.position_or_open(99, InstrumentKind::Perp).is_err(),
+            "every slot is taken"
+        );
         // An existing position is found, not opened twice.
-        a.position_or_open(3).unwrap();
+        a.position_or_open(3, InstrumentKind::Perp).unwrap();
         assert_eq!(
             a.positions.iter().filter(|p| p.market_index == 3).count(),
             1
@@ -595,14 +604,17 @@ mod tests {
             .unwrap();
         a.release_position_if_empty(3);
         assert!(a.position(3).is_none());
-        assert!(a.position_or_open(99).is_ok(), "the freed slot is reused");
+        assert!(
+            a.position_or_open(99, InstrumentKind::Perp).is_ok(),
+            "the freed slot is reused"
+        );
         assert!(!a.is_empty(), "positions keep the account open");
     }
 
     #[test]
     fn releasing_more_than_reserved_is_an_error() {
         let mut a = account(0);
-        let position = a.position_or_open(0).unwrap();
+        let position = a.position_or_open(0, InstrumentKind::Perp).unwrap();
         position.reserve(Side::Ask, BaseLots(2)).unwrap();
         assert!(position.release(Side::Ask, BaseLots(3)).is_err());
         assert!(position.release(Side::Bid, BaseLots(1)).is_err());
@@ -628,7 +640,7 @@ mod tests {
     fn settling_a_fill_moves_realized_pnl_less_fees_to_collateral() {
         let mut market: Market = bytemuck::Zeroable::zeroed();
         let mut a = account(1_000);
-        a.position_or_open(0).unwrap();
+        a.position_or_open(0, InstrumentKind::Perp).unwrap();
         a.settle_fill(&mut market, Side::Bid, BaseLots(10), NativeUnits(1_500), 2)
             .unwrap();
         assert_eq!(a.collateral, 998);
@@ -653,8 +665,8 @@ mod tests {
         let mut market: Market = bytemuck::Zeroable::zeroed();
         let mut long = account(1_000);
         let mut short = account(1_000);
-        long.position_or_open(0).unwrap();
-        short.position_or_open(0).unwrap();
+        long.position_or_open(0, InstrumentKind::Perp).unwrap();
+        short.position_or_open(0, InstrumentKind::Perp).unwrap();
         long.settle_fill(&mut market, Side::Bid, BaseLots(4), NativeUnits(400), 0)
             .unwrap();
         short
@@ -679,7 +691,8 @@ mod tests {
 
     /// Opens and closes `lots` in `market`: bought for `paid`, sold for `got`.
     fn round_trip(a: &mut MarginAccount, market: &mut Market, lots: u64, paid: u64, got: u64) {
-        a.position_or_open(market.market_index).unwrap();
+        a.position_or_open(market.market_index, InstrumentKind::Perp)
+            .unwrap();
         a.settle_fill(market, Side::Bid, BaseLots(lots), NativeUnits(paid), 0)
             .unwrap();
         a.settle_fill(market, Side::Ask, BaseLots(lots), NativeUnits(got), 0)
