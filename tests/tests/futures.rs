@@ -290,6 +290,16 @@ async fn the_futures_mark_carries_the_basis_and_one_instant_cannot_move_it() {
     let two = I80F48::from_num(2) / 1_000; // 2.00 USDC per SOL, native
     let first = basis(&t.h.market_state(&future.market).await);
     assert!((first - two).abs() < I80F48::from_num(1) / 1_000_000_000);
+    // A spoofed bid and a second sample in the same second change nothing,
+    // not even the premium the next interval starts from.
+    let before = t.h.market_state(&future.market).await.future;
+    t.h.place(&t.bob, &future, order(BID, OrderType::PostOnly, 15_400, 1))
+        .await;
+    t.h.ok("update_basis again", &[ix::update_basis(&future)], &[])
+        .await;
+    assert_eq!(t.h.market_state(&future.market).await.future, before);
+    let cancel = ix::cancel_all(&t.bob.pubkey(), &t.bob.margin_account, &future, None, 8);
+    t.h.ok("cancel_all", &[cancel], &[&t.bob.key]).await;
     // Bob's long of 10 lots bought at 151.00 is marked at 152.00: fee 7,550,
     // profit 100,000, initial margin 10% of 15.20 USDC.
     let health = t.h.health_preview(&t.bob.margin_account).await;

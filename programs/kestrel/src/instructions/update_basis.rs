@@ -12,8 +12,8 @@ use crate::state::*;
 /// the band) into the basis its mark carries. The basis starts at zero; the
 /// interval since the last sample counts the smaller of the premiums at its
 /// two ends (`funding::interval_premium`), so the book of one instant moves
-/// nothing; an empty side samples no premium, and a side hidden behind
-/// expired orders is no sample at all.
+/// nothing, and a second sample in one second does nothing; an empty side,
+/// or one hidden behind expired orders, samples no premium.
 #[derive(Accounts)]
 pub struct UpdateBasis<'info> {
     #[account(
@@ -57,9 +57,13 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
         Ok(best_live_price(&side.load()?.data, now, MARK_SAMPLE_ORDERS)
             .map_err(|_| KestrelError::WrongMarketAccounts)?)
     };
+    let mut basis = market.future.basis();
+    // One sample per second: a second call in the same second would change
+    // no basis but could rewrite the premium the next interval starts from.
+    if basis.samples > 0 && clock.unix_timestamp <= basis.last_update {
+        return Ok(());
+    }
     let premium = match (best(&accounts.bids)?, best(&accounts.asks)?) {
-        // A side hidden behind expired orders says nothing new: no sample.
-        (BestLive::OnlyExpired, _) | (_, BestLive::OnlyExpired) => return Ok(()),
         (BestLive::Price(bid), BestLive::Price(ask)) => {
             let per_lot = funding::book_premium(
                 Some(bid),
@@ -73,9 +77,11 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
                 .checked_div_int(i128::from(market.base_lot_size))
                 .ok_or_else(overflow)?
         }
+        // An empty side, or one hidden behind expired orders, has no
+        // premium: the basis decays toward zero (an end frozen by stale
+        // orders would let an earlier premium stand for as long as they do).
         _ => fixed::types::I80F48::ZERO,
     };
-    let mut basis = market.future.basis();
     // The first sample only starts the clock: the basis starts at zero and
     // moves by the time its premiums stand, so the book of one instant
     // cannot set it.
