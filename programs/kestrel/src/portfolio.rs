@@ -279,29 +279,14 @@ impl Portfolio {
         Ok(index)
     }
 
-    /// Health of `collateral` plus every position.
+    /// Health of `collateral` plus every position (`engine::risk`).
     pub fn health(&self, collateral: i64, kind: HealthKind) -> Result<I80F48> {
-        let mut total = I80F48::from_num(collateral);
-        for position in &self.positions {
-            total = total
-                .checked_add(
-                    position
-                        .exposure
-                        .contribution(kind)
-                        .ok_or(KestrelError::MathOverflow)?,
-                )
-                .ok_or(KestrelError::MathOverflow)?;
-        }
-        Ok(total)
+        let exposures = self.positions.iter().map(|p| &p.exposure);
+        Ok(risk::health(collateral, exposures, kind).ok_or(KestrelError::MathOverflow)?)
     }
 
     pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
         self.health(collateral, HealthKind::Initial)
-    }
-
-    /// The exposures, for `engine::liquidation`.
-    pub fn exposures(&self) -> impl Iterator<Item = &PerpExposure> {
-        self.positions.iter().map(|p| &p.exposure)
     }
 }
 
@@ -424,9 +409,4 @@ pub fn from_remaining_accounts(
     let mut portfolio = Portfolio::new(known, retriever.now);
     portfolio.add_account(account, skip, retriever)?;
     Ok(portfolio)
-}
-
-/// The health of `collateral` and `exposures` (engine::risk).
-pub fn health(collateral: i64, exposures: &[PerpExposure], kind: HealthKind) -> Result<I80F48> {
-    Ok(risk::health(collateral, exposures, kind).ok_or(KestrelError::MathOverflow)?)
 }

@@ -97,9 +97,13 @@ pub fn worst_case(base: i64, bids: u64, asks: u64) -> i128 {
 /// Health of an account with `collateral` and `positions`; `None` when a
 /// step overflows (the caller refuses the instruction). Bounded by the caller:
 /// a margin account holds a fixed, small number of positions.
-pub fn health(collateral: i64, positions: &[PerpExposure], kind: HealthKind) -> Option<I80F48> {
+pub fn health<'a>(
+    collateral: i64,
+    positions: impl IntoIterator<Item = &'a PerpExposure>,
+    kind: HealthKind,
+) -> Option<I80F48> {
     positions
-        .iter()
+        .into_iter()
         .try_fold(I80F48::from_num(collateral), |total, position| {
             total.checked_add(position.contribution(kind)?)
         })

@@ -120,6 +120,8 @@ pub struct PlaceOrder<'info> {
 /// it has no current one, which only a reduce-only order may trade
 /// through), and the bands around the market's mark in ticks.
 struct Pricing {
+    /// What health needs of the market, read once for every step.
+    risk: MarketRisk,
     now: i64,
     price: Option<fixed::types::I80F48>,
     known: [UnderlyingEntry; 1],
@@ -190,7 +192,7 @@ pub fn place_order<'info>(
     let placed = match_order(accounts, &account, &mut market, &args, &clamped)?;
     settle_taker(&mut account, &mut market, &args, &clamped, &placed)?;
     if !args.reduce_only {
-        check_health(&account, &market, others, &before, collateral_before)?;
+        check_health(&account, &pricing.risk, others, &before, collateral_before)?;
     }
     Ok(())
 }
@@ -254,12 +256,12 @@ fn price(
     let band_price = reading
         .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let mark = MarketRisk::from(market)
-        .mark
-        .apply(band_price, clock.unix_timestamp)?;
+    let risk = MarketRisk::from(market);
+    let mark = risk.mark.apply(band_price, clock.unix_timestamp)?;
     let overflow = || error!(KestrelError::MathOverflow);
     let ticks = market.oracle_ticks(mark).ok_or_else(overflow)?;
     Ok(Pricing {
+        risk,
         now: clock.unix_timestamp,
         price,
         known: [UnderlyingEntry {
@@ -309,7 +311,7 @@ fn clamp(
     )?;
     if let (true, Some(_)) = (args.reduce_only, pricing.price) {
         // Only the non-reduce-only health check reads `others` again.
-        others.push(&before, &MarketRisk::from(market))?;
+        others.push(&before, &pricing.risk)?;
         if others.health(account.collateral, HealthKind::Maintenance)? < 0 {
             let distressed = perp::PriceBand::around(pricing.ticks, market.liquidation_fee_bps)
                 .ok_or(KestrelError::MathOverflow)?;
@@ -461,21 +463,20 @@ fn pricing_now(clamped: &Clamped) -> Result<i64> {
 #[inline(never)]
 fn check_health(
     account: &MarginAccount,
-    market: &Market,
+    risk: &MarketRisk,
     mut portfolio: portfolio::Portfolio,
     before: &PerpPosition,
     collateral_before: i64,
 ) -> Result<()> {
     let after = account
-        .position(market.market_index)
+        .position(risk.market_index)
         .copied()
         .unwrap_or_default();
-    let risk = MarketRisk::from(market);
-    portfolio.push(&after, &risk)?;
+    portfolio.push(&after, risk)?;
     let health_after = portfolio.initial_health(account.collateral)?;
     if health_after < 0 {
         portfolio.pop();
-        portfolio.push(before, &risk)?;
+        portfolio.push(before, risk)?;
         let health_before = portfolio.initial_health(collateral_before)?;
         require!(
             after.base_lots.unsigned_abs() <= before.base_lots.unsigned_abs()

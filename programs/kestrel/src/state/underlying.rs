@@ -251,14 +251,6 @@ impl Underlying {
     pub fn current_price(&self, now: i64, slot: u64) -> core::result::Result<I80F48, KestrelError> {
         Ok(self.reading(now, slot).price()?)
     }
-
-    /// The price positions count at when their market no longer trades:
-    /// the last good one, however old.
-    pub fn last_good_price(&self) -> core::result::Result<I80F48, KestrelError> {
-        self.prices
-            .last_good_price()
-            .ok_or(KestrelError::OracleStale)
-    }
 }
 
 #[cfg(test)]
