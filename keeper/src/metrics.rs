@@ -40,9 +40,9 @@ pub struct Metrics {
     /// Per underlying: (age in seconds of the last good price stored, if
     /// any; whether the stored price is current).
     underlyings: Mutex<BTreeMap<u16, (Option<i64>, bool)>>,
-    /// Per market with an expiry: (seconds to expiry, settlement samples
-    /// recorded, stage).
-    expiries: Mutex<BTreeMap<u16, (i64, u32, SettlementStage)>>,
+    /// Per market with an expiry: (seconds to expiry, seconds its
+    /// settlement average covers so far, stage).
+    expiries: Mutex<BTreeMap<u16, (i64, i64, SettlementStage)>>,
 }
 
 /// A [`SettlementStage`] as a gauge's value.
@@ -118,16 +118,17 @@ impl Metrics {
     }
 
     /// A market with an expiry as last read: how far its expiry is, how
-    /// many settlement samples it holds, where its settlement stands. A
+    /// much of its window its settlement average covers, where its
+    /// settlement stands. A
     /// market without one is not recorded.
     pub fn observe_expiry(&self, market_index: u16, market: &Market, now: i64) {
         let Some(stage) = settlement_stage(market, now) else {
             return;
         };
         let to_expiry = market.future.params.expiry.saturating_sub(now);
-        let samples = market.future.settlement.samples;
+        let covered = market.future.settlement().covered_seconds();
         if let Ok(mut expiries) = self.expiries.lock() {
-            expiries.insert(market_index, (to_expiry, samples, stage));
+            expiries.insert(market_index, (to_expiry, covered, stage));
         }
     }
 
@@ -175,7 +176,7 @@ impl Metrics {
             ),
             (
                 "kestrel_keeper_settlement_samples_total",
-                "sample_settlement transactions landed (settlement windows)",
+                "sample_settlement transactions landed (settlement checkpoints captured)",
                 &self.settlement_samples,
             ),
             (
@@ -326,13 +327,13 @@ impl Metrics {
             }
             gauge(
                 &mut out,
-                "kestrel_keeper_settlement_samples",
-                "Samples in a market's settlement TWAP (missed ones hold the last price)",
+                "kestrel_keeper_settlement_covered_seconds",
+                "Seconds of a market's settlement window its average covers so far (it settles at half)",
             );
-            for (market, (_, samples, _)) in expiries.iter() {
+            for (market, (_, covered, _)) in expiries.iter() {
                 let _ = writeln!(
                     out,
-                    "kestrel_keeper_settlement_samples{{market=\"{market}\"}} {samples}"
+                    "kestrel_keeper_settlement_covered_seconds{{market=\"{market}\"}} {covered}"
                 );
             }
             gauge(
@@ -405,7 +406,9 @@ mod tests {
         future.kind = kestrel::state::InstrumentKind::Future as u8;
         future.future.params.expiry = 2_000;
         future.future.params.settlement_window_seconds = 1_000;
-        future.future.settlement.samples = 4;
+        future.future.settlement.start.time = 1_020;
+        future.future.settlement.end.time = 1_080;
+        future.future.settlement.end.covered = 60;
         metrics.observe_expiry(1, &future, 1_010);
         // A perpetual has no expiry to watch.
         metrics.observe_expiry(0, &bytemuck::Zeroable::zeroed(), 1_010);
@@ -431,7 +434,7 @@ mod tests {
             "kestrel_keeper_positions_settled_total 2",
             "kestrel_keeper_markets_closed_total 2",
             "kestrel_keeper_seconds_to_expiry{market=\"1\"} 990",
-            "kestrel_keeper_settlement_samples{market=\"1\"} 4",
+            "kestrel_keeper_settlement_covered_seconds{market=\"1\"} 60",
             "kestrel_keeper_settlement_stage{market=\"1\"} 1",
             "kestrel_keeper_races_total 2",
             "kestrel_keeper_tx_failures_total 2",

@@ -1,6 +1,7 @@
 //! The migrations file.
 use std::collections::BTreeSet;
 
+use kestrel::engine::price_integral::CHECKPOINT_SECONDS;
 use kestrel::state::{
     FutureParams, InstrumentKind, MarketParams, MarketStatus, Operation, OracleConfig, OracleKind,
     MAX_SETTLEMENT_WINDOW_SECONDS,
@@ -97,8 +98,9 @@ pub struct MarketConfig {
     /// the chain's clock when the plan lists the market; once listed, the
     /// expiry on chain stands and this is not compared with it.
     pub expiry_in_seconds: Option<u32>,
-    /// A future's settlement window before expiry, whose TWAP of the
-    /// underlying's price it settles at (1 to 86,400).
+    /// A future's settlement window before expiry, whose time-weighted
+    /// average of the underlying's price it settles at (whole minutes, 60
+    /// to 86,400).
     pub settlement_window_seconds: Option<u32>,
     /// Largest basis the future's mark carries, bps of the price (at most
     /// `price_band_bps`).
@@ -127,11 +129,16 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    /// The unix time it falls at for a market listed at `listed_at`.
+    /// The unix time it falls at for a market listed at `listed_at`: a
+    /// relative expiry is rounded down to the minute, the grid of the
+    /// underlying's price integral the settlement averages between.
     pub fn at(&self, listed_at: i64) -> i64 {
         match *self {
             Expiry::At(unix) => unix,
-            Expiry::AfterListing(seconds) => listed_at.saturating_add(i64::from(seconds)),
+            Expiry::AfterListing(seconds) => {
+                let unix = listed_at.saturating_add(i64::from(seconds));
+                unix - unix.rem_euclid(CHECKPOINT_SECONDS)
+            }
         }
     }
 
@@ -473,11 +480,23 @@ impl MarketConfig {
                     convergence_seconds: needed("convergence_seconds", self.convergence_seconds)?,
                 };
                 let window = future.settlement_window_seconds;
-                if !(1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&window) {
+                if !(1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&window)
+                    || i64::from(window) % CHECKPOINT_SECONDS != 0
+                {
                     return Err((
                         "settlement_window_seconds",
-                        format!("must be 1 to {MAX_SETTLEMENT_WINDOW_SECONDS} (a day)"),
+                        format!(
+                            "must be whole minutes, 60 to {MAX_SETTLEMENT_WINDOW_SECONDS} (a day)"
+                        ),
                     ));
+                }
+                if let Expiry::At(unix) = expiry {
+                    if unix % CHECKPOINT_SECONDS != 0 {
+                        return Err((
+                            "expiry",
+                            "must fall on a whole minute (the settlement averages between minute checkpoints)".to_string(),
+                        ));
+                    }
                 }
                 if future.basis_window_seconds == 0 {
                     return Err(("basis_window_seconds", "must be positive".to_string()));
@@ -492,11 +511,13 @@ impl MarketConfig {
                     ));
                 }
                 if let Expiry::AfterListing(seconds) = expiry {
-                    if seconds <= window {
+                    // Rounded down to the minute, it must still leave the
+                    // whole window after listing.
+                    if i64::from(seconds) < i64::from(window) + CHECKPOINT_SECONDS {
                         return Err((
                             "expiry_in_seconds",
                             format!(
-                                "must be longer than settlement_window_seconds ({window}): the window ends at expiry and must open after listing"
+                                "must be at least a minute longer than settlement_window_seconds ({window}): the window ends at expiry (rounded down to the minute) and must open after listing"
                             ),
                         ));
                     }

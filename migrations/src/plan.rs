@@ -130,7 +130,7 @@ impl std::fmt::Display for Step {
             ),
             Step::CreateFutureMarket { args, future, .. } => write!(
                 f,
-                "create future market {} ({}) expiring {} (unix {}), settling at the TWAP of its last {} s",
+                "create future market {} ({}) expiring {} (unix {}), settling at the average of its last {} s",
                 args.market_index,
                 trimmed(&args.name),
                 format_rfc3339(future.expiry),
@@ -778,7 +778,7 @@ mod tests {
         assert_eq!(
             steps[2].to_string(),
             "create future market 1 (SOL-FUT) expiring 1970-01-01T02:00:00Z (unix 7200), \
-             settling at the TWAP of its last 1800 s"
+             settling at the average of its last 1800 s"
         );
         // Once the table exists and is recorded, a matching chain needs nothing.
         config.lookup_table = Some(crate::config::LookupTableConfig {
@@ -973,9 +973,12 @@ mod tests {
                 })
             })
         };
-        // Relative: counted from the chain's clock.
+        // Relative: counted from the chain's clock, rounded down to the
+        // minute.
         let future = listed(CONFIG).unwrap().expect("listed");
         assert_eq!(future.expiry, now + 7_200);
+        assert_eq!(Expiry::AfterListing(7_200).at(now + 59), now + 7_200);
+        assert_eq!(Expiry::AfterListing(7_200).at(now + 60), now + 7_260);
         assert_eq!(
             (
                 future.settlement_window_seconds,
@@ -996,10 +999,10 @@ mod tests {
             assert_eq!(future.expiry, 1_806_048_000, "{spelling}");
         }
         // An expiry whose window has opened (or passed) is refused, naming the key.
-        let error = listed(&future_with("expiry = 1800001000")).unwrap_err().0;
+        let error = listed(&future_with("expiry = 1800000960")).unwrap_err().0;
         assert!(
             error.starts_with(
-                "market 1.expiry: expires 2027-01-15T08:16:40Z (unix 1800001000): \
+                "market 1.expiry: expires 2027-01-15T08:16:00Z (unix 1800000960): \
                  its 1800 s settlement window must open after now"
             ),
             "{error}"
@@ -1103,7 +1106,7 @@ mod tests {
         );
         assert!(error(&future_with("expiry = \"soon\"")).starts_with("market[1].expiry: "));
         assert!(error(&future_with("expiry_in_seconds = 1800")).starts_with(
-            "market[1].expiry_in_seconds: must be longer than settlement_window_seconds (1800)"
+            "market[1].expiry_in_seconds: must be at least a minute longer than settlement_window_seconds (1800): the window ends at expiry (rounded down to the minute) and must open after listing"
         ));
         assert_eq!(
             error(&CONFIG.replacen("settlement_window_seconds = 1800", "", 1)),
@@ -1114,7 +1117,15 @@ mod tests {
             "settlement_window_seconds = 90000",
             1
         ))
-        .starts_with("market[1].settlement_window_seconds: must be 1 to 86400"));
+        .starts_with("market[1].settlement_window_seconds: must be whole minutes, 60 to 86400"));
+        assert!(error(&CONFIG.replacen(
+            "settlement_window_seconds = 1800",
+            "settlement_window_seconds = 1830",
+            1
+        ))
+        .starts_with("market[1].settlement_window_seconds: must be whole minutes"));
+        assert!(error(&future_with("expiry = 1806048030"))
+            .starts_with("market[1].expiry: must fall on a whole minute"));
         assert!(
             error(&CONFIG.replacen("max_basis_bps = 200", "max_basis_bps = 500", 1))
                 .starts_with("market[1].max_basis_bps: must not exceed price_band_bps (400)")

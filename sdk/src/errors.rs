@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 86] = [
+pub const ALL: [KestrelError; 88] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -90,6 +90,8 @@ pub const ALL: [KestrelError; 86] = [
     KestrelError::WrongMarketKind,
     KestrelError::MarketDelisted,
     KestrelError::OutsideSettlementWindow,
+    KestrelError::SettlementNotCovered,
+    KestrelError::TooManyUnderlyings,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

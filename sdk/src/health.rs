@@ -72,7 +72,12 @@ impl UnderlyingSnapshot {
             now,
             slot,
         ) {
-            underlying.store(&reading);
+            // A refresh the program would refuse (its price integral
+            // overflowing) leaves the underlying as stored: `store` changes
+            // nothing on an error.
+            if underlying.store(&reading).is_err() {
+                return self.underlying;
+            }
         }
         underlying
     }

@@ -52,8 +52,9 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
     future_settled(&report);
 }
 
-/// SOL-FUT: traded, sampled through its window (one sample missed on
-/// purpose), expired, settled in cash by the keeper and closed, the vault
+/// SOL-FUT: traded, its window covered by the keeper's refreshes (five
+/// minutes missed on purpose), expired, settled in cash by the keeper and
+/// closed, the vault
 /// still reconciled; natively and on the SBF build alike.
 fn future_settled(report: &kestrel_sim::demo::Report) {
     let future = &report.future;
@@ -65,19 +66,25 @@ fn future_settled(report: &kestrel_sim::demo::Report) {
         future.keeper_failures
     );
     assert_eq!(future.expiry_after_listing, 7_200, "expiry_in_seconds");
-    // Six prices in the window, five keeper cycles: one missed on purpose.
-    assert_eq!((future.samples, future.settlement_samples), (5, 5));
-    // (140 + 141) x 5 min + 142 x 10 min + (144 + 145) x 5 min over 30
-    // minutes; 142.50 with the 143.00 the missed sample would have taken.
-    assert_eq!(future.settlement_price, "142.333333");
-    assert_eq!(future.price_without_the_miss, "142.500000");
-    // 2 SOL at 142.333...: the long receives its value rounded down, the
+    // Thirty minutes in the window, five of them with the keeper down: 25
+    // covered; a capture each minute the keeper ran, and one after expiry.
+    assert_eq!(
+        (future.covered_seconds, future.settlement_samples),
+        (1_500, 26)
+    );
+    // (6 x 140 + 6 x 141 + 3 x 142 + 4 x 143 + 6 x 144) / 25 minutes;
+    // 142.00 over all 30 had the keeper not been down. The program's
+    // average is rounded down in binary fixed point: a millionth under.
+    assert_eq!(future.expected_price, "141.920000");
+    assert_eq!(future.settlement_price, "141.919999");
+    assert_eq!(future.price_without_the_miss, "142.000000");
+    // 2 SOL at 141.919999...: the long receives its value rounded down, the
     // short pays it rounded up (the 1 unit left stays with the market).
     assert_eq!(
         future.positions_settled,
         [
-            "alice: -200 lots in market 1 for -284.666667",
-            "bob: +200 lots in market 1 for 284.666666",
+            "alice: -200 lots in market 1 for -283.840000",
+            "bob: +200 lots in market 1 for 283.839999",
         ]
     );
     assert_eq!(future.orders_cancelled, 2, "alice's two quotes");
@@ -89,11 +96,12 @@ fn future_settled(report: &kestrel_sim::demo::Report) {
     assert_eq!(future.basis_updates, 5, "{}", future.text);
     for line in [
         "Dated future SOL-FUT (market 1, on SOL)",
-        "Settlement 142.333333 USDC per SOL, the window's TWAP (142.500000 had the sample not been missed)",
-        "  alice    -200 lots settled for -284.666667 (entry quote 278.000000: PnL -6.666667), 2 orders cancelled, position closed",
-        "  bob      +200 lots settled for 284.666666 (entry quote -278.000000: PnL 6.666666), 0 orders cancelled, position closed",
+        "Window     the last 30 minutes, SOL refreshed every minute but for 15 to 10 minutes before expiry (the keeper down on purpose: those minutes are not covered); the average covers 1500 of 1800 s",
+        "Settlement 141.919999 USDC per SOL, the average of SOL's accepted price over the covered minutes (142.000000 had the keeper not been down)",
+        "  alice    -200 lots settled for -283.840000 (entry quote 278.000000: PnL -5.840000), 2 orders cancelled, position closed",
+        "  bob      +200 lots settled for 283.839999 (entry quote -278.000000: PnL 5.839999), 0 orders cancelled, position closed",
         "Status     Closed: open interest 0 long / 0 short, 0 orders on the book",
-        "Keeper     9 cycles, 1 events consumed, 5 basis updates, 5 settlement samples, 2 positions settled",
+        "Keeper     29 cycles, 1 events consumed, 5 basis updates, 26 settlement captures, 2 positions settled",
         // The perpetual's vault, plus the future's fees (bob's 0.139 taker
         // fee less alice's 0.0556 rebate) and the settlement's rounding unit.
         "Vault 11,439.577500 = collateral 11,341.020425 + entry quote 97.760000 + owed to makers 0.000000 + fees owed 0.797072 + funding balance 0.000003: conservation HELD",

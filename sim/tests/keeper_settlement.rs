@@ -1,6 +1,8 @@
 //! The keeper's settlement crank on the in-process chain, set up from
 //! migrations/markets.toml (SOL-PERP and the dated future SOL-FUT on SOL):
-//! sampling a settlement window, settling an expired future nobody traded,
+//! capturing a settlement window's checkpoints while the refresh crank keeps
+//! the underlying's price integral covered, settling an expired future
+//! nobody traded,
 //! one whose settlement leaves an account in deficit (a bankruptcy: waiting
 //! while nothing can cover it, settled once the insurance fund can), and a
 //! perpetual delisted in an emergency; with the other cranks leaving an
@@ -151,6 +153,26 @@ impl World {
         publish_oracle_price(&mut self.chain, &self.config, at, price);
     }
 
+    /// Publishes `price` and runs a keeper cycle every minute from now until
+    /// unix time `until` (the refresh crank keeps the underlying's price
+    /// integral, so the settlement average, covered); their reports.
+    async fn cycle_each_minute(
+        &mut self,
+        keeper: &Keeper,
+        until: i64,
+        price: i64,
+    ) -> Vec<CycleReport> {
+        let mut reports = Vec::new();
+        loop {
+            let now = self.chain.clock().await.unix_timestamp;
+            if now >= until {
+                return reports;
+            }
+            self.at((now + 60).min(until), price).await;
+            reports.push(self.cycle(keeper).await);
+        }
+    }
+
     async fn cycle(&mut self, keeper: &Keeper) -> CycleReport {
         let report = keeper.run_cycle(&mut self.chain).await.unwrap();
         assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -209,30 +231,45 @@ async fn an_untraded_future_is_sampled_then_settled_and_closed_then_left_alone()
     let params = w.market(w.future).await.future.params;
 
     // Before the window: the basis is sampled on the funding schedule, no
-    // settlement sample.
+    // settlement capture.
     let report = w.cycle(&keeper).await;
     assert_eq!((report.basis_updates, report.settlement_samples), (1, 0));
-    // Inside it: one sample per second at most.
+    // Inside it: the refresh writes the window's first checkpoint, the
+    // capture copies it; again at once, no newer checkpoint can exist yet.
     w.at(params.window_start() + 10, 150).await;
     let report = w.cycle(&keeper).await;
     assert_eq!(report.settlement_samples, 1, "{report:?}");
     let report = w.cycle(&keeper).await;
-    assert_eq!(report.settlement_samples, 0, "already sampled this second");
-    assert_eq!(w.market(w.future).await.future.settlement.samples, 1);
+    assert_eq!(report.settlement_samples, 0, "no newer checkpoint yet");
+    let capture = w.market(w.future).await.future.settlement();
+    assert_eq!(capture.start.time, params.window_start());
+    // A cycle a minute through the window captures each new checkpoint.
+    let reports = w.cycle_each_minute(&keeper, params.expiry - 50, 150).await;
+    let mut captures = 1 + reports.iter().map(|r| r.settlement_samples).sum::<u64>();
+    assert_eq!(captures, reports.len() as u64 + 1, "one a minute");
 
-    // After expiry: no position, so one call fixes the price and closes it.
+    // After expiry: the refresh writes the expiry's checkpoint; the capture
+    // completes the average; no position, so one call fixes the price and
+    // closes the market.
     w.at(params.expiry + 5, 160).await;
     let report = w.cycle(&keeper).await;
-    assert_eq!(report.settlement_samples, 0, "the window has closed");
+    captures += report.settlement_samples;
+    assert_eq!(report.settlement_samples, 1, "the expiry's checkpoint");
     assert_eq!(report.basis_updates, 0, "expired");
     assert_eq!(report.markets_settled, [1]);
     assert_eq!(report.markets_closed, [1]);
     assert!(report.positions_settled.is_empty());
     let market = w.market(w.future).await;
     assert_eq!(market.status(), MarketStatus::Closed);
-    // The one sample, 150, held to expiry.
+    // 150 all through the window; 160, published after expiry, never counts.
     let price = market.settlement_price().unwrap();
     assert!((price.to_num::<f64>() - 0.150).abs() < 1e-9, "{price}");
+    let capture = market.future.settlement();
+    assert_eq!(capture.end.time, params.expiry);
+    // Every second but the first ten (the price before was older than its
+    // maximum age).
+    let window = i64::from(params.settlement_window_seconds);
+    assert_eq!(capture.covered_seconds(), window - 10);
 
     // A closed market gives no crank anything to do, or to fail at.
     w.at(params.expiry + 120, 160).await;
@@ -250,11 +287,14 @@ async fn an_untraded_future_is_sampled_then_settled_and_closed_then_left_alone()
     );
     let metrics = keeper.metrics.render();
     for line in [
-        "kestrel_keeper_settlement_samples_total 1",
-        "kestrel_keeper_markets_settled_total 1",
-        "kestrel_keeper_markets_closed_total 1",
-        "kestrel_keeper_settlement_stage{market=\"1\"} 4",
-        "kestrel_keeper_settlement_samples{market=\"1\"} 1",
+        format!("kestrel_keeper_settlement_samples_total {captures}"),
+        "kestrel_keeper_markets_settled_total 1".into(),
+        "kestrel_keeper_markets_closed_total 1".into(),
+        "kestrel_keeper_settlement_stage{market=\"1\"} 4".into(),
+        format!(
+            "kestrel_keeper_settlement_covered_seconds{{market=\"1\"}} {}",
+            window - 10
+        ),
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
     }
@@ -280,9 +320,18 @@ async fn a_deficit_left_by_settlement_is_a_bankruptcy_and_an_expired_market_is_n
     w.trade(future, &alice, &bob, 600).await;
     let expiry = w.market(future).await.future.params.expiry;
 
-    // SOL is at 120 a second after expiry, and trading is paused: bob is
-    // far under maintenance, but an expired market is not liquidated, and
-    // settlement waits for trading.
+    // SOL falls to 120 as the settlement window opens and stays there; a
+    // keeper with no liquidator refreshes it every minute (its first cycle
+    // consumes alice's fill), so the average covers the window.
+    let window_start = w.market(future).await.future.params.window_start();
+    let sampler = Keeper::new(w.markets(), None);
+    let reports = w.cycle_each_minute(&sampler, window_start + 60, 120).await;
+    assert_eq!(reports[0].events_consumed, 1, "alice's fill first");
+    w.cycle_each_minute(&sampler, expiry - 1, 120).await;
+
+    // A second after expiry trading is paused: bob is far under
+    // maintenance, but an expired market is not liquidated, and settlement
+    // waits for trading.
     w.at(expiry + 1, 120).await;
     let admin = w.admin.insecure_clone();
     w.chain
@@ -292,13 +341,12 @@ async fn a_deficit_left_by_settlement_is_a_bankruptcy_and_an_expired_market_is_n
         )
         .await;
     let report = w.cycle(&keeper).await;
-    assert_eq!(report.events_consumed, 1, "alice's fill first");
     assert_eq!(report.liquidatable, [bob.margin_account]);
     assert!(report.liquidations.is_empty(), "{report:?}");
     assert_eq!(report.races, 0, "not sent at all: {report:?}");
     assert!(report.positions_settled.is_empty(), "trading is paused");
 
-    // Resumed: both settle at 120 (no sample, so the price then); bob's
+    // Resumed: both settle at 120 (the window's average); bob's
     // loss of 180 exceeds his 100 and the insurance fund is empty, and the
     // closed future has no open interest: the bankruptcy waits, unsent.
     w.chain
@@ -357,22 +405,25 @@ async fn a_delisted_perpetual_is_sampled_and_settled_not_funded() {
     let report = w.cycle(&keeper).await;
     assert_eq!(report.events_consumed, 1);
 
-    // The admin pauses the perpetual and delists it: it settles at the TWAP
-    // of the next 10 minutes.
+    // SOL at 151 from now on, refreshed.
+    let now = w.chain.clock().await.unix_timestamp;
+    w.at(now + 1, 151).await;
+    w.cycle(&keeper).await;
+    // The admin pauses the perpetual and delists it: it settles at the
+    // average of the 10 minutes from the next whole minute.
     let admin = w.admin.insecure_clone();
     let pause = ix::set_market_status(&admin.pubkey(), &perp.market, MarketStatus::Paused);
     let delist = ix::delist_market(&admin.pubkey(), &perp.market, 600);
     w.chain.send_ok(&[pause, delist], &[&admin]).await;
     let expiry = w.market(perp).await.future.params.expiry;
-    for at in [expiry - 540, expiry - 240] {
-        w.at(at, 151).await;
-        let report = w.cycle(&keeper).await;
+    for report in w.cycle_each_minute(&keeper, expiry - 1, 151).await {
         assert_eq!(
             report.funding_updates, 0,
             "a delisted perpetual is not funded"
         );
-        assert_eq!(report.settlement_samples, 1);
     }
+    let capture = w.market(perp).await.future.settlement();
+    assert!(capture.covered_seconds() >= 500, "{capture:?}");
     w.at(expiry + 1, 151).await;
     let report = w.cycle(&keeper).await;
     assert_eq!(report.positions_settled.len(), 2, "{report:?}");

@@ -34,6 +34,13 @@ pub const ONE_TOKEN: u64 = 1_000_000;
 const USER_LAMPORTS: u64 = 1_000_000_000;
 
 /// The numeric code of a named program error (Kestrel's or Anchor's own).
+/// Unix time `time` rounded down to the minute: the grid of the
+/// underlyings' price integral, where a dated future's expiry and
+/// settlement window sit.
+pub fn minute_of(time: i64) -> i64 {
+    time - time.rem_euclid(60)
+}
+
 pub fn error_code(error: impl Into<anchor_lang::error::Error>) -> u32 {
     match error.into() {
         anchor_lang::error::Error::AnchorError(e) => e.error_code_number,
@@ -491,6 +498,26 @@ impl Harness {
 
     /// Republishes `market`'s oracles at `price` whole quote per base, now
     /// (each write refreshes the underlying).
+    /// Moves the clock to `until` a minute at a time, publishing `price` on
+    /// `market`'s feeds at each step (which the harness refreshes into the
+    /// underlying): a feed that keeps the underlying's price integral, and
+    /// so a dated future's settlement average, covered.
+    pub async fn publish_each_minute(
+        &mut self,
+        market: &ix::MarketAccounts,
+        until: i64,
+        price: i64,
+    ) {
+        loop {
+            let now = self.now().await;
+            if now >= until {
+                return;
+            }
+            self.advance_clock((until - now).min(60)).await;
+            self.set_oracle_price(market, price).await;
+        }
+    }
+
     pub async fn set_oracle_price(&mut self, market: &ix::MarketAccounts, price: i64) {
         let underlying = market.underlying;
         self.set_pyth(

@@ -610,7 +610,7 @@ async fn every_substituted_futures_account_is_refused() {
     let perp = h.create_market(0, market_params).await;
     let now = h.now().await;
     let params = FutureParams {
-        expiry: now + 3_600,
+        expiry: minute_of(now + 3_600),
         settlement_window_seconds: 600,
         max_basis_bps: 200,
         basis_window_seconds: 600,
@@ -651,12 +651,15 @@ async fn every_substituted_futures_account_is_refused() {
 
     m.check("update_basis", ix::update_basis(&future), &[], &[], true)
         .await;
-    m.h.advance_clock(3_000).await;
-    m.h.set_oracle_price(&perp, 150).await;
+    // Into the window, then past expiry, the underlying refreshed every
+    // minute so the settlement average covers it.
+    let now = m.h.now().await;
+    m.h.advance_clock(params.window_start() - 120 - now).await;
+    m.h.publish_each_minute(&perp, params.window_start() + 60, 150)
+        .await;
     let sample = ix::sample_settlement(&future);
     m.check("sample_settlement", sample, &[], &[], true).await;
-    m.h.advance_clock(601).await;
-    m.h.set_oracle_price(&perp, 150).await;
+    m.h.publish_each_minute(&perp, params.expiry + 1, 150).await;
     for user in [&bob, &alice] {
         let settle = ix::settle_expired(&future, Some(user.margin_account));
         // Any margin account may be named: one without a position in the

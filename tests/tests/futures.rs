@@ -1,6 +1,7 @@
 //! Dated futures on an underlying shared with a perpetual: trading at the
-//! underlying's price plus a basis, the settlement window's TWAP sampled by
-//! a crank (a missed sample held, not fatal), expiry, settlement in cash
+//! underlying's price plus a basis, the settlement average over the
+//! underlying's price integral (uncovered minutes not counted, captures by
+//! anyone alike), expiry, settlement in cash
 //! account by account, Settled -> Closed; and the same path delisting a
 //! perpetual in an emergency. The harness checks conservation, Σ base lots
 //! = 0 and the books after every transaction.
@@ -23,7 +24,8 @@ fn code(error: KestrelError) -> u32 {
 
 fn future_params(now: i64) -> FutureParams {
     FutureParams {
-        expiry: now + 2 * HOUR,
+        // On the minute grid of the underlying's price integral.
+        expiry: minute_of(now + 2 * HOUR),
         settlement_window_seconds: WINDOW,
         max_basis_bps: 200,
         basis_window_seconds: 600,
@@ -89,7 +91,7 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     let admin = t.h.admin.insecure_clone();
     let (bids, asks, queue) = t.h.market_accounts().await;
     let mut late = future_params(t.h.now().await);
-    late.expiry = t.h.now().await + i64::from(WINDOW);
+    late.expiry = minute_of(t.h.now().await + i64::from(WINDOW));
     let create = ix::create_future_market(
         &admin.pubkey(),
         market_args(2, perp_params()),
@@ -160,31 +162,64 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     )
     .await;
 
-    // The window: 150 at its start, 160 after 10 minutes; the keeper misses
-    // the last 10 minutes (the price is 170 then, unsampled).
+    // Off the minute grid, no window can be averaged between checkpoints.
+    let mut off_grid = future_params(t.h.now().await);
+    off_grid.expiry += 30;
+    let create = ix::create_future_market(
+        &admin.pubkey(),
+        market_args(2, perp_params()),
+        off_grid,
+        &bids,
+        &asks,
+        &queue,
+        &future.underlying.underlying,
+    );
+    t.h.refused(
+        "an expiry off the minute grid",
+        &[create],
+        &[&admin],
+        code(KestrelError::InvalidFutureParams),
+    )
+    .await;
+
+    // The window: the underlying refreshed every minute at 150 for ten
+    // minutes, then at 160 for ten; then its feed falls silent until after
+    // expiry. Only refreshed prices count, each for at most the
+    // underlying's maximum age (60 s): the last ten minutes are uncovered.
     let start = expiry - i64::from(WINDOW);
-    at(&mut t, start, 150).await;
+    at(&mut t, start - 120, 150).await;
+    let perp = t.perp;
+    t.h.publish_each_minute(&perp, start, 150).await;
     t.h.ok("sample_settlement", &[ix::sample_settlement(&future)], &[])
         .await;
-    // A second keeper in the same second changes nothing.
-    let before = t.h.market_state(&future.market).await.future.settlement;
+    let captured = t.h.market_state(&future.market).await.future.settlement();
+    assert_eq!(
+        (captured.start.time, captured.covered_seconds()),
+        (start, 0)
+    );
+    // A second capture changes nothing.
     t.h.ok("sample again", &[ix::sample_settlement(&future)], &[])
         .await;
     assert_eq!(
-        t.h.market_state(&future.market).await.future.settlement,
-        before
+        t.h.market_state(&future.market).await.future.settlement(),
+        captured
     );
-    // Ten minutes in, at 160, the keeper is down: carol's order samples
-    // the window (every order in it does), so a sampler cannot pick the
-    // prices that count by sampling only when they suit it.
-    at(&mut t, start + 600, 160).await;
+    // Each price counts until the next or for a minute (its maximum age):
+    // 150 published through minute 9 covers the first ten minutes, 160
+    // through minute 19 the next ten.
+    t.h.publish_each_minute(&perp, start + 540, 150).await;
+    t.h.publish_each_minute(&perp, start + 1_140, 160).await;
+    // Carol's order in the window captures too: what anyone copies is the
+    // underlying's integral, so when a capture happens decides nothing.
     let carol = t.h.user(100 * ONE_TOKEN).await;
     t.h.deposit(&carol, 100 * ONE_TOKEN).await;
     t.h.place(&carol, &future, order(BID, OrderType::PostOnly, 15_100, 1))
         .await;
-    let twap = t.h.market_state(&future.market).await.future.settlement;
-    assert_eq!((twap.samples, twap.last_time), (2, start + 600));
-    at(&mut t, start + 1_200, 170).await;
+    let captured = t.h.market_state(&future.market).await.future.settlement();
+    assert_eq!(
+        (captured.end.time, captured.covered_seconds()),
+        (start + 1_140, 1_140)
+    );
 
     // At expiry trading stops; positions are no longer liquidated but settled.
     at(&mut t, expiry + 1, 170).await;
@@ -198,25 +233,31 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
         code(KestrelError::MarketExpired),
     )
     .await;
-    t.h.refused(
-        "sample after the window",
+    // The refresh at expiry wrote the expiry's checkpoint; a capture after
+    // expiry copies it (170, published after expiry, never counts).
+    t.h.ok(
+        "sample after expiry",
         &[ix::sample_settlement(&future)],
         &[],
-        code(KestrelError::OutsideSettlementWindow),
     )
     .await;
-
-    // Until its price is fixed an expired future counts at the window's
-    // average so far (what it settles at), not the spot price: bob's long of
-    // 10 lots bought at 151.00 shows the profit at 156.67, not at 170.
-    let health = t.h.health_preview(&t.bob.margin_account).await;
-    let at_twap = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 566_666 - 783_333);
-    assert!(
-        (health.maintenance - at_twap).abs() < 5,
-        "{health:?} vs {at_twap}"
+    let captured = t.h.market_state(&future.market).await.future.settlement();
+    assert_eq!(
+        (captured.end.time, captured.covered_seconds()),
+        (expiry, 1_200)
     );
-    // The first settlement call fixes the price: (150 x 600 + 160 x 1200) /
-    // 1800 = 156.666..., 170 never counted.
+
+    // Until its price is fixed an expired future counts at the average so
+    // far (what it settles at), not the spot price: bob's long of 10 lots
+    // bought at 151.00 shows the profit at 155.00, not at 170.
+    let health = t.h.health_preview(&t.bob.margin_account).await;
+    let at_average = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 400_000 - 775_000);
+    assert!(
+        (health.maintenance - at_average).abs() < 5,
+        "{health:?} vs {at_average}"
+    );
+    // The first settlement call fixes the price: (150 x 600 + 160 x 600) /
+    // 1200 = 155.00 over the covered 20 minutes, 170 never counted.
     let (alice_before, bob_before) = (
         t.h.collateral(&t.alice.margin_account).await,
         t.h.collateral(&t.bob.margin_account).await,
@@ -226,8 +267,15 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     let market = t.h.market_state(&future.market).await;
     assert_eq!(market.status(), MarketStatus::Settled);
     let price = market.settlement_price().expect("fixed");
-    let exact = I80F48::from_num(470) / 3_000; // 156.67 USDC per SOL, native
+    let exact = I80F48::from_num(155) / 1_000; // 155.00 USDC per SOL, native
     assert!((price - exact).abs() < I80F48::from_num(1) / 1_000_000_000);
+    // 10 lots of 0.01 SOL: bob bought at 151.00 (15.10 USDC) and receives
+    // the value rounded down; alice pays it rounded up.
+    let value = |lots| {
+        kestrel::engine::future::settlement_value(lots, market.base_lot_size, price).unwrap()
+    };
+    let (long_value, short_value) = (value(10), value(-10));
+    assert!((15_499_999..=15_500_000).contains(&long_value));
     for user in [&t.bob, &t.alice, &carol] {
         let settle = ix::settle_expired(&future, Some(user.margin_account));
         t.h.ok("settle_expired", std::slice::from_ref(&settle), &[])
@@ -242,20 +290,22 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
             assert_eq!(again.collateral, account.collateral);
         }
     }
-    // 10 lots of 0.01 SOL: bob bought at 151.00 (15.10 USDC) and receives
-    // 15.666666 (rounded down); alice pays 15.666667 (rounded up).
     assert_eq!(
         t.h.collateral(&t.bob.margin_account).await - bob_before,
-        15_666_666 - 15_100_000
+        long_value - 15_100_000
     );
     assert_eq!(
         t.h.collateral(&t.alice.margin_account).await - alice_before,
-        15_100_000 - 15_666_667
+        15_100_000 + short_value
     );
     let market = t.h.market_state(&future.market).await;
     assert_eq!(market.status(), MarketStatus::Closed, "nothing left");
     assert_eq!((market.long_lots, market.short_lots), (0, 0));
-    assert_eq!(market.funding_balance_native, 1, "the rounding stays");
+    assert_eq!(
+        market.funding_balance_native,
+        -(long_value + short_value),
+        "the rounding stays"
+    );
     // Closed is terminal: nothing settles again; the perpetual trades on.
     t.h.refused(
         "settle a closed market",
@@ -351,7 +401,7 @@ async fn the_futures_mark_carries_the_basis_and_one_instant_cannot_move_it() {
 }
 
 #[tokio::test]
-async fn an_emergency_delist_settles_a_perpetual_at_its_twap() {
+async fn an_emergency_delist_settles_a_perpetual_at_its_average_price() {
     let mut t = listed().await;
     let perp = t.perp;
     // Bob long 10 at 150.00 on the perpetual.
@@ -375,6 +425,7 @@ async fn an_emergency_delist_settles_a_perpetual_at_its_twap() {
         code(KestrelError::NotAdmin),
     )
     .await;
+    let off_grid = ix::delist_market(&admin.pubkey(), &perp.market, 630);
     let delist = ix::delist_market(&admin.pubkey(), &perp.market, 600);
     t.h.refused(
         "delist while trading",
@@ -385,6 +436,13 @@ async fn an_emergency_delist_settles_a_perpetual_at_its_twap() {
     .await;
     let pause = ix::set_market_status(&admin.pubkey(), &perp.market, MarketStatus::Paused);
     t.h.ok("pause", &[pause], &[&admin]).await;
+    t.h.refused(
+        "a window of no whole minutes",
+        &[off_grid],
+        &[&admin],
+        code(KestrelError::InvalidFutureParams),
+    )
+    .await;
     t.h.ok("delist_market", std::slice::from_ref(&delist), &[&admin])
         .await;
     // A market with an expiry closes by settling, not by the admin.
@@ -421,14 +479,18 @@ async fn an_emergency_delist_settles_a_perpetual_at_its_twap() {
         code(KestrelError::MarketDelisted),
     )
     .await;
+    // The window opens at the next minute and lasts ten: 150 for five
+    // minutes, then 140, refreshed every minute.
+    let params = t.h.market_state(&perp.market).await.future.params;
+    assert_eq!(params.window_start() % 60, 0, "on the minute grid");
+    assert_eq!(params.expiry - params.window_start(), 600);
+    t.h.publish_each_minute(&perp, params.window_start(), 150)
+        .await;
     t.h.ok("sample_settlement", &[ix::sample_settlement(&perp)], &[])
         .await;
-    t.h.advance_clock(300).await;
-    t.h.set_oracle_price(&perp, 140).await;
-    t.h.ok("sample_settlement", &[ix::sample_settlement(&perp)], &[])
+    t.h.publish_each_minute(&perp, params.window_start() + 240, 150)
         .await;
-    t.h.advance_clock(300).await;
-    t.h.set_oracle_price(&perp, 140).await;
+    t.h.publish_each_minute(&perp, params.expiry, 140).await;
     t.h.refused(
         "settle with a fill waiting",
         &[ix::settle_expired(&perp, None)],
@@ -453,5 +515,123 @@ async fn an_emergency_delist_settles_a_perpetual_at_its_twap() {
         (expected - 1..=expected).contains(&bob.collateral),
         "the loss at 145.00 and the taker fee: {}",
         bob.collateral
+    );
+}
+
+/// Whoever captures the settlement, and whenever, copies the underlying's
+/// price integral: a future captured every minute through a swinging
+/// window and its twin captured only at the window's start and after
+/// expiry (by one who would pick the moments that suit it) settle at the
+/// same price, the exact average of every refreshed minute.
+#[tokio::test]
+async fn who_captures_the_settlement_and_when_decides_nothing() {
+    let mut t = listed().await;
+    let params = t.params;
+    let underlying = t.perp.underlying;
+    let twin =
+        t.h.create_future_on(2, &underlying, perp_params(), params)
+            .await;
+    let (future, perp) = (t.future, t.perp);
+    let start = params.window_start();
+    at(&mut t, start - 120, 150).await;
+    t.h.publish_each_minute(&perp, start, 150).await;
+    t.h.ok(
+        "capture the twin's start",
+        &[ix::sample_settlement(&twin)],
+        &[],
+    )
+    .await;
+    // 140 and 170 by turns, a minute each; at expiry itself 200, which
+    // counts for neither.
+    let price_of = |minute: i64| match minute {
+        30 => 200,
+        m if m % 2 == 0 => 140,
+        _ => 170,
+    };
+    for minute in 1..=30 {
+        t.h.publish_each_minute(&perp, start + 60 * minute, price_of(minute))
+            .await;
+        t.h.ok(
+            "capture every minute",
+            &[ix::sample_settlement(&future)],
+            &[],
+        )
+        .await;
+    }
+    t.h.ok(
+        "capture the twin once",
+        &[ix::sample_settlement(&twin)],
+        &[],
+    )
+    .await;
+    for market in [&future, &twin] {
+        t.h.ok("settle_expired", &[ix::settle_expired(market, None)], &[])
+            .await;
+    }
+    let settled = t.h.market_state(&future.market).await;
+    let twin_settled = t.h.market_state(&twin.market).await;
+    assert_eq!(
+        settled.future.settlement(),
+        twin_settled.future.settlement()
+    );
+    assert_eq!(settled.settlement_price(), twin_settled.settlement_price());
+    // (150 + 15 x 170 + 14 x 140) / 30 minutes = 155.33 USDC per SOL.
+    let exact = I80F48::from_num(4_660) / 30_000;
+    let price = settled.settlement_price().expect("fixed");
+    assert!(
+        (price - exact).abs() < I80F48::from_num(1) / 1_000_000_000,
+        "{price}"
+    );
+    assert_eq!(settled.future.settlement().covered_seconds(), 1_800);
+}
+
+/// A window the underlying's feed left uncovered (nobody refreshed it)
+/// does not settle at whatever price comes first: `settle_expired` waits,
+/// and the average runs on past expiry, minute checkpoint by checkpoint,
+/// until it covers half the window.
+#[tokio::test]
+async fn an_uncovered_window_waits_for_coverage_after_expiry() {
+    let mut t = listed().await;
+    let (future, perp, expiry) = (t.future, t.perp, t.params.expiry);
+    trade(&mut t, 15_100, 10).await;
+    at(&mut t, expiry + 1, 160).await;
+    t.h.refused(
+        "settle an uncovered window",
+        &[ix::settle_expired(&future, None)],
+        &[],
+        code(KestrelError::SettlementNotCovered),
+    )
+    .await;
+    // Refreshed every minute from expiry on: settled once half the window
+    // (15 minutes) is covered, at the prices that covered it.
+    let mut minutes = 0;
+    loop {
+        minutes += 1;
+        assert!(minutes <= 20, "coverage must come");
+        let now = t.h.now().await;
+        t.h.publish_each_minute(&perp, now + 60, 160).await;
+        let settle = ix::settle_expired(&future, None);
+        match t.h.attempt("settle while covering", &[settle], &[]).await {
+            Ok(()) => break,
+            Err(refusal) => assert_eq!(refusal, code(KestrelError::SettlementNotCovered)),
+        }
+    }
+    let market = t.h.market_state(&future.market).await;
+    assert_eq!(market.status(), MarketStatus::Settled);
+    let capture = market.future.settlement();
+    assert!(capture.end.time > expiry && capture.covered_seconds() >= 900);
+    let exact = I80F48::from_num(160) / 1_000;
+    let price = market.settlement_price().expect("fixed");
+    assert!(
+        (price - exact).abs() < I80F48::from_num(1) / 1_000_000_000,
+        "{price}"
+    );
+    for user in [&t.alice, &t.bob] {
+        let settle = ix::settle_expired(&future, Some(user.margin_account));
+        t.h.ok("settle_expired", &[settle], &[]).await;
+    }
+    assert_eq!(
+        t.h.market_state(&future.market).await.status(),
+        MarketStatus::Closed
     );
 }

@@ -272,3 +272,74 @@ async fn the_lookup_table_grows_with_the_markets_and_is_used_once_usable() {
         "{refused}"
     );
 }
+
+/// One liquidation names a position's market and each distinct underlying:
+/// an account may hold positions on at most `MAX_UNDERLYINGS_PER_ACCOUNT`
+/// underlyings, so it stays liquidatable within a transaction's account
+/// locks. Opening a position on one more is refused, by an order (a rest
+/// reserves a position) or by a liquidation that would hand the liquidator
+/// one; what is already open keeps trading, and a closed slot frees room.
+#[tokio::test]
+async fn an_account_holds_positions_on_at_most_sixteen_underlyings() {
+    use kestrel::portfolio::MAX_UNDERLYINGS_PER_ACCOUNT;
+    let mut h = Harness::new().await;
+    let mut markets = Vec::new();
+    for index in 0..=MAX_UNDERLYINGS_PER_ACCOUNT as u16 {
+        // Each on its own underlying.
+        markets.push(h.create_market(index, market_params).await);
+    }
+    let (last, full) = markets.split_last().expect("markets");
+    let carol = h.user(10_000 * ONE_TOKEN).await;
+    h.deposit(&carol, 10_000 * ONE_TOKEN).await;
+    let bid = || order(OrderSide::Bid, OrderType::PostOnly, 14_900, 1);
+    for market in full {
+        h.place(&carol, market, bid()).await;
+    }
+    let over = h.place_ix(&carol, last, bid()).await;
+    h.refused(
+        "a position on a seventeenth underlying",
+        &[over],
+        &[&carol.key],
+        error_code(KestrelError::TooManyUnderlyings),
+    )
+    .await;
+    // More on an underlying already held is fine.
+    h.place(&carol, &full[3], bid()).await;
+
+    // Bob, long 200 lots (2 SOL) on the seventeenth on 40 USDC, falls under
+    // maintenance there at 135:
+    // carol, on sixteen already, may not take his position over.
+    let alice = h.user(1_000 * ONE_TOKEN).await;
+    let bob = h.user(40 * ONE_TOKEN).await;
+    h.deposit(&alice, 1_000 * ONE_TOKEN).await;
+    h.deposit(&bob, 40 * ONE_TOKEN).await;
+    open_long(&mut h, last, &alice, &bob, 200).await;
+    h.crank(last, 8).await;
+    h.set_oracle_price(last, 135).await;
+    assert!(h.health_preview(&bob.margin_account).await.maintenance < 0);
+    let liquidate = h
+        .liquidate_ix(&carol, &bob.margin_account, last, u64::MAX)
+        .await;
+    h.refused(
+        "a liquidation handing the liquidator a seventeenth underlying",
+        &[liquidate],
+        &[&carol.key],
+        error_code(KestrelError::TooManyUnderlyings),
+    )
+    .await;
+
+    // Carol's orders in market 0 cancelled, her slot there is free: now
+    // she may.
+    let cancel =
+        kestrel_sdk::ix::cancel_all(&carol.pubkey(), &carol.margin_account, &full[0], None, 8);
+    h.ok("cancel_all", &[cancel], &[&carol.key]).await;
+    assert!(h
+        .margin_account(&carol.margin_account)
+        .await
+        .position(0)
+        .is_none());
+    let liquidate = h
+        .liquidate_ix(&carol, &bob.margin_account, last, u64::MAX)
+        .await;
+    h.ok("liquidate", &[liquidate], &[&carol.key]).await;
+}

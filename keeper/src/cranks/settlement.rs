@@ -1,13 +1,15 @@
 //! Settle what expires: dated futures, and perpetuals delisted in an
 //! emergency (which settle the same way).
 //!
-//! - Inside the settlement window (`[expiry - window, expiry]`) every cycle
-//!   sends `sample_settlement`, unless the market was already sampled this
-//!   second: the window's TWAP of the underlying's price is the settlement
-//!   price, and a cycle that misses a sample only holds the previous price
-//!   longer. The refresh crank has stored the underlying's newest price
-//!   first (and the sample carries a refresh should it be about to lapse).
-//! - From expiry on, once the market's queue is empty (the consume crank
+//! - From the settlement window's start until the settlement average is
+//!   complete, a cycle sends `sample_settlement` once a checkpoint newer
+//!   than the market's last capture can exist (one a minute): it copies the
+//!   underlying's price-integral checkpoints into the market. Whoever sends
+//!   it copies the same ones; the keeper's part is that the ring (16
+//!   minutes) never drops one the market needs. The refresh crank keeps
+//!   the underlying's price fresh, so the integral covers the window.
+//! - From expiry on, once the average is complete and the market's queue is
+//!   empty (the consume crank
 //!   runs first; `settle_expired` refuses while a fill waits, and an account
 //!   whose outs wait keeps reservations it cannot settle), `settle_expired`
 //!   for every margin account holding a position slot in the market: the
@@ -21,6 +23,7 @@
 //! `settle_expired` stops while trading is paused; nothing is sent then.
 use fixed::types::I80F48;
 use kestrel::engine::future::settlement_value;
+use kestrel::engine::price_integral::CHECKPOINT_SECONDS;
 use kestrel::state::{Market, MarketStatus};
 use kestrel_sdk::client::{Chain, ChainError, FetchError};
 use kestrel_sdk::ix::{self, MarketAccounts};
@@ -73,19 +76,32 @@ pub fn settlement_stage(market: &Market, now: i64) -> Option<SettlementStage> {
     })
 }
 
-/// Whether `sample_settlement` would record a sample at `now`: inside the
-/// window, the market neither settled nor closed (a market the admin closed
-/// is refused until it settles at expiry), and not sampled this second yet.
+/// Whether `sample_settlement` could copy a new checkpoint at `now`: the
+/// window open, its average not complete, the market neither settled nor
+/// closed, and a minute passed since the last checkpoint it copied.
 pub fn sample_due(market: &Market, now: i64) -> bool {
     let params = market.future.params;
-    let twap = market.future.settlement;
+    let capture = market.future.settlement();
     market.has_expiry()
-        && (params.window_start()..=params.expiry).contains(&now)
+        && now >= params.window_start()
+        && !capture.is_complete(params.expiry, params.settlement_window_seconds)
         && !matches!(
             market.status(),
             MarketStatus::Settled | MarketStatus::Closed
         )
-        && (twap.samples == 0 || twap.last_time < now)
+        && now >= capture.end.time.saturating_add(CHECKPOINT_SECONDS)
+}
+
+/// Whether `settle_expired` can fix the price: expired, and the average
+/// complete (or the price fixed already).
+pub fn settlement_ready(market: &Market, now: i64) -> bool {
+    let params = market.future.params;
+    now >= params.expiry
+        && (market.settlement_price().is_some()
+            || market
+                .future
+                .settlement()
+                .is_complete(params.expiry, params.settlement_window_seconds))
 }
 
 pub(super) async fn run(
@@ -102,18 +118,31 @@ pub(super) async fn run(
     let index = market.market_index;
     let mut observed = *state;
     if sample_due(state, now) {
-        let what = format!("sample the settlement of market {index}");
-        let sample = keeper
-            .refreshed(chain, market, vec![ix::sample_settlement(market)])
-            .await?;
+        let what = format!("capture the settlement checkpoints of market {index}");
+        let sample = [ix::sample_settlement(market)];
         if keeper.send(chain, &what, &sample, &[], report).await? {
-            tracing::debug!(market = index, "settlement sampled");
             report.settlement_samples += 1;
-            observed.future.settlement.samples += 1;
+            observed = chain
+                .market(&market.market)
+                .await
+                .map_err(|e| ChainError(e.to_string()))?;
+            let capture = observed.future.settlement();
+            tracing::debug!(
+                market = index,
+                through = capture.end.time,
+                covered_seconds = capture.covered_seconds(),
+                "settlement checkpoints captured"
+            );
         }
     }
     if stage != SettlementStage::Closed && now >= state.future.params.expiry {
-        if let Some(after) = settle(keeper, chain, market, state, report).await? {
+        if !settlement_ready(&observed, now) {
+            tracing::info!(
+                market = index,
+                covered_seconds = observed.future.settlement().covered_seconds(),
+                "expired: the settlement average waits for the underlying to cover half its window"
+            );
+        } else if let Some(after) = settle(keeper, chain, market, &observed, report).await? {
             observed = after;
         }
     }
@@ -186,7 +215,15 @@ async fn settle(
     let after = chain.market(&market.market).await.map_err(fetch)?;
     let price = after.settlement_price();
     if let (Some(price), false) = (price, price_was_fixed) {
-        tracing::info!(market = index, %price, samples = after.future.settlement.samples, "settlement price fixed");
+        let capture = after.future.settlement();
+        tracing::info!(
+            market = index,
+            %price,
+            from = capture.start.time,
+            to = capture.end.time,
+            covered_seconds = capture.covered_seconds(),
+            "settlement price fixed"
+        );
         report.markets_settled.push(index);
     }
     for (account, base_lots) in settled {
@@ -249,22 +286,31 @@ mod tests {
     }
 
     #[test]
-    fn samples_are_due_once_a_second_inside_the_window() {
-        let mut market = future(10_000, 1_800);
-        assert!(!sample_due(&market, 8_199));
-        assert!(sample_due(&market, 8_200));
+    fn captures_are_due_once_a_minute_until_the_average_is_complete() {
+        let mut market = future(10_020, 1_800);
+        assert!(!sample_due(&market, 8_219));
+        assert!(sample_due(&market, 8_220));
+        market.future.settlement.start.time = 8_220;
+        market.future.settlement.end.time = 9_000;
+        market.future.settlement.end.covered = 780;
+        assert!(!sample_due(&market, 9_059), "no newer checkpoint yet");
+        assert!(sample_due(&market, 9_060));
         assert!(
-            sample_due(&market, 10_000),
-            "expiry itself is in the window"
+            !settlement_ready(&market, 10_020),
+            "the average is not complete"
         );
-        assert!(!sample_due(&market, 10_001));
-        market.future.settlement.samples = 1;
-        market.future.settlement.last_time = 9_000;
-        assert!(!sample_due(&market, 9_000), "sampled this second");
-        assert!(sample_due(&market, 9_001));
+        // Through expiry and covering half the window: complete.
+        market.future.settlement.end.time = 10_020;
+        market.future.settlement.end.covered = 900;
+        assert!(!sample_due(&market, 10_200));
+        assert!(settlement_ready(&market, 10_020));
+        assert!(!settlement_ready(&market, 10_019));
+        // Past expiry but uncovered: captures go on.
+        market.future.settlement.end.covered = 899;
+        assert!(sample_due(&market, 10_080));
         for status in [MarketStatus::Settled, MarketStatus::Closed] {
             market.status = status as u8;
-            assert!(!sample_due(&market, 9_001), "{status:?}");
+            assert!(!sample_due(&market, 10_080), "{status:?}");
         }
         let perp: Market = bytemuck::Zeroable::zeroed();
         assert!(!sample_due(&perp, 0));

@@ -176,6 +176,12 @@ pub enum KestrelError {
     MarketDelisted,
     #[msg("the settlement window is not open")]
     OutsideSettlementWindow,
+    #[msg("the settlement average does not yet reach expiry and cover half its window: refresh the underlying")]
+    SettlementNotCovered,
+    #[msg(
+        "the margin account would hold positions on more underlyings than one liquidation can name"
+    )]
+    TooManyUnderlyings,
 }
 
 impl From<crate::engine::EngineError> for KestrelError {
@@ -204,10 +210,8 @@ impl From<crate::engine::future::FutureError> for KestrelError {
             E::Overflow => KestrelError::MathOverflow,
             E::InvalidPrice => KestrelError::OracleNonPositivePrice,
             E::InvalidParameter => KestrelError::InvalidFutureParams,
-            E::WindowClosed => KestrelError::OutsideSettlementWindow,
-            // The program samples only inside the window and settles only
-            // with a sample.
-            E::SampleOutOfOrder | E::NoSamples => KestrelError::Unreachable,
+            // The integral is read only forward of its last update.
+            E::SampleOutOfOrder => KestrelError::Unreachable,
         }
     }
 }

@@ -93,9 +93,13 @@ pub struct MarketSettled {
     pub market: Pubkey,
     /// The settlement price, native quote per native base (I80F48 bits).
     pub settlement_price_bits: i128,
-    /// Samples of the settlement window (0: none came, the underlying's
-    /// price at settlement was used).
-    pub samples: u32,
+    /// The checkpoints the average runs between (unix times): the window's
+    /// start and its expiry, unless a capture came late or the window ran
+    /// on until it was covered.
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Seconds of it a fresh price covered.
+    pub covered_seconds: i64,
 }
 
 #[event]

@@ -26,10 +26,19 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::funding;
-use crate::engine::future::{BasisEstimate, SettlementTwap};
+use crate::engine::future::BasisEstimate;
+use crate::engine::price_integral::SettlementCapture;
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::error::KestrelError;
 use crate::state::*;
+
+/// The most distinct underlyings one margin account may hold positions on.
+/// A liquidation names the liquidatee's every position's market and each
+/// distinct underlying besides its own 11 accounts: 31 markets, 15 more
+/// underlyings and those 11, with the two programs, come to 59 of a
+/// transaction's 64 account locks, leaving the liquidator room for a few
+/// positions of its own. An account past it could not be liquidated.
+pub const MAX_UNDERLYINGS_PER_ACCOUNT: usize = 16;
 
 /// Where a market's positions are marked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,12 +47,12 @@ pub enum MarkRule {
     Underlying,
     /// At the underlying's price plus the market's basis, which fades to
     /// zero over the last `convergence_seconds` before expiry; from expiry
-    /// until the settlement price is fixed, at the settlement window's
-    /// average so far (what it will settle at), not the moving price.
+    /// until the settlement price is fixed, at the settlement average
+    /// captured so far (what it will settle at), not the moving price.
     Future {
         basis: BasisEstimate,
         params: FutureParams,
-        settlement: SettlementTwap,
+        settlement: SettlementCapture,
     },
     /// At the settlement price, once fixed.
     Settled(I80F48),
@@ -121,10 +130,12 @@ impl MarkRule {
                 params,
                 settlement,
             } => {
-                if now >= params.expiry && settlement.samples > 0 {
-                    return Ok(settlement
-                        .settlement_price(params.expiry)
-                        .map_err(KestrelError::from)?);
+                if now >= params.expiry {
+                    if let Some(average) =
+                        settlement.average_so_far().map_err(KestrelError::from)?
+                    {
+                        return Ok(average);
+                    }
                 }
                 Ok(basis
                     .mark_price(
@@ -258,6 +269,17 @@ impl Portfolio {
             market_index: market.market_index,
             exposure: exposure(position, market, price)?,
         });
+        Ok(())
+    }
+
+    /// Refuses a portfolio on more than [`MAX_UNDERLYINGS_PER_ACCOUNT`]
+    /// underlyings: called when an instruction opens a position, whose
+    /// underlying is then among them.
+    pub fn require_underlyings_within_cap(&self) -> Result<()> {
+        require!(
+            self.underlyings.len() <= MAX_UNDERLYINGS_PER_ACCOUNT,
+            KestrelError::TooManyUnderlyings
+        );
         Ok(())
     }
 

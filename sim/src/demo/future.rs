@@ -2,12 +2,15 @@
 //! lists on SOL beside the perpetual. Alice sells it to bob above SOL's
 //! price and quotes around it, so the keeper samples a premium into its
 //! basis on the funding schedule; the clock then runs through the
-//! settlement window, SOL climbing, the keeper sampling every five minutes
-//! but for one cycle skipped on purpose; the future expires, an order is
-//! refused, and the keeper fixes the settlement price (the window's TWAP)
-//! and settles both positions in cash, cancelling alice's quotes, which
-//! closes the market. A cycle later nothing is left to do there. The
-//! section reports the settlement and reconciles the vault again.
+//! settlement window a minute at a time, SOL climbing, the keeper
+//! refreshing SOL and capturing the settlement checkpoints every minute
+//! but for five minutes it is down on purpose (those minutes count SOL's
+//! last price for its maximum age, then nothing); the future expires, an
+//! order is refused, and the keeper fixes the settlement price (the
+//! average over the covered part of the window) and settles both positions
+//! in cash, cancelling alice's quotes, which closes the market. A cycle
+//! later nothing is left to do there. The section reports the settlement
+//! and reconciles the vault again.
 use std::fmt::Write as _;
 
 use kestrel::instructions::{OrderSide, OrderType};
@@ -22,19 +25,17 @@ use super::{format_units, write_reconciliation, Demo};
 /// Progress steps this part prints.
 pub const STEPS: usize = 5;
 
-/// SOL's price through the settlement window: (seconds after the window
-/// opens, whole USDC), one keeper cycle at each but [`MISSED`].
-pub const WINDOW_PATH: [(i64, i64); 6] = [
-    (0, 140),
-    (300, 141),
-    (600, 142),
-    (900, 143),
-    (1_200, 144),
-    (1_500, 145),
-];
-/// The step of [`WINDOW_PATH`] the keeper misses on purpose: its price is
-/// published, no cycle runs, so the TWAP holds the previous sample over it.
-pub const MISSED: i64 = 900;
+/// SOL's price in whole USDC at minute `minute` of the settlement window
+/// (0..30): 140 climbing to 144, a dollar every six minutes.
+pub fn window_price(minute: i64) -> i64 {
+    140 + minute / 6
+}
+
+/// The minutes of the window the keeper is down on purpose: SOL's price is
+/// published but not refreshed, so the minute before counts its 60-second
+/// maximum age and these count nothing.
+pub const MISSED: core::ops::Range<i64> = 15..20;
+
 /// Alice sells bob this many lots (0.01 SOL) of the future at 139.00.
 const LOTS: u64 = 200;
 
@@ -46,11 +47,13 @@ pub struct FutureReport {
     pub conservation_held: bool,
     /// Seconds from listing to expiry (`expiry_in_seconds`).
     pub expiry_after_listing: i64,
-    /// Samples the settlement TWAP holds.
-    pub samples: u32,
+    /// Seconds of the window the settlement average covers.
+    pub covered_seconds: i64,
     /// The settlement price, USDC per SOL (6 decimals).
     pub settlement_price: String,
-    /// What it would have been had no sample been missed.
+    /// The average of the minutes refreshed, as computed here.
+    pub expected_price: String,
+    /// What it would have been had the keeper not been down.
     pub price_without_the_miss: String,
     /// The keeper's settlements, as `name: +lots in market N for value`.
     pub positions_settled: Vec<String>,
@@ -72,15 +75,16 @@ fn per_sol(price: fixed::types::I80F48, base_decimals: u8) -> String {
     format_units(per_unit.to_num::<i128>())
 }
 
-/// The window's time-weighted average of every price of [`WINDOW_PATH`],
-/// each held until the next (the last until expiry), in USDC per SOL.
-fn twap_of_the_path(window_seconds: i64) -> String {
-    let mut total: i128 = 0;
-    for (i, (at, price)) in WINDOW_PATH.iter().enumerate() {
-        let until = WINDOW_PATH.get(i + 1).map_or(window_seconds, |next| next.0);
-        total += i128::from(*price) * i128::from(until - at) * 1_000_000;
-    }
-    format_units(total / i128::from(window_seconds))
+/// The average of [`window_price`] over the window's `minutes`, skipping
+/// `missed` ones, in USDC per SOL: each refreshed minute's price covers
+/// that minute (a minute is the maximum age), a missed one nothing.
+fn average_of_the_path(minutes: i64, missed: core::ops::Range<i64>) -> String {
+    let covered: Vec<i64> = (0..minutes).filter(|m| !missed.contains(m)).collect();
+    let total: i128 = covered
+        .iter()
+        .map(|m| i128::from(window_price(*m)) * 1_000_000)
+        .sum();
+    format_units(total / covered.len() as i128)
 }
 
 pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
@@ -180,37 +184,45 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
     }
 
     demo.progress(
-        "the settlement window (the last 30 minutes): SOL climbs from 140 to 145; the keeper samples every 5 minutes, but its cycle 15 minutes before expiry is skipped on purpose",
+        "the settlement window (the last 30 minutes): SOL climbs from 140 to 144; the keeper refreshes SOL and captures the settlement checkpoints every minute, but is down for five minutes on purpose",
     );
-    for (at, price) in WINDOW_PATH {
+    let minutes = window / 60;
+    for minute in 0..minutes {
+        let price = window_price(minute);
         let now = demo.chain.clock().await.unix_timestamp;
-        demo.advance_and_publish(window_start + at - now, price)
+        demo.advance_and_publish(window_start + minute * 60 - now, price)
             .await;
-        let to_expiry = (window - at) / 60;
-        if at == MISSED {
-            println!(
-                "      {to_expiry:>2} min to expiry  SOL {price}.00  no keeper cycle (missed on purpose): not sampled, the last sample is held"
-            );
+        let to_expiry = minutes - minute;
+        if MISSED.contains(&minute) {
+            if minute == MISSED.start {
+                println!(
+                    "      {to_expiry:>2} min to expiry  SOL {price}.00  the keeper is down for {} minutes (on purpose): SOL is not refreshed",
+                    MISSED.end - MISSED.start
+                );
+            }
             continue;
         }
         let report = demo.keeper_cycle(keeper).await;
-        let samples = demo
-            .chain
-            .market(&future.market)
-            .await
-            .expect("the future")
-            .future
-            .settlement
-            .samples;
-        println!(
-            "      {to_expiry:>2} min to expiry  SOL {price}.00  keeper: settlement samples {} ({samples} so far)",
-            report.settlement_samples
-        );
+        if minute % 5 == 0 {
+            let capture = demo
+                .chain
+                .market(&future.market)
+                .await
+                .expect("the future")
+                .future
+                .settlement();
+            println!(
+                "      {to_expiry:>2} min to expiry  SOL {price}.00  keeper: underlyings refreshed {}, checkpoints captured {}; the average covers {} s so far",
+                report.underlying_refreshes,
+                report.settlement_samples,
+                capture.covered_seconds()
+            );
+        }
     }
 
     // A minute after expiry: trading has stopped; the keeper settles.
     let now = demo.chain.clock().await.unix_timestamp;
-    let last = WINDOW_PATH[WINDOW_PATH.len() - 1].1;
+    let last = window_price(window / 60);
     demo.advance_and_publish(expiry + 60 - now, last).await;
     demo.progress(
         "SOL-FUT expires: trading stops; the keeper fixes its settlement price and settles alice and bob in cash, cancelling alice's quotes, and the market closes",
@@ -261,7 +273,7 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
 
     let state = demo.chain.market(&future.market).await.expect("the future");
     let price = state.settlement_price().expect("settled");
-    let samples = state.future.settlement.samples;
+    let covered_seconds = state.future.settlement().covered_seconds();
     let mut text = String::new();
     let name = String::from_utf8_lossy(&state.name)
         .trim_end_matches('\0')
@@ -284,15 +296,16 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
     );
     let _ = writeln!(
         text,
-        "Window     the last {} minutes: {samples} samples by the keeper, every 5 minutes but the one {} minutes before expiry, missed on purpose (SOL 143.00 then, never sampled; 142.00 held 10 minutes)",
+        "Window     the last {} minutes, SOL refreshed every minute but for {} to {} minutes before expiry (the keeper down on purpose: those minutes are not covered); the average covers {covered_seconds} of {window} s",
         window / 60,
-        (window - MISSED) / 60
+        window / 60 - MISSED.start,
+        window / 60 - MISSED.end,
     );
     let _ = writeln!(
         text,
-        "Settlement {} USDC per SOL, the window's TWAP ({} had the sample not been missed)",
+        "Settlement {} USDC per SOL, the average of SOL's accepted price over the covered minutes ({} had the keeper not been down)",
         per_sol(price, base_decimals),
-        twap_of_the_path(window)
+        average_of_the_path(window / 60, 0..0)
     );
     let mut orders_cancelled = 0;
     for (i, position, collateral, orders) in &before {
@@ -344,7 +357,7 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
     let k = &demo.keeper;
     let _ = writeln!(
         text,
-        "Keeper     {} cycles, {} events consumed, {} basis updates, {} settlement samples, {} positions settled, {} funding updates (SOL-PERP), {} races, {} refusals",
+        "Keeper     {} cycles, {} events consumed, {} basis updates, {} settlement captures, {} positions settled, {} funding updates (SOL-PERP), {} races, {} refusals",
         k.cycles,
         k.events_consumed,
         k.basis_updates,
@@ -363,9 +376,10 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
         text,
         conservation_held: held,
         expiry_after_listing: listed_after,
-        samples,
+        covered_seconds,
         settlement_price: per_sol(price, base_decimals),
-        price_without_the_miss: twap_of_the_path(window),
+        expected_price: average_of_the_path(window / 60, MISSED),
+        price_without_the_miss: average_of_the_path(window / 60, 0..0),
         positions_settled: {
             // In the order of the traders' names, not of the keeper's scan.
             let mut settled = k.positions_settled.clone();
@@ -391,8 +405,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_path_s_twap_holds_each_price_to_the_next() {
-        // 140 .. 145, five minutes each: 142.50.
-        assert_eq!(twap_of_the_path(1_800), "142.500000");
+    fn the_path_s_average_counts_the_covered_minutes() {
+        // 140 .. 144, six minutes each: 142.00.
+        assert_eq!(average_of_the_path(30, 0..0), "142.000000");
+        // Without minutes 15-19: (6·140 + 6·141 + 3·142 + 4·143 + 6·144) / 25.
+        assert_eq!(average_of_the_path(30, MISSED), "141.920000");
     }
 }

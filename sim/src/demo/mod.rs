@@ -10,7 +10,8 @@
 //! vault reconciled against every margin account and market. Then
 //! ([`future`]) alice and bob trade the dated future SOL-FUT the same
 //! migrations listed, the clock runs through its settlement window (the
-//! keeper samples it, but for one sample missed on purpose), the future
+//! keeper refreshes SOL every minute, but is down five minutes on
+//! purpose, which the average then does not cover), the future
 //! expires and the keeper settles it in cash; its own section reports the
 //! settlement and reconciles the vault again.
 mod future;

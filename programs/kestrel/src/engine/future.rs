@@ -1,12 +1,12 @@
-//! Dated futures: the basis estimate behind the mark, the settlement TWAP and
-//! the cash value a position settles for.
+//! Dated futures: the basis estimate behind the mark and the cash value a
+//! position settles for.
 //!
 //! A dated future trades at `oracle + basis` until it expires, then settles in
 //! cash at the time-weighted average of the underlying's accepted price over a
-//! settlement window that ends at expiry. Both averages are sampled by a
-//! permissionless crank, so every update here is idempotent within a second,
-//! tolerates missed samples, and never panics: each step is checked and a
-//! failure leaves the state as it was.
+//! settlement window that ends at expiry (`price_integral`). The basis is
+//! sampled by a permissionless crank, so its update is idempotent within a
+//! second, tolerates missed samples, and never panics: each step is checked
+//! and a failure leaves the state as it was.
 //!
 //! Prices are I80F48 in native quote units per native base unit; times are
 //! unix seconds. Stored state is plain integers (an I80F48 is kept as two
@@ -29,12 +29,8 @@ pub enum FutureError {
     /// A parameter is out of its domain: a window that ends before it starts,
     /// a zero smoothing window, or a basis band wider than 100%.
     InvalidParameter,
-    /// The state holds a sample later than the expiry it is asked to close at.
+    /// A time before the last one recorded.
     SampleOutOfOrder,
-    /// The settlement window has closed: `now` is after expiry.
-    WindowClosed,
-    /// The settlement window was never sampled, so there is no price.
-    NoSamples,
 }
 
 impl core::fmt::Display for FutureError {
@@ -43,24 +39,10 @@ impl core::fmt::Display for FutureError {
             Self::Overflow => "arithmetic overflow",
             Self::InvalidPrice => "price must be positive",
             Self::InvalidParameter => "parameter out of range",
-            Self::SampleOutOfOrder => "a sample is recorded after this expiry",
-            Self::WindowClosed => "the settlement window has closed",
-            Self::NoSamples => "the settlement window has no samples",
+            Self::SampleOutOfOrder => "a time before the last one recorded",
         };
         f.write_str(message)
     }
-}
-
-/// What a settlement TWAP sample did; only `Recorded` changed the state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SampleOutcome {
-    /// The settlement window has not opened yet: nothing to record.
-    BeforeWindow,
-    /// This second (or a later one) is already sampled: a second keeper in
-    /// the same second does nothing, and is not an error.
-    AlreadySampled,
-    /// The price was recorded.
-    Recorded,
 }
 
 /// An I80F48 from the `[u64; 2]` (lo, hi) it is stored as: accounts are only
@@ -127,153 +109,6 @@ fn basis_band(oracle: I80F48, max_basis_bps: u32) -> Result<I80F48, FutureError>
 fn clamp_to_band(value: I80F48, band: I80F48) -> Result<I80F48, FutureError> {
     let low = band.checked_neg().ok_or(FutureError::Overflow)?;
     Ok(value.max(low).min(band))
-}
-
-/// The time-weighted average of the underlying's accepted price over the
-/// settlement window `[expiry - window_seconds, expiry]`, stored in a market.
-///
-/// The crank samples whenever it runs; between samples the last price is held
-/// (a step function), so a missed sample only holds the previous price longer.
-/// Coverage starts at the first sample: the average is over
-/// `[first_time, expiry]`, and the program can require a minimum
-/// [`coverage_seconds`](Self::coverage_seconds) before settling.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SettlementTwap {
-    /// Σ price × seconds held over `[first_time, last_time]` (I80F48 parts):
-    /// kept exact so the only rounding is the final division.
-    pub sum: [u64; 2],
-    /// The last accepted price (I80F48 parts), held from `last_time` on.
-    pub last_price: [u64; 2],
-    /// Unix time of the first sample: where coverage starts.
-    pub first_time: i64,
-    /// Unix time of the last sample.
-    pub last_time: i64,
-    /// Samples recorded; 0 means the window has not been sampled.
-    pub samples: u32,
-    /// Explicit so the struct has no padding hole; always 0.
-    pub padding: u32,
-}
-
-// sum 16 + last_price 16 + first_time 8 + last_time 8 + samples 4 + padding 4.
-const _: () = assert!(core::mem::size_of::<SettlementTwap>() == 56);
-
-impl SettlementTwap {
-    /// Σ price × seconds over `[first_time, last_time]`.
-    pub fn sum(&self) -> I80F48 {
-        from_parts(self.sum)
-    }
-
-    /// The last accepted price (zero before the first sample).
-    pub fn last_price(&self) -> I80F48 {
-        from_parts(self.last_price)
-    }
-
-    /// Records `price` at `now` if `now` is in `[window_start, expiry]` and
-    /// later than the last sample.
-    ///
-    /// The first sample starts coverage; each later one adds
-    /// `last_price × (now − last_time)` to the sum and becomes the last.
-    /// `window_start` and `expiry` must be the market's fixed values. An error
-    /// leaves the state unchanged.
-    ///
-    /// # Errors
-    /// `InvalidParameter` if `window_start > expiry`, `InvalidPrice` if
-    /// `price <= 0`, `WindowClosed` if `now > expiry`, `Overflow` if the sum
-    /// or the sample count leaves its range.
-    pub fn sample(
-        &mut self,
-        window_start: i64,
-        expiry: i64,
-        now: i64,
-        price: I80F48,
-    ) -> Result<SampleOutcome, FutureError> {
-        if window_start > expiry {
-            return Err(FutureError::InvalidParameter);
-        }
-        check_price(price)?;
-        if now < window_start {
-            return Ok(SampleOutcome::BeforeWindow);
-        }
-        if now > expiry {
-            return Err(FutureError::WindowClosed);
-        }
-        if self.samples == 0 {
-            *self = Self {
-                sum: to_parts(I80F48::ZERO),
-                last_price: to_parts(price),
-                first_time: now,
-                last_time: now,
-                samples: 1,
-                padding: 0,
-            };
-            return Ok(SampleOutcome::Recorded);
-        }
-        if now <= self.last_time {
-            return Ok(SampleOutcome::AlreadySampled);
-        }
-        let held = now
-            .checked_sub(self.last_time)
-            .and_then(|seconds| self.last_price().checked_mul_int(i128::from(seconds)))
-            .ok_or(FutureError::Overflow)?;
-        let sum = self.sum().checked_add(held).ok_or(FutureError::Overflow)?;
-        let samples = self.samples.checked_add(1).ok_or(FutureError::Overflow)?;
-        // Everything is computed before anything is written: an error above
-        // leaves the state as it was.
-        self.sum = to_parts(sum);
-        self.last_price = to_parts(price);
-        self.last_time = now;
-        self.samples = samples;
-        Ok(SampleOutcome::Recorded)
-    }
-
-    /// The settlement price: the last price held to `expiry`, the total
-    /// divided by `expiry − first_time`, rounded down (never above the exact
-    /// average, never outside the sampled prices' range). One sample exactly
-    /// at expiry gives that price.
-    ///
-    /// The program calls this once `now >= expiry`; before, it is the price
-    /// the window would settle at if no further sample came.
-    ///
-    /// # Errors
-    /// `NoSamples` if the window was never sampled, `SampleOutOfOrder` if a
-    /// sample is later than `expiry`, `Overflow` if the total leaves I80F48.
-    pub fn settlement_price(&self, expiry: i64) -> Result<I80F48, FutureError> {
-        if self.samples == 0 {
-            return Err(FutureError::NoSamples);
-        }
-        if expiry < self.last_time {
-            return Err(FutureError::SampleOutOfOrder);
-        }
-        let last_price = self.last_price();
-        // first_time <= last_time <= expiry, so the span is not negative.
-        let span = expiry
-            .checked_sub(self.first_time)
-            .ok_or(FutureError::Overflow)?;
-        if span == 0 {
-            // Only one sample can be at expiry itself, and it is the whole window.
-            return Ok(last_price);
-        }
-        let tail = expiry
-            .checked_sub(self.last_time)
-            .and_then(|seconds| last_price.checked_mul_int(i128::from(seconds)))
-            .ok_or(FutureError::Overflow)?;
-        // The total is positive, so truncating division rounds down.
-        self.sum()
-            .checked_add(tail)
-            .and_then(|total| total.checked_div_int(i128::from(span)))
-            .ok_or(FutureError::Overflow)
-    }
-
-    /// Seconds of the window the settlement price covers, `expiry − first_time`;
-    /// 0 with no samples (or a first sample after `expiry`), so the program
-    /// can require a minimum coverage before settling.
-    pub fn coverage_seconds(&self, expiry: i64) -> i64 {
-        if self.samples == 0 {
-            return 0;
-        }
-        expiry.saturating_sub(self.first_time).max(0)
-    }
 }
 
 /// The futures premium over the oracle: a time-weighted average of
@@ -439,8 +274,6 @@ mod tests {
             .unwrap()
     }
 
-    const EXPIRY: i64 = 1_700_000_000;
-
     // ---- parts ----
 
     #[test]
@@ -459,135 +292,6 @@ mod tests {
         // lo then hi: -1 is all ones in both halves, 1.0 is 2^48 in the low half.
         assert_eq!(to_parts(-I80F48::DELTA), [u64::MAX, u64::MAX]);
         assert_eq!(to_parts(I80F48::ONE), [1 << 48, 0]);
-    }
-
-    // ---- settlement TWAP: worked numbers ----
-
-    #[test]
-    fn twap_two_samples_half_window_each() {
-        // 1.0 held for the first 300 s, 2.0 for the last 300 s: 1.5.
-        let mut twap = SettlementTwap::default();
-        let start = EXPIRY - 600;
-        assert_eq!(
-            twap.sample(start, EXPIRY, start, fx(1, 1)),
-            Ok(SampleOutcome::Recorded)
-        );
-        assert_eq!(
-            twap.sample(start, EXPIRY, EXPIRY - 300, fx(2, 1)),
-            Ok(SampleOutcome::Recorded)
-        );
-        assert_eq!(twap.settlement_price(EXPIRY), Ok(fx(3, 2)));
-        assert_eq!(twap.coverage_seconds(EXPIRY), 600);
-        // A sample exactly at expiry carries no weight: still 1.5.
-        assert_eq!(
-            twap.sample(start, EXPIRY, EXPIRY, fx(100, 1)),
-            Ok(SampleOutcome::Recorded)
-        );
-        assert_eq!(twap.settlement_price(EXPIRY), Ok(fx(3, 2)));
-        assert_eq!(twap.samples, 3);
-    }
-
-    #[test]
-    fn twap_missed_samples_hold_the_last_price() {
-        // 1.0 from −600 to −150 (450 s), 3.0 for the last 150 s: 900 / 600.
-        let mut twap = SettlementTwap::default();
-        let start = EXPIRY - 600;
-        twap.sample(start, EXPIRY, start, fx(1, 1)).unwrap();
-        twap.sample(start, EXPIRY, EXPIRY - 150, fx(3, 1)).unwrap();
-        assert_eq!(twap.sum(), fx(450, 1));
-        assert_eq!(twap.settlement_price(EXPIRY), Ok(fx(3, 2)));
-    }
-
-    #[test]
-    fn twap_coverage_starts_at_first_sample() {
-        let mut twap = SettlementTwap::default();
-        let start = EXPIRY - 600;
-        twap.sample(start, EXPIRY, EXPIRY - 200, fx(2, 1)).unwrap();
-        twap.sample(start, EXPIRY, EXPIRY - 100, fx(4, 1)).unwrap();
-        assert_eq!(twap.coverage_seconds(EXPIRY), 200);
-        assert_eq!(twap.settlement_price(EXPIRY), Ok(fx(3, 1)));
-    }
-
-    #[test]
-    fn twap_single_sample_at_expiry_is_that_price() {
-        let mut twap = SettlementTwap::default();
-        let price = fx(12_345, 64);
-        twap.sample(EXPIRY - 600, EXPIRY, EXPIRY, price).unwrap();
-        assert_eq!(twap.coverage_seconds(EXPIRY), 0);
-        assert_eq!(twap.settlement_price(EXPIRY), Ok(price));
-    }
-
-    #[test]
-    fn twap_window_edges_and_duplicates() {
-        let start = EXPIRY - 600;
-        let mut twap = SettlementTwap::default();
-        assert_eq!(
-            twap.sample(start, EXPIRY, start - 1, fx(1, 1)),
-            Ok(SampleOutcome::BeforeWindow)
-        );
-        assert_eq!(twap, SettlementTwap::default());
-        assert_eq!(twap.settlement_price(EXPIRY), Err(FutureError::NoSamples));
-        assert_eq!(twap.coverage_seconds(EXPIRY), 0);
-        assert_eq!(
-            twap.sample(start, EXPIRY, EXPIRY + 1, fx(1, 1)),
-            Err(FutureError::WindowClosed)
-        );
-        twap.sample(start, EXPIRY, start + 10, fx(1, 1)).unwrap();
-        let before = twap;
-        // A second keeper in the same second, and a stale one: no change.
-        assert_eq!(
-            twap.sample(start, EXPIRY, start + 10, fx(9, 1)),
-            Ok(SampleOutcome::AlreadySampled)
-        );
-        assert_eq!(
-            twap.sample(start, EXPIRY, start + 5, fx(9, 1)),
-            Ok(SampleOutcome::AlreadySampled)
-        );
-        assert_eq!(twap, before);
-        // A sample later than the expiry asked about.
-        assert_eq!(
-            twap.settlement_price(start + 9),
-            Err(FutureError::SampleOutOfOrder)
-        );
-    }
-
-    #[test]
-    fn twap_rejects_bad_inputs() {
-        let mut twap = SettlementTwap::default();
-        for price in [I80F48::ZERO, -I80F48::DELTA] {
-            assert_eq!(
-                twap.sample(EXPIRY - 600, EXPIRY, EXPIRY - 600, price),
-                Err(FutureError::InvalidPrice)
-            );
-        }
-        assert_eq!(
-            twap.sample(EXPIRY + 1, EXPIRY, EXPIRY, fx(1, 1)),
-            Err(FutureError::InvalidParameter)
-        );
-        assert_eq!(twap, SettlementTwap::default());
-    }
-
-    #[test]
-    fn twap_overflow_is_an_error_and_changes_nothing() {
-        let mut twap = SettlementTwap::default();
-        let (start, expiry) = (0, i64::MAX);
-        twap.sample(start, expiry, 0, I80F48::MAX).unwrap();
-        let before = twap;
-        assert_eq!(
-            twap.sample(start, expiry, 2, fx(1, 1)),
-            Err(FutureError::Overflow)
-        );
-        assert_eq!(twap, before);
-        assert_eq!(twap.settlement_price(expiry), Err(FutureError::Overflow));
-        // Time differences that leave i64.
-        let mut twap = SettlementTwap::default();
-        twap.sample(i64::MIN, i64::MAX, i64::MIN, I80F48::DELTA)
-            .unwrap();
-        assert_eq!(
-            twap.sample(i64::MIN, i64::MAX, i64::MAX, I80F48::DELTA),
-            Err(FutureError::Overflow)
-        );
-        assert_eq!(twap.settlement_price(i64::MAX), Err(FutureError::Overflow));
     }
 
     // ---- basis: worked numbers ----
@@ -731,161 +435,6 @@ mod tests {
     }
 
     // ---- properties ----
-
-    /// Prices from 2^-48 to 2^32 (bits 1..=2^80): wide, but Σ price × seconds
-    /// over the windows below stays inside I80F48.
-    fn price() -> impl Strategy<Value = I80F48> {
-        (1i128..=1i128 << 80).prop_map(I80F48::from_bits)
-    }
-
-    /// Up to 24 samples as (offset into the window, price), any order.
-    fn raw_samples(window: i64) -> impl Strategy<Value = Vec<(i64, I80F48)>> {
-        proptest::collection::vec((0..=window, price()), 1..24)
-    }
-
-    /// The samples the TWAP accepts: strictly later than the last accepted.
-    fn accepted(samples: &[(i64, I80F48)]) -> Vec<(i64, I80F48)> {
-        let mut out: Vec<(i64, I80F48)> = Vec::new();
-        for &(t, p) in samples {
-            match out.last() {
-                Some(&(last, _)) if t <= last => {}
-                _ => out.push((t, p)),
-            }
-        }
-        out
-    }
-
-    fn run_twap(start: i64, expiry: i64, samples: &[(i64, I80F48)]) -> SettlementTwap {
-        let mut twap = SettlementTwap::default();
-        for &(t, p) in samples {
-            twap.sample(start, expiry, start + t, p).unwrap();
-        }
-        twap
-    }
-
-    /// The exact rational average, floored, from the accepted samples' bits.
-    fn reference_twap(start: i64, expiry: i64, samples: &[(i64, I80F48)]) -> I80F48 {
-        let first = start + samples[0].0;
-        let mut total: i128 = 0;
-        for (i, &(t, p)) in samples.iter().enumerate() {
-            let until = samples.get(i + 1).map_or(expiry, |&(next, _)| start + next);
-            total += p.to_bits() * i128::from(until - (start + t));
-        }
-        if expiry == first {
-            return samples[0].1;
-        }
-        I80F48::from_bits(total.div_euclid(i128::from(expiry - first)))
-    }
-
-    fn bounds(samples: &[(i64, I80F48)]) -> (I80F48, I80F48) {
-        let min = samples.iter().map(|s| s.1).min().unwrap();
-        let max = samples.iter().map(|s| s.1).max().unwrap();
-        (min, max)
-    }
-
-    proptest! {
-        #[test]
-        fn twap_constant_price_is_exact(
-            window in 1i64..=1_000_000,
-            times in proptest::collection::vec(0i64..=1_000_000, 1..24),
-            p in price(),
-        ) {
-            let start = EXPIRY - window;
-            let samples: Vec<_> = times.iter().map(|&t| (t % (window + 1), p)).collect();
-            let twap = run_twap(start, EXPIRY, &samples);
-            prop_assert_eq!(twap.settlement_price(EXPIRY), Ok(p));
-        }
-
-        #[test]
-        fn twap_matches_exact_average_within_bounds(
-            window in 0i64..=1_000_000,
-            raw in raw_samples(1_000_000),
-        ) {
-            let start = EXPIRY - window;
-            let raw: Vec<_> = raw.iter().map(|&(t, p)| (t % (window + 1), p)).collect();
-            let samples = accepted(&raw);
-            let twap = run_twap(start, EXPIRY, &raw);
-            prop_assert_eq!(twap.samples as usize, samples.len());
-            let price = twap.settlement_price(EXPIRY).unwrap();
-            prop_assert_eq!(price, reference_twap(start, EXPIRY, &samples));
-            let (min, max) = bounds(&samples);
-            prop_assert!(min <= price && price <= max);
-            prop_assert_eq!(twap.coverage_seconds(EXPIRY), EXPIRY - (start + samples[0].0));
-        }
-
-        #[test]
-        fn twap_middle_sample_stays_within_bounds(
-            window in 2i64..=1_000_000,
-            raw in raw_samples(1_000_000),
-            extra_time in 0i64..=1_000_000,
-            extra_price in price(),
-        ) {
-            let start = EXPIRY - window;
-            let raw: Vec<_> = raw.iter().map(|&(t, p)| (t % (window + 1), p)).collect();
-            let mut samples = accepted(&raw);
-            let extra_time = extra_time % (window + 1);
-            prop_assume!(samples.iter().all(|&(t, _)| t != extra_time));
-            let at = samples.partition_point(|&(t, _)| t < extra_time);
-            samples.insert(at, (extra_time, extra_price));
-            let price = run_twap(start, EXPIRY, &samples).settlement_price(EXPIRY).unwrap();
-            let (min, max) = bounds(&samples);
-            prop_assert!(min <= price && price <= max);
-            prop_assert_eq!(price, reference_twap(start, EXPIRY, &samples));
-        }
-
-        #[test]
-        fn twap_out_of_order_and_duplicates_change_nothing(
-            window in 0i64..=100_000,
-            raw in raw_samples(100_000),
-        ) {
-            let start = EXPIRY - window;
-            let raw: Vec<_> = raw.iter().map(|&(t, p)| (t % (window + 1), p)).collect();
-            let mut twap = SettlementTwap::default();
-            for &(t, p) in &raw {
-                let before = twap;
-                let outcome = twap.sample(start, EXPIRY, start + t, p).unwrap();
-                if before.samples > 0 && start + t <= before.last_time {
-                    prop_assert_eq!(outcome, SampleOutcome::AlreadySampled);
-                    prop_assert_eq!(twap, before);
-                } else {
-                    prop_assert_eq!(outcome, SampleOutcome::Recorded);
-                }
-            }
-            prop_assert_eq!(twap, run_twap(start, EXPIRY, &accepted(&raw)));
-        }
-
-        #[test]
-        fn twap_overflow_never_panics(
-            start in any::<i64>(),
-            length in any::<u64>(),
-            raw in proptest::collection::vec((any::<u64>(), 1i128..=i128::MAX), 1..16),
-        ) {
-            let expiry = start.saturating_add_unsigned(length);
-            let span = expiry.abs_diff(start);
-            let mut twap = SettlementTwap::default();
-            let mut prices = Vec::new();
-            for &(offset, bits) in &raw {
-                let now = start.saturating_add_unsigned(offset % span.saturating_add(1));
-                let before = twap;
-                match twap.sample(start, expiry, now, I80F48::from_bits(bits)) {
-                    Ok(SampleOutcome::Recorded) => prices.push(I80F48::from_bits(bits)),
-                    Ok(_) => prop_assert_eq!(twap, before),
-                    Err(e) => {
-                        prop_assert_eq!(e, FutureError::Overflow);
-                        prop_assert_eq!(twap, before);
-                    }
-                }
-            }
-            match twap.settlement_price(expiry) {
-                Ok(price) => {
-                    let min = prices.iter().copied().min().unwrap();
-                    let max = prices.iter().copied().max().unwrap();
-                    prop_assert!(min <= price && price <= max);
-                }
-                Err(e) => prop_assert_eq!(e, FutureError::Overflow),
-            }
-        }
-    }
 
     /// Oracles and mids from 2^-8 to 2^42 (bits 2^40..=2^90).
     fn book_price() -> impl Strategy<Value = I80F48> {

@@ -15,6 +15,7 @@ pub mod liquidation;
 pub mod matching;
 pub mod node;
 pub mod perp;
+pub mod price_integral;
 pub mod risk;
 
 /// The reference model and the differential harness (tests and fuzzing).

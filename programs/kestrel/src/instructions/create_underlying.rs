@@ -84,7 +84,7 @@ pub fn create_underlying(ctx: Context<CreateUnderlying>, args: CreateUnderlyingA
     underlying.base_decimals = args.base_decimals;
     underlying.quote_decimals = accounts.exchange.load()?.collateral_decimals;
     let reading = oracle::refresh_price(&underlying, primary, fallback, &Clock::get()?)?;
-    underlying.store(&reading);
+    underlying.store(&reading)?;
 
     emit!(UnderlyingCreated {
         underlying: accounts.underlying.key(),

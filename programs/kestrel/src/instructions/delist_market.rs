@@ -1,15 +1,16 @@
 use anchor_lang::prelude::*;
 
+use crate::engine::price_integral::CHECKPOINT_SECONDS;
 use crate::error::KestrelError;
 use crate::events::MarketDelisted;
 use crate::state::*;
 
 /// The disaster-recovery route for a broken perpetual: the admin delists a
 /// paused market, which then settles as a dated future does. Funding stops;
-/// the settlement window opens now and ends `settlement_window_seconds`
-/// later, at the expiry it sets; `sample_settlement` averages the
-/// underlying's price over it and `settle_expired` closes every position at
-/// that average. Trading stays stopped (the market is Paused) and cannot
+/// the settlement window opens at the next minute (a checkpoint of the
+/// underlying's price integral) and ends `settlement_window_seconds` (whole
+/// minutes) later, at the expiry it sets; `settle_expired` then closes every
+/// position at the underlying's average price over it. Trading stays stopped (the market is Paused) and cannot
 /// resume.
 #[derive(Accounts)]
 pub struct DelistMarket<'info> {
@@ -33,13 +34,22 @@ pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32)
         market.status() == MarketStatus::Paused,
         KestrelError::InvalidStatusTransition
     );
+    let window = i64::from(settlement_window_seconds);
     require!(
-        (1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&settlement_window_seconds),
+        (1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&settlement_window_seconds)
+            && window % CHECKPOINT_SECONDS == 0,
         KestrelError::InvalidFutureParams
     );
-    let expiry = Clock::get()?
+    // The window opens at the next checkpoint of the underlying's price
+    // integral, so both its ends are checkpoints.
+    let opens = Clock::get()?
         .unix_timestamp
-        .checked_add(i64::from(settlement_window_seconds))
+        .div_euclid(CHECKPOINT_SECONDS)
+        .checked_add(1)
+        .and_then(|minutes| minutes.checked_mul(CHECKPOINT_SECONDS))
+        .ok_or(KestrelError::MathOverflow)?;
+    let expiry = opens
+        .checked_add(window)
         .ok_or(KestrelError::MathOverflow)?;
     market.future.params = FutureParams {
         expiry,

@@ -111,8 +111,8 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         KestrelError::MarketExpired
     );
     let price = MarketRisk::from(&*market).mark_price(&known[0].prices, clock.unix_timestamp)?;
-    if let Ok(underlying_price) = known[0].prices.current {
-        market.sample_settlement(clock.unix_timestamp, underlying_price)?;
+    if market.has_expiry() {
+        market.capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
     }
     let market_index = market.market_index;
     let mut liquidatee = accounts.liquidatee.load_mut()?;
@@ -201,6 +201,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         liquidatee.release_position_if_empty(market_index);
 
         let mut liquidator = accounts.liquidator_account.load_mut()?;
+        let opened = liquidator.position(market_index).is_none();
         liquidator.position_or_open(market_index, market.kind()?)?;
         liquidator.settle_fill(
             &mut market,
@@ -218,6 +219,9 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             &mut retriever,
         )?;
         if let Some(taken) = liquidator.position(market_index) {
+            if opened {
+                liquidator_portfolio.require_underlyings_within_cap()?;
+            }
             liquidator_portfolio.push(taken, &MarketRisk::from(&*market))?;
         }
         require!(

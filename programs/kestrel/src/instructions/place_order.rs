@@ -141,9 +141,6 @@ struct Clamped {
     band: perp::PriceBand,
     /// Unix time, for the engine's order expiries.
     now: u64,
-    /// The underlying's price now, if current (a dated future's settlement
-    /// window samples it).
-    price: Option<fixed::types::I80F48>,
 }
 
 /// What the engine did, and the open-order slot a rest takes.
@@ -183,6 +180,7 @@ pub fn place_order<'info>(
         )?,
         None => portfolio::Portfolio::new(&pricing.known, clock.unix_timestamp),
     };
+    let had_position = account.position(market.market_index).is_some();
     let before = account
         .position(market.market_index)
         .copied()
@@ -191,7 +189,15 @@ pub fn place_order<'info>(
     let clamped = clamp(&account, &market, &args, &pricing, &mut others)?;
     let placed = match_order(accounts, &account, &mut market, &args, &clamped)?;
     settle_taker(&mut account, &mut market, &args, &clamped, &placed)?;
+    if market.has_expiry() {
+        // A dated future's settlement window: copy the underlying's checkpoints.
+        market.capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
+    }
     if !args.reduce_only {
+        let opened = !had_position && account.position(market.market_index).is_some();
+        if opened {
+            others.require_underlyings_within_cap()?;
+        }
         check_health(&account, &pricing.risk, others, &before, collateral_before)?;
     }
     Ok(())
@@ -325,7 +331,6 @@ fn clamp(
         limit,
         band: pricing.band,
         now: u64::try_from(pricing.now).map_err(|_| KestrelError::MathOverflow)?,
-        price: pricing.price,
     })
 }
 
@@ -413,9 +418,6 @@ fn settle_taker(
     placed: &Placed,
 ) -> Result<()> {
     let market_index = market.market_index;
-    if let Some(price) = clamped.price {
-        market.sample_settlement(pricing_now(clamped)?, price)?;
-    }
     let result = &placed.result;
     market.pending_fills = market
         .pending_fills
@@ -450,10 +452,6 @@ fn settle_taker(
     }
     account.release_position_if_empty(market_index);
     Ok(())
-}
-
-fn pricing_now(clamped: &Clamped) -> Result<i64> {
-    Ok(i64::try_from(clamped.now).map_err(|_| KestrelError::MathOverflow)?)
 }
 
 /// Health: new risk must leave initial health >= 0. An account already

@@ -29,6 +29,6 @@ pub fn refresh_underlying(ctx: Context<RefreshUnderlying>) -> Result<()> {
         accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
         &Clock::get()?,
     )?;
-    underlying.store(&reading);
+    underlying.store(&reading)?;
     Ok(())
 }

@@ -1,20 +1,20 @@
 use anchor_lang::prelude::*;
 
-use crate::engine::future::SampleOutcome;
 use crate::error::KestrelError;
 use crate::state::*;
 
-/// Permissionless crank inside a market's settlement window (the keeper
-/// samples it every cycle; every order and liquidation in the window
-/// samples too): adds the underlying's accepted price now to the settlement
-/// TWAP. Between samples the last price is held, so a missed sample costs
-/// nothing but precision; a second sample in the same second changes
-/// nothing.
+/// Permissionless crank from the opening of a market's settlement window
+/// until its price is fixed (the keeper runs it every cycle; every order,
+/// liquidation and settlement of the market does the same): copies the
+/// underlying's price-integral checkpoints for the window into the market
+/// (`engine::price_integral`). Every caller copies the same checkpoints, so
+/// when it runs decides nothing; running it at least once per
+/// `CHECKPOINTS` minutes keeps the window's exact start and end.
 #[derive(Accounts)]
 pub struct SampleSettlement<'info> {
     #[account(mut, has_one = underlying @ KestrelError::WrongMarketAccounts)]
     pub market: AccountLoader<'info, Market>,
-    /// Read only: its stored price must be fresh (`refresh_underlying`).
+    /// Read only: its price integral is copied.
     pub underlying: AccountLoader<'info, Underlying>,
 }
 
@@ -28,14 +28,8 @@ pub fn sample_settlement(ctx: Context<SampleSettlement>) -> Result<()> {
         market.status() != MarketStatus::Settled && market.status() != MarketStatus::Closed,
         KestrelError::MarketNotTrading
     );
-    let price = accounts
-        .underlying
-        .load()?
-        .current_price(clock.unix_timestamp, clock.slot)?;
-    let outcome = market.sample_settlement(clock.unix_timestamp, price)?;
-    require!(
-        outcome != SampleOutcome::BeforeWindow,
-        KestrelError::OutsideSettlementWindow
-    );
+    let window_open =
+        market.capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
+    require!(window_open, KestrelError::OutsideSettlementWindow);
     Ok(())
 }

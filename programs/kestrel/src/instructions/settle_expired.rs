@@ -11,9 +11,11 @@ use crate::units::{BaseLots, NativeUnits};
 
 /// Permissionless (the keeper's job): settles an expired market in cash.
 ///
-/// The first call after expiry fixes the settlement price, the settlement
-/// window's TWAP of the underlying's accepted price (with no sample at all,
-/// the underlying's current price), and the market becomes Settled. Each
+/// The first call after expiry that finds the settlement average complete
+/// (it reaches expiry and covers half the window, `engine::price_integral`)
+/// fixes the settlement price, the time-weighted average of the
+/// underlying's accepted price over the window, and the market becomes
+/// Settled; until then the call refuses with `SettlementNotCovered`. Each
 /// call with a margin account then cancels that account's orders in the
 /// market and closes its position at the settlement price: a long receives
 /// its value rounded down, a short pays it rounded up, so the market (which
@@ -38,7 +40,7 @@ pub struct SettleExpired<'info> {
     pub bids: AccountLoader<'info, BookSideAccount>,
     #[account(mut)]
     pub asks: AccountLoader<'info, BookSideAccount>,
-    /// Read only: its price is used only when the window has no sample.
+    /// Read only: its price integral is copied until the average is complete.
     pub underlying: AccountLoader<'info, Underlying>,
     #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
     pub margin_account: Option<AccountLoader<'info, MarginAccount>>,
@@ -69,25 +71,22 @@ pub fn settle_expired(ctx: Context<SettleExpired>) -> Result<()> {
     let price = match market.settlement_price() {
         Some(price) => price,
         None => {
-            let expiry = market.future.params.expiry;
-            let twap = market.future.settlement();
-            let price = match twap.settlement_price(expiry) {
-                Ok(price) => price,
-                // No keeper sampled the window: the first accepted price
-                // after it.
-                Err(future::FutureError::NoSamples) => accounts
-                    .underlying
-                    .load()?
-                    .current_price(clock.unix_timestamp, clock.slot)?,
-                Err(error) => return Err(KestrelError::from(error).into()),
-            };
-            let samples = twap.samples;
+            market
+                .capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
+            let params = market.future.params;
+            let capture = market.future.settlement();
+            let price = capture
+                .settlement_price(params.expiry, params.settlement_window_seconds)
+                .map_err(KestrelError::from)?
+                .ok_or(KestrelError::SettlementNotCovered)?;
             market.future.settlement_price = crate::engine::funding::to_parts(price);
             market.status = MarketStatus::Settled as u8;
             emit!(MarketSettled {
                 market: accounts.market.key(),
                 settlement_price_bits: price.to_bits(),
-                samples,
+                window_start: capture.start.time,
+                window_end: capture.end.time,
+                covered_seconds: capture.covered_seconds(),
             });
             price
         }

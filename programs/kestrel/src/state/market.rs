@@ -3,10 +3,12 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::funding;
-use crate::engine::future::{BasisEstimate, SampleOutcome, SettlementTwap};
+use crate::engine::future::BasisEstimate;
 use crate::engine::perp::{self, PriceBand};
+use crate::engine::price_integral::{self, PriceIntegral, SettlementCapture};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::KestrelError;
+use crate::state::StoredCheckpoint;
 use crate::units::NativeUnits;
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
@@ -86,6 +88,10 @@ impl FutureParams {
         require!(
             (1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&self.settlement_window_seconds)
                 && self.expiry > now.saturating_add(i64::from(self.settlement_window_seconds))
+                // The settlement averages between two checkpoints of the
+                // underlying's price integral.
+                && price_integral::on_grid(self.expiry)
+                && price_integral::on_grid(self.window_start())
                 && self.basis_window_seconds > 0
                 // A basis beyond the band would put the mark where no fill
                 // may happen.
@@ -102,17 +108,13 @@ impl FutureParams {
     }
 }
 
-/// The engine's [`SettlementTwap`] as a market stores it (the same layout;
-/// [`FutureState::settlement`] converts).
+/// The engine's [`SettlementCapture`] as a market stores it (the same
+/// layout; [`FutureState::settlement`] converts).
 #[zero_copy]
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct StoredSettlementTwap {
-    pub sum: [u64; 2],
-    pub last_price: [u64; 2],
-    pub first_time: i64,
-    pub last_time: i64,
-    pub samples: u32,
-    pub padding: u32,
+pub struct StoredSettlementCapture {
+    pub start: StoredCheckpoint,
+    pub end: StoredCheckpoint,
 }
 
 /// The engine's [`BasisEstimate`] as a market stores it (the same layout;
@@ -126,19 +128,21 @@ pub struct StoredBasisEstimate {
     pub padding: u32,
 }
 
-const _: () =
-    assert!(core::mem::size_of::<StoredSettlementTwap>() == core::mem::size_of::<SettlementTwap>());
+const _: () = assert!(
+    core::mem::size_of::<StoredSettlementCapture>() == core::mem::size_of::<SettlementCapture>()
+);
 const _: () =
     assert!(core::mem::size_of::<StoredBasisEstimate>() == core::mem::size_of::<BasisEstimate>());
 
 /// The dated-future block of a market: its parameters, the basis behind its
-/// mark, the settlement TWAP and, once fixed, the settlement price. All zero
+/// mark, what it has captured of its underlying's price integral for the
+/// settlement average and, once fixed, the settlement price. All zero
 /// for a perpetual that was never delisted.
 #[zero_copy]
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FutureState {
     pub params: FutureParams,
-    pub settlement: StoredSettlementTwap,
+    pub settlement: StoredSettlementCapture,
     pub basis: StoredBasisEstimate,
     /// The book's premium over the underlying (native quote per native
     /// base, I80F48 halves) at the last `update_basis`: an interval between
@@ -154,19 +158,19 @@ pub struct FutureState {
     pub settled_base_lots: i64,
 }
 
-/// params 24 + settlement TWAP 56 + basis 32 + last premium 16 + settlement
-/// price 16 + settled lots 8.
-pub const FUTURE_STATE_SIZE: usize = 24 + 56 + 32 + 16 + 16 + 8;
+/// params 24 + settlement capture 64 + basis 32 + last premium 16 +
+/// settlement price 16 + settled lots 8.
+pub const FUTURE_STATE_SIZE: usize = 24 + 64 + 32 + 16 + 16 + 8;
 const _: () = assert!(core::mem::size_of::<FutureState>() == FUTURE_STATE_SIZE);
 
 impl FutureState {
-    /// The settlement TWAP, for the engine.
-    pub fn settlement(&self) -> SettlementTwap {
+    /// What the settlement has captured, for the engine.
+    pub fn settlement(&self) -> SettlementCapture {
         bytemuck::cast(self.settlement)
     }
 
-    pub fn set_settlement(&mut self, twap: SettlementTwap) {
-        self.settlement = bytemuck::cast(twap);
+    pub fn set_settlement(&mut self, capture: SettlementCapture) {
+        self.settlement = bytemuck::cast(capture);
     }
 
     /// The basis estimate, for the engine.
@@ -363,7 +367,7 @@ pub struct Market {
     pub future: FutureState,
     /// Room for fields added by later versions without a migration (an
     /// option's strike and side fit here).
-    pub reserved: [u8; 104],
+    pub reserved: [u8; 96],
 }
 
 pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event queue
@@ -378,7 +382,7 @@ pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event
     + 16 // mark premium
     + 4 + 1 + 3 // pending fills, kind, padding
     + FUTURE_STATE_SIZE
-    + 104; // reserved
+    + 96; // reserved
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 
@@ -405,25 +409,28 @@ impl Market {
         self.has_expiry() && now >= self.future.params.expiry
     }
 
-    /// Adds `price` (the underlying's, now) to the settlement TWAP when `now`
-    /// is inside the settlement window of a market with an expiry; nothing
-    /// otherwise, and nothing for a second sample in the same second. Every
-    /// order and liquidation in the window samples, besides the keeper's
-    /// `sample_settlement`, so no one sampler chooses which prices count.
-    pub fn sample_settlement(&mut self, now: i64, price: I80F48) -> Result<SampleOutcome> {
-        if !self.has_expiry() {
-            return Ok(SampleOutcome::BeforeWindow);
+    /// Copies what `integral` (its underlying's) holds of the settlement
+    /// window into the market, once the window has opened and until the
+    /// price is fixed; nothing for a market without an expiry. Every order,
+    /// liquidation and settlement of the market captures, besides the
+    /// keeper's `sample_settlement`; all copy the same checkpoints, so no
+    /// caller chooses which prices count. Returns whether the window is open.
+    pub fn capture_settlement(&mut self, integral: &PriceIntegral, now: i64) -> Result<bool> {
+        if !self.has_expiry() || self.settlement_price().is_some() {
+            return Ok(false);
         }
         let params = self.future.params;
-        if now < params.window_start() || now > params.expiry {
-            return Ok(SampleOutcome::BeforeWindow);
+        if now < params.window_start() {
+            return Ok(false);
         }
-        let mut twap = self.future.settlement();
-        let outcome = twap
-            .sample(params.window_start(), params.expiry, now, price)
-            .map_err(KestrelError::from)?;
-        self.future.set_settlement(twap);
-        Ok(outcome)
+        let mut capture = self.future.settlement();
+        if capture
+            .capture(integral, params.expiry, params.settlement_window_seconds)
+            .map_err(KestrelError::from)?
+        {
+            self.future.set_settlement(capture);
+        }
+        Ok(true)
     }
 
     /// The settlement price, once Settled.
@@ -658,7 +665,7 @@ mod tests {
 
     #[test]
     fn future_params_are_validated() {
-        let now = 1_000_000;
+        let now = 999_960;
         let good = FutureParams {
             expiry: now + 7 * 86_400,
             settlement_window_seconds: 1_800,
@@ -668,10 +675,13 @@ mod tests {
         };
         assert!(good.validate(now, 400).is_ok());
         assert_eq!(good.window_start(), good.expiry - 1_800);
-        let broken: [fn(&mut FutureParams); 5] = [
+        let broken: [fn(&mut FutureParams); 7] = [
             |f| f.settlement_window_seconds = 0,
             |f| f.settlement_window_seconds = MAX_SETTLEMENT_WINDOW_SECONDS + 1,
-            |f| f.expiry = 1_000_000 + 1_800,
+            |f| f.expiry = 999_960 + 1_800,
+            // Off the price integral's minute grid.
+            |f| f.expiry += 30,
+            |f| f.settlement_window_seconds = 1_830,
             |f| f.basis_window_seconds = 0,
             |f| f.max_basis_bps = 401,
         ];

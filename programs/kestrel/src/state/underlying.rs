@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 
 use fixed::types::I80F48;
 
+use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
 use crate::error::KestrelError;
 use crate::oracle::{
     is_fresh, AcceptedPrice, FeedRole, OracleBounds, PriceReading, PriceRecords, PRICE_RECORDS_SIZE,
@@ -135,6 +136,32 @@ impl TryFrom<&StoredOracleConfig> for OracleConfig {
     }
 }
 
+/// The engine's [`Checkpoint`] of an underlying's price integral as
+/// accounts store it (the same layout; converted with `bytemuck::cast`).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub time: i64,
+    pub cumulative: [u64; 2],
+    pub covered: i64,
+}
+
+/// The engine's [`PriceIntegral`] as an underlying stores it (the same
+/// layout; [`Underlying::integral`] converts).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredPriceIntegral {
+    pub last_price: [u64; 2],
+    pub last_time: i64,
+    pub cumulative: [u64; 2],
+    pub covered: i64,
+    pub checkpoints: [StoredCheckpoint; CHECKPOINTS],
+}
+
+const _: () =
+    assert!(core::mem::size_of::<StoredCheckpoint>() == core::mem::size_of::<Checkpoint>());
+const _: () = assert!(core::mem::size_of::<StoredPriceIntegral>() == PRICE_INTEGRAL_SIZE);
+
 /// An underlying asset (e.g. SOL): the one place its markets' price comes
 /// from. `refresh_underlying` (permissionless) reads the feeds and stores
 /// what it accepted; every trading, withdrawal, liquidation and funding
@@ -160,17 +187,21 @@ pub struct Underlying {
     /// the same records again gives it (see [`Underlying::reading`]).
     pub accepted: u8,
     pub padding0: [u8; 2],
+    /// Every accepted price, weighted by publish times, with checkpoints a
+    /// dated future's settlement averages between
+    /// (`engine::price_integral`).
+    pub integral: StoredPriceIntegral,
     /// Room that the volatility state, stable price, implied-volatility
     /// input and risk-array tags of later versions fill without a migration.
     pub reserved: [u8; 512],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
-/// and padding + reserved.
+/// and padding + price integral + reserved.
 pub const UNDERLYING_SIZE: usize =
-    32 + 16 + STORED_ORACLE_CONFIG_SIZE + PRICE_RECORDS_SIZE + 8 + 512;
+    32 + 16 + STORED_ORACLE_CONFIG_SIZE + PRICE_RECORDS_SIZE + 8 + PRICE_INTEGRAL_SIZE + 512;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
-const _: () = assert!(UNDERLYING_SIZE == 848);
+const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
 
 impl Underlying {
@@ -239,11 +270,24 @@ impl Underlying {
         )
     }
 
-    /// Stores a refresh's reading: its records, and whether it accepted a
-    /// price.
-    pub fn store(&mut self, reading: &PriceReading) {
+    /// Stores a refresh's reading: its records, whether it accepted a
+    /// price, and that price into the integral (held at most the maximum
+    /// age; an update not newer than the last one recorded adds nothing).
+    pub fn store(&mut self, reading: &PriceReading) -> core::result::Result<(), KestrelError> {
+        if let Ok(accepted) = reading.current {
+            let max_hold = self.oracle.max_age_seconds;
+            bytemuck::cast_mut::<_, PriceIntegral>(&mut self.integral)
+                .record(accepted.price, accepted.publish_time, max_hold)
+                .map_err(KestrelError::from)?;
+        }
         self.prices = reading.records;
         self.accepted = u8::from(reading.current.is_ok());
+        Ok(())
+    }
+
+    /// The price integral, for the engine.
+    pub fn integral(&self) -> &PriceIntegral {
+        bytemuck::cast_ref(&self.integral)
     }
 
     /// The price to use now (native quote per native base), or the feeds'
@@ -347,7 +391,7 @@ mod tests {
                 records.primary = records.primary.observe(Ok(primary), &bounds);
                 records.fallback = records.fallback.observe(Ok(fallback), &bounds);
                 let reading = records.accept(&bounds, true, 300, refreshed_at.max(1_000), 10);
-                u.store(&reading);
+                u.store(&reading).unwrap();
             }
             for now in [1_000, 1_030, 1_060, 1_061, 1_200] {
                 let fast = u.reading(now, 10).price().ok();
