@@ -221,6 +221,19 @@ pub fn conservation<'a>(
         let account = decode::margin_account(data).map_err(AuditError::MarginAccount)?;
         report.total_collateral += i128::from(account.collateral);
         report.margin_accounts += 1;
+        // The slot mask the program walks is exactly the slots in use.
+        let in_use = account
+            .positions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.in_use != 0)
+            .fold(0u32, |mask, (slot, _)| mask | 1 << slot);
+        if in_use != account.position_slots {
+            report.order_mismatches.push(format!(
+                "{address}: position slots {:#x}, slots in use {in_use:#x}",
+                account.position_slots
+            ));
+        }
         for (_, position) in account.active_positions() {
             let index = position.market_index;
             report.entry_quote += i128::from(position.quote_native);
@@ -442,9 +455,11 @@ mod tests {
         let (short_key, mut short) = margin(1_000);
         for (data, base, quote) in [(&mut long, 2i64, -300i64), (&mut short, -2, 300)] {
             let mut account = decode::margin_account(data).unwrap();
-            account.positions[0].in_use = 1;
-            account.positions[0].base_lots = base;
-            account.positions[0].quote_native = quote;
+            let position = account
+                .position_or_open(0, kestrel::state::InstrumentKind::Perp)
+                .unwrap();
+            position.base_lots = base;
+            position.quote_native = quote;
             data[8..].copy_from_slice(bytemuck::bytes_of(&account));
         }
         let both = [(long_key, long.clone()), (short_key, short)];

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use kestrel::engine::price_integral::CHECKPOINT_SECONDS;
 use kestrel::state::{
     FutureParams, InstrumentKind, MarketParams, MarketStatus, Operation, OracleConfig, OracleKind,
-    MAX_SETTLEMENT_WINDOW_SECONDS,
+    MAX_SETTLEMENT_WINDOW_SECONDS, MIN_SETTLEMENT_WINDOW_SECONDS,
 };
 use kestrel_sdk::ix::UnderlyingAccounts;
 use kestrel_sdk::{pda, Pubkey};
@@ -99,7 +99,7 @@ pub struct MarketConfig {
     /// expiry on chain stands and this is not compared with it.
     pub expiry_in_seconds: Option<u32>,
     /// A future's settlement window before expiry, whose time-weighted
-    /// average of the underlying's price it settles at (whole minutes, 60
+    /// average of the underlying's price it settles at (whole minutes, 300
     /// to 86,400).
     pub settlement_window_seconds: Option<u32>,
     /// Largest basis the future's mark carries, bps of the price (at most
@@ -480,13 +480,14 @@ impl MarketConfig {
                     convergence_seconds: needed("convergence_seconds", self.convergence_seconds)?,
                 };
                 let window = future.settlement_window_seconds;
-                if !(1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&window)
+                if !(MIN_SETTLEMENT_WINDOW_SECONDS..=MAX_SETTLEMENT_WINDOW_SECONDS)
+                    .contains(&window)
                     || i64::from(window) % CHECKPOINT_SECONDS != 0
                 {
                     return Err((
                         "settlement_window_seconds",
                         format!(
-                            "must be whole minutes, 60 to {MAX_SETTLEMENT_WINDOW_SECONDS} (a day)"
+                            "must be whole minutes, {MIN_SETTLEMENT_WINDOW_SECONDS} to {MAX_SETTLEMENT_WINDOW_SECONDS} (a day)"
                         ),
                     ));
                 }

@@ -501,7 +501,7 @@ fn plan_market(
             if on_chain.has_expiry()
                 && matches!(
                     on_chain.status(),
-                    MarketStatus::Settled | MarketStatus::Closed
+                    Ok(MarketStatus::Settled | MarketStatus::Closed)
                 )
             {
                 return Ok(());
@@ -525,7 +525,9 @@ fn plan_market(
                     params,
                 });
             }
-            on_chain.status()
+            on_chain
+                .status()
+                .map_err(|e| error(".status", format!("on chain: {e}")))?
         }
     };
     if current_status != status {
@@ -1117,7 +1119,7 @@ mod tests {
             "settlement_window_seconds = 90000",
             1
         ))
-        .starts_with("market[1].settlement_window_seconds: must be whole minutes, 60 to 86400"));
+        .starts_with("market[1].settlement_window_seconds: must be whole minutes, 300 to 86400"));
         assert!(error(&CONFIG.replacen(
             "settlement_window_seconds = 1800",
             "settlement_window_seconds = 1830",

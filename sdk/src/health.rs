@@ -72,12 +72,7 @@ impl UnderlyingSnapshot {
             now,
             slot,
         ) {
-            // A refresh the program would refuse (its price integral
-            // overflowing) leaves the underlying as stored: `store` changes
-            // nothing on an error.
-            if underlying.store(&reading).is_err() {
-                return self.underlying;
-            }
+            underlying.store(&reading, now);
         }
         underlying
     }
@@ -262,7 +257,7 @@ pub fn preview(
                 .iter()
                 .find(|m| m.market.market_index == position.market_index);
             if let Some(snapshot) = snapshot {
-                if snapshot.market.status() != kestrel::state::MarketStatus::Closed {
+                if snapshot.market.status().ok() != Some(kestrel::state::MarketStatus::Closed) {
                     snapshot.oracle_price(now, slot)?;
                 }
             }

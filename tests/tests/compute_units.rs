@@ -229,9 +229,9 @@ fn missed_goals(measured: &BTreeMap<String, u64>) -> Vec<String> {
     let per = |more: &str, fewer: &str, count: u64| (cu(more) - cu(fewer)) / count;
     let per_position = per("place_order_resting_8_positions", "place_order_resting", 7);
     let goals: [(&str, u64, u64); 10] = [
-        // Issue 15's targets are 6,500 and 1,000: not met yet (the CU
-        // report in the issue's note has the figures).
-        ("resting order", cu("place_order_resting"), 8_000),
+        // Issue 15's targets are 6,500 and 1,000: not met yet (6,881 and
+        // 1,425 at this writing); these bars hold what is reached.
+        ("resting order", cu("place_order_resting"), 7_000),
         (
             "health per extra position on an underlying read",
             per_position,

@@ -183,9 +183,10 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     .await;
 
     // The window: the underlying refreshed every minute at 150 for ten
-    // minutes, then at 160 for ten; then its feed falls silent until after
-    // expiry. Only refreshed prices count, each for at most the
-    // underlying's maximum age (60 s): the last ten minutes are uncovered.
+    // minutes, then at 160 for fifteen; then its feed falls silent until
+    // after expiry. Only refreshed prices count, each for at most the
+    // underlying's maximum age (60 s): the last five minutes are uncovered
+    // (an average must cover three quarters of its window).
     let start = expiry - i64::from(WINDOW);
     at(&mut t, start - 120, 150).await;
     let perp = t.perp;
@@ -206,9 +207,9 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     );
     // Each price counts until the next or for a minute (its maximum age):
     // 150 published through minute 9 covers the first ten minutes, 160
-    // through minute 19 the next ten.
+    // through minute 24 the next fifteen.
     t.h.publish_each_minute(&perp, start + 540, 150).await;
-    t.h.publish_each_minute(&perp, start + 1_140, 160).await;
+    t.h.publish_each_minute(&perp, start + 1_440, 160).await;
     // Carol's order in the window captures too: what anyone copies is the
     // underlying's integral, so when a capture happens decides nothing.
     let carol = t.h.user(100 * ONE_TOKEN).await;
@@ -218,7 +219,7 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     let captured = t.h.market_state(&future.market).await.future.settlement();
     assert_eq!(
         (captured.end.time, captured.covered_seconds()),
-        (start + 1_140, 1_140)
+        (start + 1_440, 1_440)
     );
 
     // At expiry trading stops; positions are no longer liquidated but settled.
@@ -244,20 +245,20 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     let captured = t.h.market_state(&future.market).await.future.settlement();
     assert_eq!(
         (captured.end.time, captured.covered_seconds()),
-        (expiry, 1_200)
+        (expiry, 1_500)
     );
 
     // Until its price is fixed an expired future counts at the average so
     // far (what it settles at), not the spot price: bob's long of 10 lots
-    // bought at 151.00 shows the profit at 155.00, not at 170.
+    // bought at 151.00 shows the profit at 156.00, not at 170.
     let health = t.h.health_preview(&t.bob.margin_account).await;
-    let at_average = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 400_000 - 775_000);
+    let at_average = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 500_000 - 780_000);
     assert!(
         (health.maintenance - at_average).abs() < 5,
         "{health:?} vs {at_average}"
     );
-    // The first settlement call fixes the price: (150 x 600 + 160 x 600) /
-    // 1200 = 155.00 over the covered 20 minutes, 170 never counted.
+    // The first settlement call fixes the price: (150 x 600 + 160 x 900) /
+    // 1500 = 156.00 over the covered 25 minutes, 170 never counted.
     let (alice_before, bob_before) = (
         t.h.collateral(&t.alice.margin_account).await,
         t.h.collateral(&t.bob.margin_account).await,
@@ -265,9 +266,9 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
     t.h.ok("settle_expired", &[ix::settle_expired(&future, None)], &[])
         .await;
     let market = t.h.market_state(&future.market).await;
-    assert_eq!(market.status(), MarketStatus::Settled);
+    assert_eq!(market.status().ok(), Some(MarketStatus::Settled));
     let price = market.settlement_price().expect("fixed");
-    let exact = I80F48::from_num(155) / 1_000; // 155.00 USDC per SOL, native
+    let exact = I80F48::from_num(156) / 1_000; // 156.00 USDC per SOL, native
     assert!((price - exact).abs() < I80F48::from_num(1) / 1_000_000_000);
     // 10 lots of 0.01 SOL: bob bought at 151.00 (15.10 USDC) and receives
     // the value rounded down; alice pays it rounded up.
@@ -275,7 +276,7 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
         kestrel::engine::future::settlement_value(lots, market.base_lot_size, price).unwrap()
     };
     let (long_value, short_value) = (value(10), value(-10));
-    assert!((15_499_999..=15_500_000).contains(&long_value));
+    assert!((15_599_999..=15_600_000).contains(&long_value));
     for user in [&t.bob, &t.alice, &carol] {
         let settle = ix::settle_expired(&future, Some(user.margin_account));
         t.h.ok("settle_expired", std::slice::from_ref(&settle), &[])
@@ -299,7 +300,11 @@ async fn a_dated_future_trades_expires_and_settles_in_cash() {
         15_100_000 + short_value
     );
     let market = t.h.market_state(&future.market).await;
-    assert_eq!(market.status(), MarketStatus::Closed, "nothing left");
+    assert_eq!(
+        market.status().ok(),
+        Some(MarketStatus::Closed),
+        "nothing left"
+    );
     assert_eq!((market.long_lots, market.short_lots), (0, 0));
     assert_eq!(
         market.funding_balance_native,
@@ -505,7 +510,7 @@ async fn an_emergency_delist_settles_a_perpetual_at_its_average_price() {
     }
     // (150 x 300 + 140 x 300) / 600 = 145.00: bob loses 5.00 x 0.1 SOL.
     let market = t.h.market_state(&perp.market).await;
-    assert_eq!(market.status(), MarketStatus::Closed);
+    assert_eq!(market.status().ok(), Some(MarketStatus::Closed));
     let bob = t.h.margin_account(&t.bob.margin_account).await;
     assert!(bob.position(0).is_none());
     // The average is rounded down (binary fixed point), and bob's value
@@ -588,7 +593,7 @@ async fn who_captures_the_settlement_and_when_decides_nothing() {
 /// A window the underlying's feed left uncovered (nobody refreshed it)
 /// does not settle at whatever price comes first: `settle_expired` waits,
 /// and the average runs on past expiry, minute checkpoint by checkpoint,
-/// until it covers half the window.
+/// until it covers three quarters of the window.
 #[tokio::test]
 async fn an_uncovered_window_waits_for_coverage_after_expiry() {
     let mut t = listed().await;
@@ -602,14 +607,18 @@ async fn an_uncovered_window_waits_for_coverage_after_expiry() {
         code(KestrelError::SettlementNotCovered),
     )
     .await;
-    // Refreshed every minute from expiry on: settled once half the window
-    // (15 minutes) is covered, at the prices that covered it.
+    // Refreshed every minute from expiry on, and captured each minute (as
+    // the keeper does: a refused settlement stores nothing, and the ring
+    // holds 16 minutes): settled once three quarters of the window (22.5
+    // minutes) is covered, at the prices that covered it.
     let mut minutes = 0;
     loop {
         minutes += 1;
-        assert!(minutes <= 20, "coverage must come");
+        assert!(minutes <= 30, "coverage must come");
         let now = t.h.now().await;
         t.h.publish_each_minute(&perp, now + 60, 160).await;
+        t.h.ok("capture", &[ix::sample_settlement(&future)], &[])
+            .await;
         let settle = ix::settle_expired(&future, None);
         match t.h.attempt("settle while covering", &[settle], &[]).await {
             Ok(()) => break,
@@ -617,9 +626,9 @@ async fn an_uncovered_window_waits_for_coverage_after_expiry() {
         }
     }
     let market = t.h.market_state(&future.market).await;
-    assert_eq!(market.status(), MarketStatus::Settled);
+    assert_eq!(market.status().ok(), Some(MarketStatus::Settled));
     let capture = market.future.settlement();
-    assert!(capture.end.time > expiry && capture.covered_seconds() >= 900);
+    assert!(capture.end.time > expiry && capture.covered_seconds() >= 1_350);
     let exact = I80F48::from_num(160) / 1_000;
     let price = market.settlement_price().expect("fixed");
     assert!(
@@ -631,7 +640,7 @@ async fn an_uncovered_window_waits_for_coverage_after_expiry() {
         t.h.ok("settle_expired", &[settle], &[]).await;
     }
     assert_eq!(
-        t.h.market_state(&future.market).await.status(),
-        MarketStatus::Closed
+        t.h.market_state(&future.market).await.status().ok(),
+        Some(MarketStatus::Closed)
     );
 }

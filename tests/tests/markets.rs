@@ -121,7 +121,7 @@ async fn create_market_records_params_and_formats_book_and_queue() {
         underlying.prices.last_good_price().is_some(),
         "priced at listing"
     );
-    assert_eq!(market.status(), MarketStatus::Active);
+    assert_eq!(market.status().ok(), Some(MarketStatus::Active));
 
     for (account, side) in [(s.bids, Side::Bid), (s.asks, Side::Ask)] {
         let mut words = slab(&s.h.chain.account(&account).await.unwrap().data);

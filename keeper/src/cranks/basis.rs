@@ -17,9 +17,9 @@ use super::{CycleReport, Keeper};
 pub fn basis_due(market: &Market, now: i64, interval_seconds: i64) -> bool {
     matches!(market.kind(), Ok(InstrumentKind::Future))
         && !market.is_expired(now)
-        && !matches!(
+        && matches!(
             market.status(),
-            MarketStatus::Closed | MarketStatus::Settled
+            Ok(MarketStatus::Active | MarketStatus::ReduceOnly | MarketStatus::Paused)
         )
         && now.saturating_sub(market.future.basis.last_update) >= interval_seconds
 }

@@ -18,9 +18,9 @@ use super::{CycleReport, Keeper};
 pub fn funds(market: &Market) -> bool {
     matches!(market.kind(), Ok(InstrumentKind::Perp))
         && !market.has_expiry()
-        && !matches!(
+        && matches!(
             market.status(),
-            MarketStatus::Closed | MarketStatus::Settled
+            Ok(MarketStatus::Active | MarketStatus::ReduceOnly | MarketStatus::Paused)
         )
 }
 

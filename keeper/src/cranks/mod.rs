@@ -298,9 +298,9 @@ fn trades(market: &kestrel_sdk::Market, now: i64, paused_too: bool) -> bool {
     use kestrel_sdk::MarketStatus;
     !market.is_expired(now)
         && match market.status() {
-            MarketStatus::Closed | MarketStatus::Settled => false,
-            MarketStatus::Paused => !paused_too,
-            MarketStatus::Active | MarketStatus::ReduceOnly => true,
+            Ok(MarketStatus::Closed | MarketStatus::Settled) | Err(_) => false,
+            Ok(MarketStatus::Paused) => !paused_too,
+            Ok(MarketStatus::Active | MarketStatus::ReduceOnly) => true,
         }
 }
 

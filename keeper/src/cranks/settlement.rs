@@ -68,8 +68,8 @@ pub fn settlement_stage(market: &Market, now: i64) -> Option<SettlementStage> {
     }
     let params = market.future.params;
     Some(match market.status() {
-        MarketStatus::Closed if market.settlement_price().is_some() => SettlementStage::Closed,
-        MarketStatus::Settled => SettlementStage::Settled,
+        Ok(MarketStatus::Closed) if market.settlement_price().is_some() => SettlementStage::Closed,
+        Ok(MarketStatus::Settled) => SettlementStage::Settled,
         _ if now >= params.expiry => SettlementStage::Expired,
         _ if now >= params.window_start() => SettlementStage::Window,
         _ => SettlementStage::Trading,
@@ -85,9 +85,9 @@ pub fn sample_due(market: &Market, now: i64) -> bool {
     market.has_expiry()
         && now >= params.window_start()
         && !capture.is_complete(params.expiry, params.settlement_window_seconds)
-        && !matches!(
+        && matches!(
             market.status(),
-            MarketStatus::Settled | MarketStatus::Closed
+            Ok(MarketStatus::Active | MarketStatus::ReduceOnly | MarketStatus::Paused)
         )
         && now >= capture.end.time.saturating_add(CHECKPOINT_SECONDS)
 }
@@ -140,7 +140,7 @@ pub(super) async fn run(
             tracing::info!(
                 market = index,
                 covered_seconds = observed.future.settlement().covered_seconds(),
-                "expired: the settlement average waits for the underlying to cover half its window"
+                "expired: the settlement average waits for the underlying to cover three quarters of its window"
             );
         } else if let Some(after) = settle(keeper, chain, market, &observed, report).await? {
             observed = after;
@@ -236,7 +236,7 @@ async fn settle(
             value_native,
         });
     }
-    if after.status() == MarketStatus::Closed {
+    if after.status().ok() == Some(MarketStatus::Closed) {
         tracing::info!(market = index, "closed: every position settled");
         report.markets_closed.push(index);
     }
@@ -299,14 +299,14 @@ mod tests {
             !settlement_ready(&market, 10_020),
             "the average is not complete"
         );
-        // Through expiry and covering half the window: complete.
+        // Through expiry and covering three quarters of the window: complete.
         market.future.settlement.end.time = 10_020;
-        market.future.settlement.end.covered = 900;
+        market.future.settlement.end.covered = 1_350;
         assert!(!sample_due(&market, 10_200));
         assert!(settlement_ready(&market, 10_020));
         assert!(!settlement_ready(&market, 10_019));
         // Past expiry but uncovered: captures go on.
-        market.future.settlement.end.covered = 899;
+        market.future.settlement.end.covered = 1_349;
         assert!(sample_due(&market, 10_080));
         for status in [MarketStatus::Settled, MarketStatus::Closed] {
             market.status = status as u8;

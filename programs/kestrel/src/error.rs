@@ -176,7 +176,7 @@ pub enum KestrelError {
     MarketDelisted,
     #[msg("the settlement window is not open")]
     OutsideSettlementWindow,
-    #[msg("the settlement average does not yet reach expiry and cover half its window: refresh the underlying")]
+    #[msg("the settlement average does not yet reach expiry and cover three quarters of its window: refresh the underlying")]
     SettlementNotCovered,
     #[msg(
         "the margin account would hold positions on more underlyings than one liquidation can name"

@@ -77,7 +77,7 @@ impl From<&Market> for MarketRisk {
         Self {
             market_index: market.market_index,
             underlying: market.underlying,
-            closed: market.status() == MarketStatus::Closed,
+            closed: matches!(market.status(), Ok(MarketStatus::Closed)),
             // Only a market with an expiry settles: a perpetual's mark is
             // the underlying's price, without reading the future block.
             mark: if !market.has_expiry() {
@@ -224,10 +224,9 @@ impl Portfolio {
         skip: Option<u16>,
         retriever: &mut R,
     ) -> Result<()> {
-        let count = account
-            .active_positions()
-            .filter(|(_, p)| Some(p.market_index) != skip)
-            .count();
+        // Every position, and one more (`push`); the skipped one, if held,
+        // leaves one to spare.
+        let count = account.position_slots.count_ones() as usize;
         self.positions.reserve_exact(count + 1);
         for (_, position) in account.active_positions() {
             if Some(position.market_index) == skip {
@@ -396,28 +395,50 @@ impl<'info> RemainingAccounts<'info> {
 impl AccountRetriever for RemainingAccounts<'_> {
     fn market(&mut self, market_index: u16) -> Result<MarketRisk> {
         let info = self.next()?;
-        let loader = AccountLoader::<Market>::try_from(info)
-            .map_err(|_| KestrelError::WrongHealthAccounts)?;
-        let market = loader.load()?;
+        let data = zero_copy_data::<Market>(info)?;
+        let market: &Market = bytemuck::from_bytes(&data[8..Market::SPACE]);
         require!(
             market.exchange == self.exchange && market.market_index == market_index,
             KestrelError::WrongHealthAccounts
         );
-        Ok(MarketRisk::from(&*market))
+        Ok(MarketRisk::from(market))
     }
 
     fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices> {
         let info = self.next()?;
         require!(info.key == underlying, KestrelError::WrongHealthAccounts);
-        let loader = AccountLoader::<Underlying>::try_from(info)
-            .map_err(|_| KestrelError::WrongHealthAccounts)?;
-        let loaded = loader.load()?;
+        let data = zero_copy_data::<Underlying>(info)?;
+        let loaded: &Underlying = bytemuck::from_bytes(&data[8..Underlying::SPACE]);
         require!(
             loaded.exchange == self.exchange,
             KestrelError::WrongHealthAccounts
         );
-        Ok(UnderlyingPrices::of(&loaded, self.now, self.slot))
+        Ok(UnderlyingPrices::of(loaded, self.now, self.slot))
     }
+}
+
+// The data is sliced after an 8-byte discriminator.
+const _: () = assert!(Market::DISCRIMINATOR.len() == 8 && Underlying::DISCRIMINATOR.len() == 8);
+
+/// A health account's data, checked once as Anchor's `AccountLoader` would
+/// check it (owner, size, discriminator) but borrowed and checked a single
+/// time (the loader checks the discriminator again on `load`): a walk
+/// reads up to 31 markets.
+fn zero_copy_data<
+    'a,
+    T: anchor_lang::ZeroCopy + anchor_lang::Owner + anchor_lang::Discriminator,
+>(
+    info: &'a AccountInfo<'_>,
+) -> Result<std::cell::Ref<'a, &'a mut [u8]>> {
+    require_keys_eq!(*info.owner, T::owner(), KestrelError::WrongHealthAccounts);
+    let data = info
+        .try_borrow_data()
+        .map_err(|_| KestrelError::WrongHealthAccounts)?;
+    require!(
+        data.len() >= 8 + core::mem::size_of::<T>() && data[..8] == *T::DISCRIMINATOR,
+        KestrelError::WrongHealthAccounts
+    );
+    Ok(data)
 }
 
 /// The portfolio of `account` but its position in `skip`, from remaining

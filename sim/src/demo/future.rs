@@ -343,7 +343,9 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
     let _ = writeln!(
         text,
         "Status     {:?}: open interest {} long / {} short, {} orders on the book",
-        state.status(),
+        state
+            .status()
+            .expect("the program stores known statuses only"),
         state.long_lots,
         state.short_lots,
         demo.chain
@@ -387,7 +389,7 @@ pub(super) async fn run(demo: &mut Demo, keeper: &Keeper) -> FutureReport {
             settled
         },
         orders_cancelled,
-        status: Some(state.status()),
+        status: state.status().ok(),
         refusals,
         basis_updates: k.basis_updates,
         settlement_samples: k.settlement_samples,

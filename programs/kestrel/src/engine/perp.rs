@@ -11,7 +11,7 @@ use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::{div_u128_u32, fixed_div_int};
-use super::fastmul::widening_mul;
+use super::fastmul::{checked_mul_u128_u64, widening_mul};
 use crate::units::{BaseLots, NativeUnits, Ticks};
 
 /// A position before or after a trade.
@@ -131,18 +131,37 @@ pub struct PriceBand {
 }
 
 impl PriceBand {
+    /// `band_bps` either side of `oracle_ticks`, in whole ticks inward:
+    /// `ceil(ticks × (1 − bps))` up to `floor(ticks × (1 + bps))`, each
+    /// product truncated to I80F48 first; the low end at least 1. Computed
+    /// on the fixed-point bits with 64-bit limbs (every order prices its
+    /// bands, and `I80F48`'s generic rounding and conversions cost about
+    /// four times as much on SBF); `None` where the product leaves I80F48.
     pub fn around(oracle_ticks: I80F48, band_bps: u32) -> Option<Self> {
-        let scale = |bps: i64| -> Option<I80F48> {
-            oracle_ticks
-                .fast_mul_int(i128::from(bps))
-                .and_then(|scaled| fixed_div_int(scaled, 10_000))
+        const FRAC: u32 = 48;
+        let bits = oracle_ticks.to_bits();
+        if bits <= 0 {
+            // No positive price: nothing lies in the band.
+            return Some(Self {
+                low: Ticks(1),
+                high: Ticks(0),
+            });
+        }
+        let magnitude = bits.unsigned_abs();
+        let scale = |factor: u64| -> Option<u128> {
+            let product = checked_mul_u128_u64(magnitude, factor)?;
+            // Past i128 the I80F48 product does not exist.
+            i128::try_from(product).ok()?;
+            Some(div_u128_u32(product, 10_000))
         };
-        let low = scale(10_000 - i64::from(band_bps))?.ceil();
-        let high = scale(10_000 + i64::from(band_bps))?.floor();
-        let to_ticks = |value: I80F48| Ticks(value.saturating_to_num::<u64>());
+        let low = scale(10_000u64.checked_sub(u64::from(band_bps))?)?;
+        let high = scale(10_000 + u64::from(band_bps))?;
+        let whole = |value: u128| u64::try_from(value).unwrap_or(u64::MAX);
+        // Rounded up: the fraction's bits carried into the whole.
+        let low_ticks = whole((low + ((1u128 << FRAC) - 1)) >> FRAC);
         Some(Self {
-            low: Ticks(to_ticks(low).0.max(1)),
-            high: to_ticks(high),
+            low: Ticks(low_ticks.max(1)),
+            high: Ticks(whole(high >> FRAC)),
         })
     }
 
@@ -287,6 +306,37 @@ mod tests {
         assert!(band.contains(Ticks(15_750)) && !band.contains(Ticks(15_751)));
         let odd = PriceBand::around(I80F48::from_num(333), 100).unwrap();
         assert_eq!((odd.low, odd.high), (Ticks(330), Ticks(336)));
+    }
+
+    /// The band as I80F48's own arithmetic computes it: the reference the
+    /// limb version must equal.
+    fn band_by_fixed_point(oracle_ticks: I80F48, band_bps: u32) -> Option<PriceBand> {
+        let scale = |bps: i64| -> Option<I80F48> {
+            oracle_ticks
+                .checked_mul_int(i128::from(bps))
+                .and_then(|scaled| scaled.checked_div_int(10_000))
+        };
+        let low = scale(10_000 - i64::from(band_bps))?.checked_ceil()?;
+        let high = scale(10_000 + i64::from(band_bps))?.checked_floor()?;
+        let to_ticks = |value: I80F48| Ticks(value.saturating_to_num::<u64>());
+        Some(PriceBand {
+            low: Ticks(to_ticks(low).0.max(1)),
+            high: to_ticks(high),
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_band_is_the_fixed_point_one(
+            bits in 1i128..=i128::MAX,
+            wide in proptest::bool::ANY,
+            band_bps in 0u32..=10_000,
+        ) {
+            // Typical prices (a few thousand ticks) as often as wide ones.
+            let bits = if wide { bits } else { bits % (1i128 << 70) + 1 };
+            let ticks = I80F48::from_bits(bits);
+            prop_assert_eq!(PriceBand::around(ticks, band_bps), band_by_fixed_point(ticks, band_bps));
+        }
     }
 
     proptest! {

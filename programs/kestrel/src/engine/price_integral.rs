@@ -15,12 +15,13 @@
 //! window's start and its expiry (both on the checkpoint grid), which any
 //! instruction touching the market copies out of the ring
 //! ([`SettlementCapture::capture`]). Whoever captures, and whenever, copies
-//! the same numbers: no caller chooses which prices count, only the
-//! underlying's accepted updates do. A capture missed for the ring's span
-//! starts the average at the first checkpoint still held, and an average
-//! that covers less than half its window runs on past expiry until it does,
-//! so a missed capture or a stale feed delays the settlement but never
-//! decides it.
+//! the same numbers while captures come within the ring's 16 minutes of
+//! the window's start and of expiry (the keeper captures every minute): no
+//! caller chooses which prices count, only the underlying's accepted
+//! updates do. A capture missed for longer starts the average at the first
+//! checkpoint still held (or ends it at the first held after expiry), and
+//! an average that covers less than three quarters of its window runs on
+//! past expiry until it does, so a stale feed delays the settlement.
 //!
 //! Prices are I80F48 (native quote per native base), stored as two `u64`
 //! halves so the state can live in zero-copy account data; times are unix
@@ -233,9 +234,11 @@ pub struct SettlementCapture {
 
 const _: () = assert!(core::mem::size_of::<SettlementCapture>() == 64);
 
-/// The share of its window a settlement average must cover (a half).
+/// The share of its window a settlement average must cover (three
+/// quarters): a refresher who leaves stretches uncovered on purpose picks
+/// at most a quarter of the window away.
 pub fn minimum_coverage(window_seconds: u32) -> i64 {
-    i64::from(window_seconds) / 2
+    i64::from(window_seconds) / 4 * 3
 }
 
 impl SettlementCapture {
@@ -248,7 +251,7 @@ impl SettlementCapture {
     }
 
     /// Whether the average is final: it reaches `expiry` and covers at
-    /// least half the window.
+    /// least three quarters of the window.
     pub fn is_complete(&self, expiry: i64, window_seconds: u32) -> bool {
         self.start.time != 0
             && self.end.time >= expiry
@@ -258,7 +261,7 @@ impl SettlementCapture {
     /// Copies what `integral` holds of the window `[expiry −
     /// window_seconds, expiry]`: the start once, then each later checkpoint
     /// up to the expiry's, and past it only while the average covers less
-    /// than half the window. Returns whether anything changed. Deterministic
+    /// than three quarters of the window. Returns whether anything changed. Deterministic
     /// in the integral: every capturer copies the same checkpoints.
     ///
     /// # Errors
@@ -505,9 +508,9 @@ mod tests {
             capture.capture(&integral, expiry, 600).unwrap();
             assert!(time < 8_000, "coverage must come");
         }
-        // It stops at the first checkpoint that covers half the window.
+        // It stops at the first checkpoint that covers three quarters.
         assert!(capture.end.time > expiry);
-        assert!((300..360).contains(&capture.covered_seconds()));
+        assert!((450..510).contains(&capture.covered_seconds()));
     }
 
     #[test]
@@ -564,7 +567,7 @@ mod tests {
                 let expected = (covered > 0).then(|| avg(sum, covered));
                 prop_assert_eq!(capture.average_so_far().unwrap(), expected);
                 if capture.is_complete(expiry, 600) {
-                    prop_assert!(covered >= 300);
+                    prop_assert!(covered >= 450);
                     prop_assert!(capture.end.time >= expiry);
                 }
             }

@@ -23,6 +23,12 @@ pub enum HealthKind {
     LiquidationEnd,
 }
 
+/// `value` as I80F48: the integer's bits shifted into place (exact for any
+/// i64; cheaper on SBF than the generic `from_num`).
+fn whole(value: i64) -> I80F48 {
+    I80F48::from_bits(i128::from(value) << 48)
+}
+
 /// The margin fraction `kind` charges, from a market's two fractions.
 pub fn margin_bps(kind: HealthKind, initial_bps: u32, maintenance_bps: u32) -> u32 {
     match kind {
@@ -65,7 +71,7 @@ impl PerpExposure {
     pub fn unrealized_pnl(&self) -> Option<I80F48> {
         self.price
             .fast_mul_int(i128::from(self.base))?
-            .checked_add(I80F48::from_num(self.quote))
+            .checked_add(whole(self.quote))
     }
 
     /// This position's share of the account's health; `None` on overflow.
@@ -80,7 +86,7 @@ impl PerpExposure {
         let net_base = checked_mul_i128(i128::from(self.base), 10_000)?
             .checked_sub(checked_mul_i128(self.worst_case_base(), i128::from(bps))?)?;
         fixed_div_int(self.price.fast_mul_int(net_base)?, 10_000)?
-            .checked_add(I80F48::from_num(self.quote))?
+            .checked_add(whole(self.quote))?
             .checked_add(self.unsettled_funding)
     }
 }
@@ -104,7 +110,7 @@ pub fn health<'a>(
 ) -> Option<I80F48> {
     positions
         .into_iter()
-        .try_fold(I80F48::from_num(collateral), |total, position| {
+        .try_fold(whole(collateral), |total, position| {
             total.checked_add(position.contribution(kind)?)
         })
 }
@@ -178,6 +184,13 @@ mod tests {
         huge.price = I80F48::from_num(1_000_000_000_000i64);
         assert_eq!(huge.contribution(HealthKind::Initial), None);
         assert_eq!(health(0, &[huge], HealthKind::Initial), None);
+    }
+
+    #[test]
+    fn whole_is_from_num() {
+        for value in [0, 1, -1, 150, -1_400, i64::MAX, i64::MIN] {
+            assert_eq!(whole(value), I80F48::from_num(value));
+        }
     }
 
     proptest! {

@@ -83,8 +83,9 @@ pub fn create_underlying(ctx: Context<CreateUnderlying>, args: CreateUnderlyingA
     underlying.bump = ctx.bumps.underlying;
     underlying.base_decimals = args.base_decimals;
     underlying.quote_decimals = accounts.exchange.load()?.collateral_decimals;
-    let reading = oracle::refresh_price(&underlying, primary, fallback, &Clock::get()?)?;
-    underlying.store(&reading)?;
+    let clock = Clock::get()?;
+    let reading = oracle::refresh_price(&underlying, primary, fallback, &clock)?;
+    underlying.store(&reading, clock.unix_timestamp);
 
     emit!(UnderlyingCreated {
         underlying: accounts.underlying.key(),

@@ -31,12 +31,13 @@ pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32)
     require!(!market.has_expiry(), KestrelError::MarketDelisted);
     // Behind the pause: trading must have stopped first.
     require!(
-        market.status() == MarketStatus::Paused,
+        market.status()? == MarketStatus::Paused,
         KestrelError::InvalidStatusTransition
     );
     let window = i64::from(settlement_window_seconds);
     require!(
-        (1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&settlement_window_seconds)
+        (MIN_SETTLEMENT_WINDOW_SECONDS..=MAX_SETTLEMENT_WINDOW_SECONDS)
+            .contains(&settlement_window_seconds)
             && window % CHECKPOINT_SECONDS == 0,
         KestrelError::InvalidFutureParams
     );

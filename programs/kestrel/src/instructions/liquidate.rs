@@ -92,7 +92,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     let mut market = accounts.market.load_mut()?;
     require!(
         !matches!(
-            market.status(),
+            market.status()?,
             MarketStatus::Closed | MarketStatus::Settled
         ),
         KestrelError::MarketNotTrading

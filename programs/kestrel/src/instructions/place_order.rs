@@ -223,7 +223,7 @@ fn gate(
         account.is_owner_or_delegate(&accounts.authority.key()),
         KestrelError::NotOwnerOrDelegate
     );
-    match market.status() {
+    match market.status()? {
         MarketStatus::Active => {}
         MarketStatus::ReduceOnly => require!(args.reduce_only, KestrelError::MarketReduceOnly),
         MarketStatus::Paused | MarketStatus::Closed | MarketStatus::Settled => {

@@ -22,13 +22,14 @@ pub struct RefreshUnderlying<'info> {
 #[inline(never)]
 pub fn refresh_underlying(ctx: Context<RefreshUnderlying>) -> Result<()> {
     let accounts = &ctx.accounts;
+    let clock = Clock::get()?;
     let mut underlying = accounts.underlying.load_mut()?;
     let reading = oracle::refresh_price(
         &underlying,
         &accounts.primary_oracle,
         accounts.fallback_oracle.as_ref().map(|a| a.as_ref()),
-        &Clock::get()?,
+        &clock,
     )?;
-    underlying.store(&reading)?;
+    underlying.store(&reading, clock.unix_timestamp);
     Ok(())
 }

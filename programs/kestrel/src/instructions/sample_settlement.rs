@@ -25,7 +25,7 @@ pub fn sample_settlement(ctx: Context<SampleSettlement>) -> Result<()> {
     let mut market = accounts.market.load_mut()?;
     require!(market.has_expiry(), KestrelError::WrongMarketKind);
     require!(
-        market.status() != MarketStatus::Settled && market.status() != MarketStatus::Closed,
+        market.status()? != MarketStatus::Settled && market.status()? != MarketStatus::Closed,
         KestrelError::MarketNotTrading
     );
     let window_open =

@@ -21,7 +21,7 @@ pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) ->
     let mut market = accounts.market.load_mut()?;
     require!(
         !matches!(
-            market.status(),
+            market.status()?,
             MarketStatus::Closed | MarketStatus::Settled
         ),
         KestrelError::InvalidStatusTransition

@@ -18,7 +18,7 @@ pub struct SetMarketStatus<'info> {
 #[inline(never)]
 pub fn set_market_status(ctx: Context<SetMarketStatus>, status: MarketStatus) -> Result<()> {
     let mut market = ctx.accounts.market.load_mut()?;
-    let previous = market.status();
+    let previous = market.status()?;
     require!(
         previous.can_become(status),
         KestrelError::InvalidStatusTransition

@@ -12,7 +12,8 @@ use crate::units::{BaseLots, NativeUnits};
 /// Permissionless (the keeper's job): settles an expired market in cash.
 ///
 /// The first call after expiry that finds the settlement average complete
-/// (it reaches expiry and covers half the window, `engine::price_integral`)
+/// (it reaches expiry and covers three quarters of the window,
+/// `engine::price_integral`)
 /// fixes the settlement price, the time-weighted average of the
 /// underlying's accepted price over the window, and the market becomes
 /// Settled; until then the call refuses with `SettlementNotCovered`. Each
@@ -63,7 +64,7 @@ pub fn settle_expired(ctx: Context<SettleExpired>) -> Result<()> {
     );
     // Closed is terminal: nothing is left to settle.
     require!(
-        market.status() != MarketStatus::Closed,
+        market.status()? != MarketStatus::Closed,
         KestrelError::MarketNotTrading
     );
     require!(market.pending_fills == 0, KestrelError::CrankRequired);
@@ -99,7 +100,7 @@ pub fn settle_expired(ctx: Context<SettleExpired>) -> Result<()> {
     let side_is_empty = |side: &AccountLoader<BookSideAccount>| -> Result<bool> {
         Ok(side_is_empty(&side.load()?.data).map_err(|_| KestrelError::WrongMarketAccounts)?)
     };
-    if market.status() == MarketStatus::Settled
+    if market.status()? == MarketStatus::Settled
         && market.long_lots == 0
         && market.short_lots == 0
         && side_is_empty(&accounts.bids)?

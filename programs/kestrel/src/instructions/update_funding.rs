@@ -58,7 +58,7 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     require!(market.pending_fills == 0, KestrelError::CrankRequired);
     require!(
         !matches!(
-            market.status(),
+            market.status()?,
             MarketStatus::Closed | MarketStatus::Settled
         ),
         KestrelError::MarketNotTrading

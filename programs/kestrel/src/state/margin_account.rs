@@ -107,16 +107,25 @@ pub struct MarginAccount {
     /// The loss (realized PnL less fees and funding, negated) of the
     /// position recorded in `deficit_market_index`.
     pub deficit_market_loss_native: u64,
+    /// Bit `i` set while `positions[i]` is in use: walks and lookups visit
+    /// the positions in use only, not all 32 slots (a slot scan is most of
+    /// what a lookup costs on chain). Kept by `position_or_open` and
+    /// `release_slot`, the only writers of a slot's `in_use`.
+    pub position_slots: u32,
+    pub padding2: [u8; 4],
     /// Room for fields added by later versions without a migration; a
     /// second collateral balance (mint index, signed balance) fits here
     /// without moving a field.
-    pub reserved: [u8; 256],
+    pub reserved: [u8; 248],
 }
 
 /// owner, delegate, exchange + collateral + index, bump, version, padding +
-/// positions + open orders + insurance and deficit fields + reserved.
+/// positions + open orders + insurance and deficit fields + position slots
+/// and padding + reserved.
 pub const MARGIN_ACCOUNT_SIZE: usize =
-    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 256;
+    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 8 + 248;
+// Every slot has its bit.
+const _: () = assert!(MAX_POSITIONS <= 32);
 const _: () = assert!(MARGIN_ACCOUNT_SIZE == 5_544);
 const _: () = assert!(core::mem::size_of::<MarginAccount>() == MARGIN_ACCOUNT_SIZE);
 const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
@@ -308,16 +317,29 @@ impl MarginAccount {
     pub fn is_empty(&self) -> bool {
         self.collateral == 0
             && self.insurance_shares == 0
-            && self.positions.iter().all(|p| p.in_use == 0)
+            && self.position_slots == 0
             && self.open_orders.iter().all(|o| o.in_use == 0)
     }
 
-    /// The positions in use, with their slots.
+    /// The positions in use, with their slots, in slot order. The mask is
+    /// shifted bit by bit (SBPF v0 has no count-trailing-zeros: LLVM's
+    /// expansion costs more than a shift per slot), stopping after the
+    /// highest slot in use.
     pub fn active_positions(&self) -> impl Iterator<Item = (usize, &PerpPosition)> {
-        self.positions
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.in_use != 0)
+        let mut slots = self.position_slots;
+        let mut slot = 0usize;
+        core::iter::from_fn(move || {
+            while slots != 0 {
+                let this = slot;
+                let in_use = slots & 1 != 0;
+                slots >>= 1;
+                slot += 1;
+                if in_use {
+                    return self.positions.get(this).map(|position| (this, position));
+                }
+            }
+            None
+        })
     }
 
     /// The open orders in use, with their slots.
@@ -329,15 +351,12 @@ impl MarginAccount {
     }
 
     pub fn position(&self, market_index: u16) -> Option<&PerpPosition> {
-        self.positions
-            .iter()
-            .find(|p| p.in_use != 0 && p.market_index == market_index)
+        self.positions.get(self.slot_of(market_index)?)
     }
 
     pub fn position_mut(&mut self, market_index: u16) -> Option<&mut PerpPosition> {
-        self.positions
-            .iter_mut()
-            .find(|p| p.in_use != 0 && p.market_index == market_index)
+        let slot = self.slot_of(market_index)?;
+        self.positions.get_mut(slot)
     }
 
     /// The position in `market_index`, opening a slot (tagged with the
@@ -350,10 +369,8 @@ impl MarginAccount {
         let index = match self.slot_of(market_index) {
             Some(index) => index,
             None => {
-                let free = self
-                    .positions
-                    .iter()
-                    .position(|p| p.in_use == 0)
+                let free = (0..MAX_POSITIONS)
+                    .find(|slot| self.position_slots & (1 << slot) == 0)
                     .ok_or(KestrelError::TooManyPositions)?;
                 self.positions[free] = PerpPosition {
                     market_index,
@@ -361,6 +378,7 @@ impl MarginAccount {
                     kind: kind as u8,
                     ..Default::default()
                 };
+                self.position_slots |= 1 << free;
                 free
             }
         };
@@ -377,10 +395,19 @@ impl MarginAccount {
         }
     }
 
+    /// The slot holding `market_index`: a tight walk of the slot mask
+    /// (every instruction looks its position up several times).
     fn slot_of(&self, market_index: u16) -> Option<usize> {
-        self.positions
-            .iter()
-            .position(|p| p.in_use != 0 && p.market_index == market_index)
+        let mut slots = self.position_slots;
+        let mut slot = 0usize;
+        while slots != 0 {
+            if slots & 1 != 0 && self.positions.get(slot)?.market_index == market_index {
+                return Some(slot);
+            }
+            slots >>= 1;
+            slot += 1;
+        }
+        None
     }
 
     /// [`Self::settle_funding`] for the position in `slot`.
@@ -471,6 +498,7 @@ impl MarginAccount {
     fn release_slot(&mut self, index: usize, market_index: u16) {
         let loss = self.positions[index].lifetime_loss();
         self.positions[index] = PerpPosition::default();
+        self.position_slots &= !(1 << index);
         self.last_market_index = market_index;
         self.record_deficit_market(market_index, loss);
     }

@@ -80,13 +80,17 @@ const _: () = assert!(core::mem::size_of::<FutureParams>() == 8 + 4 * 4);
 
 /// Longest settlement window: a day.
 pub const MAX_SETTLEMENT_WINDOW_SECONDS: u32 = 24 * 3_600;
+/// Shortest: five minutes (five checkpoints of the underlying's price
+/// integral), so no one update settles a market.
+pub const MIN_SETTLEMENT_WINDOW_SECONDS: u32 = 300;
 
 impl FutureParams {
     /// Checks the parameters of a future listed at unix time `now`, on a
     /// market whose fill band is `price_band_bps`.
     pub fn validate(&self, now: i64, price_band_bps: u32) -> Result<()> {
         require!(
-            (1..=MAX_SETTLEMENT_WINDOW_SECONDS).contains(&self.settlement_window_seconds)
+            (MIN_SETTLEMENT_WINDOW_SECONDS..=MAX_SETTLEMENT_WINDOW_SECONDS)
+                .contains(&self.settlement_window_seconds)
                 && self.expiry > now.saturating_add(i64::from(self.settlement_window_seconds))
                 // The settlement averages between two checkpoints of the
                 // underlying's price integral.
@@ -200,18 +204,23 @@ pub enum MarketStatus {
     Settled,
 }
 
-impl MarketStatus {
-    pub fn from_u8(value: u8) -> Option<Self> {
+impl TryFrom<u8> for MarketStatus {
+    type Error = KestrelError;
+
+    /// The stored byte decoded; an unknown one is an error, never a default.
+    fn try_from(value: u8) -> core::result::Result<Self, KestrelError> {
         match value {
-            0 => Some(Self::Active),
-            1 => Some(Self::ReduceOnly),
-            2 => Some(Self::Paused),
-            3 => Some(Self::Closed),
-            4 => Some(Self::Settled),
-            _ => None,
+            0 => Ok(Self::Active),
+            1 => Ok(Self::ReduceOnly),
+            2 => Ok(Self::Paused),
+            3 => Ok(Self::Closed),
+            4 => Ok(Self::Settled),
+            _ => Err(KestrelError::Unreachable),
         }
     }
+}
 
+impl MarketStatus {
     /// What the admin may set: Closed is terminal and reached only from
     /// Paused, so trading stops first; Settled is the settlement's own.
     pub fn can_become(self, next: Self) -> bool {
@@ -389,8 +398,10 @@ const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 impl Market {
     pub const SPACE: usize = 8 + MARKET_SIZE;
 
-    pub fn status(&self) -> MarketStatus {
-        MarketStatus::from_u8(self.status).unwrap_or(MarketStatus::Closed)
+    /// The market's status; a byte no status has is an error (only the
+    /// program writes it, so it cannot happen).
+    pub fn status(&self) -> core::result::Result<MarketStatus, KestrelError> {
+        MarketStatus::try_from(self.status)
     }
 
     pub fn kind(&self) -> core::result::Result<InstrumentKind, KestrelError> {
@@ -435,9 +446,12 @@ impl Market {
 
     /// The settlement price, once Settled.
     pub fn settlement_price(&self) -> Option<I80F48> {
-        (self.status() == MarketStatus::Settled || self.status() == MarketStatus::Closed)
-            .then(|| funding::from_parts(self.future.settlement_price))
-            .filter(|price| *price > 0)
+        matches!(
+            self.status(),
+            Ok(MarketStatus::Settled | MarketStatus::Closed)
+        )
+        .then(|| funding::from_parts(self.future.settlement_price))
+        .filter(|price| *price > 0)
     }
 
     /// The parameters as stored (the inverse of `apply_params`).
@@ -651,8 +665,9 @@ mod tests {
         ];
         for (byte, status) in statuses.into_iter().enumerate() {
             assert_eq!(status as u8, byte as u8);
-            assert_eq!(MarketStatus::from_u8(byte as u8), Some(status));
+            assert_eq!(MarketStatus::try_from(byte as u8).ok(), Some(status));
         }
+        assert!(MarketStatus::try_from(5).is_err());
         for (byte, kind) in [InstrumentKind::Perp, InstrumentKind::Future]
             .into_iter()
             .enumerate()
@@ -675,8 +690,9 @@ mod tests {
         };
         assert!(good.validate(now, 400).is_ok());
         assert_eq!(good.window_start(), good.expiry - 1_800);
-        let broken: [fn(&mut FutureParams); 7] = [
+        let broken: [fn(&mut FutureParams); 8] = [
             |f| f.settlement_window_seconds = 0,
+            |f| f.settlement_window_seconds = MIN_SETTLEMENT_WINDOW_SECONDS - 60,
             |f| f.settlement_window_seconds = MAX_SETTLEMENT_WINDOW_SECONDS + 1,
             |f| f.expiry = 999_960 + 1_800,
             // Off the price integral's minute grid.

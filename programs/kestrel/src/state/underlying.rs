@@ -270,19 +270,24 @@ impl Underlying {
         )
     }
 
-    /// Stores a refresh's reading: its records, whether it accepted a
-    /// price, and that price into the integral (held at most the maximum
-    /// age; an update not newer than the last one recorded adds nothing).
-    pub fn store(&mut self, reading: &PriceReading) -> core::result::Result<(), KestrelError> {
+    /// Stores a refresh's reading at unix time `now`: its records, whether
+    /// it accepted a price, and that price into the integral (held at most
+    /// the maximum age; an update not newer than the last one recorded adds
+    /// nothing). A publish time ahead of the clock is recorded as now, so
+    /// one future-dated update cannot freeze the integral until its time;
+    /// and an integral that cannot take the price (its sum past I80F48)
+    /// stops moving rather than failing the refresh: the markets keep their
+    /// price, only a settlement waits.
+    pub fn store(&mut self, reading: &PriceReading, now: i64) {
         if let Ok(accepted) = reading.current {
             let max_hold = self.oracle.max_age_seconds;
-            bytemuck::cast_mut::<_, PriceIntegral>(&mut self.integral)
-                .record(accepted.price, accepted.publish_time, max_hold)
-                .map_err(KestrelError::from)?;
+            let at = accepted.publish_time.min(now);
+            let integral: &mut PriceIntegral = bytemuck::cast_mut(&mut self.integral);
+            // Unchanged on an error (`record` is atomic).
+            let _ = integral.record(accepted.price, at, max_hold);
         }
         self.prices = reading.records;
         self.accepted = u8::from(reading.current.is_ok());
-        Ok(())
     }
 
     /// The price integral, for the engine.
@@ -391,7 +396,7 @@ mod tests {
                 records.primary = records.primary.observe(Ok(primary), &bounds);
                 records.fallback = records.fallback.observe(Ok(fallback), &bounds);
                 let reading = records.accept(&bounds, true, 300, refreshed_at.max(1_000), 10);
-                u.store(&reading).unwrap();
+                u.store(&reading, refreshed_at.max(1_000));
             }
             for now in [1_000, 1_030, 1_060, 1_061, 1_200] {
                 let fast = u.reading(now, 10).price().ok();
