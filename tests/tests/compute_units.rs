@@ -229,13 +229,14 @@ fn missed_goals(measured: &BTreeMap<String, u64>) -> Vec<String> {
     let per = |more: &str, fewer: &str, count: u64| (cu(more) - cu(fewer)) / count;
     let per_position = per("place_order_resting_8_positions", "place_order_resting", 7);
     let goals: [(&str, u64, u64); 10] = [
-        // Issue 15's targets are 6,500 and 1,000: not met yet (6,881 and
-        // 1,425 at this writing); these bars hold what is reached.
-        ("resting order", cu("place_order_resting"), 7_000),
+        // Issue 15's targets: a resting order at most 6,500 (met), health
+        // per extra position at most 1,000 (not met yet: 1,337 at this
+        // writing; the bar holds what is reached).
+        ("resting order", cu("place_order_resting"), 6_500),
         (
             "health per extra position on an underlying read",
             per_position,
-            1_450,
+            1_400,
         ),
         (
             "health per extra underlying",

@@ -25,6 +25,7 @@
 use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
+use crate::engine::fastmul::{checked_mul_i64_u64, checked_mul_u64};
 use crate::engine::funding;
 use crate::engine::future::BasisEstimate;
 use crate::engine::price_integral::SettlementCapture;
@@ -78,19 +79,7 @@ impl From<&Market> for MarketRisk {
             market_index: market.market_index,
             underlying: market.underlying,
             closed: matches!(market.status(), Ok(MarketStatus::Closed)),
-            // Only a market with an expiry settles: a perpetual's mark is
-            // the underlying's price, without reading the future block.
-            mark: if !market.has_expiry() {
-                MarkRule::Underlying
-            } else if let Some(price) = market.settlement_price() {
-                MarkRule::Settled(price)
-            } else {
-                MarkRule::Future {
-                    basis: market.future.basis(),
-                    params: market.future.params,
-                    settlement: market.future.settlement(),
-                }
-            },
+            mark: MarkRule::of(market),
             base_lot_size: market.base_lot_size,
             initial_margin_bps: market.initial_margin_bps,
             maintenance_margin_bps: market.maintenance_margin_bps,
@@ -119,6 +108,23 @@ impl UnderlyingPrices {
 }
 
 impl MarkRule {
+    /// How `market` marks its positions.
+    pub fn of(market: &Market) -> Self {
+        // Only a market with an expiry settles: a perpetual's mark is the
+        // underlying's price, without reading the future block.
+        if !market.has_expiry() {
+            MarkRule::Underlying
+        } else if let Some(price) = market.settlement_price() {
+            MarkRule::Settled(price)
+        } else {
+            MarkRule::Future {
+                basis: market.future.basis(),
+                params: market.future.params,
+                settlement: market.future.settlement(),
+            }
+        }
+    }
+
     /// The mark at unix time `now` when the underlying's price is
     /// `underlying_price`.
     pub fn apply(&self, underlying_price: I80F48, now: i64) -> Result<I80F48> {
@@ -320,21 +326,13 @@ pub fn exposure(
 ) -> Result<PerpExposure> {
     let lot = market.base_lot_size;
     let overflow = || error!(KestrelError::MathOverflow);
-    let signed_lot = i64::try_from(lot).map_err(|_| overflow())?;
+    // 64-bit-limb products (`fastmul`): a checked 64-bit multiply is a
+    // 128-bit software routine on SBF, and every health check runs these.
     Ok(PerpExposure {
-        base: position
-            .base_lots
-            .checked_mul(signed_lot)
-            .ok_or_else(overflow)?,
+        base: checked_mul_i64_u64(position.base_lots, lot).ok_or_else(overflow)?,
         quote: position.quote_native,
-        bids: position
-            .bids_base_lots
-            .checked_mul(lot)
-            .ok_or_else(overflow)?,
-        asks: position
-            .asks_base_lots
-            .checked_mul(lot)
-            .ok_or_else(overflow)?,
+        bids: checked_mul_u64(position.bids_base_lots, lot).ok_or_else(overflow)?,
+        asks: checked_mul_u64(position.asks_base_lots, lot).ok_or_else(overflow)?,
         unsettled_funding: unsettled_funding(position, market).ok_or_else(overflow)?,
         price,
         initial_margin_bps: market.initial_margin_bps,
@@ -401,6 +399,8 @@ impl AccountRetriever for RemainingAccounts<'_> {
             market.exchange == self.exchange && market.market_index == market_index,
             KestrelError::WrongHealthAccounts
         );
+        // An undecodable status is refused, never read as trading.
+        market.status()?;
         Ok(MarketRisk::from(market))
     }
 

@@ -29,6 +29,26 @@ pub fn widening_mul(x: u64, y: u64) -> u128 {
     (u128::from(high) << 64) | u128::from(low)
 }
 
+/// `a * b`, or `None` past u64, as `u64::checked_mul` answers it (which
+/// SBF computes with a 128-bit software routine).
+#[inline]
+pub fn checked_mul_u64(a: u64, b: u64) -> Option<u64> {
+    u64::try_from(widening_mul(a, b)).ok()
+}
+
+/// `a * b` for a signed `a`, as `i64::checked_mul` answers it for `b`
+/// within i64, and for any `b` past it the product's own range.
+#[inline]
+pub fn checked_mul_i64_u64(a: i64, b: u64) -> Option<i64> {
+    let magnitude = checked_mul_u64(a.unsigned_abs(), b)?;
+    if a < 0 {
+        // Down to i64::MIN, whose magnitude is 2^63.
+        (magnitude <= 1 << 63).then(|| (magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
 /// `a * b`, or `None` when it does not fit 128 bits.
 #[inline]
 pub fn checked_mul_u128_u64(a: u128, b: u64) -> Option<u128> {
@@ -125,6 +145,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn sixty_four_bit_products_are_std_s(a in any::<i64>(), b in any::<u64>(), small in 0u64..1 << 40) {
+            prop_assert_eq!(checked_mul_u64(a.unsigned_abs(), b), a.unsigned_abs().checked_mul(b));
+            for factor in [b, small] {
+                let expected = i64::try_from(factor).ok().and_then(|f| a.checked_mul(f));
+                if i64::try_from(factor).is_ok() {
+                    prop_assert_eq!(checked_mul_i64_u64(a, factor), expected);
+                }
+            }
+        }
+
         #[test]
         fn widening_mul_is_exact(x: u64, y: u64) {
             prop_assert_eq!(widening_mul(x, y), u128::from(x) * u128::from(y));

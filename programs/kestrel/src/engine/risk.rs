@@ -82,12 +82,18 @@ impl PerpExposure {
     /// (the products of integers are exact; the division truncates, as the
     /// requirement's did).
     pub fn contribution(&self, kind: HealthKind) -> Option<I80F48> {
+        fixed_div_int(self.weighted_value(kind)?, 10_000)?
+            .checked_add(whole(self.quote))?
+            .checked_add(self.unsettled_funding)
+    }
+
+    /// `price × (base × 10_000 − worst × bps)`: the position's value less
+    /// its margin, ten thousand times over (exact).
+    fn weighted_value(&self, kind: HealthKind) -> Option<I80F48> {
         let bps = margin_bps(kind, self.initial_margin_bps, self.maintenance_margin_bps);
         let net_base = checked_mul_i128(i128::from(self.base), 10_000)?
             .checked_sub(checked_mul_i128(self.worst_case_base(), i128::from(bps))?)?;
-        fixed_div_int(self.price.fast_mul_int(net_base)?, 10_000)?
-            .checked_add(whole(self.quote))?
-            .checked_add(self.unsettled_funding)
+        self.price.fast_mul_int(net_base)
     }
 }
 
@@ -103,16 +109,35 @@ pub fn worst_case(base: i64, bids: u64, asks: u64) -> i128 {
 /// Health of an account with `collateral` and `positions`; `None` when a
 /// step overflows (the caller refuses the instruction). Bounded by the caller:
 /// a margin account holds a fixed, small number of positions.
-pub fn health<'a>(
-    collateral: i64,
-    positions: impl IntoIterator<Item = &'a PerpExposure>,
-    kind: HealthKind,
-) -> Option<I80F48> {
-    positions
-        .into_iter()
-        .try_fold(whole(collateral), |total, position| {
+///
+/// The margin-weighted values `price × (base × 10_000 − worst × bps)` are
+/// summed before the one division by 10,000 (each term is an exact product
+/// of the price's bits): a division per position would cost a long
+/// division each on SBF, and the sum truncates once instead of once per
+/// position (health gates and ranks; no money moves by its last bits).
+pub fn health<'a, I>(collateral: i64, positions: I, kind: HealthKind) -> Option<I80F48>
+where
+    I: IntoIterator<Item = &'a PerpExposure>,
+    I::IntoIter: Clone,
+{
+    let mut positions = positions.into_iter();
+    let mut weighted: Option<i128> = Some(0);
+    let mut cash = whole(collateral);
+    for position in positions.clone() {
+        weighted =
+            weighted.and_then(|sum| sum.checked_add(position.weighted_value(kind)?.to_bits()));
+        cash = cash
+            .checked_add(whole(position.quote))?
+            .checked_add(position.unsettled_funding)?;
+    }
+    match weighted {
+        Some(weighted) => fixed_div_int(I80F48::from_bits(weighted), 10_000)?.checked_add(cash),
+        // A sum past i128 that the divided terms would not be: a position
+        // at a time, as each term alone fits.
+        None => positions.try_fold(whole(collateral), |total, position| {
             total.checked_add(position.contribution(kind)?)
-        })
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +204,16 @@ mod tests {
     }
 
     #[test]
+    fn a_sum_past_i128_falls_back_to_a_division_per_position() {
+        // Each weighted value fits i128, two of them do not; their health
+        // does, a position at a time.
+        let mut p = position(10, 0, 0, 0);
+        p.price = I80F48::from_bits(1 << 110);
+        let each = p.contribution(HealthKind::Initial).unwrap();
+        assert_eq!(health(0, &[p, p], HealthKind::Initial), Some(each + each));
+    }
+
+    #[test]
     fn overflow_is_none_not_a_wrap() {
         let mut huge = position(i64::MAX, 0, u64::MAX, 0);
         huge.price = I80F48::from_num(1_000_000_000_000i64);
@@ -194,6 +229,34 @@ mod tests {
     }
 
     proptest! {
+        /// One division for the sum, not one per position: within a unit
+        /// of the last bit per position of the sum of contributions.
+        #[test]
+        fn health_is_the_sum_of_contributions(
+            positions in proptest::collection::vec(
+                (-10_000i64..10_000, -2_000_000i64..2_000_000, 0u64..10_000, 0u64..10_000, 1i64..100_000),
+                0..32,
+            ),
+            collateral in -1_000_000i64..1_000_000,
+        ) {
+            let exposures: Vec<PerpExposure> = positions
+                .iter()
+                .map(|&(base, quote, bids, asks, price)| {
+                    let mut p = position(base, quote, bids, asks);
+                    p.price = I80F48::from_num(price) / I80F48::from_num(7);
+                    p
+                })
+                .collect();
+            for kind in [HealthKind::Initial, HealthKind::Maintenance, HealthKind::LiquidationEnd] {
+                let summed = exposures.iter().try_fold(I80F48::from_num(collateral), |total, p| {
+                    total.checked_add(p.contribution(kind)?)
+                }).unwrap();
+                let once = health(collateral, &exposures, kind).unwrap();
+                let slack = I80F48::from_bits(exposures.len() as i128 + 1);
+                prop_assert!((once - summed).abs() <= slack, "{once} vs {summed}");
+            }
+        }
+
         #[test]
         fn health_is_monotone(
             collateral in -1_000_000i64..1_000_000,

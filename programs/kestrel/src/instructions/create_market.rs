@@ -83,8 +83,12 @@ pub fn init_market(
     future: FutureParams,
 ) -> Result<()> {
     args.params.validate()?;
+    // A base lot within i64, so a signed position in native units is one
+    // checked product (health prices every position so).
     require!(
-        args.base_lot_size > 0 && args.quote_lot_size > 0,
+        args.base_lot_size > 0
+            && args.quote_lot_size > 0
+            && i64::try_from(args.base_lot_size).is_ok(),
         KestrelError::InvalidLotSize
     );
     require!(args.name[0] != 0, KestrelError::InvalidMarketName);

@@ -5,7 +5,9 @@ use crate::engine::perp;
 use crate::engine::risk::HealthKind;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
 use crate::error::KestrelError;
-use crate::portfolio::{self, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices};
+use crate::portfolio::{
+    self, MarkRule, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices,
+};
 use crate::state::*;
 use crate::units::{BaseLots, Ticks};
 
@@ -97,13 +99,17 @@ pub struct PlaceOrder<'info> {
     pub exchange: AccountLoader<'info, Exchange>,
     #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
     pub margin_account: AccountLoader<'info, MarginAccount>,
+    /// Its book, queue and underlying are the ones named below (one check,
+    /// one load: `Market::owns`).
     #[account(
         mut,
         has_one = exchange @ KestrelError::WrongExchange,
-        has_one = bids @ KestrelError::WrongMarketAccounts,
-        has_one = asks @ KestrelError::WrongMarketAccounts,
-        has_one = event_queue @ KestrelError::WrongMarketAccounts,
-        has_one = underlying @ KestrelError::WrongMarketAccounts,
+        constraint = market.load()?.owns(
+            &bids.key(),
+            &asks.key(),
+            &event_queue.key(),
+            &underlying.key(),
+        ) @ KestrelError::WrongMarketAccounts,
     )]
     pub market: AccountLoader<'info, Market>,
     #[account(mut)]
@@ -120,8 +126,6 @@ pub struct PlaceOrder<'info> {
 /// it has no current one, which only a reduce-only order may trade
 /// through), and the bands around the market's mark in ticks.
 struct Pricing {
-    /// What health needs of the market, read once for every step.
-    risk: MarketRisk,
     now: i64,
     price: Option<fixed::types::I80F48>,
     known: [UnderlyingEntry; 1],
@@ -186,7 +190,7 @@ pub fn place_order<'info>(
         .copied()
         .unwrap_or_default();
     let collateral_before = account.collateral;
-    let clamped = clamp(&account, &market, &args, &pricing, &mut others)?;
+    let clamped = clamp(&account, &before, &market, &args, &pricing, &mut others)?;
     let placed = match_order(accounts, &account, &mut market, &args, &clamped)?;
     settle_taker(&mut account, &mut market, &args, &clamped, &placed)?;
     if market.has_expiry() {
@@ -198,7 +202,7 @@ pub fn place_order<'info>(
         if opened {
             others.require_underlyings_within_cap()?;
         }
-        check_health(&account, &pricing.risk, others, &before, collateral_before)?;
+        check_health(&account, &market, others, &before, collateral_before)?;
     }
     Ok(())
 }
@@ -250,11 +254,11 @@ fn price(
     let (reading, max_age_seconds) = {
         let underlying = underlying.load()?;
         (
-            underlying.reading(clock.unix_timestamp, clock.slot),
+            underlying.trading_price(clock.unix_timestamp, clock.slot),
             underlying.oracle.max_age_seconds,
         )
     };
-    let price = match reading.price() {
+    let price = match reading.current {
         Ok(price) => Some(price),
         Err(error) if !args.reduce_only => return Err(error.into()),
         Err(_) => None,
@@ -262,19 +266,17 @@ fn price(
     let band_price = reading
         .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let risk = MarketRisk::from(market);
-    let mark = risk.mark.apply(band_price, clock.unix_timestamp)?;
+    let mark = MarkRule::of(market).apply(band_price, clock.unix_timestamp)?;
     let overflow = || error!(KestrelError::MathOverflow);
     let ticks = market.oracle_ticks(mark).ok_or_else(overflow)?;
     Ok(Pricing {
-        risk,
         now: clock.unix_timestamp,
         price,
         known: [UnderlyingEntry {
             key: market.underlying,
             prices: UnderlyingPrices {
-                current: reading.price().map_err(KestrelError::from),
-                last_good: reading.records.last_good_price(),
+                current: reading.current.map_err(KestrelError::from),
+                last_good: reading.last_good,
             },
         }],
         ticks,
@@ -292,18 +294,15 @@ fn price(
 #[inline(never)]
 fn clamp(
     account: &MarginAccount,
+    before: &PerpPosition,
     market: &Market,
     args: &PlaceOrderArgs,
     pricing: &Pricing,
     others: &mut portfolio::Portfolio,
 ) -> Result<Clamped> {
     let side = Side::from(args.side);
-    let before = account
-        .position(market.market_index)
-        .copied()
-        .unwrap_or_default();
     let quantity = if args.reduce_only {
-        reduce_only_quantity(&before, side, args.quantity)?
+        reduce_only_quantity(before, side, args.quantity)?
     } else {
         args.quantity
     };
@@ -317,7 +316,7 @@ fn clamp(
     )?;
     if let (true, Some(_)) = (args.reduce_only, pricing.price) {
         // Only the non-reduce-only health check reads `others` again.
-        others.push(&before, &pricing.risk)?;
+        others.push(before, &MarketRisk::from(market))?;
         if others.health(account.collateral, HealthKind::Maintenance)? < 0 {
             let distressed = perp::PriceBand::around(pricing.ticks, market.liquidation_fee_bps)
                 .ok_or(KestrelError::MathOverflow)?;
@@ -461,11 +460,12 @@ fn settle_taker(
 #[inline(never)]
 fn check_health(
     account: &MarginAccount,
-    risk: &MarketRisk,
+    market: &Market,
     mut portfolio: portfolio::Portfolio,
     before: &PerpPosition,
     collateral_before: i64,
 ) -> Result<()> {
+    let risk = &MarketRisk::from(market);
     let after = account
         .position(risk.market_index)
         .copied()

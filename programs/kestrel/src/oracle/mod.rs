@@ -614,12 +614,39 @@ impl PriceReading {
     /// [`LAST_GOOD_TRADING_AGES`] maximum ages old (only reduce-only orders
     /// trade on it). Past that, the markets of an underlying with dead feeds only cancel.
     pub fn band_price(&self, now: i64, max_age_seconds: u32) -> Option<I80F48> {
+        TradingPrice::from(self).band_price(now, max_age_seconds)
+    }
+}
+
+/// What an order is priced from: the current price (or why there is none)
+/// and the last good price with its publish time; what a
+/// [`PriceReading`] gives an order, without its records.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TradingPrice {
+    pub current: Result<I80F48, OracleError>,
+    pub last_good: Option<I80F48>,
+    pub last_good_time: i64,
+}
+
+impl From<&PriceReading> for TradingPrice {
+    fn from(reading: &PriceReading) -> Self {
+        Self {
+            current: reading.price(),
+            last_good: reading.records.last_good_price(),
+            last_good_time: reading.records.last_good.publish_time,
+        }
+    }
+}
+
+impl TradingPrice {
+    /// As [`PriceReading::band_price`].
+    pub fn band_price(&self, now: i64, max_age_seconds: u32) -> Option<I80F48> {
         match self.current {
-            Ok(accepted) => Some(accepted.price),
+            Ok(price) => Some(price),
             Err(_) => {
-                let age = now.saturating_sub(self.records.last_good.publish_time);
+                let age = now.saturating_sub(self.last_good_time);
                 let limit = i64::from(max_age_seconds).saturating_mul(LAST_GOOD_TRADING_AGES);
-                self.records.last_good_price().filter(|_| age <= limit)
+                self.last_good.filter(|_| age <= limit)
             }
         }
     }

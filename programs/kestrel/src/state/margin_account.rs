@@ -16,8 +16,9 @@ pub const MARGIN_ACCOUNT_SEED: &[u8] = b"margin_account";
 pub const MAX_POSITIONS: usize = 32;
 /// Orders one account can have resting across all markets.
 pub const MAX_OPEN_ORDERS: usize = 64;
-/// The layout version a margin account is created with (`version`).
-pub const MARGIN_ACCOUNT_VERSION: u8 = 1;
+/// The layout version a margin account is created with (`version`): 2
+/// since the slot mask (`position_slots`) took the first reserved bytes.
+pub const MARGIN_ACCOUNT_VERSION: u8 = 2;
 
 /// A position in one perpetual market. A slot is in use while the position,
 /// its entry quote or its resting orders are not zero.
@@ -555,6 +556,39 @@ impl MarginAccount {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever opens and releases slots, in any order, the mask is
+        /// exactly the slots in use, and lookups find every open market.
+        #[test]
+        fn the_slot_mask_is_the_slots_in_use(
+            steps in proptest::collection::vec((0u16..40, any::<bool>()), 1..200),
+        ) {
+            use super::*;
+            let mut account: MarginAccount = bytemuck::Zeroable::zeroed();
+            for (market_index, open) in steps {
+                if open {
+                    let _ = account.position_or_open(market_index, InstrumentKind::Perp);
+                } else {
+                    account.release_position_if_empty(market_index);
+                }
+                let in_use = account
+                    .positions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.in_use != 0)
+                    .fold(0u32, |mask, (slot, _)| mask | 1 << slot);
+                prop_assert_eq!(in_use, account.position_slots);
+                for (slot, position) in account.positions.iter().enumerate() {
+                    if position.in_use != 0 {
+                        prop_assert_eq!(account.slot_of(position.market_index), Some(slot));
+                    }
+                }
+            }
+        }
+    }
+
     use super::*;
     use fixed::types::I80F48;
 

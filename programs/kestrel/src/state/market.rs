@@ -398,6 +398,22 @@ const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 impl Market {
     pub const SPACE: usize = 8 + MARKET_SIZE;
 
+    /// Whether `bids`, `asks`, `event_queue` and `underlying` are this
+    /// market's own: one constraint where four `has_one`s would load the
+    /// market four times (the hot path's accounts check, `place_order`).
+    pub fn owns(
+        &self,
+        bids: &Pubkey,
+        asks: &Pubkey,
+        event_queue: &Pubkey,
+        underlying: &Pubkey,
+    ) -> bool {
+        self.bids == *bids
+            && self.asks == *asks
+            && self.event_queue == *event_queue
+            && self.underlying == *underlying
+    }
+
     /// The market's status; a byte no status has is an error (only the
     /// program writes it, so it cannot happen).
     pub fn status(&self) -> core::result::Result<MarketStatus, KestrelError> {

@@ -5,7 +5,8 @@ use fixed::types::I80F48;
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
 use crate::error::KestrelError;
 use crate::oracle::{
-    is_fresh, AcceptedPrice, FeedRole, OracleBounds, PriceReading, PriceRecords, PRICE_RECORDS_SIZE,
+    is_fresh, AcceptedPrice, FeedRole, OracleBounds, PriceReading, PriceRecords, TradingPrice,
+    PRICE_RECORDS_SIZE,
 };
 
 /// PDA seeds: `[UNDERLYING_SEED, exchange, underlying_index (u16 LE)]`.
@@ -295,6 +296,31 @@ impl Underlying {
         bytemuck::cast_ref(&self.integral)
     }
 
+    /// What an order is priced from at `now`, `slot`: [`Self::reading`]
+    /// without copying the records out while the last accepted price is
+    /// fresh (every order reads it).
+    pub fn trading_price(&self, now: i64, slot: u64) -> TradingPrice {
+        let last = &self.prices.last_good;
+        if self.accepted != 0 {
+            if let Some(price) = last.price() {
+                if is_fresh(
+                    last.publish_time,
+                    last.publish_slot,
+                    &self.bounds(),
+                    now,
+                    slot,
+                ) {
+                    return TradingPrice {
+                        current: Ok(price),
+                        last_good: self.prices.last_good_price(),
+                        last_good_time: last.publish_time,
+                    };
+                }
+            }
+        }
+        TradingPrice::from(&self.reading(now, slot))
+    }
+
     /// The price to use now (native quote per native base), or the feeds'
     /// error.
     pub fn current_price(&self, now: i64, slot: u64) -> core::result::Result<I80F48, KestrelError> {
@@ -399,6 +425,11 @@ mod tests {
                 u.store(&reading, refreshed_at.max(1_000));
             }
             for now in [1_000, 1_030, 1_060, 1_061, 1_200] {
+                assert_eq!(
+                    u.trading_price(now, 10),
+                    TradingPrice::from(&u.reading(now, 10)),
+                    "read at {now}"
+                );
                 let fast = u.reading(now, 10).price().ok();
                 let full = u.prices.accept(&bounds, true, 300, now, 10).price().ok();
                 assert_eq!(fast, full, "read at {now}");
