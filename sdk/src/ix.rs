@@ -342,8 +342,9 @@ pub fn update_basis(market: &MarketAccounts) -> Instruction {
     )
 }
 
-/// Permissionless: samples the underlying's price into a market's
-/// settlement TWAP (inside its settlement window).
+/// Permissionless, from a market's settlement window on until its price is
+/// fixed: copies the underlying's price-integral checkpoints for the window
+/// into the market (who sends it, and when, decides nothing).
 pub fn sample_settlement(market: &MarketAccounts) -> Instruction {
     build(
         accounts::SampleSettlement {
@@ -354,8 +355,9 @@ pub fn sample_settlement(market: &MarketAccounts) -> Instruction {
     )
 }
 
-/// Permissionless, after expiry: fixes the settlement price (first call)
-/// and settles `margin_account`'s position and orders in `market`.
+/// Permissionless, after expiry: fixes the settlement price (the first call
+/// that finds the window's average complete) and settles
+/// `margin_account`'s position and orders in `market`.
 pub fn settle_expired(market: &MarketAccounts, margin_account: Option<Pubkey>) -> Instruction {
     build(
         accounts::SettleExpired {
