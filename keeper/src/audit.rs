@@ -222,12 +222,7 @@ pub fn conservation<'a>(
         report.total_collateral += i128::from(account.collateral);
         report.margin_accounts += 1;
         // The slot mask the program walks is exactly the slots in use.
-        let in_use = account
-            .positions
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.in_use != 0)
-            .fold(0u32, |mask, (slot, _)| mask | 1 << slot);
+        let in_use = account.slots_in_use();
         if in_use != account.position_slots {
             report.order_mismatches.push(format!(
                 "{address}: position slots {:#x}, slots in use {in_use:#x}",

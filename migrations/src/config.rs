@@ -82,7 +82,7 @@ pub struct MarketConfig {
     /// Liquidation fee, bps of the value liquidated (below maintenance).
     pub liquidation_fee_bps: u32,
     /// The insurance fund's share of the liquidation fee, bps.
-    pub liquidation_insurance_share_bps: u32,
+    pub liquidation_insurance_share_bps: u16,
     /// active, reduce_only, paused or closed.
     #[serde(default = "active")]
     pub status: String,

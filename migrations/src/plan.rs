@@ -518,10 +518,10 @@ fn plan_market(
                     ),
                 ));
             }
-            if on_chain.params() != params {
+            if on_chain.params != params {
                 steps.push(Step::SetMarketParams {
                     market_index: market.index,
-                    current: on_chain.params(),
+                    current: on_chain.params,
                     params,
                 });
             }
@@ -646,7 +646,7 @@ mod tests {
             on_chain.underlying_index = market.underlying;
             on_chain.base_lot_size = market.base_lot_size;
             on_chain.quote_lot_size = market.quote_lot_size;
-            on_chain.apply_params(&market.params());
+            on_chain.params = market.params();
             on_chain.status = market.status().unwrap() as u8;
             on_chain.kind = market.kind().unwrap() as u8;
             if let Some(future) = market.future().unwrap() {

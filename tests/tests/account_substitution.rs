@@ -449,9 +449,9 @@ async fn every_substituted_account_is_refused() {
     let account = m.h.margin_account(&alice.margin_account).await;
     let id_of = |client: u64| {
         account
-            .open_orders
-            .iter()
-            .find(|o| o.in_use != 0 && o.client_order_id == client)
+            .active_orders()
+            .map(|(_, o)| o)
+            .find(|o| o.client_order_id == client)
             .expect("resting")
             .order_id()
     };

@@ -323,8 +323,9 @@ async fn h2_one_instant_cannot_set_the_funding_mark() {
             &[&attacker.key],
         )
         .await;
-        let premium =
-            kestrel::engine::funding::from_parts(h.market_state(&market.market).await.mark_premium);
+        let premium = kestrel::engine::funding::from_parts(
+            h.market_state(&market.market).await.perp.mark_premium,
+        );
         // Clamped: the ask counts as the band's top (156.00, rounded in):
         // (149.90 + 156.00) / 2 - 150.00 per lot of 0.01 SOL, about 0.0295 USDC.
         assert!(premium > 29_400 && premium <= 29_500, "premium {premium}");
@@ -678,7 +679,7 @@ async fn review_expired_orders_do_not_switch_funding_off() {
     h.chain.advance_clock(60).await;
     h.set_oracle_price(&market, 150).await;
     h.update_funding(&market).await;
-    let premium = h.market_state(&market.market).await.mark_premium;
+    let premium = h.market_state(&market.market).await.perp.mark_premium;
     assert_ne!(premium, [0, 0]);
     // Eight asks in front of alice's, each expiring in a second.
     let now = h.now().await as u64;
@@ -692,7 +693,7 @@ async fn review_expired_orders_do_not_switch_funding_off() {
     h.set_oracle_price(&market, 150).await;
     h.update_funding(&market).await;
     assert_eq!(
-        h.market_state(&market.market).await.mark_premium,
+        h.market_state(&market.market).await.perp.mark_premium,
         premium,
         "the last premium stands"
     );

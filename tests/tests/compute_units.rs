@@ -338,10 +338,10 @@ async fn measure_trading() -> BTreeMap<String, u64> {
     let id =
         m.h.margin_account(&maker.margin_account)
             .await
-            .open_orders
-            .iter()
-            .find(|o| o.in_use != 0)
+            .active_orders()
+            .next()
             .expect("the resting ask")
+            .1
             .order_id();
     let cancel = ix::cancel_order(&maker.pubkey(), &maker.margin_account, &market, id);
     m.measure("cancel_order", cancel, &[&maker.key]).await;

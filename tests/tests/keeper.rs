@@ -254,7 +254,7 @@ async fn the_keeper_updates_funding_when_due() {
         (1, 1),
         "{first:?}"
     );
-    let updated_at = h.market_state(&market.market).await.funding_updated_at;
+    let updated_at = h.market_state(&market.market).await.perp.funding_updated_at;
     assert_eq!(updated_at, h.now().await);
     h.advance_clock(300).await;
     h.set_oracle_price(&market, 150).await;

@@ -108,10 +108,16 @@ async fn create_market_records_params_and_formats_book_and_queue() {
         (10_000_000, 100)
     );
     assert_eq!(
-        (market.initial_margin_bps, market.maintenance_margin_bps),
+        (
+            market.params.initial_margin_bps,
+            market.params.maintenance_margin_bps
+        ),
         (1_000, 500)
     );
-    assert_eq!((market.maker_fee_bps, market.taker_fee_bps), (-2, 5));
+    assert_eq!(
+        (market.params.maker_fee_bps, market.params.taker_fee_bps),
+        (-2, 5)
+    );
     assert_eq!(market.underlying, s.underlying.underlying);
     assert_eq!(market.underlying_index, 1);
     let underlying = s.h.underlying_state(&s.underlying.underlying).await;
@@ -306,7 +312,7 @@ async fn params_and_status_change_only_by_the_admin_and_only_validly() {
     let set = |params| ix::set_market_params(&admin.pubkey(), &market, params);
     h.ok("set_market_params", &[set(tighter)], &[&admin]).await;
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
-    assert_eq!(state.initial_margin_bps, 2_000);
+    assert_eq!(state.params.initial_margin_bps, 2_000);
 
     // The underlying's oracle: the fallback dropped, by the admin only.
     let mut primary_only = oracle_config(&s.switchboard);

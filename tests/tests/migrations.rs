@@ -96,7 +96,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     assert_eq!(second.len(), 3, "{second:?}");
     let state = decode::market(&h.chain.account(&market).await.unwrap().data).unwrap();
     assert_eq!(
-        (state.taker_fee_bps, state.status().ok()),
+        (state.params.taker_fee_bps, state.status().ok()),
         (7, Some(MarketStatus::Paused))
     );
     assert_eq!(h.exchange_state().await.pause_flags, PauseFlags::TRADING);

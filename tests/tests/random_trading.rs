@@ -140,11 +140,7 @@ async fn random_trading_keeps_every_invariant() {
             }
             55..=66 => {
                 let account = h.margin_account(&user.margin_account).await;
-                let open: Vec<_> = account
-                    .open_orders
-                    .iter()
-                    .filter(|o| o.in_use != 0)
-                    .collect();
+                let open: Vec<_> = account.active_orders().map(|(_, o)| o).collect();
                 let cancel = match rng.below(3) {
                     0 if !open.is_empty() => {
                         let order = open[rng.below(open.len() as u64) as usize];
@@ -371,16 +367,17 @@ async fn random_trading_keeps_every_invariant() {
                     let after = h.market_state(&market.market).await;
                     let f = |parts| kestrel::engine::funding::from_parts(parts).to_num::<f64>();
                     let moved = f(after.long_funding_index) - f(before.long_funding_index);
-                    let elapsed = (after.funding_updated_at - before.funding_updated_at) as f64;
-                    let period = f64::from(before.funding_period_seconds);
+                    let elapsed =
+                        (after.perp.funding_updated_at - before.perp.funding_updated_at) as f64;
+                    let period = f64::from(before.params.funding_period_seconds);
                     let weight = elapsed.min(period) / period;
-                    let lag = f(before.mark_twap) - f(before.oracle_twap);
+                    let lag = f(before.perp.mark_twap) - f(before.perp.oracle_twap);
                     let bound = ((1.0 - weight) * lag.abs()
-                        + weight * f(before.mark_premium).abs())
+                        + weight * f(before.perp.mark_premium).abs())
                         * elapsed
                         / period;
                     assert!(
-                        before.funding_updated_at == 0 || moved.abs() <= bound + 1e-6,
+                        before.perp.funding_updated_at == 0 || moved.abs() <= bound + 1e-6,
                         "seed {seed:#x}: a one-instant spike moved funding by {moved} (bound {bound})"
                     );
                 }

@@ -114,10 +114,7 @@ async fn liquidation_cancels_orders_and_stops_at_the_target() {
     t.h.ok("liquidate", &[liquidate], &[&t.carol.key]).await;
 
     let bob = t.h.margin_account(&t.bob.margin_account).await;
-    assert!(
-        bob.open_orders.iter().all(|o| o.in_use == 0),
-        "orders cancelled"
-    );
+    assert!(bob.active_orders().next().is_none(), "orders cancelled");
     let position = bob.position(0).expect("partly liquidated");
     let taken = LOTS - position.base_lots as u64;
     assert!(taken > 0 && taken < LOTS, "took {taken} lots");

@@ -33,10 +33,7 @@ async fn the_example_bot_places_and_cancels() {
         .expect("the bot runs");
     assert_eq!(price, 14_901);
     let account = h.margin_account(&bot.margin_account).await;
-    assert!(
-        account.open_orders.iter().all(|o| o.in_use == 0),
-        "cancelled"
-    );
+    assert!(account.active_orders().next().is_none(), "cancelled");
     let book = h.chain.account(&market.bids).await.unwrap();
     let bids = kestrel_sdk::book::BookSideView::from_account_data(&book.data).unwrap();
     assert_eq!(

@@ -515,7 +515,7 @@ async fn fills_happen_only_inside_the_price_band() {
     let alice_state = t.h.margin_account(&alice.margin_account).await;
     assert_eq!(position(&alice_state), Some(-10));
     assert!(
-        alice_state.open_orders.iter().all(|o| o.in_use == 0),
+        alice_state.active_orders().next().is_none(),
         "the stale ask is gone and its reservation released"
     );
     // A market buy "at any price" is held to the band: an ask at 16,900 is
@@ -543,9 +543,9 @@ async fn cancels_release_reservations_and_slots() {
     let position = *account.position(0).unwrap();
     assert_eq!((position.bids_base_lots, position.asks_base_lots), (11, 7));
     let second_id = account
-        .open_orders
-        .iter()
-        .find(|o| o.in_use != 0 && o.client_order_id == 0 && o.side == 0)
+        .active_orders()
+        .map(|(_, o)| o)
+        .find(|o| o.client_order_id == 0 && o.side == 0)
         .unwrap()
         .order_id();
 
@@ -587,7 +587,7 @@ async fn cancels_release_reservations_and_slots() {
     t.h.ok("cancel_all", &[all], &[&alice.key]).await;
     let account = t.h.margin_account(&alice.margin_account).await;
     assert!(account.position(0).is_none());
-    assert!(account.open_orders.iter().all(|o| o.in_use == 0));
+    assert!(account.active_orders().next().is_none());
     // A post-only order that would take is refused by name.
     t.h.place(&alice, &t.market, order(ASK, OrderType::Limit, 15_000, 1))
         .await;
@@ -672,7 +672,7 @@ async fn expired_orders_leave_at_the_next_take_and_the_crank_releases_them() {
     let account = t.h.margin_account(&alice.margin_account).await;
     let position = *account.position(0).unwrap();
     assert_eq!((position.base_lots, position.asks_base_lots), (-5, 0));
-    assert!(account.open_orders.iter().all(|o| o.in_use == 0));
+    assert!(account.active_orders().next().is_none());
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ pub(super) async fn run(
     report: &mut CycleReport,
 ) -> Result<(), ChainError> {
     let fetch_error = |e: kestrel_sdk::client::FetchError| ChainError(e.to_string());
-    let due = now.saturating_sub(state.funding_updated_at) >= keeper.funding_interval_seconds;
+    let due = now.saturating_sub(state.perp.funding_updated_at) >= keeper.funding_interval_seconds;
     if !due || !funds(state) {
         return Ok(());
     }

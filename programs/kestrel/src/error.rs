@@ -197,8 +197,8 @@ impl From<crate::engine::EngineError> for KestrelError {
             E::EventQueueFull => KestrelError::EventQueueFull,
             E::OrderNotFound | E::NotOrderOwner => KestrelError::OrderNotFound,
             E::Overflow => KestrelError::MathOverflow,
-            // Unique sequence numbers and validated slabs make these internal.
-            E::DuplicateOrderId | E::BadLayout => KestrelError::AccountingMismatch,
+            // Unique sequence numbers and validated slabs rule these out.
+            E::DuplicateOrderId | E::BadLayout => KestrelError::Unreachable,
         }
     }
 }
@@ -219,5 +219,63 @@ impl From<crate::engine::future::FutureError> for KestrelError {
 impl From<crate::engine::EngineError> for anchor_lang::error::Error {
     fn from(error: crate::engine::EngineError) -> Self {
         KestrelError::from(error).into()
+    }
+}
+
+/// Checked arithmetic's `None`, as `MathOverflow` that names where it
+/// happened: the program log reads "AnchorError thrown in <file>:<line>" at
+/// the caller's own line (`#[track_caller]`, as Drift's safe math), so an
+/// overflow found on a cluster points at its step. Costs nothing until it
+/// fails.
+pub trait OrOverflow<T> {
+    fn or_overflow(self) -> anchor_lang::Result<T>;
+}
+
+impl<T> OrOverflow<T> for Option<T> {
+    #[track_caller]
+    #[inline(always)]
+    fn or_overflow(self) -> anchor_lang::Result<T> {
+        match self {
+            Some(value) => Ok(value),
+            None => Err(overflow_at(core::panic::Location::caller())),
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn overflow_at(location: &'static core::panic::Location<'static>) -> anchor_lang::error::Error {
+    anchor_lang::error::Error::from(KestrelError::MathOverflow).with_source(
+        anchor_lang::error::Source {
+            filename: location.file(),
+            line: location.line(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod or_overflow_tests {
+    use super::*;
+
+    #[test]
+    fn an_overflow_names_the_line_that_overflowed() {
+        let line = line!() + 1;
+        let error = 1u64.checked_sub(2).or_overflow().unwrap_err();
+        match error {
+            anchor_lang::error::Error::AnchorError(error) => {
+                assert_eq!(
+                    error.error_code_number,
+                    anchor_lang::error::ERROR_CODE_OFFSET + KestrelError::MathOverflow as u32
+                );
+                match error.error_origin {
+                    Some(anchor_lang::error::ErrorOrigin::Source(source)) => {
+                        assert_eq!((source.filename, source.line), (file!(), line));
+                    }
+                    other => panic!("no source: {other:?}"),
+                }
+            }
+            other => panic!("not an AnchorError: {other:?}"),
+        }
+        assert_eq!(Some(3u8).or_overflow().unwrap(), 3);
     }
 }

@@ -30,7 +30,7 @@ use crate::engine::funding;
 use crate::engine::future::BasisEstimate;
 use crate::engine::price_integral::SettlementCapture;
 use crate::engine::risk::{self, HealthKind, PerpExposure};
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::state::*;
 
 /// The most distinct underlyings one margin account may hold positions on.
@@ -81,8 +81,8 @@ impl From<&Market> for MarketRisk {
             closed: matches!(market.status(), Ok(MarketStatus::Closed)),
             mark: MarkRule::of(market),
             base_lot_size: market.base_lot_size,
-            initial_margin_bps: market.initial_margin_bps,
-            maintenance_margin_bps: market.maintenance_margin_bps,
+            initial_margin_bps: market.params.initial_margin_bps,
+            maintenance_margin_bps: market.params.maintenance_margin_bps,
             long_funding_index: market.long_funding_index,
             short_funding_index: market.short_funding_index,
         }
@@ -309,7 +309,7 @@ impl Portfolio {
     /// Health of `collateral` plus every position (`engine::risk`).
     pub fn health(&self, collateral: i64, kind: HealthKind) -> Result<I80F48> {
         let exposures = self.positions.iter().map(|p| &p.exposure);
-        Ok(risk::health(collateral, exposures, kind).ok_or(KestrelError::MathOverflow)?)
+        risk::health(collateral, exposures, kind).or_overflow()
     }
 
     pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
@@ -325,15 +325,14 @@ pub fn exposure(
     price: I80F48,
 ) -> Result<PerpExposure> {
     let lot = market.base_lot_size;
-    let overflow = || error!(KestrelError::MathOverflow);
     // 64-bit-limb products (`fastmul`): a checked 64-bit multiply is a
     // 128-bit software routine on SBF, and every health check runs these.
     Ok(PerpExposure {
-        base: checked_mul_i64_u64(position.base_lots, lot).ok_or_else(overflow)?,
+        base: checked_mul_i64_u64(position.base_lots, lot).or_overflow()?,
         quote: position.quote_native,
-        bids: checked_mul_u64(position.bids_base_lots, lot).ok_or_else(overflow)?,
-        asks: checked_mul_u64(position.asks_base_lots, lot).ok_or_else(overflow)?,
-        unsettled_funding: unsettled_funding(position, market).ok_or_else(overflow)?,
+        bids: checked_mul_u64(position.bids_base_lots, lot).or_overflow()?,
+        asks: checked_mul_u64(position.asks_base_lots, lot).or_overflow()?,
+        unsettled_funding: unsettled_funding(position, market).or_overflow()?,
         price,
         initial_margin_bps: market.initial_margin_bps,
         maintenance_margin_bps: market.maintenance_margin_bps,

@@ -10,6 +10,7 @@ use kestrel::engine::funding;
 use kestrel::engine::liquidation::Liquidation;
 use kestrel::engine::perp::{self, Position, PriceBand};
 use kestrel::engine::risk::{health, HealthKind, PerpExposure};
+use kestrel::engine::Side;
 use kestrel::oracle::{
     validate, FeedRole, OracleBounds, OracleError, OracleSource, PriceRecords, RawPrice,
 };
@@ -49,8 +50,9 @@ fuzz_target!(|data: &[u8]| {
         quote: if base_lots == 0 { 0 } else { quote },
     };
     let bought = f.u64() & 1 == 1;
+    let side = if bought { Side::Bid } else { Side::Ask };
     let (lots, paid) = (f.u64(), f.u64());
-    if let Some(after) = perp::apply_trade(before, bought, BaseLots(lots), NativeUnits(paid)) {
+    if let Some(after) = perp::apply_trade(before, side, BaseLots(lots), NativeUnits(paid)) {
         let flow = if bought {
             -i128::from(paid)
         } else {

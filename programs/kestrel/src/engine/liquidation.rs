@@ -12,6 +12,7 @@ use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
+use super::node::Side;
 use super::perp::{apply_trade, Position};
 use super::risk::{margin_bps, HealthKind, PerpExposure};
 use crate::units::{BaseLots, NativeUnits};
@@ -35,6 +36,15 @@ pub struct Liquidation {
 impl Liquidation {
     fn liquidatee_sells(&self) -> bool {
         self.position.base_lots > 0
+    }
+
+    /// The side the liquidatee trades on: it sells a long, buys back a short.
+    fn liquidatee_side(&self) -> Side {
+        if self.liquidatee_sells() {
+            Side::Ask
+        } else {
+            Side::Bid
+        }
     }
 
     fn contribution(&self, position: Position) -> Option<I80F48> {
@@ -78,7 +88,7 @@ impl Liquidation {
     pub fn trade(&self, lots: u64) -> Option<(Position, i64)> {
         let outcome = apply_trade(
             self.position,
-            !self.liquidatee_sells(),
+            self.liquidatee_side(),
             BaseLots(lots),
             NativeUnits(self.quote(lots)?),
         )?;

@@ -12,6 +12,7 @@ use fixed::types::I80F48;
 
 use super::fastdiv::{div_u128_u32, fixed_div_int};
 use super::fastmul::{checked_mul_u128_u64, widening_mul};
+use super::node::Side;
 use crate::units::{BaseLots, NativeUnits, Ticks};
 
 /// A position before or after a trade.
@@ -30,12 +31,12 @@ pub struct TradeOutcome {
     pub realized: i64,
 }
 
-/// Applies a trade of `lots` base lots for `quote` native units: bought when
-/// `bought`, sold otherwise. `None` on overflow, and for a trade of no lots
+/// Applies a trade of `lots` base lots for `quote` native units on `side`
+/// (a bid buys, an ask sells). `None` on overflow, and for a trade of no lots
 /// (no fill has one; it could only carry quote into a flat position).
 pub fn apply_trade(
     position: Position,
-    bought: bool,
+    side: Side,
     lots: BaseLots,
     quote: NativeUnits,
 ) -> Option<TradeOutcome> {
@@ -44,10 +45,9 @@ pub fn apply_trade(
     }
     let lots = i64::try_from(lots.0).ok()?;
     let quote = i64::try_from(quote.0).ok()?;
-    let (signed_lots, flow) = if bought {
-        (lots, quote.checked_neg()?)
-    } else {
-        (lots.checked_neg()?, quote)
+    let (signed_lots, flow) = match side {
+        Side::Bid => (lots, quote.checked_neg()?),
+        Side::Ask => (lots.checked_neg()?, quote),
     };
     let base = position.base_lots;
     let new_base = base.checked_add(signed_lots)?;
@@ -175,13 +175,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn side(bought: bool) -> Side {
+        if bought {
+            Side::Bid
+        } else {
+            Side::Ask
+        }
+    }
+
     fn trade(base: i64, quote: i64, bought: bool, lots: u64, paid: u64) -> TradeOutcome {
         apply_trade(
             Position {
                 base_lots: base,
                 quote,
             },
-            bought,
+            side(bought),
             BaseLots(lots),
             NativeUnits(paid),
         )
@@ -242,7 +250,10 @@ mod tests {
     #[test]
     fn a_trade_of_no_lots_is_refused() {
         let flat = Position::default();
-        assert_eq!(apply_trade(flat, true, BaseLots(0), NativeUnits(5)), None);
+        assert_eq!(
+            apply_trade(flat, Side::Bid, BaseLots(0), NativeUnits(5)),
+            None
+        );
     }
 
     #[test]
@@ -349,7 +360,7 @@ mod tests {
             paid in 0u64..2_000_000_000,
         ) {
             let before = Position { base_lots: base, quote: entry };
-            let after = apply_trade(before, bought, BaseLots(lots), NativeUnits(paid)).unwrap();
+            let after = apply_trade(before, side(bought), BaseLots(lots), NativeUnits(paid)).unwrap();
             let flow = if bought { -(paid as i64) } else { paid as i64 };
             prop_assert_eq!(after.realized + after.position.quote - entry, flow);
             let signed = if bought { lots as i64 } else { -(lots as i64) };

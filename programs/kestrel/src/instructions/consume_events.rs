@@ -3,7 +3,7 @@ use anchor_lang::prelude::*;
 use crate::engine::event_queue::Event;
 use crate::engine::perp;
 use crate::engine::{EventQueue, Side};
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::state::*;
 
 /// Most events one call applies: the whole queue. At about 800 CU per event
@@ -58,8 +58,9 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
         let Some(event) = queue.front().copied() else {
             break;
         };
+        // The program wrote every event: one it cannot read is a bug.
         let Some(decoded) = event.decode() else {
-            return err!(KestrelError::AccountingMismatch);
+            return err!(KestrelError::Unreachable);
         };
         let owner = match decoded {
             Event::Fill(fill) => fill.maker,
@@ -78,12 +79,11 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
         match decoded {
             Event::Fill(fill) => {
                 let side = Side::from_u8(fill.taker_side)
-                    .ok_or(KestrelError::AccountingMismatch)?
+                    .ok_or(KestrelError::Unreachable)?
                     .opposite();
                 let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
-                    .ok_or(KestrelError::MathOverflow)?;
-                let fee =
-                    perp::maker_fee(quote, fill.maker_fee_bps).ok_or(KestrelError::MathOverflow)?;
+                    .or_overflow()?;
+                let fee = perp::maker_fee(quote, fill.maker_fee_bps).or_overflow()?;
                 account
                     .position_mut(market.market_index)
                     .ok_or(KestrelError::AccountingMismatch)?
@@ -96,19 +96,17 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                 // What the fill earned caps its reward; priced only when a
                 // reward is taken.
                 if accounts.reward_account.is_some() {
-                    let earned = perp::taker_fee(quote, market.taker_fee_bps)
+                    let earned = perp::taker_fee(quote, market.params.taker_fee_bps)
                         .and_then(|taker| i64::try_from(taker).ok())
                         .and_then(|taker| taker.checked_add(fee))
-                        .ok_or(KestrelError::MathOverflow)?;
+                        .or_overflow()?;
                     reward = reward
-                        .checked_add(market.crank_reward_native.min(earned.max(0) as u64))
-                        .ok_or(KestrelError::MathOverflow)?;
+                        .checked_add(market.params.crank_reward_native.min(earned.max(0) as u64))
+                        .or_overflow()?;
                 }
                 if fee >= 0 {
-                    market.fees_accrued = market
-                        .fees_accrued
-                        .checked_add(fee as u64)
-                        .ok_or(KestrelError::MathOverflow)?;
+                    market.fees_accrued =
+                        market.fees_accrued.checked_add(fee as u64).or_overflow()?;
                 } else {
                     let rebate = fee.unsigned_abs();
                     market.fees_accrued = market
@@ -126,7 +124,7 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                 }
             }
             Event::Out(out) => {
-                let side = Side::from_u8(out.side).ok_or(KestrelError::AccountingMismatch)?;
+                let side = Side::from_u8(out.side).ok_or(KestrelError::Unreachable)?;
                 account
                     .position_mut(market.market_index)
                     .ok_or(KestrelError::AccountingMismatch)?

@@ -117,7 +117,7 @@ pub fn init_market(
     market.market_index = args.market_index;
     market.status = MarketStatus::Active as u8;
     market.bump = ctx.bumps.market;
-    market.apply_params(&args.params);
+    market.params = args.params;
 
     emit!(MarketCreated {
         market: accounts.market.key(),

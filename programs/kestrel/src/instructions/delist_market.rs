@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::engine::price_integral::CHECKPOINT_SECONDS;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::MarketDelisted;
 use crate::state::*;
 
@@ -48,10 +48,8 @@ pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32)
         .div_euclid(CHECKPOINT_SECONDS)
         .checked_add(1)
         .and_then(|minutes| minutes.checked_mul(CHECKPOINT_SECONDS))
-        .ok_or(KestrelError::MathOverflow)?;
-    let expiry = opens
-        .checked_add(window)
-        .ok_or(KestrelError::MathOverflow)?;
+        .or_overflow()?;
+    let expiry = opens.checked_add(window).or_overflow()?;
     market.future.params = FutureParams {
         expiry,
         settlement_window_seconds,

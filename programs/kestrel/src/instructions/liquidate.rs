@@ -4,7 +4,7 @@ use anchor_spl::token::{Token, TokenAccount};
 use crate::engine::liquidation::Liquidation;
 use crate::engine::risk::HealthKind;
 use crate::engine::Side;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::Liquidated;
 use crate::instructions::shared::{cancel_slot, load_book, transfer_from_vault};
 use crate::portfolio::{self, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices};
@@ -87,7 +87,6 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     };
     let exchange_key = accounts.exchange.key();
     let clock = Clock::get()?;
-    let overflow = || error!(KestrelError::MathOverflow);
 
     let mut market = accounts.market.load_mut()?;
     require!(
@@ -168,11 +167,11 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         rest_of_account: others.health(liquidatee.collateral, HealthKind::LiquidationEnd)?,
         position: position.position(),
         price_per_lot: market.price_per_lot(price)?,
-        initial_margin_bps: market.initial_margin_bps,
-        maintenance_margin_bps: market.maintenance_margin_bps,
-        fee_bps: market.liquidation_fee_bps,
+        initial_margin_bps: market.params.initial_margin_bps,
+        maintenance_margin_bps: market.params.maintenance_margin_bps,
+        fee_bps: market.params.liquidation_fee_bps,
     };
-    let lots = plan.lots(max_base_lots).ok_or_else(overflow)?;
+    let lots = plan.lots(max_base_lots).or_overflow()?;
     require!(
         lots > 0 || orders_cancelled > 0,
         KestrelError::NothingToLiquidate
@@ -181,10 +180,13 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     let mut quote = 0;
     let mut insurance_fee = 0;
     if lots > 0 {
-        quote = plan.quote(lots).ok_or_else(overflow)?;
+        quote = plan.quote(lots).or_overflow()?;
         insurance_fee = plan
-            .insurance_fee(lots, market.liquidation_insurance_share_bps)
-            .ok_or_else(overflow)?;
+            .insurance_fee(
+                lots,
+                u32::from(market.params.liquidation_insurance_share_bps),
+            )
+            .or_overflow()?;
         // The liquidatee closes: a long sells its lots, a short buys them.
         let liquidatee_side = if position.base_lots > 0 {
             Side::Ask
@@ -208,7 +210,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             liquidatee_side.opposite(),
             BaseLots(lots),
             NativeUnits(quote),
-            i64::try_from(insurance_fee).map_err(|_| overflow())?,
+            i64::try_from(insurance_fee).ok().or_overflow()?,
         )?;
         liquidator.release_position_if_empty(market_index);
 
@@ -242,7 +244,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             insurance_fee,
         )?;
     }
-    let lots = i64::try_from(lots).map_err(|_| overflow())?;
+    let lots = i64::try_from(lots).ok().or_overflow()?;
     emit!(Liquidated {
         market: accounts.market.key(),
         liquidatee: accounts.liquidatee.key(),

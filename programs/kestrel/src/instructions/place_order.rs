@@ -4,7 +4,7 @@ use crate::engine::event_queue::Event;
 use crate::engine::perp;
 use crate::engine::risk::HealthKind;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::portfolio::{
     self, MarkRule, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices,
 };
@@ -267,8 +267,7 @@ fn price(
         .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
     let mark = MarkRule::of(market).apply(band_price, clock.unix_timestamp)?;
-    let overflow = || error!(KestrelError::MathOverflow);
-    let ticks = market.oracle_ticks(mark).ok_or_else(overflow)?;
+    let ticks = market.oracle_ticks(mark).or_overflow()?;
     Ok(Pricing {
         now: clock.unix_timestamp,
         price,
@@ -280,8 +279,8 @@ fn price(
             },
         }],
         ticks,
-        band: market.price_band(ticks).ok_or_else(overflow)?,
-        resting: market.resting_band(ticks).ok_or_else(overflow)?,
+        band: market.price_band(ticks).or_overflow()?,
+        resting: market.resting_band(ticks).or_overflow()?,
     })
 }
 
@@ -318,8 +317,9 @@ fn clamp(
         // Only the non-reduce-only health check reads `others` again.
         others.push(before, &MarketRisk::from(market))?;
         if others.health(account.collateral, HealthKind::Maintenance)? < 0 {
-            let distressed = perp::PriceBand::around(pricing.ticks, market.liquidation_fee_bps)
-                .ok_or(KestrelError::MathOverflow)?;
+            let distressed =
+                perp::PriceBand::around(pricing.ticks, market.params.liquidation_fee_bps)
+                    .or_overflow()?;
             limit = band_limit(order_type, side, limit, &distressed, &pricing.resting)?;
         }
     }
@@ -329,7 +329,7 @@ fn clamp(
         quantity,
         limit,
         band: pricing.band,
-        now: u64::try_from(pricing.now).map_err(|_| KestrelError::MathOverflow)?,
+        now: u64::try_from(pricing.now).ok().or_overflow()?,
     })
 }
 
@@ -345,7 +345,6 @@ fn match_order(
     args: &PlaceOrderArgs,
     clamped: &Clamped,
 ) -> Result<Placed> {
-    let overflow = || error!(KestrelError::MathOverflow);
     let may_rest = matches!(
         clamped.order_type,
         engine::OrderType::Limit | engine::OrderType::PostOnly | engine::OrderType::PostOnlySlide
@@ -353,7 +352,7 @@ fn match_order(
     let slot = account.free_order_slot();
     require!(slot.is_some() || !may_rest, KestrelError::TooManyOpenOrders);
     let seq = market.seq_num;
-    market.seq_num = seq.checked_add(1).ok_or_else(overflow)?;
+    market.seq_num = seq.checked_add(1).or_overflow()?;
     let order = NewOrder {
         side: clamped.side,
         order_type: clamped.order_type,
@@ -369,8 +368,8 @@ fn match_order(
         },
         expiry: args.expiry,
         self_trade: args.self_trade.into(),
-        match_limit: usize::from(market.max_fills_per_order),
-        maker_fee_bps: market.maker_fee_bps,
+        match_limit: usize::from(market.params.max_fills_per_order),
+        maker_fee_bps: market.params.maker_fee_bps,
         band: Some(clamped.band),
     };
     let mut bids = accounts.bids.load_mut()?;
@@ -390,11 +389,11 @@ fn match_order(
     for event in queue.newest(result.events as usize) {
         if let Some(Event::Fill(fill)) = event.decode() {
             fills += 1;
-            let quote = perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size)
-                .ok_or_else(overflow)?;
+            let quote =
+                perp::fill_quote(fill.price, fill.quantity, market.quote_lot_size).or_overflow()?;
             rebates = perp::maker_rebate(quote, fill.maker_fee_bps)
                 .and_then(|r| rebates.checked_add(r))
-                .ok_or_else(overflow)?;
+                .or_overflow()?;
         }
     }
     Ok(Placed {
@@ -421,12 +420,12 @@ fn settle_taker(
     market.pending_fills = market
         .pending_fills
         .checked_add(placed.fills)
-        .ok_or(KestrelError::MathOverflow)?;
+        .or_overflow()?;
     if !result.filled.is_zero() {
         let quote = result
             .filled_quote
             .checked_to_native(market.quote_lot_size)
-            .ok_or(KestrelError::MathOverflow)?;
+            .or_overflow()?;
         let fee = market.book_taker_fill(quote, placed.rebates)?;
         account.position_or_open(market_index, market.kind()?)?;
         account.settle_fill(
@@ -434,7 +433,7 @@ fn settle_taker(
             clamped.side,
             result.filled,
             quote,
-            i64::try_from(fee).map_err(|_| KestrelError::MathOverflow)?,
+            i64::try_from(fee).ok().or_overflow()?,
         )?;
     }
     if let (Some(order_id), Some(slot)) = (result.order_id, placed.slot) {

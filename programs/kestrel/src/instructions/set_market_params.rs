@@ -32,7 +32,7 @@ pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) ->
             || market.future.params.max_basis_bps <= params.price_band_bps,
         KestrelError::InvalidFutureParams
     );
-    market.apply_params(&params);
+    market.params = params;
     emit!(MarketParamsSet {
         market: accounts.market.key(),
     });

@@ -3,7 +3,7 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::engine::funding;
 use crate::engine::insurance;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::BankruptcySettled;
 use crate::instructions::shared::transfer_from_vault;
 use crate::state::*;
@@ -53,7 +53,6 @@ pub struct SettleBankruptcy<'info> {
 #[inline(never)]
 pub fn settle_bankruptcy(ctx: Context<SettleBankruptcy>) -> Result<()> {
     let accounts = &ctx.accounts;
-    let overflow = || error!(KestrelError::MathOverflow);
     let mut exchange = accounts.exchange.load_mut()?;
     exchange
         .pause_flags()
@@ -99,41 +98,41 @@ pub fn settle_bankruptcy(ctx: Context<SettleBankruptcy>) -> Result<()> {
     let open_lots = market
         .long_lots
         .checked_add(market.short_lots)
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
     let mut per_lot = fixed::types::I80F48::ZERO;
     let socialized = if remainder > 0 && open_lots > 0 {
         // A waiting fill has moved its taker's open interest, not its
         // maker's: the loss would be spread over lots that do not net.
         require!(market.pending_fills == 0, KestrelError::CrankRequired);
-        per_lot = funding::loss_per_lot(remainder, open_lots).ok_or_else(overflow)?;
+        per_lot = funding::loss_per_lot(remainder, open_lots).or_overflow()?;
         let long = market
             .long_funding_index()
             .checked_add(per_lot)
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         let short = market
             .short_funding_index()
             .checked_sub(per_lot)
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         market.long_funding_index = funding::to_parts(long);
         market.short_funding_index = funding::to_parts(short);
         // The market fronts the loss now and collects it as positions settle.
-        market.book_funding(-i64::try_from(remainder).map_err(|_| overflow())?)?;
+        market.book_funding(-i64::try_from(remainder).ok().or_overflow()?)?;
         market.socialized_loss_native = market
             .socialized_loss_native
             .checked_add(remainder)
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         remainder
     } else {
         0
     };
     // With no open interest, what the fund cannot cover waits on the account
     // for a later call; refused if nothing at all can be settled now.
-    let from_vault = own.checked_add(covered).ok_or_else(overflow)?;
+    let from_vault = own.checked_add(covered).or_overflow()?;
     require!(
         from_vault > 0 || socialized > 0,
         KestrelError::CannotSocializeLoss
     );
-    account.credit(from_vault.checked_add(socialized).ok_or_else(overflow)?)?;
+    account.credit(from_vault.checked_add(socialized).or_overflow()?)?;
     if account.collateral >= 0 {
         account.clear_deficit_market();
     }
@@ -146,10 +145,7 @@ pub fn settle_bankruptcy(ctx: Context<SettleBankruptcy>) -> Result<()> {
     .is_depleted();
     if epoch_ended {
         exchange.insurance_shares = 0;
-        exchange.insurance_epoch = exchange
-            .insurance_epoch
-            .checked_add(1)
-            .ok_or_else(overflow)?;
+        exchange.insurance_epoch = exchange.insurance_epoch.checked_add(1).or_overflow()?;
     }
     let market_key = accounts.market.key();
     drop(market);

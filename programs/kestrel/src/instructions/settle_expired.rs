@@ -3,7 +3,7 @@ use anchor_lang::prelude::*;
 use crate::engine::book_side::side_is_empty;
 use crate::engine::future;
 use crate::engine::Side;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::{MarketSettled, PositionSettled};
 use crate::instructions::shared::{cancel_slot, load_book};
 use crate::state::*;
@@ -148,7 +148,6 @@ fn settle_account(
         position.bids_base_lots == 0 && position.asks_base_lots == 0,
         KestrelError::CrankRequired
     );
-    let overflow = || error!(KestrelError::MathOverflow);
     let mut value = 0;
     if position.base_lots != 0 {
         value = future::settlement_value(position.base_lots, market.base_lot_size, price)
@@ -167,12 +166,12 @@ fn settle_account(
             NativeUnits(value.unsigned_abs()),
             0,
         )?;
-        market.book_funding(value.checked_neg().ok_or_else(overflow)?)?;
+        market.book_funding(value.checked_neg().or_overflow()?)?;
         market.future.settled_base_lots = market
             .future
             .settled_base_lots
             .checked_add(position.base_lots)
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
     } else {
         account.settle_funding(market)?;
     }

@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{self, Token, TokenAccount, Transfer};
 
 use crate::engine::insurance;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::Staked;
 use crate::state::*;
 
@@ -54,16 +54,13 @@ pub fn stake(ctx: Context<Stake>, amount: u64) -> Result<()> {
         // A depleted fund's shares are retired by the bankruptcy that
         // depletes it, so the price is bounded and only a stake of more than
         // about 2^64 / MAX_SHARES_PER_UNIT units can overflow.
-        let shares = fund.shares_for(amount).ok_or(KestrelError::MathOverflow)?;
+        let shares = fund.shares_for(amount).or_overflow()?;
         require!(shares > 0, KestrelError::ZeroShares);
         exchange.insurance_shares = exchange
             .insurance_shares
             .checked_add(shares)
-            .ok_or(KestrelError::MathOverflow)?;
-        account.insurance_shares = account
-            .insurance_shares
-            .checked_add(shares)
-            .ok_or(KestrelError::MathOverflow)?;
+            .or_overflow()?;
+        account.insurance_shares = account.insurance_shares.checked_add(shares).or_overflow()?;
         (shares, exchange.insurance_shares)
     };
 

@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::engine::insurance;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::Unstaked;
 use crate::instructions::shared::transfer_from_vault;
 use crate::state::*;
@@ -41,7 +41,6 @@ pub struct Unstake<'info> {
 #[inline(never)]
 pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
     let accounts = &ctx.accounts;
-    let overflow = || error!(KestrelError::MathOverflow);
     let (bump, shares, amount, total_shares) = {
         let mut exchange = accounts.exchange.load_mut()?;
         exchange
@@ -53,10 +52,10 @@ pub fn unstake(ctx: Context<Unstake>) -> Result<()> {
         let ready_at = account
             .unstake_requested_at
             .checked_add(INSURANCE_UNSTAKE_COOLDOWN_SECONDS)
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         let expires_at = ready_at
             .checked_add(INSURANCE_REDEMPTION_WINDOW_SECONDS)
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         let now = Clock::get()?.unix_timestamp;
         require!(now >= ready_at, KestrelError::UnstakeCooldown);
         require!(now < expires_at, KestrelError::UnstakeRequestExpired);

@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 
 use crate::engine::book_side::{best_live_price, BestLive};
 use crate::engine::funding;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::instructions::update_funding::MARK_SAMPLE_ORDERS;
 use crate::state::*;
 
@@ -46,13 +46,12 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
         .underlying
         .load()?
         .current_price(clock.unix_timestamp, clock.slot)?;
-    let overflow = || error!(KestrelError::MathOverflow);
     let oracle_per_lot = market.price_per_lot(price)?;
     let band = market
         .oracle_ticks(price)
         .and_then(|ticks| market.price_band(ticks))
-        .ok_or_else(overflow)?;
-    let now = u64::try_from(clock.unix_timestamp).map_err(|_| overflow())?;
+        .or_overflow()?;
+    let now = u64::try_from(clock.unix_timestamp).ok().or_overflow()?;
     let best = |side: &AccountLoader<BookSideAccount>| -> Result<_> {
         Ok(best_live_price(&side.load()?.data, now, MARK_SAMPLE_ORDERS)
             .map_err(|_| KestrelError::WrongMarketAccounts)?)
@@ -72,10 +71,10 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
                 market.quote_lot_size,
                 oracle_per_lot,
             )
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
             per_lot
                 .checked_div_int(i128::from(market.base_lot_size))
-                .ok_or_else(overflow)?
+                .or_overflow()?
         }
         // An empty side, or one hidden behind expired orders, has no
         // premium: the basis decays toward zero (an end frozen by stale
@@ -90,7 +89,7 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
     } else {
         let paid =
             funding::interval_premium(funding::from_parts(market.future.last_premium), premium);
-        Some(price.checked_add(paid).ok_or_else(overflow)?)
+        Some(price.checked_add(paid).or_overflow()?)
     };
     let params = market.future.params;
     basis

@@ -4,7 +4,7 @@ use fixed::types::I80F48;
 
 use crate::engine::book_side::{best_live_price, BestLive};
 use crate::engine::funding;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::FundingUpdated;
 use crate::state::*;
 
@@ -65,7 +65,7 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     );
     let elapsed = clock
         .unix_timestamp
-        .checked_sub(market.funding_updated_at)
+        .checked_sub(market.perp.funding_updated_at)
         .filter(|&e| e > 0)
         .ok_or(KestrelError::FundingUpToDate)? as u64;
 
@@ -77,18 +77,17 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
     let band = market
         .oracle_ticks(price)
         .and_then(|ticks| market.price_band(ticks))
-        .ok_or(KestrelError::MathOverflow)?;
-    let now = u64::try_from(clock.unix_timestamp).map_err(|_| KestrelError::MathOverflow)?;
+        .or_overflow()?;
+    let now = u64::try_from(clock.unix_timestamp).ok().or_overflow()?;
     let best = |side: &AccountLoader<BookSideAccount>| -> Result<_> {
         Ok(best_live_price(&side.load()?.data, now, MARK_SAMPLE_ORDERS)
             .map_err(|_| KestrelError::WrongMarketAccounts)?)
     };
-    let overflow = || error!(KestrelError::MathOverflow);
     let premium = match (best(&accounts.bids)?, best(&accounts.asks)?) {
         // A side hidden behind expired orders says nothing new: the last
         // premium stands, so stale orders cannot switch funding off.
         (BestLive::OnlyExpired, _) | (_, BestLive::OnlyExpired) => {
-            funding::from_parts(market.mark_premium)
+            funding::from_parts(market.perp.mark_premium)
         }
         (bid, ask) => {
             let price = |best| match best {
@@ -102,55 +101,56 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
                 market.quote_lot_size,
                 oracle_sample,
             )
-            .ok_or_else(overflow)?
+            .or_overflow()?
         }
     };
 
-    let period = u64::from(market.funding_period_seconds);
-    let (mark_twap, oracle_twap, per_lot) = if market.funding_updated_at == 0 {
+    let period = u64::from(market.params.funding_period_seconds);
+    let (mark_twap, oracle_twap, per_lot) = if market.perp.funding_updated_at == 0 {
         // The first update starts the averages; nothing has accrued yet.
         (oracle_sample, oracle_sample, I80F48::ZERO)
     } else {
-        let paid = funding::interval_premium(funding::from_parts(market.mark_premium), premium);
-        let mark_sample = oracle_sample.checked_add(paid).ok_or_else(overflow)?;
+        let paid =
+            funding::interval_premium(funding::from_parts(market.perp.mark_premium), premium);
+        let mark_sample = oracle_sample.checked_add(paid).or_overflow()?;
         let mark_twap = funding::twap_step(
-            funding::from_parts(market.mark_twap),
+            funding::from_parts(market.perp.mark_twap),
             mark_sample,
             elapsed,
             period,
         )
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
         let oracle_twap = funding::twap_step(
-            funding::from_parts(market.oracle_twap),
+            funding::from_parts(market.perp.oracle_twap),
             oracle_sample,
             elapsed,
             period,
         )
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
         let per_lot = funding::funding_per_lot(
             mark_twap,
             oracle_twap,
-            market.funding_cap_bps,
+            market.params.funding_cap_bps,
             elapsed,
             period,
         )
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
         (mark_twap, oracle_twap, per_lot)
     };
     let long_index = market
         .long_funding_index()
         .checked_add(per_lot)
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
     let short_index = market
         .short_funding_index()
         .checked_add(per_lot)
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
     market.long_funding_index = funding::to_parts(long_index);
     market.short_funding_index = funding::to_parts(short_index);
-    market.mark_twap = funding::to_parts(mark_twap);
-    market.oracle_twap = funding::to_parts(oracle_twap);
-    market.mark_premium = funding::to_parts(premium);
-    market.funding_updated_at = clock.unix_timestamp;
+    market.perp.mark_twap = funding::to_parts(mark_twap);
+    market.perp.oracle_twap = funding::to_parts(oracle_twap);
+    market.perp.mark_premium = funding::to_parts(premium);
+    market.perp.funding_updated_at = clock.unix_timestamp;
 
     emit!(FundingUpdated {
         market: accounts.market.key(),

@@ -4,7 +4,7 @@ use crate::engine::funding;
 use crate::engine::insurance;
 use crate::engine::perp::{self, Position};
 use crate::engine::Side;
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::state::{InstrumentKind, Market};
 use crate::units::{BaseLots, NativeUnits};
 
@@ -163,14 +163,13 @@ impl PerpPosition {
 
     /// Books a trade on `side` (a bid buys); returns the realized PnL.
     pub fn trade(&mut self, side: Side, lots: BaseLots, quote: NativeUnits) -> Result<i64> {
-        let outcome = perp::apply_trade(self.position(), side == Side::Bid, lots, quote)
-            .ok_or(KestrelError::MathOverflow)?;
+        let outcome = perp::apply_trade(self.position(), side, lots, quote).or_overflow()?;
         self.base_lots = outcome.position.base_lots;
         self.quote_native = outcome.position.quote;
         self.realized_pnl_native = self
             .realized_pnl_native
             .checked_add(outcome.realized)
-            .ok_or(KestrelError::MathOverflow)?;
+            .or_overflow()?;
         Ok(outcome.realized)
     }
 
@@ -183,9 +182,7 @@ impl PerpPosition {
 
     pub fn reserve(&mut self, side: Side, lots: BaseLots) -> Result<()> {
         let resting = self.resting_mut(side);
-        *resting = resting
-            .checked_add(lots.0)
-            .ok_or(KestrelError::MathOverflow)?;
+        *resting = resting.checked_add(lots.0).or_overflow()?;
         Ok(())
     }
 
@@ -229,16 +226,13 @@ impl MarginAccount {
     }
 
     pub fn credit(&mut self, amount: u64) -> Result<()> {
-        let amount = i64::try_from(amount).map_err(|_| KestrelError::MathOverflow)?;
+        let amount = i64::try_from(amount).ok().or_overflow()?;
         self.add_collateral(amount)
     }
 
     /// Adds a signed amount (realized PnL, fees, rewards) to collateral.
     pub fn add_collateral(&mut self, amount: i64) -> Result<()> {
-        self.collateral = self
-            .collateral
-            .checked_add(amount)
-            .ok_or(KestrelError::MathOverflow)?;
+        self.collateral = self.collateral.checked_add(amount).or_overflow()?;
         Ok(())
     }
 
@@ -319,7 +313,7 @@ impl MarginAccount {
         self.collateral == 0
             && self.insurance_shares == 0
             && self.position_slots == 0
-            && self.open_orders.iter().all(|o| o.in_use == 0)
+            && self.active_orders().next().is_none()
     }
 
     /// The positions in use, with their slots, in slot order. The mask is
@@ -341,6 +335,16 @@ impl MarginAccount {
             }
             None
         })
+    }
+
+    /// The mask of the position slots whose `in_use` byte is set: what
+    /// `position_slots` must equal (the audit and the tests check it).
+    pub fn slots_in_use(&self) -> u32 {
+        self.positions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.in_use != 0)
+            .fold(0u32, |mask, (slot, _)| mask | 1 << slot)
     }
 
     /// The open orders in use, with their slots.
@@ -413,7 +417,6 @@ impl MarginAccount {
 
     /// [`Self::settle_funding`] for the position in `slot`.
     fn settle_funding_in(&mut self, slot: usize, market: &mut Market) -> Result<i64> {
-        let overflow = || error!(KestrelError::MathOverflow);
         let position = &mut self.positions[slot];
         let index = market.funding_index_parts_for(position.base_lots);
         if position.funding_index == index {
@@ -424,7 +427,7 @@ impl MarginAccount {
             funding::from_parts(position.funding_index),
             position.base_lots,
         )
-        .ok_or_else(overflow)?;
+        .or_overflow()?;
         position.funding_index = index;
         if owed == 0 {
             return Ok(0);
@@ -432,8 +435,8 @@ impl MarginAccount {
         position.funding_paid_native = position
             .funding_paid_native
             .checked_add(owed)
-            .ok_or_else(overflow)?;
-        self.add_collateral(owed.checked_neg().ok_or_else(overflow)?)?;
+            .or_overflow()?;
+        self.add_collateral(owed.checked_neg().or_overflow()?)?;
         market.book_funding(owed)?;
         Ok(owed)
     }
@@ -458,17 +461,10 @@ impl MarginAccount {
         let realized = position.trade(side, lots, quote)?;
         // Settled above at the old sign's index; from now on the new sign's.
         position.funding_index = market.funding_index_parts_for(position.base_lots);
-        position.fees_paid_native = position
-            .fees_paid_native
-            .checked_add(fee)
-            .ok_or(KestrelError::MathOverflow)?;
+        position.fees_paid_native = position.fees_paid_native.checked_add(fee).or_overflow()?;
         let after = position.base_lots;
         market.move_open_interest(before, after)?;
-        self.add_collateral(
-            realized
-                .checked_sub(fee)
-                .ok_or(KestrelError::MathOverflow)?,
-        )
+        self.add_collateral(realized.checked_sub(fee).or_overflow()?)
     }
 
     /// Frees the slot of `market_index` once nothing is left in it.
@@ -573,13 +569,7 @@ mod tests {
                 } else {
                     account.release_position_if_empty(market_index);
                 }
-                let in_use = account
-                    .positions
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.in_use != 0)
-                    .fold(0u32, |mask, (slot, _)| mask | 1 << slot);
-                prop_assert_eq!(in_use, account.position_slots);
+                prop_assert_eq!(account.slots_in_use(), account.position_slots);
                 for (slot, position) in account.positions.iter().enumerate() {
                     if position.in_use != 0 {
                         prop_assert_eq!(account.slot_of(position.market_index), Some(slot));

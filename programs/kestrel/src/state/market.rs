@@ -7,7 +7,7 @@ use crate::engine::future::BasisEstimate;
 use crate::engine::perp::{self, PriceBand};
 use crate::engine::price_integral::{self, PriceIntegral, SettlementCapture};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::state::StoredCheckpoint;
 use crate::units::NativeUnits;
 
@@ -232,9 +232,24 @@ impl MarketStatus {
     }
 }
 
-/// What the admin sets at creation and may change later.
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+/// What the admin sets at creation and may change later. The market embeds
+/// it as stored, so listing and `set_market_params` write it whole.
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
 pub struct MarketParams {
+    /// Native quote units paid from the market's fees for each event the
+    /// crank consumes (capped by the fees available).
+    pub crank_reward_native: u64,
     pub initial_margin_bps: u32,
     pub maintenance_margin_bps: u32,
     /// Negative: a rebate to makers, never larger than the taker fee.
@@ -248,10 +263,6 @@ pub struct MarketParams {
     /// may rest: at least the band. A quote beyond it could not fill until
     /// the price moved that far, so it is refused rather than left to wait.
     pub resting_band_bps: u32,
-    pub max_fills_per_order: u16,
-    /// Native quote units paid from the market's fees for each event the
-    /// crank consumes (capped by the fees available).
-    pub crank_reward_native: u64,
     /// Largest funding per period, as a share of the oracle TWAP.
     pub funding_cap_bps: u32,
     /// The funding period (the TWAP window; the cap applies per period).
@@ -259,9 +270,36 @@ pub struct MarketParams {
     /// What a liquidated position pays, as a share of its value; below the
     /// maintenance fraction so every lot liquidated raises health.
     pub liquidation_fee_bps: u32,
+    pub max_fills_per_order: u16,
     /// The insurance fund's share of the liquidation fee.
-    pub liquidation_insurance_share_bps: u32,
+    pub liquidation_insurance_share_bps: u16,
 }
+
+/// The crank reward + nine u32 fractions, fees, bands and funding terms +
+/// two u16s (fill limit, insurance share): no padding.
+pub const MARKET_PARAMS_SIZE: usize = 8 + 9 * 4 + 2 * 2;
+const _: () = assert!(core::mem::size_of::<MarketParams>() == MARKET_PARAMS_SIZE);
+
+/// The perpetual's block of a market: what funding keeps between updates.
+/// Zero for a dated future.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PerpState {
+    /// Time-weighted mark (book mid) and oracle prices over one funding
+    /// period, native quote per base lot (I80F48 halves).
+    pub mark_twap: [u64; 2],
+    pub oracle_twap: [u64; 2],
+    /// The book's premium over the oracle per base lot at the last
+    /// `update_funding`, clamped to the band (I80F48 halves): the next update
+    /// counts the smaller of it and its own, so one instant cannot set funding.
+    pub mark_premium: [u64; 2],
+    /// Unix time of the last `update_funding`; 0 before the first.
+    pub funding_updated_at: i64,
+}
+
+/// Two TWAPs and the premium (16 each) + the update time.
+pub const PERP_STATE_SIZE: usize = 3 * 16 + 8;
+const _: () = assert!(core::mem::size_of::<PerpState>() == PERP_STATE_SIZE);
 
 impl MarketParams {
     pub fn validate(&self) -> Result<()> {
@@ -301,9 +339,11 @@ impl MarketParams {
     }
 }
 
-/// A market of one instrument on an underlying. Prices are in ticks of one quote lot per base
-/// lot, so a fill of `q` lots at `p` ticks is `p * q * quote_lot_size` native
-/// quote units.
+/// A market of one instrument on an underlying: a header every kind shares
+/// (books, lot sizes, parameters, fees, open interest, the loss indexes),
+/// then a block per kind. Prices are in ticks of one quote lot per base
+/// lot, so a fill of `q` lots at `p` ticks is `p * q * quote_lot_size`
+/// native quote units.
 #[account(zero_copy)]
 pub struct Market {
     pub exchange: Pubkey,
@@ -320,18 +360,14 @@ pub struct Market {
     pub quote_lot_size: u64,
     /// Sequence number of the next order; part of every order id.
     pub seq_num: u64,
-    pub initial_margin_bps: u32,
-    pub maintenance_margin_bps: u32,
-    pub maker_fee_bps: i32,
-    pub taker_fee_bps: u32,
-    pub price_band_bps: u32,
-    pub resting_band_bps: u32,
+    pub params: MarketParams,
     pub market_index: u16,
-    pub max_fills_per_order: u16,
     pub underlying_index: u16,
     pub status: u8,
+    /// What the market lists ([`InstrumentKind`]).
+    pub kind: u8,
     pub bump: u8,
-    pub crank_reward_native: u64,
+    pub padding0: u8,
     /// Fees taken and not yet swept to the fee vault, native quote units.
     /// They sit in the collateral vault until `sweep_fees`.
     pub fees_accrued: u64,
@@ -339,15 +375,10 @@ pub struct Market {
     /// crank has not applied yet: never swept or paid out as rewards.
     pub rebates_reserved: u64,
     /// Cumulative funding and socialized loss per base lot a long owes, and
-    /// the same for shorts (I80F48 halves, see `engine::funding`).
+    /// the same for shorts (I80F48 halves, see `engine::funding`). A dated
+    /// future has no funding, but spreads losses through the same indexes.
     pub long_funding_index: [u64; 2],
     pub short_funding_index: [u64; 2],
-    /// Time-weighted mark (book mid) and oracle prices over one funding
-    /// period, native quote per base lot (I80F48 halves).
-    pub mark_twap: [u64; 2],
-    pub oracle_twap: [u64; 2],
-    /// Unix time of the last `update_funding`; 0 before the first.
-    pub funding_updated_at: i64,
     /// Funding and socialized loss positions have paid in, less what was
     /// paid out (or fronted to a bankrupt account), native units. It sits in
     /// the collateral vault; what is left once every position settles is
@@ -358,20 +389,12 @@ pub struct Market {
     pub short_lots: u64,
     /// Lifetime loss spread over open interest, native units.
     pub socialized_loss_native: u64,
-    pub funding_cap_bps: u32,
-    pub funding_period_seconds: u32,
-    pub liquidation_fee_bps: u32,
-    pub liquidation_insurance_share_bps: u32,
-    /// The book's premium over the oracle per base lot at the last
-    /// `update_funding`, clamped to the band (I80F48 halves): the next update
-    /// counts the smaller of it and its own, so one instant cannot set funding.
-    pub mark_premium: [u64; 2],
     /// Fill events waiting in the queue: funding and socialized losses need
     /// none (a fill moves its taker's open interest before its maker's).
     pub pending_fills: u32,
-    /// What the market lists ([`InstrumentKind`]).
-    pub kind: u8,
-    pub padding0: [u8; 3],
+    pub padding1: u32,
+    /// Perpetuals: see [`PerpState`].
+    pub perp: PerpState,
     /// Dated futures (and delisted perpetuals): see [`FutureState`].
     pub future: FutureState,
     /// Room for fields added by later versions without a migration (an
@@ -382,14 +405,13 @@ pub struct Market {
 pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event queue
     + 16 // name
     + 3 * 8 // lot sizes, sequence number
-    + 6 * 4 // margins, fees, fill and resting bands
-    + 3 * 2 + 2 // market index, max fills, underlying index; status, bump
-    + 3 * 8 // crank reward, fees accrued, rebates reserved
-    + 4 * 16 // funding indexes, TWAPs
-    + 5 * 8 // funding time and balance, open interest, socialized loss
-    + 4 * 4 // funding and liquidation parameters
-    + 16 // mark premium
-    + 4 + 1 + 3 // pending fills, kind, padding
+    + MARKET_PARAMS_SIZE
+    + 2 * 2 + 4 // market and underlying index; status, kind, bump, padding
+    + 2 * 8 // fees accrued, rebates reserved
+    + 2 * 16 // loss indexes
+    + 4 * 8 // funding balance, open interest, socialized loss
+    + 4 + 4 // pending fills, padding
+    + PERP_STATE_SIZE
     + FUTURE_STATE_SIZE
     + 96; // reserved
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
@@ -470,20 +492,15 @@ impl Market {
         .filter(|price| *price > 0)
     }
 
-    /// The parameters as stored (the inverse of `apply_params`).
     /// Books a taker fill of `quote`: the taker fee accrues, and the makers'
     /// `rebates` for it are reserved out of the fees so the crank can always
     /// pay them. Returns the taker fee. (The crank pays rebates out of the
     /// reserve and rewards out of what is available: the fee bookkeeping in
     /// one place.)
     pub fn book_taker_fill(&mut self, quote: NativeUnits, rebates: u64) -> Result<u64> {
-        let overflow = || error!(KestrelError::MathOverflow);
-        let fee = perp::taker_fee(quote, self.taker_fee_bps).ok_or_else(overflow)?;
-        self.fees_accrued = self.fees_accrued.checked_add(fee).ok_or_else(overflow)?;
-        self.rebates_reserved = self
-            .rebates_reserved
-            .checked_add(rebates)
-            .ok_or_else(overflow)?;
+        let fee = perp::taker_fee(quote, self.params.taker_fee_bps).or_overflow()?;
+        self.fees_accrued = self.fees_accrued.checked_add(fee).or_overflow()?;
+        self.rebates_reserved = self.rebates_reserved.checked_add(rebates).or_overflow()?;
         // Taker fee >= the fills' rebates (validated fees, rounding), so
         // reserved rebates are always covered by accrued fees.
         require!(
@@ -519,19 +536,18 @@ impl Market {
 
     /// Moves a position's lots from `before` to `after` in the open interest.
     pub fn move_open_interest(&mut self, before: i64, after: i64) -> Result<()> {
-        let overflow = || error!(KestrelError::MathOverflow);
         let long = |lots: i64| lots.max(0) as u64;
         let short = |lots: i64| lots.min(0).unsigned_abs();
         self.long_lots = self
             .long_lots
             .checked_sub(long(before))
             .and_then(|l| l.checked_add(long(after)))
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         self.short_lots = self
             .short_lots
             .checked_sub(short(before))
             .and_then(|l| l.checked_add(short(after)))
-            .ok_or_else(overflow)?;
+            .or_overflow()?;
         Ok(())
     }
 
@@ -540,7 +556,7 @@ impl Market {
         self.funding_balance_native = self
             .funding_balance_native
             .checked_add(paid)
-            .ok_or(KestrelError::MathOverflow)?;
+            .or_overflow()?;
         Ok(())
     }
 
@@ -552,51 +568,19 @@ impl Market {
     /// Where fills may happen: `price_band_bps` either side of the oracle
     /// price in ticks ([`Self::oracle_ticks`]).
     pub fn price_band(&self, oracle_ticks: I80F48) -> Option<PriceBand> {
-        PriceBand::around(oracle_ticks, self.price_band_bps)
+        PriceBand::around(oracle_ticks, self.params.price_band_bps)
     }
 
     /// Where orders may rest: `resting_band_bps` either side of the price.
     pub fn resting_band(&self, oracle_ticks: I80F48) -> Option<PriceBand> {
-        PriceBand::around(oracle_ticks, self.resting_band_bps)
+        PriceBand::around(oracle_ticks, self.params.resting_band_bps)
     }
 
     /// Oracle price per base lot, from native quote per native base.
     pub fn price_per_lot(&self, price: I80F48) -> Result<I80F48> {
-        Ok(price
+        price
             .checked_mul_int(i128::from(self.base_lot_size))
-            .ok_or(KestrelError::MathOverflow)?)
-    }
-
-    pub fn params(&self) -> MarketParams {
-        MarketParams {
-            initial_margin_bps: self.initial_margin_bps,
-            maintenance_margin_bps: self.maintenance_margin_bps,
-            maker_fee_bps: self.maker_fee_bps,
-            taker_fee_bps: self.taker_fee_bps,
-            price_band_bps: self.price_band_bps,
-            resting_band_bps: self.resting_band_bps,
-            max_fills_per_order: self.max_fills_per_order,
-            crank_reward_native: self.crank_reward_native,
-            funding_cap_bps: self.funding_cap_bps,
-            funding_period_seconds: self.funding_period_seconds,
-            liquidation_fee_bps: self.liquidation_fee_bps,
-            liquidation_insurance_share_bps: self.liquidation_insurance_share_bps,
-        }
-    }
-
-    pub fn apply_params(&mut self, params: &MarketParams) {
-        self.initial_margin_bps = params.initial_margin_bps;
-        self.maintenance_margin_bps = params.maintenance_margin_bps;
-        self.maker_fee_bps = params.maker_fee_bps;
-        self.taker_fee_bps = params.taker_fee_bps;
-        self.price_band_bps = params.price_band_bps;
-        self.resting_band_bps = params.resting_band_bps;
-        self.max_fills_per_order = params.max_fills_per_order;
-        self.crank_reward_native = params.crank_reward_native;
-        self.funding_cap_bps = params.funding_cap_bps;
-        self.funding_period_seconds = params.funding_period_seconds;
-        self.liquidation_fee_bps = params.liquidation_fee_bps;
-        self.liquidation_insurance_share_bps = params.liquidation_insurance_share_bps;
+            .or_overflow()
     }
 }
 
@@ -660,13 +644,6 @@ mod tests {
             breaks(&mut p);
             assert!(p.validate().is_err(), "case {i} should be refused");
         }
-    }
-
-    #[test]
-    fn params_read_back_as_applied() {
-        let mut market: Market = bytemuck::Zeroable::zeroed();
-        market.apply_params(&params());
-        assert_eq!(market.params(), params());
     }
 
     #[test]

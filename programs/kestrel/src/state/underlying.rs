@@ -232,35 +232,21 @@ impl Underlying {
     /// bound of it), else why there is none. Read-only: the records it
     /// returns are not stored.
     pub fn reading(&self, now: i64, slot: u64) -> PriceReading {
-        // The records are what the last refresh judged; their judgement
-        // changes with time only by going stale. So while the price that
-        // refresh accepted is fresh, accepting again gives it, and the
-        // deviation check need not run again.
-        let last = &self.prices.last_good;
-        if self.accepted != 0 {
-            if let Some(price) = last.price() {
-                if is_fresh(
-                    last.publish_time,
-                    last.publish_slot,
-                    &self.bounds(),
-                    now,
-                    slot,
-                ) {
-                    return PriceReading {
-                        current: Ok(AcceptedPrice {
-                            price,
-                            publish_time: last.publish_time,
-                            publish_slot: last.publish_slot,
-                            feed: if self.prices.last_good_source == 2 {
-                                FeedRole::Fallback
-                            } else {
-                                FeedRole::Primary
-                            },
-                        }),
-                        records: self.prices,
-                    };
-                }
-            }
+        if let Some(price) = self.fresh_accepted_price(now, slot) {
+            let last = &self.prices.last_good;
+            return PriceReading {
+                current: Ok(AcceptedPrice {
+                    price,
+                    publish_time: last.publish_time,
+                    publish_slot: last.publish_slot,
+                    feed: if self.prices.last_good_source == 2 {
+                        FeedRole::Fallback
+                    } else {
+                        FeedRole::Primary
+                    },
+                }),
+                records: self.prices,
+            };
         }
         self.prices.accept(
             &self.bounds(),
@@ -300,31 +286,46 @@ impl Underlying {
     /// without copying the records out while the last accepted price is
     /// fresh (every order reads it).
     pub fn trading_price(&self, now: i64, slot: u64) -> TradingPrice {
-        let last = &self.prices.last_good;
-        if self.accepted != 0 {
-            if let Some(price) = last.price() {
-                if is_fresh(
-                    last.publish_time,
-                    last.publish_slot,
-                    &self.bounds(),
-                    now,
-                    slot,
-                ) {
-                    return TradingPrice {
-                        current: Ok(price),
-                        last_good: self.prices.last_good_price(),
-                        last_good_time: last.publish_time,
-                    };
-                }
-            }
+        if let Some(price) = self.fresh_accepted_price(now, slot) {
+            return TradingPrice {
+                current: Ok(price),
+                last_good: self.prices.last_good_price(),
+                last_good_time: self.prices.last_good.publish_time,
+            };
         }
         TradingPrice::from(&self.reading(now, slot))
     }
 
     /// The price to use now (native quote per native base), or the feeds'
-    /// error.
+    /// error: [`Self::reading`]'s, without copying the records out while
+    /// the last accepted price is fresh (every health walk reads it).
     pub fn current_price(&self, now: i64, slot: u64) -> core::result::Result<I80F48, KestrelError> {
-        Ok(self.reading(now, slot).price()?)
+        match self.fresh_accepted_price(now, slot) {
+            Some(price) => Ok(price),
+            None => Ok(self.reading(now, slot).price()?),
+        }
+    }
+
+    /// The price the last refresh accepted, while it is fresh at `now`,
+    /// `slot`. The records are what that refresh judged, and their judgement
+    /// changes with time only by going stale: so while it is fresh,
+    /// accepting again would give this price, and the feeds' checks need
+    /// not run again (the fast path of every reading).
+    #[inline(always)]
+    fn fresh_accepted_price(&self, now: i64, slot: u64) -> Option<I80F48> {
+        let last = &self.prices.last_good;
+        if self.accepted == 0 {
+            return None;
+        }
+        let price = last.price()?;
+        is_fresh(
+            last.publish_time,
+            last.publish_slot,
+            &self.bounds(),
+            now,
+            slot,
+        )
+        .then_some(price)
     }
 }
 
