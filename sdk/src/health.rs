@@ -133,9 +133,8 @@ impl MarketSnapshot {
     /// program's `MarkRule`. A perpetual's mark is its oracle price.
     pub fn mark_price(&self, now: i64, slot: u64) -> Result<I80F48, PreviewError> {
         let price = self.oracle_price(now, slot)?;
-        MarketRisk::from(&self.market)
-            .mark
-            .apply(price, now)
+        MarketRisk::of(&self.market, now)
+            .and_then(|risk| risk.mark.apply(price, now))
             .map_err(|_| PreviewError::Overflow)
     }
 
@@ -209,7 +208,7 @@ impl AccountRetriever for SnapshotRetriever<'_> {
             .iter()
             .find(|m| m.market.market_index == market_index)
         {
-            Some(snapshot) => Ok(MarketRisk::from(&snapshot.market)),
+            Some(snapshot) => MarketRisk::of(&snapshot.market, self.now),
             None => {
                 self.missing = Some(PreviewError::MissingMarket(market_index));
                 Err(KestrelError::WrongHealthAccounts.into())

@@ -27,8 +27,7 @@ use fixed::types::I80F48;
 
 use crate::engine::fastmul::{checked_mul_i64_u64, checked_mul_u64};
 use crate::engine::funding;
-use crate::engine::future::BasisEstimate;
-use crate::engine::price_integral::SettlementCapture;
+use crate::engine::future;
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::error::{KestrelError, OrOverflow};
 use crate::state::*;
@@ -50,10 +49,15 @@ pub enum MarkRule {
     /// zero over the last `convergence_seconds` before expiry; from expiry
     /// until the settlement price is fixed, at the settlement average
     /// captured so far (what it will settle at), not the moving price.
+    /// Only what the mark reads: health copies one per position.
     Future {
-        basis: BasisEstimate,
-        params: FutureParams,
-        settlement: SettlementCapture,
+        /// The basis estimate (native quote per native base).
+        basis: I80F48,
+        expiry: i64,
+        max_basis_bps: u32,
+        convergence_seconds: u32,
+        /// Past expiry, the settlement average captured so far.
+        settlement_average: Option<I80F48>,
     },
     /// At the settlement price, once fixed.
     Settled(I80F48),
@@ -73,19 +77,21 @@ pub struct MarketRisk {
     pub short_funding_index: [u64; 2],
 }
 
-impl From<&Market> for MarketRisk {
-    fn from(market: &Market) -> Self {
-        Self {
+impl MarketRisk {
+    /// What health needs of `market` at unix time `now`.
+    #[inline(always)]
+    pub fn of(market: &Market, now: i64) -> Result<Self> {
+        Ok(Self {
             market_index: market.market_index,
             underlying: market.underlying,
             closed: matches!(market.status(), Ok(MarketStatus::Closed)),
-            mark: MarkRule::of(market),
+            mark: MarkRule::of(market, now)?,
             base_lot_size: market.base_lot_size,
             initial_margin_bps: market.params.initial_margin_bps,
             maintenance_margin_bps: market.params.maintenance_margin_bps,
             long_funding_index: market.long_funding_index,
             short_funding_index: market.short_funding_index,
-        }
+        })
     }
 }
 
@@ -108,21 +114,34 @@ impl UnderlyingPrices {
 }
 
 impl MarkRule {
-    /// How `market` marks its positions.
-    pub fn of(market: &Market) -> Self {
+    /// How `market` marks its positions at unix time `now`.
+    #[inline(always)]
+    pub fn of(market: &Market, now: i64) -> Result<Self> {
         // Only a market with an expiry settles: a perpetual's mark is the
         // underlying's price, without reading the future block.
         if !market.has_expiry() {
-            MarkRule::Underlying
-        } else if let Some(price) = market.settlement_price() {
-            MarkRule::Settled(price)
-        } else {
-            MarkRule::Future {
-                basis: market.future.basis(),
-                params: market.future.params,
-                settlement: market.future.settlement(),
-            }
+            return Ok(MarkRule::Underlying);
         }
+        if let Some(price) = market.settlement_price() {
+            return Ok(MarkRule::Settled(price));
+        }
+        let params = &market.future.params;
+        let settlement_average = if now >= params.expiry {
+            market
+                .future
+                .settlement()
+                .average_so_far()
+                .map_err(KestrelError::from)?
+        } else {
+            None
+        };
+        Ok(MarkRule::Future {
+            basis: market.future.basis().basis(),
+            expiry: params.expiry,
+            max_basis_bps: params.max_basis_bps,
+            convergence_seconds: params.convergence_seconds,
+            settlement_average,
+        })
     }
 
     /// The mark at unix time `now` when the underlying's price is
@@ -133,25 +152,25 @@ impl MarkRule {
             MarkRule::Underlying => Ok(underlying_price),
             MarkRule::Future {
                 basis,
-                params,
-                settlement,
+                expiry,
+                max_basis_bps,
+                convergence_seconds,
+                settlement_average,
             } => {
-                if now >= params.expiry {
-                    if let Some(average) =
-                        settlement.average_so_far().map_err(KestrelError::from)?
-                    {
-                        return Ok(average);
+                if now >= *expiry {
+                    if let Some(average) = settlement_average {
+                        return Ok(*average);
                     }
                 }
-                Ok(basis
-                    .mark_price(
-                        now,
-                        params.expiry,
-                        underlying_price,
-                        params.max_basis_bps,
-                        params.convergence_seconds,
-                    )
-                    .map_err(KestrelError::from)?)
+                Ok(future::mark_price(
+                    *basis,
+                    now,
+                    *expiry,
+                    underlying_price,
+                    *max_basis_bps,
+                    *convergence_seconds,
+                )
+                .map_err(KestrelError::from)?)
             }
         }
     }
@@ -390,6 +409,9 @@ impl<'info> RemainingAccounts<'info> {
 }
 
 impl AccountRetriever for RemainingAccounts<'_> {
+    // Inlined into the walk, so the market's risk is built where it is
+    // used rather than copied out through a return slot.
+    #[inline(always)]
     fn market(&mut self, market_index: u16) -> Result<MarketRisk> {
         let info = self.next()?;
         let data = zero_copy_data::<Market>(info)?;
@@ -400,7 +422,7 @@ impl AccountRetriever for RemainingAccounts<'_> {
         );
         // An undecodable status is refused, never read as trading.
         market.status()?;
-        Ok(MarketRisk::from(market))
+        MarketRisk::of(market, self.now)
     }
 
     fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices> {

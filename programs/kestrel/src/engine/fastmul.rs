@@ -75,6 +75,18 @@ fn signed(magnitude: u128, negative: bool) -> Option<i128> {
 }
 
 /// `a * b` for integers, as `i128::checked_mul` answers it.
+/// `a × b` for a small factor `b`: one 64-bit widening product when `a`'s
+/// magnitude fits 64 bits (health's margin terms, always in practice).
+#[inline]
+pub fn checked_mul_i128_u64(a: i128, b: u64) -> Option<i128> {
+    let a_magnitude = a.unsigned_abs();
+    let magnitude = match u64::try_from(a_magnitude) {
+        Ok(small) => widening_mul(small, b),
+        Err(_) => checked_mul_u128_u64(a_magnitude, b)?,
+    };
+    signed(magnitude, a < 0 && magnitude != 0)
+}
+
 #[inline]
 pub fn checked_mul_i128(a: i128, b: i128) -> Option<i128> {
     let negative = (a < 0) != (b < 0);
@@ -134,6 +146,12 @@ mod tests {
         for a in values {
             for b in values {
                 assert_eq!(checked_mul_i128(a, b), a.checked_mul(b), "{a} * {b}");
+                let factor = b as u64;
+                assert_eq!(
+                    checked_mul_i128_u64(a, factor),
+                    a.checked_mul(i128::from(factor)),
+                    "{a} * {factor}"
+                );
             }
         }
         assert_eq!(
@@ -170,6 +188,11 @@ mod tests {
             prop_assert_eq!(checked_mul_i128(a >> shift, b), (a >> shift).checked_mul(b));
             let value = I80F48::from_bits(a >> shift);
             prop_assert_eq!(mul_int(value, small), value.checked_mul_int(small));
+            // Both within 64 bits: the one-product path.
+            let (a64, b64) = (a >> 64, b >> 64);
+            prop_assert_eq!(checked_mul_i128(a64, b64), a64.checked_mul(b64));
+            let factor = b as u64;
+            prop_assert_eq!(checked_mul_i128_u64(a >> shift, factor), (a >> shift).checked_mul(i128::from(factor)));
         }
     }
 }

@@ -214,24 +214,44 @@ impl BasisEstimate {
         max_basis_bps: u32,
         convergence_seconds: u32,
     ) -> Result<I80F48, FutureError> {
-        check_price(oracle)?;
-        let band = basis_band(oracle, max_basis_bps)?;
-        if now >= expiry {
-            return Ok(oracle);
-        }
-        let basis = clamp_to_band(self.basis(), band)?;
-        let time_to_expiry = expiry
-            .checked_sub(now)
-            .and_then(|t| u64::try_from(t).ok())
-            .ok_or(FutureError::Overflow)?;
-        let convergence = u64::from(convergence_seconds);
-        let applied = if time_to_expiry >= convergence {
-            basis
-        } else {
-            scale_down(basis, time_to_expiry, convergence)?
-        };
-        oracle.checked_add(applied).ok_or(FutureError::Overflow)
+        mark_price(
+            self.basis(),
+            now,
+            expiry,
+            oracle,
+            max_basis_bps,
+            convergence_seconds,
+        )
     }
+}
+
+/// [`BasisEstimate::mark_price`] from the estimate's `basis` alone (what a
+/// health walk carries of a future).
+pub fn mark_price(
+    basis: I80F48,
+    now: i64,
+    expiry: i64,
+    oracle: I80F48,
+    max_basis_bps: u32,
+    convergence_seconds: u32,
+) -> Result<I80F48, FutureError> {
+    check_price(oracle)?;
+    let band = basis_band(oracle, max_basis_bps)?;
+    if now >= expiry {
+        return Ok(oracle);
+    }
+    let basis = clamp_to_band(basis, band)?;
+    let time_to_expiry = expiry
+        .checked_sub(now)
+        .and_then(|t| u64::try_from(t).ok())
+        .ok_or(FutureError::Overflow)?;
+    let convergence = u64::from(convergence_seconds);
+    let applied = if time_to_expiry >= convergence {
+        basis
+    } else {
+        scale_down(basis, time_to_expiry, convergence)?
+    };
+    oracle.checked_add(applied).ok_or(FutureError::Overflow)
 }
 
 /// The native quote a position of `base_lots` is worth at `price`:

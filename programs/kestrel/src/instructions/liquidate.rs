@@ -109,7 +109,8 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         !market.is_expired(clock.unix_timestamp),
         KestrelError::MarketExpired
     );
-    let price = MarketRisk::from(&*market).mark_price(&known[0].prices, clock.unix_timestamp)?;
+    let price = MarketRisk::of(&market, clock.unix_timestamp)?
+        .mark_price(&known[0].prices, clock.unix_timestamp)?;
     if market.has_expiry() {
         market.capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
     }
@@ -126,7 +127,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         .position(market_index)
         .copied()
         .ok_or(KestrelError::NothingToLiquidate)?;
-    others.push(&position, &MarketRisk::from(&*market))?;
+    others.push(&position, &MarketRisk::of(&market, clock.unix_timestamp)?)?;
     require!(
         others.health(liquidatee.collateral, HealthKind::Maintenance)? < 0,
         KestrelError::NotLiquidatable
@@ -224,7 +225,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             if opened {
                 liquidator_portfolio.require_underlyings_within_cap()?;
             }
-            liquidator_portfolio.push(taken, &MarketRisk::from(&*market))?;
+            liquidator_portfolio.push(taken, &MarketRisk::of(&market, clock.unix_timestamp)?)?;
         }
         require!(
             liquidator_portfolio.initial_health(liquidator.collateral)? >= 0,

@@ -266,7 +266,8 @@ fn price(
     let band_price = reading
         .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let mark = MarkRule::of(market).apply(band_price, clock.unix_timestamp)?;
+    let mark =
+        MarkRule::of(market, clock.unix_timestamp)?.apply(band_price, clock.unix_timestamp)?;
     let ticks = market.oracle_ticks(mark).or_overflow()?;
     Ok(Pricing {
         now: clock.unix_timestamp,
@@ -315,7 +316,7 @@ fn clamp(
     )?;
     if let (true, Some(_)) = (args.reduce_only, pricing.price) {
         // Only the non-reduce-only health check reads `others` again.
-        others.push(before, &MarketRisk::from(market))?;
+        others.push(before, &MarketRisk::of(market, pricing.now)?)?;
         if others.health(account.collateral, HealthKind::Maintenance)? < 0 {
             let distressed =
                 perp::PriceBand::around(pricing.ticks, market.params.liquidation_fee_bps)
@@ -464,7 +465,7 @@ fn check_health(
     before: &PerpPosition,
     collateral_before: i64,
 ) -> Result<()> {
-    let risk = &MarketRisk::from(market);
+    let risk = &MarketRisk::of(market, portfolio.now)?;
     let after = account
         .position(risk.market_index)
         .copied()
