@@ -194,39 +194,19 @@ impl BasisEstimate {
         self.samples = samples;
         Ok(())
     }
-
-    /// The futures mark: `oracle + basis × min(1, time_to_expiry /
-    /// convergence_seconds)`, with the basis re-clamped to ± `max_basis_bps`
-    /// of the current `oracle` (an average of old samples must not outrun a
-    /// moved oracle) and `time_to_expiry = max(0, expiry − now)`. At or after
-    /// expiry the mark is exactly the oracle; `convergence_seconds = 0` keeps
-    /// the full basis until expiry. Always within ± `max_basis_bps` of the
-    /// oracle (the band and the fade both round toward zero).
-    ///
-    /// # Errors
-    /// `InvalidPrice` if `oracle` is not positive, `InvalidParameter` if
-    /// `max_basis_bps > 10_000`, `Overflow` if a step leaves its range.
-    pub fn mark_price(
-        &self,
-        now: i64,
-        expiry: i64,
-        oracle: I80F48,
-        max_basis_bps: u32,
-        convergence_seconds: u32,
-    ) -> Result<I80F48, FutureError> {
-        mark_price(
-            self.basis(),
-            now,
-            expiry,
-            oracle,
-            max_basis_bps,
-            convergence_seconds,
-        )
-    }
 }
 
-/// [`BasisEstimate::mark_price`] from the estimate's `basis` alone (what a
-/// health walk carries of a future).
+/// The futures mark from a basis estimate's `basis`: `oracle + basis × min(1, time_to_expiry /
+/// convergence_seconds)`, with the basis re-clamped to ± `max_basis_bps`
+/// of the current `oracle` (an average of old samples must not outrun a
+/// moved oracle) and `time_to_expiry = max(0, expiry − now)`. At or after
+/// expiry the mark is exactly the oracle; `convergence_seconds = 0` keeps
+/// the full basis until expiry. Always within ± `max_basis_bps` of the
+/// oracle (the band and the fade both round toward zero).
+///
+/// # Errors
+/// `InvalidPrice` if `oracle` is not positive, `InvalidParameter` if
+/// `max_basis_bps > 10_000`, `Overflow` if a step leaves its range.
 pub fn mark_price(
     basis: I80F48,
     now: i64,
@@ -344,29 +324,29 @@ mod tests {
         // Mark: full basis until the last 400 s, half at 200 s, oracle at expiry.
         let expiry = 10_000;
         assert_eq!(
-            basis.mark_price(expiry - 1_000, expiry, oracle, 50, 400),
+            mark_price(basis.basis(), expiry - 1_000, expiry, oracle, 50, 400),
             Ok(fx(399, 4))
         );
         assert_eq!(
-            basis.mark_price(expiry - 200, expiry, oracle, 50, 400),
+            mark_price(basis.basis(), expiry - 200, expiry, oracle, 50, 400),
             Ok(fx(799, 8))
         );
         assert_eq!(
-            basis.mark_price(expiry, expiry, oracle, 50, 400),
+            mark_price(basis.basis(), expiry, expiry, oracle, 50, 400),
             Ok(oracle)
         );
         assert_eq!(
-            basis.mark_price(expiry + 5, expiry, oracle, 50, 400),
+            mark_price(basis.basis(), expiry + 5, expiry, oracle, 50, 400),
             Ok(oracle)
         );
         // Re-clamped to the current oracle: at 20, 50 bps is 0.1.
         assert_eq!(
-            basis.mark_price(0, expiry, fx(20, 1), 50, 400),
+            mark_price(basis.basis(), 0, expiry, fx(20, 1), 50, 400),
             Ok(fx(20, 1) - fx(1, 10))
         );
         // No convergence period: full basis until expiry.
         assert_eq!(
-            basis.mark_price(expiry - 1, expiry, oracle, 50, 0),
+            mark_price(basis.basis(), expiry - 1, expiry, oracle, 50, 0),
             Ok(fx(399, 4))
         );
     }
@@ -393,11 +373,11 @@ mod tests {
         );
         assert_eq!(basis, BasisEstimate::default());
         assert_eq!(
-            basis.mark_price(0, 10, one, 10_001, 5),
+            mark_price(basis.basis(), 0, 10, one, 10_001, 5),
             Err(FutureError::InvalidParameter)
         );
         assert_eq!(
-            basis.mark_price(0, 10, -one, 50, 5),
+            mark_price(basis.basis(), 0, 10, -one, 50, 5),
             Err(FutureError::InvalidPrice)
         );
         // A mark at 100% band of a maximal oracle leaves I80F48.
@@ -406,7 +386,7 @@ mod tests {
             .unwrap();
         wide.basis = to_parts(I80F48::MAX);
         assert_eq!(
-            wide.mark_price(0, 10, I80F48::MAX, 10_000, 0),
+            mark_price(wide.basis(), 0, 10, I80F48::MAX, 10_000, 0),
             Err(FutureError::Overflow)
         );
     }
@@ -486,13 +466,13 @@ mod tests {
                 now += dt;
                 basis.sample(now, step_oracle, mid, bps, window).unwrap();
                 let expiry = now + to_expiry;
-                let mark = basis.mark_price(now, expiry, oracle, bps, convergence).unwrap();
+                let mark = mark_price(basis.basis(), now, expiry, oracle, bps, convergence).unwrap();
                 prop_assert!(within_band(mark, oracle, bps));
                 if to_expiry <= 0 {
                     prop_assert_eq!(mark, oracle);
                 }
-                prop_assert_eq!(basis.mark_price(expiry, expiry, oracle, bps, convergence), Ok(oracle));
-                prop_assert_eq!(basis.mark_price(expiry + 1, expiry, oracle, bps, convergence), Ok(oracle));
+                prop_assert_eq!(mark_price(basis.basis(), expiry, expiry, oracle, bps, convergence), Ok(oracle));
+                prop_assert_eq!(mark_price(basis.basis(), expiry + 1, expiry, oracle, bps, convergence), Ok(oracle));
             }
         }
 
@@ -565,7 +545,7 @@ mod tests {
             offsets.sort_unstable_by(|a, b| b.cmp(a));
             let mut previous = I80F48::MAX;
             for &to_expiry in &offsets {
-                let mark = basis.mark_price(expiry - to_expiry, expiry, oracle, bps, convergence).unwrap();
+                let mark = mark_price(basis.basis(), expiry - to_expiry, expiry, oracle, bps, convergence).unwrap();
                 let premium = (mark - oracle).abs();
                 prop_assert!(premium <= previous);
                 previous = premium;
