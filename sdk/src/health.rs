@@ -134,7 +134,7 @@ impl MarketSnapshot {
     pub fn mark_price(&self, now: i64, slot: u64) -> Result<I80F48, PreviewError> {
         let price = self.oracle_price(now, slot)?;
         MarketRisk::of(&self.market, now)
-            .and_then(|risk| risk.mark.apply(price, now))
+            .and_then(|risk| risk.mark.apply(price))
             .map_err(|_| PreviewError::Overflow)
     }
 

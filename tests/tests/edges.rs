@@ -170,3 +170,33 @@ async fn a_loss_larger_than_collateral_is_booked_exactly_and_locks_withdrawals()
         .unwrap();
     assert_eq!(alice_position.base_lots, -100);
 }
+
+/// An instruction may list up to 255 account entries, repeats included (a
+/// liquidation repeats health accounts the liquidatee's list already has):
+/// past the 64 the `.so`'s entry deserializes on its stack, it takes the
+/// heap path and the instruction runs as with fewer. Trailing entries past
+/// what the health walk reads are ignored.
+#[tokio::test]
+async fn an_instruction_listing_more_than_64_account_entries_runs() {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let alice = h.user(1_000 * ONE_TOKEN).await;
+    h.deposit(&alice, 1_000 * ONE_TOKEN).await;
+    // On the stack at 64; on the heap past it.
+    for (placed, entries) in [64, 65, 200].into_iter().enumerate() {
+        let mut place = h
+            .place_ix(&alice, &market, order(BID, OrderType::Limit, 15_000, 1))
+            .await;
+        let repeat = place.accounts.last().cloned().expect("named accounts");
+        while place.accounts.len() < entries {
+            place.accounts.push(repeat.clone());
+        }
+        h.ok("place_order", &[place], &[&alice.key]).await;
+        let account = h.margin_account(&alice.margin_account).await;
+        assert_eq!(
+            account.active_orders().count(),
+            placed + 1,
+            "each bid rests"
+        );
+    }
+}

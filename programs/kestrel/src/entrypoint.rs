@@ -29,16 +29,17 @@ use crate::instruction;
 const NOT_ROUTED: u64 = u64::MAX;
 
 /// The SBF entry: solana-program's `entrypoint_no_alloc!`, written out
-/// because its inner call elides the lifetimes Anchor's accounts share. The
-/// account infos are deserialized into a fixed array on the stack rather
-/// than a `Vec` (about 25 CU less per account: an order names a dozen, a
-/// health walk one per position). A transaction locks at most 64 accounts;
-/// an instruction that lists more entries than that panics and changes
-/// nothing.
+/// because its inner call elides the lifetimes Anchor's accounts share. Up
+/// to 64 account entries are deserialized into a fixed array on the stack
+/// rather than a `Vec` (about 25 CU less per account: an order names a
+/// dozen, a health walk one per position). An instruction may list up to
+/// 255 entries, repeats included (a liquidation names the liquidator's
+/// health accounts after the liquidatee's, some of them twice): past 64 the
+/// entry takes upstream's `Vec` path, exactly as `entrypoint!` did.
 #[cfg(all(feature = "entrypoint", target_os = "solana"))]
 mod sbf {
     use anchor_lang::solana_program::account_info::AccountInfo;
-    use anchor_lang::solana_program::entrypoint::{deserialize_into, SUCCESS};
+    use anchor_lang::solana_program::entrypoint::{deserialize, deserialize_into, SUCCESS};
     use anchor_lang::solana_program::pubkey::Pubkey;
     use core::mem::MaybeUninit;
 
@@ -48,12 +49,26 @@ mod sbf {
     /// Called by the runtime with its serialized input.
     #[no_mangle]
     pub unsafe extern "C" fn entrypoint(input: *mut u8) -> u64 {
+        // SAFETY: the runtime's input starts with the entry count (u64).
+        if unsafe { *(input as *const u64) } > MAX_ACCOUNT_INFOS as u64 {
+            return many_accounts(input);
+        }
         let mut accounts = [const { MaybeUninit::<AccountInfo>::uninit() }; MAX_ACCOUNT_INFOS];
-        // SAFETY: the runtime's input; the first `count` entries are written.
+        // SAFETY: the runtime's input, at most 64 entries (checked above,
+        // and `deserialize_into` panics rather than write past the array);
+        // the first `count` entries are written.
         let (program_id, count, data) = unsafe { deserialize_into(input, &mut accounts) };
         let accounts: &[AccountInfo] =
             unsafe { core::slice::from_raw_parts(accounts.as_ptr().cast(), count) };
         call(program_id, accounts, data)
+    }
+
+    /// More than 64 entries: upstream's `Vec` deserialization.
+    #[inline(never)]
+    unsafe fn many_accounts(input: *mut u8) -> u64 {
+        // SAFETY: the runtime's input.
+        let (program_id, accounts, data) = unsafe { deserialize(input) };
+        call(program_id, &accounts, data)
     }
 
     /// Out of line, as upstream: the entry's frame holds the array.

@@ -58,6 +58,9 @@ pub enum MarkRule {
         convergence_seconds: u32,
         /// Past expiry, the settlement average captured so far.
         settlement_average: Option<I80F48>,
+        /// The unix time the rule was built for, and the mark is taken at:
+        /// whether the average applies was decided then.
+        now: i64,
     },
     /// At the settlement price, once fixed.
     Settled(I80F48),
@@ -141,12 +144,13 @@ impl MarkRule {
             max_basis_bps: params.max_basis_bps,
             convergence_seconds: params.convergence_seconds,
             settlement_average,
+            now,
         })
     }
 
-    /// The mark at unix time `now` when the underlying's price is
-    /// `underlying_price`.
-    pub fn apply(&self, underlying_price: I80F48, now: i64) -> Result<I80F48> {
+    /// The mark, at the time the rule was built for, when the underlying's
+    /// price is `underlying_price`.
+    pub fn apply(&self, underlying_price: I80F48) -> Result<I80F48> {
         match self {
             MarkRule::Settled(price) => Ok(*price),
             MarkRule::Underlying => Ok(underlying_price),
@@ -156,15 +160,16 @@ impl MarkRule {
                 max_basis_bps,
                 convergence_seconds,
                 settlement_average,
+                now,
             } => {
-                if now >= *expiry {
+                if *now >= *expiry {
                     if let Some(average) = settlement_average {
                         return Ok(*average);
                     }
                 }
                 Ok(future::mark_price(
                     *basis,
-                    now,
+                    *now,
                     *expiry,
                     underlying_price,
                     *max_basis_bps,
@@ -177,13 +182,13 @@ impl MarkRule {
 }
 
 impl MarketRisk {
-    /// The price a position of this market counts at, at unix time `now`,
-    /// from its underlying's `prices` (see the module docs).
-    pub fn mark_price(&self, prices: &UnderlyingPrices, now: i64) -> Result<I80F48> {
+    /// The price a position of this market counts at, at the time its risk
+    /// was read for, from its underlying's `prices` (see the module docs).
+    pub fn mark_price(&self, prices: &UnderlyingPrices) -> Result<I80F48> {
         match self.mark {
             MarkRule::Settled(price) => Ok(price),
             _ if self.closed => Ok(prices.last_good.ok_or(KestrelError::OracleStale)?),
-            rule => rule.apply(prices.current?, now),
+            rule => rule.apply(prices.current?),
         }
     }
 }
@@ -268,8 +273,7 @@ impl Portfolio {
                     })?
                 }
             };
-            let price =
-                market.mark_price(&self.underlyings[usize::from(underlying)].prices, self.now)?;
+            let price = market.mark_price(&self.underlyings[usize::from(underlying)].prices)?;
             self.positions.push(PortfolioPosition {
                 underlying,
                 market_index: market.market_index,
@@ -286,8 +290,7 @@ impl Portfolio {
         let underlying = self
             .underlying_slot(&market.underlying)
             .ok_or(KestrelError::Unreachable)?;
-        let price =
-            market.mark_price(&self.underlyings[usize::from(underlying)].prices, self.now)?;
+        let price = market.mark_price(&self.underlyings[usize::from(underlying)].prices)?;
         self.positions.push(PortfolioPosition {
             underlying,
             market_index: market.market_index,

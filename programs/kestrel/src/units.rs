@@ -42,6 +42,45 @@ macro_rules! unsigned_quantity {
     };
 }
 
+macro_rules! signed_quantity {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
+        #[repr(transparent)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            pub const ZERO: Self = Self(0);
+
+            pub fn checked_add(self, other: Self) -> Option<Self> {
+                self.0.checked_add(other.0).map(Self)
+            }
+
+            pub fn checked_sub(self, other: Self) -> Option<Self> {
+                self.0.checked_sub(other.0).map(Self)
+            }
+
+            pub fn checked_neg(self) -> Option<Self> {
+                self.0.checked_neg().map(Self)
+            }
+
+            pub fn is_zero(self) -> bool {
+                self.0 == 0
+            }
+
+            pub fn unsigned_abs(self) -> u64 {
+                self.0.unsigned_abs()
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{} {}", self.0, stringify!($name))
+            }
+        }
+    };
+}
+
 unsigned_quantity!(
     /// A price: quote lots per base lot.
     Ticks
@@ -58,11 +97,33 @@ unsigned_quantity!(
     /// An amount in a mint's smallest unit (what token accounts hold).
     NativeUnits
 );
+signed_quantity!(
+    /// A signed quantity in base lots: a position (long > 0) or a change
+    /// to one.
+    SignedBaseLots
+);
+signed_quantity!(
+    /// A signed amount in a mint's native units: a position's entry quote
+    /// (< 0: paid for a long), a realized profit or loss, a collateral flow.
+    SignedNativeUnits
+);
 
 impl Ticks {
     /// The quote value of `quantity` at this price, or `None` on overflow.
     pub fn checked_quote(self, quantity: BaseLots) -> Option<QuoteLots> {
         self.0.checked_mul(quantity.0).map(QuoteLots)
+    }
+}
+
+impl NativeUnits {
+    /// This amount as the collateral flow of a trade on `side`: a bid pays
+    /// it (< 0), an ask receives it. `None` past i64.
+    pub fn flow(self, side: crate::engine::Side) -> Option<SignedNativeUnits> {
+        let amount = i64::try_from(self.0).ok()?;
+        match side {
+            crate::engine::Side::Bid => amount.checked_neg().map(SignedNativeUnits),
+            crate::engine::Side::Ask => Some(SignedNativeUnits(amount)),
+        }
     }
 }
 
@@ -74,6 +135,16 @@ impl QuoteLots {
 }
 
 impl BaseLots {
+    /// These lots as a change to a position traded on `side`: a bid buys
+    /// (> 0), an ask sells. `None` past i64.
+    pub fn signed(self, side: crate::engine::Side) -> Option<SignedBaseLots> {
+        let lots = i64::try_from(self.0).ok()?;
+        match side {
+            crate::engine::Side::Bid => Some(SignedBaseLots(lots)),
+            crate::engine::Side::Ask => lots.checked_neg().map(SignedBaseLots),
+        }
+    }
+
     pub fn min(self, other: Self) -> Self {
         if self <= other {
             self
@@ -99,6 +170,19 @@ mod tests {
             Some(NativeUnits(10_000))
         );
         assert_eq!(QuoteLots(u64::MAX).checked_to_native(2), None);
+    }
+
+    #[test]
+    fn a_side_signs_lots_and_flows() {
+        use crate::engine::Side;
+        assert_eq!(BaseLots(3).signed(Side::Bid), Some(SignedBaseLots(3)));
+        assert_eq!(BaseLots(3).signed(Side::Ask), Some(SignedBaseLots(-3)));
+        assert_eq!(BaseLots(u64::MAX).signed(Side::Bid), None);
+        assert_eq!(NativeUnits(5).flow(Side::Bid), Some(SignedNativeUnits(-5)));
+        assert_eq!(NativeUnits(5).flow(Side::Ask), Some(SignedNativeUnits(5)));
+        assert_eq!(NativeUnits(1 << 63).flow(Side::Ask), None);
+        assert_eq!(SignedBaseLots(i64::MIN).checked_neg(), None);
+        assert_eq!(SignedBaseLots(-4).unsigned_abs(), 4);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kestrel::engine::Side;
 use kestrel::oracle::{
     validate, FeedRole, OracleBounds, OracleError, OracleSource, PriceRecords, RawPrice,
 };
-use kestrel::units::{BaseLots, NativeUnits};
+use kestrel::units::{BaseLots, NativeUnits, SignedBaseLots, SignedNativeUnits};
 use libfuzzer_sys::fuzz_target;
 
 /// Fixed-width little-endian fields; missing bytes read as zero.
@@ -46,8 +46,8 @@ fuzz_target!(|data: &[u8]| {
     let quote = f.i64();
     // Reachable states only: a flat position holds no entry quote.
     let before = Position {
-        base_lots,
-        quote: if base_lots == 0 { 0 } else { quote },
+        base_lots: SignedBaseLots(base_lots),
+        quote: SignedNativeUnits(if base_lots == 0 { 0 } else { quote }),
     };
     let bought = f.u64() & 1 == 1;
     let side = if bought { Side::Bid } else { Side::Ask };
@@ -59,8 +59,8 @@ fuzz_target!(|data: &[u8]| {
             i128::from(paid)
         };
         assert_eq!(
-            i128::from(after.realized) + i128::from(after.position.quote)
-                - i128::from(before.quote),
+            i128::from(after.realized.0) + i128::from(after.position.quote.0)
+                - i128::from(before.quote.0),
             flow
         );
         let signed = if bought {
@@ -69,11 +69,11 @@ fuzz_target!(|data: &[u8]| {
             -i128::from(lots)
         };
         assert_eq!(
-            i128::from(after.position.base_lots),
-            i128::from(before.base_lots) + signed
+            i128::from(after.position.base_lots.0),
+            i128::from(before.base_lots.0) + signed
         );
-        if after.position.base_lots == 0 {
-            assert_eq!(after.position.quote, 0);
+        if after.position.base_lots.is_zero() {
+            assert_eq!(after.position.quote.0, 0);
         }
     }
 
@@ -174,8 +174,8 @@ fuzz_target!(|data: &[u8]| {
     let plan = Liquidation {
         rest_of_account: fixed::types::I80F48::from_num(f.i64() >> 16),
         position: Position {
-            base_lots: f.i64() >> 24,
-            quote: f.i64() >> 8,
+            base_lots: SignedBaseLots(f.i64() >> 24),
+            quote: SignedNativeUnits(f.i64() >> 8),
         },
         price_per_lot: fixed::types::I80F48::from_bits(i128::from(f.u64() >> 8) << 20),
         initial_margin_bps: maintenance + (f.u64() % 5_000) as u32 + 1,
@@ -192,8 +192,8 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Some((position, _)) = plan.trade(lots) {
                 assert!(
-                    position.base_lots == 0
-                        || position.base_lots.signum() == plan.position.base_lots.signum()
+                    position.base_lots.is_zero()
+                        || position.base_lots.0.signum() == plan.position.base_lots.0.signum()
                 );
             }
         }

@@ -74,7 +74,6 @@ fn signed(magnitude: u128, negative: bool) -> Option<i128> {
     }
 }
 
-/// `a * b` for integers, as `i128::checked_mul` answers it.
 /// `a × b` for a small factor `b`: one 64-bit widening product when `a`'s
 /// magnitude fits 64 bits (health's margin terms, always in practice).
 #[inline]
@@ -87,17 +86,19 @@ pub fn checked_mul_i128_u64(a: i128, b: u64) -> Option<i128> {
     signed(magnitude, a < 0 && magnitude != 0)
 }
 
+/// `a * b` for integers, as `i128::checked_mul` answers it.
 #[inline]
 pub fn checked_mul_i128(a: i128, b: i128) -> Option<i128> {
     let negative = (a < 0) != (b < 0);
     let (a_magnitude, b_magnitude) = (a.unsigned_abs(), b.unsigned_abs());
-    let magnitude = if let Ok(b_small) = u64::try_from(b_magnitude) {
-        checked_mul_u128_u64(a_magnitude, b_small)?
-    } else if let Ok(a_small) = u64::try_from(a_magnitude) {
-        checked_mul_u128_u64(b_magnitude, a_small)?
-    } else {
+    let magnitude = match (u64::try_from(a_magnitude), u64::try_from(b_magnitude)) {
+        // Both within 64 bits (a price's bits by a position, typically): one
+        // widening product instead of two.
+        (Ok(a_small), Ok(b_small)) => widening_mul(a_small, b_small),
+        (_, Ok(b_small)) => checked_mul_u128_u64(a_magnitude, b_small)?,
+        (Ok(a_small), _) => checked_mul_u128_u64(b_magnitude, a_small)?,
         // Both at least 2^64: the product is at least 2^128.
-        return None;
+        _ => return None,
     };
     signed(magnitude, negative && magnitude != 0)
 }

@@ -15,7 +15,7 @@ use super::fastdiv::fixed_div_int;
 use super::node::Side;
 use super::perp::{apply_trade, Position};
 use super::risk::{margin_bps, HealthKind, PerpExposure};
-use crate::units::{BaseLots, NativeUnits};
+use crate::units::{BaseLots, NativeUnits, SignedNativeUnits};
 
 /// One position being liquidated, its funding settled and its orders in the
 /// market cancelled.
@@ -35,7 +35,7 @@ pub struct Liquidation {
 
 impl Liquidation {
     fn liquidatee_sells(&self) -> bool {
-        self.position.base_lots > 0
+        self.position.base_lots.0 > 0
     }
 
     /// The side the liquidatee trades on: it sells a long, buys back a short.
@@ -49,8 +49,9 @@ impl Liquidation {
 
     fn contribution(&self, position: Position) -> Option<I80F48> {
         PerpExposure {
-            base: position.base_lots,
-            quote: position.quote,
+            // In lots and native quote, priced per lot: the units agree.
+            base: position.base_lots.0,
+            quote: position.quote.0,
             bids: 0,
             asks: 0,
             unsettled_funding: I80F48::ZERO,
@@ -85,7 +86,7 @@ impl Liquidation {
 
     /// The liquidatee's position after `lots` move, and the PnL that
     /// realizes into its collateral.
-    pub fn trade(&self, lots: u64) -> Option<(Position, i64)> {
+    pub fn trade(&self, lots: u64) -> Option<(Position, SignedNativeUnits)> {
         let outcome = apply_trade(
             self.position,
             self.liquidatee_side(),
@@ -104,7 +105,7 @@ impl Liquidation {
         }
         let (position, realized) = self.trade(lots)?;
         self.rest_of_account
-            .checked_add(I80F48::from_num(realized))?
+            .checked_add(I80F48::from_num(realized.0))?
             .checked_add(self.contribution(position)?)
     }
 
@@ -175,6 +176,7 @@ impl Liquidation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::SignedBaseLots;
     use proptest::prelude::*;
 
     /// Long 10 lots bought at 100 per lot, price now 90: 10% initial,
@@ -183,8 +185,8 @@ mod tests {
         Liquidation {
             rest_of_account: I80F48::from_num(collateral),
             position: Position {
-                base_lots: 10,
-                quote: -1_000,
+                base_lots: SignedBaseLots(10),
+                quote: SignedNativeUnits(-1_000),
             },
             price_per_lot: I80F48::from_num(90),
             initial_margin_bps: 1_000,
@@ -216,8 +218,8 @@ mod tests {
         assert_eq!(l.quote(3), Some(263));
         let short = Liquidation {
             position: Position {
-                base_lots: -10,
-                quote: 1_000,
+                base_lots: SignedBaseLots(-10),
+                quote: SignedNativeUnits(1_000),
             },
             ..l
         };
@@ -240,8 +242,8 @@ mod tests {
         let l = Liquidation {
             rest_of_account: I80F48::from_num(105_966_151_205_066i64),
             position: Position {
-                base_lots: -445_834_408_505,
-                quote: 883_921_074_738,
+                base_lots: SignedBaseLots(-445_834_408_505),
+                quote: SignedNativeUnits(883_921_074_738),
             },
             price_per_lot: I80F48::from_num(224),
             initial_margin_bps: 4_316,
@@ -270,7 +272,7 @@ mod tests {
             let fee = (maintenance * fee_share / 10_000).min(maintenance - 1);
             let l = Liquidation {
                 rest_of_account: I80F48::from_num(collateral),
-                position: Position { base_lots: base, quote: -base * entry_price },
+                position: Position { base_lots: SignedBaseLots(base), quote: SignedNativeUnits(-base * entry_price) },
                 price_per_lot: I80F48::from_num(price) / 7,
                 initial_margin_bps: maintenance + extra,
                 maintenance_margin_bps: maintenance,
@@ -286,7 +288,7 @@ mod tests {
                 prop_assert!(l.health_after(lots).unwrap() >= 0, "stops at the target");
             }
             if let Some((position, _)) = l.trade(lots.max(1)) {
-                prop_assert!(position.base_lots.signum() == base.signum() || position.base_lots == 0, "never flips");
+                prop_assert!(position.base_lots.0.signum() == base.signum() || position.base_lots.is_zero(), "never flips");
             }
         }
 

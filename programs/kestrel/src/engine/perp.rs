@@ -13,22 +13,22 @@ use fixed::types::I80F48;
 use super::fastdiv::{div_u128_u32, fixed_div_int};
 use super::fastmul::{checked_mul_u128_u64, widening_mul};
 use super::node::Side;
-use crate::units::{BaseLots, NativeUnits, Ticks};
+use crate::units::{BaseLots, NativeUnits, SignedBaseLots, SignedNativeUnits, Ticks};
 
 /// A position before or after a trade.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
-    pub base_lots: i64,
-    /// Entry quote of the open position, native units.
-    pub quote: i64,
+    pub base_lots: SignedBaseLots,
+    /// Entry quote of the open position.
+    pub quote: SignedNativeUnits,
 }
 
 /// What one trade did to a position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TradeOutcome {
     pub position: Position,
-    /// Native units to add to collateral (negative: a realized loss).
-    pub realized: i64,
+    /// What to add to collateral (negative: a realized loss).
+    pub realized: SignedNativeUnits,
 }
 
 /// Applies a trade of `lots` base lots for `quote` native units on `side`
@@ -43,40 +43,33 @@ pub fn apply_trade(
     if lots.is_zero() {
         return None;
     }
-    let lots = i64::try_from(lots.0).ok()?;
-    let quote = i64::try_from(quote.0).ok()?;
-    let (signed_lots, flow) = match side {
-        Side::Bid => (lots, quote.checked_neg()?),
-        Side::Ask => (lots.checked_neg()?, quote),
-    };
-    let base = position.base_lots;
-    let new_base = base.checked_add(signed_lots)?;
+    let signed_lots = lots.signed(side)?.0;
+    let flow = quote.flow(side)?.0;
+    let base = position.base_lots.0;
+    let entry = position.quote.0;
+    let new_base = SignedBaseLots(base.checked_add(signed_lots)?);
     if base == 0 || (base > 0) == (signed_lots > 0) {
         return Some(TradeOutcome {
             position: Position {
                 base_lots: new_base,
-                quote: position.quote.checked_add(flow)?,
+                quote: SignedNativeUnits(entry.checked_add(flow)?),
             },
-            realized: 0,
+            realized: SignedNativeUnits::ZERO,
         });
     }
     // Shrinking (and perhaps flipping): split the fill into its closing part
     // and the part that opens the other way.
     let closing = i128::from(signed_lots.unsigned_abs().min(base.unsigned_abs()));
-    let closing_flow = (i128::from(flow) * closing / i128::from(lots)) as i64;
+    let closing_flow = (i128::from(flow) * closing / i128::from(signed_lots.unsigned_abs())) as i64;
     let opening_flow = flow - closing_flow;
     // The closed share of the entry quote; all of it when fully closed.
-    let entry_share =
-        (i128::from(position.quote) * closing / i128::from(base.unsigned_abs())) as i64;
+    let entry_share = (i128::from(entry) * closing / i128::from(base.unsigned_abs())) as i64;
     Some(TradeOutcome {
         position: Position {
             base_lots: new_base,
-            quote: position
-                .quote
-                .checked_sub(entry_share)?
-                .checked_add(opening_flow)?,
+            quote: SignedNativeUnits(entry.checked_sub(entry_share)?.checked_add(opening_flow)?),
         },
-        realized: closing_flow.checked_add(entry_share)?,
+        realized: SignedNativeUnits(closing_flow.checked_add(entry_share)?),
     })
 }
 
@@ -175,6 +168,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn pos(base_lots: i64, quote: i64) -> Position {
+        Position {
+            base_lots: SignedBaseLots(base_lots),
+            quote: SignedNativeUnits(quote),
+        }
+    }
+
     fn side(bought: bool) -> Side {
         if bought {
             Side::Bid
@@ -185,10 +185,7 @@ mod tests {
 
     fn trade(base: i64, quote: i64, bought: bool, lots: u64, paid: u64) -> TradeOutcome {
         apply_trade(
-            Position {
-                base_lots: base,
-                quote,
-            },
+            pos(base, quote),
             side(bought),
             BaseLots(lots),
             NativeUnits(paid),
@@ -199,43 +196,25 @@ mod tests {
     #[test]
     fn opening_and_adding_realize_nothing() {
         let open = trade(0, 0, true, 10, 1_500);
-        assert_eq!(
-            open.position,
-            Position {
-                base_lots: 10,
-                quote: -1_500
-            }
-        );
-        assert_eq!(open.realized, 0);
+        assert_eq!(open.position, pos(10, -1_500));
+        assert_eq!(open.realized.0, 0);
         let add = trade(10, -1_500, true, 10, 1_700);
-        assert_eq!(
-            add.position,
-            Position {
-                base_lots: 20,
-                quote: -3_200
-            }
-        );
-        assert_eq!(trade(0, 0, false, 4, 600).position.quote, 600);
+        assert_eq!(add.position, pos(20, -3_200));
+        assert_eq!(trade(0, 0, false, 4, 600).position.quote.0, 600);
     }
 
     #[test]
     fn closing_realizes_the_difference_from_entry() {
         // Long 10 at 150, sell 4 at 160: realize 4 * 10 = 40.
         let partial = trade(10, -1_500, false, 4, 640);
-        assert_eq!(partial.realized, 40);
-        assert_eq!(
-            partial.position,
-            Position {
-                base_lots: 6,
-                quote: -900
-            }
-        );
+        assert_eq!(partial.realized.0, 40);
+        assert_eq!(partial.position, pos(6, -900));
         // Sell the other 6 at 140: realize -60; flat with nothing left over.
         let close = trade(6, -900, false, 6, 840);
-        assert_eq!(close.realized, -60);
+        assert_eq!(close.realized.0, -60);
         assert_eq!(close.position, Position::default());
         // Short 5 sold at 100 each, bought back at 90: +50.
-        assert_eq!(trade(-5, 500, true, 5, 450).realized, 50);
+        assert_eq!(trade(-5, 500, true, 5, 450).realized.0, 50);
     }
 
     #[test]
@@ -260,14 +239,8 @@ mod tests {
     fn flipping_closes_then_opens_at_the_fill_price() {
         // Long 2 at 100, sell 5 at 110: realize +20, now short 3 at 110.
         let flip = trade(2, -200, false, 5, 550);
-        assert_eq!(flip.realized, 20);
-        assert_eq!(
-            flip.position,
-            Position {
-                base_lots: -3,
-                quote: 330
-            }
-        );
+        assert_eq!(flip.realized.0, 20);
+        assert_eq!(flip.position, pos(-3, 330));
     }
 
     proptest::proptest! {
@@ -359,14 +332,14 @@ mod tests {
             lots in 1u64..2_000_000,
             paid in 0u64..2_000_000_000,
         ) {
-            let before = Position { base_lots: base, quote: entry };
+            let before = pos(base, entry);
             let after = apply_trade(before, side(bought), BaseLots(lots), NativeUnits(paid)).unwrap();
             let flow = if bought { -(paid as i64) } else { paid as i64 };
-            prop_assert_eq!(after.realized + after.position.quote - entry, flow);
+            prop_assert_eq!(after.realized.0 + after.position.quote.0 - entry, flow);
             let signed = if bought { lots as i64 } else { -(lots as i64) };
-            prop_assert_eq!(after.position.base_lots, base + signed);
-            if after.position.base_lots == 0 {
-                prop_assert_eq!(after.position.quote, 0, "a flat position keeps no quote");
+            prop_assert_eq!(after.position.base_lots.0, base + signed);
+            if after.position.base_lots.is_zero() {
+                prop_assert_eq!(after.position.quote.0, 0, "a flat position keeps no quote");
             }
         }
     }

@@ -109,8 +109,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         !market.is_expired(clock.unix_timestamp),
         KestrelError::MarketExpired
     );
-    let price = MarketRisk::of(&market, clock.unix_timestamp)?
-        .mark_price(&known[0].prices, clock.unix_timestamp)?;
+    let price = MarketRisk::of(&market, clock.unix_timestamp)?.mark_price(&known[0].prices)?;
     if market.has_expiry() {
         market.capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
     }

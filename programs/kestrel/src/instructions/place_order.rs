@@ -266,8 +266,7 @@ fn price(
     let band_price = reading
         .band_price(clock.unix_timestamp, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let mark =
-        MarkRule::of(market, clock.unix_timestamp)?.apply(band_price, clock.unix_timestamp)?;
+    let mark = MarkRule::of(market, clock.unix_timestamp)?.apply(band_price)?;
     let ticks = market.oracle_ticks(mark).or_overflow()?;
     Ok(Pricing {
         now: clock.unix_timestamp,

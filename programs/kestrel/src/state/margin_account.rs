@@ -6,7 +6,7 @@ use crate::engine::perp::{self, Position};
 use crate::engine::Side;
 use crate::error::{KestrelError, OrOverflow};
 use crate::state::{InstrumentKind, Market};
-use crate::units::{BaseLots, NativeUnits};
+use crate::units::{BaseLots, NativeUnits, SignedBaseLots, SignedNativeUnits};
 
 /// PDA seeds: `[MARGIN_ACCOUNT_SEED, exchange, owner, sub_account_index (u16 LE)]`.
 pub const MARGIN_ACCOUNT_SEED: &[u8] = b"margin_account";
@@ -134,8 +134,8 @@ const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
 impl PerpPosition {
     pub fn position(&self) -> Position {
         Position {
-            base_lots: self.base_lots,
-            quote: self.quote_native,
+            base_lots: SignedBaseLots(self.base_lots),
+            quote: SignedNativeUnits(self.quote_native),
         }
     }
 
@@ -164,13 +164,13 @@ impl PerpPosition {
     /// Books a trade on `side` (a bid buys); returns the realized PnL.
     pub fn trade(&mut self, side: Side, lots: BaseLots, quote: NativeUnits) -> Result<i64> {
         let outcome = perp::apply_trade(self.position(), side, lots, quote).or_overflow()?;
-        self.base_lots = outcome.position.base_lots;
-        self.quote_native = outcome.position.quote;
+        self.base_lots = outcome.position.base_lots.0;
+        self.quote_native = outcome.position.quote.0;
         self.realized_pnl_native = self
             .realized_pnl_native
-            .checked_add(outcome.realized)
+            .checked_add(outcome.realized.0)
             .or_overflow()?;
-        Ok(outcome.realized)
+        Ok(outcome.realized.0)
     }
 
     fn resting_mut(&mut self, side: Side) -> &mut u64 {

@@ -414,6 +414,7 @@ pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event
     + PERP_STATE_SIZE
     + FUTURE_STATE_SIZE
     + 96; // reserved
+const _: () = assert!(MARKET_SIZE == 656);
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 
