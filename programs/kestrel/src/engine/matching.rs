@@ -112,6 +112,25 @@ enum Action {
     },
 }
 
+/// What placing an order will do, decided before anything changes
+/// ([`Orderbook::plan_order`]) and then carried out
+/// ([`Orderbook::apply_plan`], which cannot fail).
+struct Plan {
+    /// The changes to the opposite side, in walk order.
+    actions: Vec<Action>,
+    /// The result so far: fills, self-trade decrements, cancelled rest.
+    result: PlaceResult,
+    /// The price any rest takes (a post-only slide moves it inside).
+    price: Ticks,
+    /// What rests, and its key.
+    rest: BaseLots,
+    key: u128,
+    /// The worst order of a full side, evicted for a better rest.
+    evict: Option<LeafNode>,
+    /// Events the plan pushes.
+    events: usize,
+}
+
 /// The two sides of one market's book.
 pub struct Orderbook<'a> {
     pub bids: BookSide<'a>,
@@ -134,7 +153,8 @@ impl<'a> Orderbook<'a> {
     }
 
     /// Places `order` with sequence number `seq` (unique per market; the
-    /// caller keeps the counter) at unix time `now`.
+    /// caller keeps the counter) at unix time `now`: planned against the
+    /// book as it is, refused whole if any step would be, then applied.
     pub fn place_order(
         &mut self,
         order: &NewOrder,
@@ -142,6 +162,21 @@ impl<'a> Orderbook<'a> {
         now: u64,
         queue: &mut EventQueue,
     ) -> Result<PlaceResult, EngineError> {
+        let plan = self.plan_order(order, seq, now, queue.free_space())?;
+        Ok(self.apply_plan(order, plan, now, queue))
+    }
+
+    /// What `order` would do to the book, with `queue_room` events free in
+    /// the queue; changes nothing, and refuses an order that cannot be
+    /// carried out whole.
+    #[inline(always)]
+    fn plan_order(
+        &self,
+        order: &NewOrder,
+        seq: u64,
+        now: u64,
+        queue_room: usize,
+    ) -> Result<Plan, EngineError> {
         if order.quantity.is_zero() {
             return Err(EngineError::InvalidQuantity);
         }
@@ -152,7 +187,6 @@ impl<'a> Orderbook<'a> {
             return Err(EngineError::OrderAlreadyExpired);
         }
 
-        // ---- plan
         let mut price = order.price;
         let mut remaining = order.quantity;
         let mut result = PlaceResult::default();
@@ -268,12 +302,40 @@ impl<'a> Orderbook<'a> {
             }
         }
 
-        let events_needed = actions.len() + usize::from(evict.is_some());
-        if queue.free_space() < events_needed {
+        let events = actions.len() + usize::from(evict.is_some());
+        if queue_room < events {
             return Err(EngineError::EventQueueFull);
         }
+        Ok(Plan {
+            actions,
+            result,
+            price,
+            rest,
+            key,
+            evict,
+            events,
+        })
+    }
 
-        // ---- apply: nothing below can fail.
+    /// Carries out `plan` (from [`Self::plan_order`] on this book as it
+    /// is): nothing here can fail.
+    #[inline(always)]
+    fn apply_plan(
+        &mut self,
+        order: &NewOrder,
+        plan: Plan,
+        now: u64,
+        queue: &mut EventQueue,
+    ) -> PlaceResult {
+        let Plan {
+            actions,
+            mut result,
+            price,
+            rest,
+            key,
+            evict,
+            events,
+        } = plan;
         let maker_side = order.side.opposite();
         for action in &actions {
             let event = match *action {
@@ -298,7 +360,7 @@ impl<'a> Orderbook<'a> {
             let event = out_event(order.side, &worst, worst.quantity, OutReason::Evicted, now);
             queue.push_back(event).expect("room was reserved");
         }
-        result.events = events_needed as u32;
+        result.events = events as u32;
 
         if !rest.is_zero() {
             let leaf = LeafNode {
@@ -320,7 +382,7 @@ impl<'a> Orderbook<'a> {
             result.posted = rest;
             result.posted_price = price;
         }
-        Ok(result)
+        result
     }
 
     /// Cancels one of `owner`'s orders by id.

@@ -96,28 +96,11 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
                 // What the fill earned caps its reward; priced only when a
                 // reward is taken.
                 if accounts.reward_account.is_some() {
-                    let earned = perp::taker_fee(quote, market.params.taker_fee_bps)
-                        .and_then(|taker| i64::try_from(taker).ok())
-                        .and_then(|taker| taker.checked_add(fee))
-                        .or_overflow()?;
                     reward = reward
-                        .checked_add(market.params.crank_reward_native.min(earned.max(0) as u64))
+                        .checked_add(market.crank_reward_for(quote, fee)?)
                         .or_overflow()?;
                 }
-                if fee >= 0 {
-                    market.fees_accrued =
-                        market.fees_accrued.checked_add(fee as u64).or_overflow()?;
-                } else {
-                    let rebate = fee.unsigned_abs();
-                    market.fees_accrued = market
-                        .fees_accrued
-                        .checked_sub(rebate)
-                        .ok_or(KestrelError::AccountingMismatch)?;
-                    market.rebates_reserved = market
-                        .rebates_reserved
-                        .checked_sub(rebate)
-                        .ok_or(KestrelError::AccountingMismatch)?;
-                }
+                market.book_maker_fill(fee)?;
                 if fill.maker_out != 0 {
                     let order_id = crate::engine::node::key_from_parts(fill.maker_order_id);
                     account.forget_order(fill.maker_slot, market.market_index, order_id);
@@ -142,9 +125,8 @@ pub fn consume_events<'info>(ctx: Context<'info, ConsumeEvents<'info>>, limit: u
     require!(consumed > 0, KestrelError::MissingEventAccount);
 
     if let Some(reward_account) = &accounts.reward_account {
-        let reward = reward.min(market.fees_available());
+        let reward = market.take_fees(reward)?;
         if reward > 0 {
-            market.fees_accrued -= reward;
             reward_account.load_mut()?.credit(reward)?;
         }
     }

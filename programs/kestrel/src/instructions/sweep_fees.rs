@@ -29,10 +29,8 @@ pub fn sweep_fees(ctx: Context<SweepFees>) -> Result<()> {
     let bump = accounts.exchange.load()?.bump;
     let amount = {
         let mut market = accounts.market.load_mut()?;
-        let amount = market.fees_available();
-        require!(amount > 0, KestrelError::NoFeesToSweep);
-        market.fees_accrued -= amount;
-        amount
+        require!(market.fees_available() > 0, KestrelError::NoFeesToSweep);
+        market.take_fees(u64::MAX)?
     };
     transfer_from_vault(
         &accounts.token_program,

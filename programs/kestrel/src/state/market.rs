@@ -511,6 +511,49 @@ impl Market {
         Ok(fee)
     }
 
+    /// Books a maker's side of a fill as the crank applies it: a fee
+    /// (`fee` > 0) accrues; a rebate is paid out of the fees, from the
+    /// reserve its taker's fill set aside (`book_taker_fill`).
+    pub fn book_maker_fill(&mut self, fee: i64) -> Result<()> {
+        if fee >= 0 {
+            self.fees_accrued = self.fees_accrued.checked_add(fee as u64).or_overflow()?;
+        } else {
+            let rebate = fee.unsigned_abs();
+            self.fees_accrued = self
+                .fees_accrued
+                .checked_sub(rebate)
+                .ok_or(KestrelError::AccountingMismatch)?;
+            self.rebates_reserved = self
+                .rebates_reserved
+                .checked_sub(rebate)
+                .ok_or(KestrelError::AccountingMismatch)?;
+        }
+        Ok(())
+    }
+
+    /// The crank's reward for applying a fill of `quote` whose maker fee is
+    /// `fee`: the market's reward per event, capped by what the fill earned
+    /// the exchange (taker fee plus maker fee, a rebate counting against).
+    pub fn crank_reward_for(&self, quote: NativeUnits, fee: i64) -> Result<u64> {
+        let earned = perp::taker_fee(quote, self.params.taker_fee_bps)
+            .and_then(|taker| i64::try_from(taker).ok())
+            .and_then(|taker| taker.checked_add(fee))
+            .or_overflow()?;
+        Ok(self.params.crank_reward_native.min(earned.max(0) as u64))
+    }
+
+    /// Takes at most `at_most` of the fees available (never the rebates
+    /// reserved) out of the market, for the fee vault or the crank; returns
+    /// what it took.
+    pub fn take_fees(&mut self, at_most: u64) -> Result<u64> {
+        let taken = at_most.min(self.fees_available());
+        self.fees_accrued = self
+            .fees_accrued
+            .checked_sub(taken)
+            .ok_or(KestrelError::Unreachable)?;
+        Ok(taken)
+    }
+
     /// Fees that may leave: swept to the fee vault or paid to the crank.
     pub fn fees_available(&self) -> u64 {
         self.fees_accrued.saturating_sub(self.rebates_reserved)
