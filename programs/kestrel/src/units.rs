@@ -108,6 +108,12 @@ signed_quantity!(
     SignedNativeUnits
 );
 
+/// A price in native quote units per base lot (I80F48): what a position's
+/// base lots are valued at. Kept apart from a price per native base unit
+/// (the underlying's), which differs from it by the lot size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PricePerLot(pub fixed::types::I80F48);
+
 impl Ticks {
     /// The quote value of `quantity` at this price, or `None` on overflow.
     pub fn checked_quote(self, quantity: BaseLots) -> Option<QuoteLots> {

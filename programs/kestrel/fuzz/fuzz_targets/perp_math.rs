@@ -14,7 +14,7 @@ use kestrel::engine::Side;
 use kestrel::oracle::{
     validate, FeedRole, OracleBounds, OracleError, OracleSource, PriceRecords, RawPrice,
 };
-use kestrel::units::{BaseLots, NativeUnits, SignedBaseLots, SignedNativeUnits};
+use kestrel::units::{BaseLots, NativeUnits, PricePerLot, SignedBaseLots, SignedNativeUnits};
 use libfuzzer_sys::fuzz_target;
 
 /// Fixed-width little-endian fields; missing bytes read as zero.
@@ -177,7 +177,9 @@ fuzz_target!(|data: &[u8]| {
             base_lots: SignedBaseLots(f.i64() >> 24),
             quote: SignedNativeUnits(f.i64() >> 8),
         },
-        price_per_lot: fixed::types::I80F48::from_bits(i128::from(f.u64() >> 8) << 20),
+        price_per_lot: PricePerLot(fixed::types::I80F48::from_bits(
+            i128::from(f.u64() >> 8) << 20,
+        )),
         initial_margin_bps: maintenance + (f.u64() % 5_000) as u32 + 1,
         maintenance_margin_bps: maintenance,
         fee_bps: (f.u64() % u64::from(maintenance)) as u32,

@@ -15,7 +15,7 @@ use super::fastdiv::fixed_div_int;
 use super::node::Side;
 use super::perp::{apply_trade, Position};
 use super::risk::{margin_bps, HealthKind, PerpExposure};
-use crate::units::{BaseLots, NativeUnits, SignedNativeUnits};
+use crate::units::{BaseLots, NativeUnits, PricePerLot, SignedNativeUnits};
 
 /// One position being liquidated, its funding settled and its orders in the
 /// market cancelled.
@@ -25,8 +25,8 @@ pub struct Liquidation {
     /// liquidation-end fraction.
     pub rest_of_account: I80F48,
     pub position: Position,
-    /// Oracle price, native quote per base lot.
-    pub price_per_lot: I80F48,
+    /// The oracle price.
+    pub price_per_lot: PricePerLot,
     pub initial_margin_bps: u32,
     pub maintenance_margin_bps: u32,
     /// Below the maintenance fraction (validated with the market's params).
@@ -55,7 +55,7 @@ impl Liquidation {
             bids: 0,
             asks: 0,
             unsettled_funding: I80F48::ZERO,
-            price: self.price_per_lot,
+            price: self.price_per_lot.0,
             initial_margin_bps: self.initial_margin_bps,
             maintenance_margin_bps: self.maintenance_margin_bps,
         }
@@ -72,6 +72,7 @@ impl Liquidation {
         };
         let value = fixed_div_int(
             self.price_per_lot
+                .0
                 .fast_mul_int(i128::from(lots))?
                 .fast_mul_int(i128::from(bps))?,
             10_000,
@@ -124,7 +125,7 @@ impl Liquidation {
         );
         let gain_bps = end_bps.checked_sub(self.fee_bps).filter(|&g| g > 0)?;
         let gain = fixed_div_int(
-            self.price_per_lot.fast_mul_int(i128::from(gain_bps))?,
+            self.price_per_lot.0.fast_mul_int(i128::from(gain_bps))?,
             10_000,
         )?;
         if gain <= 0 {
@@ -164,6 +165,7 @@ impl Liquidation {
     pub fn insurance_fee(&self, lots: u64, share_bps: u32) -> Option<u64> {
         let fee = fixed_div_int(
             self.price_per_lot
+                .0
                 .fast_mul_int(i128::from(lots))?
                 .fast_mul_int(i128::from(self.fee_bps))?
                 .fast_mul_int(i128::from(share_bps))?,
@@ -188,7 +190,7 @@ mod tests {
                 base_lots: SignedBaseLots(10),
                 quote: SignedNativeUnits(-1_000),
             },
-            price_per_lot: I80F48::from_num(90),
+            price_per_lot: PricePerLot(I80F48::from_num(90)),
             initial_margin_bps: 1_000,
             maintenance_margin_bps: 500,
             fee_bps: 250,
@@ -245,7 +247,7 @@ mod tests {
                 base_lots: SignedBaseLots(-445_834_408_505),
                 quote: SignedNativeUnits(883_921_074_738),
             },
-            price_per_lot: I80F48::from_num(224),
+            price_per_lot: PricePerLot(I80F48::from_num(224)),
             initial_margin_bps: 4_316,
             maintenance_margin_bps: 4_315,
             fee_bps: 0,
@@ -273,7 +275,7 @@ mod tests {
             let l = Liquidation {
                 rest_of_account: I80F48::from_num(collateral),
                 position: Position { base_lots: SignedBaseLots(base), quote: SignedNativeUnits(-base * entry_price) },
-                price_per_lot: I80F48::from_num(price) / 7,
+                price_per_lot: PricePerLot(I80F48::from_num(price) / 7),
                 initial_margin_bps: maintenance + extra,
                 maintenance_margin_bps: maintenance,
                 fee_bps: fee,

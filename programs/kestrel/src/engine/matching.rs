@@ -336,6 +336,9 @@ impl<'a> Orderbook<'a> {
             evict,
             events,
         } = plan;
+        // Only a plan of this book as it is, made just before.
+        debug_assert_eq!(events, actions.len() + usize::from(evict.is_some()));
+        debug_assert!(queue.free_space() >= events);
         let maker_side = order.side.opposite();
         for action in &actions {
             let event = match *action {

@@ -46,7 +46,7 @@ pub fn update_basis(ctx: Context<UpdateBasis>) -> Result<()> {
         .underlying
         .load()?
         .current_price(clock.unix_timestamp, clock.slot)?;
-    let oracle_per_lot = market.price_per_lot(price)?;
+    let oracle_per_lot = market.price_per_lot(price)?.0;
     let band = market
         .oracle_ticks(price)
         .and_then(|ticks| market.price_band(ticks))

@@ -73,7 +73,7 @@ pub fn update_funding(ctx: Context<UpdateFunding>) -> Result<()> {
         .underlying
         .load()?
         .current_price(clock.unix_timestamp, clock.slot)?;
-    let oracle_sample = market.price_per_lot(price)?;
+    let oracle_sample = market.price_per_lot(price)?.0;
     let band = market
         .oracle_ticks(price)
         .and_then(|ticks| market.price_band(ticks))

@@ -9,7 +9,7 @@ use crate::engine::price_integral::{self, PriceIntegral, SettlementCapture};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::{KestrelError, OrOverflow};
 use crate::state::StoredCheckpoint;
-use crate::units::NativeUnits;
+use crate::units::{NativeUnits, PricePerLot};
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
 pub const MARKET_SEED: &[u8] = b"market";
@@ -621,9 +621,10 @@ impl Market {
     }
 
     /// Oracle price per base lot, from native quote per native base.
-    pub fn price_per_lot(&self, price: I80F48) -> Result<I80F48> {
+    pub fn price_per_lot(&self, price: I80F48) -> Result<PricePerLot> {
         price
             .checked_mul_int(i128::from(self.base_lot_size))
+            .map(PricePerLot)
             .or_overflow()
     }
 }
