@@ -439,6 +439,10 @@ impl MarketConfig {
             ("convergence_seconds", self.convergence_seconds.is_some()),
         ];
         match self.kind().map_err(|e| ("kind", e))? {
+            InstrumentKind::Option => Err((
+                "kind",
+                "this version of the plan lists no options".to_string(),
+            )),
             InstrumentKind::Perp => match fields.iter().find(|(_, given)| *given) {
                 Some((field, _)) => Err((
                     field,

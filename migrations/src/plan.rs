@@ -570,6 +570,7 @@ fn check_listing_terms(
     let kind_name = |kind: InstrumentKind| match kind {
         InstrumentKind::Perp => "perp".to_string(),
         InstrumentKind::Future => "future".to_string(),
+        InstrumentKind::Option => "option".to_string(),
     };
     let chain_kind = on_chain.kind().map_err(|_| {
         ConfigError(format!(

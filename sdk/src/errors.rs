@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 88] = [
+pub const ALL: [KestrelError; 94] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -92,6 +92,12 @@ pub const ALL: [KestrelError; 88] = [
     KestrelError::OutsideSettlementWindow,
     KestrelError::SettlementNotCovered,
     KestrelError::TooManyUnderlyings,
+    KestrelError::InvalidOptionConfig,
+    KestrelError::InvalidOptionParams,
+    KestrelError::VolatilityUnavailable,
+    KestrelError::VolatilityStale,
+    KestrelError::VolatilityOutOfBounds,
+    KestrelError::OptionPricingFailed,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

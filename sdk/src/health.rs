@@ -6,7 +6,7 @@ use kestrel::engine::perp::PriceBand;
 use kestrel::engine::risk::HealthKind;
 use kestrel::error::KestrelError;
 use kestrel::oracle::{self, FeedAccount};
-use kestrel::portfolio::{AccountRetriever, MarketRisk, Portfolio, UnderlyingPrices};
+use kestrel::portfolio::{AccountRetriever, MarketRisk, OptionTerms, Portfolio, UnderlyingPrices};
 use kestrel::state::{MarginAccount, Market, Underlying};
 
 use crate::Pubkey;
@@ -133,9 +133,26 @@ impl MarketSnapshot {
     /// program's `MarkRule`. A perpetual's mark is its oracle price.
     pub fn mark_price(&self, now: i64, slot: u64) -> Result<I80F48, PreviewError> {
         let price = self.oracle_price(now, slot)?;
+        self.mark_at(price, now, slot)
+    }
+
+    /// The mark when the underlying is at `price`: an option's model value
+    /// at the underlying's implied volatility as the program reads it.
+    fn mark_at(&self, price: I80F48, now: i64, slot: u64) -> Result<I80F48, PreviewError> {
+        let index = self.market.market_index;
+        let terms = OptionTerms::current(&self.underlying.as_read(now, slot), now);
         MarketRisk::of(&self.market, now)
-            .and_then(|risk| risk.mark.apply(price))
-            .map_err(|_| PreviewError::Overflow)
+            .and_then(|risk| risk.mark.apply(price, &terms))
+            .map_err(|error| match error {
+                anchor_lang::error::Error::AnchorError(e) => {
+                    let code = e.error_code_number;
+                    match crate::errors::kestrel_error(code) {
+                        Some(k) => PreviewError::Oracle(index, k),
+                        None => PreviewError::Overflow,
+                    }
+                }
+                _ => PreviewError::Overflow,
+            })
     }
 
     /// [`Self::mark_price`] in ticks, unrounded, and the band around it
@@ -147,14 +164,15 @@ impl MarketSnapshot {
         now: i64,
         slot: u64,
     ) -> Result<(I80F48, PriceBand), PreviewError> {
-        let price = self.mark_price(now, slot)?;
+        let spot = self.oracle_price(now, slot)?;
+        let price = self.mark_at(spot, now, slot)?;
         let ticks = self
             .market
             .oracle_ticks(price)
             .ok_or(PreviewError::Overflow)?;
-        let band = self
+        let (band, _) = self
             .market
-            .price_band(ticks)
+            .bands(ticks, spot)
             .ok_or(PreviewError::Overflow)?;
         Ok((ticks, band))
     }

@@ -4,7 +4,10 @@ use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs, OrderSide, PlaceOrderArgs};
-use kestrel::state::{FutureParams, MarginAccount, MarketParams, MarketStatus, OracleConfig};
+use kestrel::state::{
+    FutureParams, MarginAccount, MarketParams, MarketStatus, OptionConfig, OptionParams,
+    OracleConfig,
+};
 use kestrel::{accounts, instruction};
 
 use crate::pda;
@@ -307,6 +310,69 @@ pub fn create_future_market(
             args,
             future: Some(future),
         },
+    )
+}
+
+/// Lists option `args.market_index` on `underlying` (which needs an
+/// implied-volatility input, [`set_option_config`]): expiring and settling
+/// as `expiry` says (no basis: its basis fields zero), a call or a put at
+/// `option.strike`.
+#[allow(clippy::too_many_arguments)]
+pub fn create_option_market(
+    admin: &Pubkey,
+    args: CreateMarketArgs,
+    expiry: FutureParams,
+    option: OptionParams,
+    bids: &Pubkey,
+    asks: &Pubkey,
+    event_queue: &Pubkey,
+    underlying: &Pubkey,
+) -> Instruction {
+    let index = args.market_index;
+    build(
+        market_creation(admin, index, bids, asks, event_queue, underlying),
+        instruction::CreateOptionMarket {
+            args,
+            expiry,
+            option,
+        },
+    )
+}
+
+/// Sets `underlying`'s option terms: its implied-volatility feed, bounds,
+/// rate and short-option margin.
+pub fn set_option_config(admin: &Pubkey, underlying: &Pubkey, config: OptionConfig) -> Instruction {
+    build(
+        accounts::SetOptionConfig {
+            admin: *admin,
+            exchange: pda::exchange(),
+            underlying: *underlying,
+        },
+        instruction::SetOptionConfig { config },
+    )
+}
+
+/// Permissionless: stores the newest implied volatility of `underlying`'s
+/// feed (`volatility_feed`, its configured Switchboard pull feed).
+pub fn refresh_volatility(underlying: &Pubkey, volatility_feed: &Pubkey) -> Instruction {
+    build(
+        accounts::RefreshVolatility {
+            underlying: *underlying,
+            volatility_feed: *volatility_feed,
+        },
+        instruction::RefreshVolatility {},
+    )
+}
+
+/// Read-only, to simulate: the option `market`'s value and greeks now, as
+/// return data ([`kestrel::instructions::OptionValuation`]).
+pub fn value_option(market: &Pubkey, underlying: &Pubkey) -> Instruction {
+    build(
+        accounts::ValueOption {
+            market: *market,
+            underlying: *underlying,
+        },
+        instruction::ValueOption {},
     )
 }
 

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anchor_lang::Discriminator;
 use kestrel::instruction::{
     CreateMarginAccount as CreateMarginAccountData, CreateMarket as CreateMarketData,
+    CreateOptionMarket as CreateOptionMarketData,
 };
 use kestrel_keeper::audit;
 use kestrel_sdk::{decode, ix, pda, Pubkey};
@@ -82,6 +83,9 @@ pub struct Harness {
     /// one of their feed accounts is followed by its refresh, as the keeper
     /// refreshes on every update.
     pub underlyings: Vec<ix::UnderlyingAccounts>,
+    /// (underlying, implied-volatility feed) pairs set up by
+    /// [`Harness::configure_options`].
+    pub volatility_feeds: Vec<(Pubkey, Pubkey)>,
     /// Every account whose state a refused instruction must leave untouched.
     watched: BTreeSet<Pubkey>,
     invariant_checks: usize,
@@ -124,6 +128,7 @@ impl Harness {
             markets: BTreeSet::new(),
             trading_markets: Vec::new(),
             underlyings: Vec::new(),
+            volatility_feeds: Vec::new(),
             watched: BTreeSet::new(),
             invariant_checks: 0,
             oracle_updates: 0,
@@ -481,6 +486,18 @@ impl Harness {
             ),
         };
         self.ok(label, &[create], &[&admin]).await;
+        self.register_market(market_index, underlying, bids, asks, event_queue)
+    }
+
+    /// Tracks a listed market: its accounts are watched and checked.
+    fn register_market(
+        &mut self,
+        market_index: u16,
+        underlying: &ix::UnderlyingAccounts,
+        bids: Pubkey,
+        asks: Pubkey,
+        event_queue: Pubkey,
+    ) -> ix::MarketAccounts {
         let market = ix::MarketAccounts {
             market_index,
             market: pda::market(&self.exchange, market_index),
@@ -494,6 +511,71 @@ impl Harness {
         }
         self.trading_markets.push(market);
         market
+    }
+
+    /// Gives `underlying` options: an implied-volatility feed (a new
+    /// Switchboard account) at `volatility_bps`, with `config`'s terms
+    /// ([`option_config`] for the defaults). Returns the feed.
+    pub async fn configure_options(
+        &mut self,
+        underlying: &ix::UnderlyingAccounts,
+        config: impl FnOnce(&Pubkey) -> kestrel::state::OptionConfig,
+        volatility_bps: u64,
+    ) -> Pubkey {
+        let feed = Pubkey::new_unique();
+        let admin = self.admin.insecure_clone();
+        let set = ix::set_option_config(&admin.pubkey(), &underlying.underlying, config(&feed));
+        self.ok("set_option_config", &[set], &[&admin]).await;
+        self.volatility_feeds.push((underlying.underlying, feed));
+        self.set_volatility(&feed, volatility_bps).await;
+        feed
+    }
+
+    /// Publishes `volatility_bps` (basis points: 8,000 = 80 %) on the
+    /// implied-volatility `feed`, now, and refreshes the underlyings that
+    /// read it.
+    pub async fn set_volatility(&mut self, feed: &Pubkey, volatility_bps: u64) {
+        let now = self.now().await;
+        let slot = self.next_oracle_slot();
+        let value = i128::from(volatility_bps) * 10i128.pow(14);
+        self.chain
+            .set_account(feed, oracles::switchboard_feed(value, 0, now, slot));
+        let readers: Vec<Pubkey> = self
+            .volatility_feeds
+            .iter()
+            .filter(|(_, f)| f == feed)
+            .map(|(u, _)| *u)
+            .collect();
+        for underlying in readers {
+            let refresh = ix::refresh_volatility(&underlying, feed);
+            self.ok("refresh_volatility", &[refresh], &[]).await;
+        }
+    }
+
+    /// Option `market_index` on `underlying` (which has options,
+    /// [`Self::configure_options`]).
+    pub async fn create_option_on(
+        &mut self,
+        market_index: u16,
+        underlying: &ix::UnderlyingAccounts,
+        params: kestrel::state::MarketParams,
+        expiry: kestrel::state::FutureParams,
+        option: kestrel::state::OptionParams,
+    ) -> ix::MarketAccounts {
+        let (bids, asks, event_queue) = self.market_accounts().await;
+        let admin = self.admin.insecure_clone();
+        let create = ix::create_option_market(
+            &admin.pubkey(),
+            market_args(market_index, params),
+            expiry,
+            option,
+            &bids,
+            &asks,
+            &event_queue,
+            &underlying.underlying,
+        );
+        self.ok("create_option_market", &[create], &[&admin]).await;
+        self.register_market(market_index, underlying, bids, asks, event_queue)
     }
 
     /// Republishes `market`'s oracles at `price` whole quote per base, now
@@ -691,9 +773,12 @@ impl Harness {
 
     fn register_created_market(&mut self, instruction: &Instruction) {
         if instruction.program_id == kestrel::ID
-            && instruction
+            && (instruction
                 .data
                 .starts_with(CreateMarketData::DISCRIMINATOR)
+                || instruction
+                    .data
+                    .starts_with(CreateOptionMarketData::DISCRIMINATOR))
         {
             // `accounts::CreateMarket`, looked up by field name.
             let [market, bids, asks, queue] = [0, 1, 2, 3].map(|_| Pubkey::new_unique());
@@ -858,13 +943,23 @@ impl Harness {
                 !prices.is_empty(),
                 "after {label}: a fill with no accepted price"
             );
+            // Around the market's mark, as `place_order` bands: the price
+            // (plus a future's basis), an option's model value at the
+            // current or the recent volatility.
+            let now = clock.unix_timestamp;
+            let rule = kestrel::portfolio::MarkRule::of(&market_state, now).expect("a mark rule");
+            let volatility = &underlying.volatility;
+            let terms = [
+                kestrel::portfolio::OptionTerms::current(&underlying, now),
+                kestrel::portfolio::OptionTerms::of(volatility, volatility.band_volatility(now)),
+            ];
             let bands: Vec<_> = prices
                 .iter()
-                .map(|price| {
-                    market_state
-                        .oracle_ticks(*price)
-                        .and_then(|ticks| market_state.price_band(ticks))
-                        .expect("a band")
+                .flat_map(|price| terms.iter().map(move |terms| (*price, terms)))
+                .filter_map(|(price, terms)| {
+                    let mark = rule.apply(price, terms).ok()?;
+                    let ticks = market_state.oracle_ticks(mark)?;
+                    market_state.bands(ticks, price).map(|(band, _)| band)
                 })
                 .collect();
             assert!(
@@ -1033,6 +1128,23 @@ pub fn perp_params() -> kestrel::state::MarketParams {
         funding_period_seconds: 3_600,
         liquidation_fee_bps: 250,
         liquidation_insurance_share_bps: 4_000,
+    }
+}
+
+/// Option terms tests use: `feed` for the at-the-money volatility (within
+/// 5 %–500 %, an hour old at most), rate 0, Deribit's short margin (15 % /
+/// 10 % initial, 10 % / 5 % maintenance).
+pub fn option_config(feed: &Pubkey) -> kestrel::state::OptionConfig {
+    kestrel::state::OptionConfig {
+        volatility_feed: feed.to_bytes(),
+        max_age_seconds: 3_600,
+        min_volatility_bps: 500,
+        max_volatility_bps: 50_000,
+        rate_bps: 0,
+        initial_a_bps: 1_500,
+        initial_b_bps: 1_000,
+        maintenance_a_bps: 1_000,
+        maintenance_b_bps: 500,
     }
 }
 

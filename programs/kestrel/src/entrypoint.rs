@@ -104,6 +104,9 @@ pub fn process_instruction<'info>(
     if code == NOT_ROUTED {
         code = admin(program_id, accounts, data);
     }
+    if code == NOT_ROUTED {
+        code = options(program_id, accounts, data);
+    }
     if code != NOT_ROUTED {
         return match code {
             0 => Ok(()),
@@ -211,6 +214,21 @@ fn trading<'info>(
     )
 }
 
+/// Options: listing, their volatility input, and their valuation.
+#[inline(never)]
+fn options<'info>(
+    program_id: &'info Pubkey,
+    accounts: &'info [AccountInfo<'info>],
+    data: &'info [u8],
+) -> u64 {
+    route!(program_id, accounts, data;
+        create_option_market: CreateOptionMarket,
+        set_option_config: SetOptionConfig,
+        refresh_volatility: RefreshVolatility,
+        value_option: ValueOption,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +256,7 @@ mod tests {
                 admin(&program_id, &[], &data),
                 collateral(&program_id, &[], &data),
                 trading(&program_id, &[], &data),
+                options(&program_id, &[], &data),
             ];
             assert_eq!(
                 routed.iter().filter(|code| **code != NOT_ROUTED).count(),

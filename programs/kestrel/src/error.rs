@@ -182,6 +182,28 @@ pub enum KestrelError {
         "the margin account would hold positions on more underlyings than one liquidation can name"
     )]
     TooManyUnderlyings,
+    #[msg("invalid option configuration: a volatility feed, a maximum age, volatility bounds within 0-1000%, a rate within 100%, margin terms with maintenance at most initial and a floor above zero")]
+    InvalidOptionConfig,
+    #[msg("invalid option parameters: a positive strike, a call or a put, a volatility term within 1-100000 bps, a skew within 100000 bps, a spot band within 10000 bps")]
+    InvalidOptionParams,
+    #[msg("the underlying has no implied volatility: configure one (set_option_config) and refresh it")]
+    VolatilityUnavailable,
+    #[msg("the implied volatility is stale: refresh_volatility")]
+    VolatilityStale,
+    #[msg("the implied volatility update is outside the underlying's bounds")]
+    VolatilityOutOfBounds,
+    #[msg("the option could not be priced: its inputs are outside the pricing range")]
+    OptionPricingFailed,
+}
+
+impl From<crate::engine::black_scholes::PricingError> for KestrelError {
+    fn from(error: crate::engine::black_scholes::PricingError) -> Self {
+        use crate::engine::black_scholes::PricingError as E;
+        match error {
+            E::InvalidInput => KestrelError::OptionPricingFailed,
+            E::Overflow => KestrelError::MathOverflow,
+        }
+    }
 }
 
 impl From<crate::engine::EngineError> for KestrelError {

@@ -82,6 +82,12 @@ pub struct UnderlyingOracleSet {
 }
 
 #[event]
+pub struct OptionConfigSet {
+    pub underlying: Pubkey,
+    pub volatility_feed: Pubkey,
+}
+
+#[event]
 pub struct MarketDelisted {
     pub market: Pubkey,
     /// When it settles: the end of its settlement window.

@@ -17,7 +17,7 @@ pub mod state;
 pub mod units;
 
 use instructions::*;
-use state::{FutureParams, MarketParams, MarketStatus, OracleConfig};
+use state::{FutureParams, MarketParams, MarketStatus, OptionConfig, OptionParams, OracleConfig};
 
 declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
 
@@ -71,6 +71,27 @@ pub mod kestrel {
         future: Option<FutureParams>,
     ) -> Result<()> {
         instructions::create_market(ctx, args, future)
+    }
+
+    pub fn create_option_market(
+        ctx: Context<CreateMarket>,
+        args: CreateMarketArgs,
+        expiry: FutureParams,
+        option: OptionParams,
+    ) -> Result<()> {
+        instructions::create_option_market(ctx, args, expiry, option)
+    }
+
+    pub fn set_option_config(ctx: Context<SetOptionConfig>, config: OptionConfig) -> Result<()> {
+        instructions::set_option_config(ctx, config)
+    }
+
+    pub fn refresh_volatility(ctx: Context<RefreshVolatility>) -> Result<()> {
+        instructions::refresh_volatility(ctx)
+    }
+
+    pub fn value_option(ctx: Context<ValueOption>) -> Result<OptionValuation> {
+        instructions::value_option(ctx)
     }
 
     pub fn create_underlying(

@@ -17,17 +17,24 @@
 //!
 //! A position counts at its market's mark ([`MarkRule`]): a perpetual's is
 //! its underlying's current price, a dated future's that price plus the
-//! market's basis (fading to zero at expiry), and an underlying without a
-//! current price refuses the instruction with the oracle's error. A settled
-//! market's positions count at its settlement price; a closed perpetual's at
-//! the underlying's last good price, so a dead feed cannot block health
-//! elsewhere.
+//! market's basis (fading to zero at expiry), an option's its Black-Scholes
+//! value at that price and the underlying's implied volatility; an
+//! underlying without a current price (or, for an option, volatility)
+//! refuses the instruction with the oracle's error. A settled market's
+//! positions count at their settlement value; a closed perpetual's at the
+//! underlying's last good price, so a dead feed cannot block health
+//! elsewhere. An option position also requires its margin beyond its value
+//! (`engine::option_margin`).
 use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
+use crate::engine::black_scholes::{self, OptionSide, PricingInputs};
+use crate::engine::fastdiv::fixed_div_int;
 use crate::engine::fastmul::{checked_mul_i64_u64, checked_mul_u64};
+use crate::engine::fixed_math;
 use crate::engine::funding;
 use crate::engine::future;
+use crate::engine::option_margin::{OptionRequirement, OptionRisk, ShortMarginTerms};
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::error::{KestrelError, OrOverflow};
 use crate::state::*;
@@ -62,8 +69,136 @@ pub enum MarkRule {
         /// whether the average applies was decided then.
         now: i64,
     },
-    /// At the settlement price, once fixed.
+    /// At its Black-Scholes value (options); past expiry, until the
+    /// settlement price is fixed, at its intrinsic value at the settlement
+    /// average captured so far.
+    Option(OptionMark),
+    /// At the settlement value (a future's settlement price, an option's
+    /// intrinsic value at it), once fixed.
     Settled(I80F48),
+}
+
+/// What an option market's mark reads of the market.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionMark {
+    pub side: OptionSide,
+    pub strike: I80F48,
+    pub expiry: i64,
+    pub volatility_term_bps: u32,
+    pub volatility_skew_bps: i32,
+    /// The market's fill band: the requirement's slack (`option_margin`).
+    pub band_bps: u32,
+    /// Past expiry, the settlement average captured so far.
+    pub settlement_average: Option<I80F48>,
+    /// The unix time the mark is taken at.
+    pub now: i64,
+}
+
+/// What an underlying gives its options: the implied volatility now (or
+/// why there is none), its bounds, the rate and the short-margin terms.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionTerms {
+    pub volatility: core::result::Result<I80F48, KestrelError>,
+    pub min_volatility_bps: u32,
+    pub max_volatility_bps: u32,
+    pub rate_bps: i32,
+    pub margin: ShortMarginTerms,
+}
+
+impl OptionTerms {
+    /// An underlying that lists no options.
+    pub const NONE: Self = Self {
+        volatility: Err(KestrelError::VolatilityUnavailable),
+        min_volatility_bps: 0,
+        max_volatility_bps: 0,
+        rate_bps: 0,
+        margin: ShortMarginTerms {
+            initial_a_bps: 0,
+            initial_b_bps: 0,
+            maintenance_a_bps: 0,
+            maintenance_b_bps: 0,
+        },
+    };
+
+    /// The terms of `state` at unix time `now`, with `volatility` (the
+    /// current one, or for banding a reduce-only order the recent one).
+    pub fn of(
+        state: &VolatilityState,
+        volatility: core::result::Result<I80F48, KestrelError>,
+    ) -> Self {
+        let config = &state.config;
+        Self {
+            volatility,
+            min_volatility_bps: config.min_volatility_bps,
+            max_volatility_bps: config.max_volatility_bps,
+            rate_bps: config.rate_bps,
+            margin: ShortMarginTerms {
+                initial_a_bps: config.initial_a_bps,
+                initial_b_bps: config.initial_b_bps,
+                maintenance_a_bps: config.maintenance_a_bps,
+                maintenance_b_bps: config.maintenance_b_bps,
+            },
+        }
+    }
+
+    /// The current terms of `underlying` at `now`; [`Self::NONE`] when it
+    /// has no volatility input (no fixed-point work for perpetuals).
+    pub fn current(underlying: &Underlying, now: i64) -> Self {
+        if underlying.volatility.is_configured() {
+            Self::of(&underlying.volatility, underlying.volatility.current(now))
+        } else {
+            Self::NONE
+        }
+    }
+}
+
+/// A basis-point figure as a fraction.
+fn from_bps(bps: i64) -> Option<I80F48> {
+    let magnitude = fixed_div_int(I80F48::from_num(bps.unsigned_abs()), 10_000)?;
+    Some(if bps < 0 { -magnitude } else { magnitude })
+}
+
+impl OptionMark {
+    /// The series' volatility at `spot`: the underlying's at-the-money
+    /// input × term + skew × (K − S)/S, within the underlying's bounds.
+    pub fn volatility(&self, spot: I80F48, terms: &OptionTerms) -> Result<I80F48> {
+        let atm = terms.volatility?;
+        let term = fixed_div_int(
+            fixed_math::mul(atm, I80F48::from_num(self.volatility_term_bps)).or_overflow()?,
+            10_000,
+        )
+        .or_overflow()?;
+        let moneyness_gap = fixed_math::div(self.strike - spot, spot).or_overflow()?;
+        let skew = fixed_math::mul(
+            from_bps(i64::from(self.volatility_skew_bps)).or_overflow()?,
+            moneyness_gap,
+        )
+        .or_overflow()?;
+        let low = from_bps(i64::from(terms.min_volatility_bps)).or_overflow()?;
+        let high = from_bps(i64::from(terms.max_volatility_bps)).or_overflow()?;
+        Ok(term.checked_add(skew).or_overflow()?.clamp(low, high))
+    }
+
+    /// The option's value per unit when the underlying is at `spot`.
+    pub fn value(&self, spot: I80F48, terms: &OptionTerms) -> Result<I80F48> {
+        if self.now >= self.expiry {
+            let at = self.settlement_average.unwrap_or(spot);
+            return Ok(black_scholes::intrinsic(self.side, at, self.strike));
+        }
+        Ok(black_scholes::price(&self.inputs(spot, terms)?).map_err(KestrelError::from)?)
+    }
+
+    /// What the option is priced from at `spot`.
+    pub fn inputs(&self, spot: I80F48, terms: &OptionTerms) -> Result<PricingInputs> {
+        Ok(PricingInputs {
+            side: self.side,
+            spot,
+            strike: self.strike,
+            seconds_to_expiry: self.expiry.saturating_sub(self.now).max(0),
+            volatility: self.volatility(spot, terms)?,
+            rate: from_bps(i64::from(terms.rate_bps)).or_overflow()?,
+        })
+    }
 }
 
 /// What health needs of a position's market.
@@ -84,14 +219,24 @@ impl MarketRisk {
     /// What health needs of `market` at unix time `now`.
     #[inline(always)]
     pub fn of(market: &Market, now: i64) -> Result<Self> {
+        // An option is margined by its own rule (`option_margin`), not a
+        // fraction of its value.
+        let fractions = if market.kind == InstrumentKind::Option as u8 {
+            (0, 0)
+        } else {
+            (
+                market.params.initial_margin_bps,
+                market.params.maintenance_margin_bps,
+            )
+        };
         Ok(Self {
             market_index: market.market_index,
             underlying: market.underlying,
             closed: matches!(market.status(), Ok(MarketStatus::Closed)),
             mark: MarkRule::of(market, now)?,
             base_lot_size: market.base_lot_size,
-            initial_margin_bps: market.params.initial_margin_bps,
-            maintenance_margin_bps: market.params.maintenance_margin_bps,
+            initial_margin_bps: fractions.0,
+            maintenance_margin_bps: fractions.1,
             long_funding_index: market.long_funding_index,
             short_funding_index: market.short_funding_index,
         })
@@ -104,6 +249,7 @@ impl MarketRisk {
 pub struct UnderlyingPrices {
     pub current: core::result::Result<I80F48, KestrelError>,
     pub last_good: Option<I80F48>,
+    pub options: OptionTerms,
 }
 
 impl UnderlyingPrices {
@@ -112,6 +258,7 @@ impl UnderlyingPrices {
         Self {
             current: underlying.current_price(now, slot),
             last_good: underlying.prices.last_good_price(),
+            options: OptionTerms::current(underlying, now),
         }
     }
 }
@@ -126,7 +273,7 @@ impl MarkRule {
             return Ok(MarkRule::Underlying);
         }
         if let Some(price) = market.settlement_price() {
-            return Ok(MarkRule::Settled(price));
+            return Ok(MarkRule::Settled(market.settlement_value_per_unit(price)?));
         }
         let params = &market.future.params;
         let settlement_average = if now >= params.expiry {
@@ -138,6 +285,19 @@ impl MarkRule {
         } else {
             None
         };
+        if market.kind()? == InstrumentKind::Option {
+            let option = &market.option;
+            return Ok(MarkRule::Option(OptionMark {
+                side: option.side()?,
+                strike: option.strike(),
+                expiry: params.expiry,
+                volatility_term_bps: option.volatility_term_bps,
+                volatility_skew_bps: option.volatility_skew_bps,
+                band_bps: market.params.price_band_bps,
+                settlement_average,
+                now,
+            }));
+        }
         Ok(MarkRule::Future {
             basis: market.future.basis().basis(),
             expiry: params.expiry,
@@ -149,11 +309,12 @@ impl MarkRule {
     }
 
     /// The mark, at the time the rule was built for, when the underlying's
-    /// price is `underlying_price`.
-    pub fn apply(&self, underlying_price: I80F48) -> Result<I80F48> {
+    /// price is `underlying_price` and it gives options `terms`.
+    pub fn apply(&self, underlying_price: I80F48, terms: &OptionTerms) -> Result<I80F48> {
         match self {
             MarkRule::Settled(price) => Ok(*price),
             MarkRule::Underlying => Ok(underlying_price),
+            MarkRule::Option(option) => option.value(underlying_price, terms),
             MarkRule::Future {
                 basis,
                 expiry,
@@ -188,7 +349,7 @@ impl MarketRisk {
         match self.mark {
             MarkRule::Settled(price) => Ok(price),
             _ if self.closed => Ok(prices.last_good.ok_or(KestrelError::OracleStale)?),
-            rule => rule.apply(prices.current?),
+            rule => rule.apply(prices.current?, &prices.options),
         }
     }
 }
@@ -217,6 +378,9 @@ pub struct PortfolioPosition {
     /// Index into [`Portfolio::underlyings`].
     pub underlying: u8,
     pub market_index: u16,
+    /// Whether it is an option's (its requirement is the last of
+    /// [`Portfolio::option_requirements`] pushed with it).
+    pub option: bool,
     pub exposure: PerpExposure,
 }
 
@@ -227,6 +391,8 @@ pub struct PortfolioPosition {
 pub struct Portfolio {
     pub underlyings: Vec<UnderlyingEntry>,
     pub positions: Vec<PortfolioPosition>,
+    /// The option positions' requirements beyond their value, in order.
+    pub option_requirements: Vec<OptionRequirement>,
     pub now: i64,
 }
 
@@ -238,6 +404,7 @@ impl Portfolio {
         Self {
             underlyings: known.to_vec(),
             positions: Vec::new(),
+            option_requirements: Vec::new(),
             now,
         }
     }
@@ -273,13 +440,36 @@ impl Portfolio {
                     })?
                 }
             };
-            let price = market.mark_price(&self.underlyings[usize::from(underlying)].prices)?;
-            self.positions.push(PortfolioPosition {
-                underlying,
-                market_index: market.market_index,
-                exposure: exposure(position, &market, price)?,
-            });
+            self.push_at(position, &market, underlying)?;
         }
+        Ok(())
+    }
+
+    /// Values `position` of `market`, whose underlying is entry
+    /// `underlying`, and adds it (and an option's requirement).
+    #[inline(always)]
+    fn push_at(
+        &mut self,
+        position: &PerpPosition,
+        market: &MarketRisk,
+        underlying: u8,
+    ) -> Result<()> {
+        let prices = &self.underlyings[usize::from(underlying)].prices;
+        let price = market.mark_price(prices)?;
+        let option = match &market.mark {
+            MarkRule::Option(mark) => {
+                let requirement = option_requirement(position, market, mark, prices, price)?;
+                self.option_requirements.push(requirement);
+                true
+            }
+            _ => false,
+        };
+        self.positions.push(PortfolioPosition {
+            underlying,
+            market_index: market.market_index,
+            option,
+            exposure: exposure(position, market, price)?,
+        });
         Ok(())
     }
 
@@ -290,13 +480,7 @@ impl Portfolio {
         let underlying = self
             .underlying_slot(&market.underlying)
             .ok_or(KestrelError::Unreachable)?;
-        let price = market.mark_price(&self.underlyings[usize::from(underlying)].prices)?;
-        self.positions.push(PortfolioPosition {
-            underlying,
-            market_index: market.market_index,
-            exposure: exposure(position, market, price)?,
-        });
-        Ok(())
+        self.push_at(position, market, underlying)
     }
 
     /// Refuses a portfolio on more than [`MAX_UNDERLYINGS_PER_ACCOUNT`]
@@ -312,7 +496,9 @@ impl Portfolio {
 
     /// Drops the last position [`Self::push`]ed.
     pub fn pop(&mut self) {
-        self.positions.pop();
+        if let Some(PortfolioPosition { option: true, .. }) = self.positions.pop() {
+            self.option_requirements.pop();
+        }
     }
 
     fn underlying_slot(&self, key: &Pubkey) -> Option<u8> {
@@ -328,10 +514,17 @@ impl Portfolio {
         Ok(index)
     }
 
-    /// Health of `collateral` plus every position (`engine::risk`).
+    /// Health of `collateral` plus every position (`engine::risk`), less
+    /// the option positions' requirements beyond their value.
     pub fn health(&self, collateral: i64, kind: HealthKind) -> Result<I80F48> {
         let exposures = self.positions.iter().map(|p| &p.exposure);
-        risk::health(collateral, exposures, kind).or_overflow()
+        let mut health = risk::health(collateral, exposures, kind).or_overflow()?;
+        for requirement in &self.option_requirements {
+            health = health
+                .checked_sub(requirement.requirement(kind).or_overflow()?)
+                .or_overflow()?;
+        }
+        Ok(health)
     }
 
     pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
@@ -359,6 +552,62 @@ pub fn exposure(
         initial_margin_bps: market.initial_margin_bps,
         maintenance_margin_bps: market.maintenance_margin_bps,
     })
+}
+
+/// An option position's requirement beyond its `value` (per native base
+/// unit), at its underlying's `prices`.
+pub fn option_requirement(
+    position: &PerpPosition,
+    market: &MarketRisk,
+    mark: &OptionMark,
+    prices: &UnderlyingPrices,
+    value: I80F48,
+) -> Result<OptionRequirement> {
+    let lot = market.base_lot_size;
+    let expired = mark.now >= mark.expiry;
+    // Past expiry the requirement is nothing, and needs no price.
+    let spot = if expired {
+        I80F48::ZERO
+    } else {
+        prices.current?
+    };
+    OptionRequirement::new(
+        checked_mul_i64_u64(position.base_lots, lot).or_overflow()?,
+        checked_mul_u64(position.bids_base_lots, lot).or_overflow()?,
+        checked_mul_u64(position.asks_base_lots, lot).or_overflow()?,
+        &OptionRisk {
+            side: mark.side,
+            spot,
+            strike: mark.strike,
+            value,
+            terms: prices.options.margin,
+            band_bps: mark.band_bps,
+            expired,
+        },
+    )
+    .or_overflow()
+}
+
+/// For a liquidation of `position` in an option `market` (its orders
+/// cancelled), its requirement per lot at the liquidation-end level;
+/// `None` for other markets.
+pub fn option_requirement_per_lot(
+    position: &PerpPosition,
+    market: &MarketRisk,
+    prices: &UnderlyingPrices,
+    value: I80F48,
+) -> Result<Option<I80F48>> {
+    let MarkRule::Option(mark) = &market.mark else {
+        return Ok(None);
+    };
+    let requirement = option_requirement(position, market, mark, prices, value)?;
+    let (long, short) = requirement.per_unit(HealthKind::LiquidationEnd);
+    let per_unit = if position.base_lots >= 0 { long } else { short };
+    Ok(Some(
+        per_unit
+            .checked_mul_int(i128::from(market.base_lot_size))
+            .or_overflow()?,
+    ))
 }
 
 /// Funding the position is owed (> 0) or owes, not yet settled.

@@ -183,6 +183,7 @@ fuzz_target!(|data: &[u8]| {
         initial_margin_bps: maintenance + (f.u64() % 5_000) as u32 + 1,
         maintenance_margin_bps: maintenance,
         fee_bps: (f.u64() % u64::from(maintenance)) as u32,
+        option_requirement_per_lot: None,
     };
     let cap = f.u64();
     if let Some(lots) = plan.lots(cap) {

@@ -62,7 +62,7 @@ pub fn checked_mul_u128_u64(a: u128, b: u64) -> Option<u128> {
 
 /// `magnitude` with a sign, or `None` outside i128.
 #[inline]
-fn signed(magnitude: u128, negative: bool) -> Option<i128> {
+pub fn signed(magnitude: u128, negative: bool) -> Option<i128> {
     if negative {
         if magnitude <= 1 << 127 {
             Some((magnitude as i128).wrapping_neg())

@@ -8,6 +8,10 @@
 //! maintenance and initial) rises by `price × (end − fee)` per lot. The
 //! liquidator takes the fewest lots that bring that health to zero, so
 //! nobody is liquidated more than needed.
+//!
+//! An option's price is its model value, and its requirement a sum per lot
+//! held (`option_margin`) rather than a fraction of its value: each lot
+//! closed then frees that requirement and costs the fee on the value.
 use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
@@ -31,6 +35,10 @@ pub struct Liquidation {
     pub maintenance_margin_bps: u32,
     /// Below the maintenance fraction (validated with the market's params).
     pub fee_bps: u32,
+    /// An option's requirement per lot of the position's side at the
+    /// liquidation-end level (the fractions are then zero); `None` for a
+    /// future or a perpetual.
+    pub option_requirement_per_lot: Option<I80F48>,
 }
 
 impl Liquidation {
@@ -48,6 +56,10 @@ impl Liquidation {
     }
 
     fn contribution(&self, position: Position) -> Option<I80F48> {
+        let requirement = match self.option_requirement_per_lot {
+            Some(per_lot) => per_lot.fast_mul_int(i128::from(position.base_lots.unsigned_abs()))?,
+            None => I80F48::ZERO,
+        };
         PerpExposure {
             // In lots and native quote, priced per lot: the units agree.
             base: position.base_lots.0,
@@ -59,7 +71,8 @@ impl Liquidation {
             initial_margin_bps: self.initial_margin_bps,
             maintenance_margin_bps: self.maintenance_margin_bps,
         }
-        .contribution(HealthKind::LiquidationEnd)
+        .contribution(HealthKind::LiquidationEnd)?
+        .checked_sub(requirement)
     }
 
     /// Native quote the liquidatee receives (selling) or pays (buying) for
@@ -118,16 +131,27 @@ impl Liquidation {
         if health >= 0 || size == 0 {
             return Some(0);
         }
-        let end_bps = margin_bps(
-            HealthKind::LiquidationEnd,
-            self.initial_margin_bps,
-            self.maintenance_margin_bps,
-        );
-        let gain_bps = end_bps.checked_sub(self.fee_bps).filter(|&g| g > 0)?;
-        let gain = fixed_div_int(
-            self.price_per_lot.0.fast_mul_int(i128::from(gain_bps))?,
-            10_000,
-        )?;
+        let gain = match self.option_requirement_per_lot {
+            // The requirement freed less the fee on the value.
+            Some(per_lot) => per_lot.checked_sub(fixed_div_int(
+                self.price_per_lot
+                    .0
+                    .fast_mul_int(i128::from(self.fee_bps))?,
+                10_000,
+            )?)?,
+            None => {
+                let end_bps = margin_bps(
+                    HealthKind::LiquidationEnd,
+                    self.initial_margin_bps,
+                    self.maintenance_margin_bps,
+                );
+                let gain_bps = end_bps.checked_sub(self.fee_bps).filter(|&g| g > 0)?;
+                fixed_div_int(
+                    self.price_per_lot.0.fast_mul_int(i128::from(gain_bps))?,
+                    10_000,
+                )?
+            }
+        };
         if gain <= 0 {
             return Some(size);
         }
@@ -194,6 +218,7 @@ mod tests {
             initial_margin_bps: 1_000,
             maintenance_margin_bps: 500,
             fee_bps: 250,
+            option_requirement_per_lot: None,
         }
     }
 
@@ -232,6 +257,30 @@ mod tests {
     }
 
     #[test]
+    fn a_short_option_buys_back_the_fewest_lots_at_value_plus_the_fee() {
+        // Short 10 calls sold at 4 per lot, now worth 6; the rule requires
+        // 12 per lot at the liquidation end; fee 2.5 % of the value.
+        let l = Liquidation {
+            rest_of_account: I80F48::from_num(100),
+            position: Position {
+                base_lots: SignedBaseLots(-10),
+                quote: SignedNativeUnits(40),
+            },
+            price_per_lot: PricePerLot(I80F48::from_num(6)),
+            initial_margin_bps: 0,
+            maintenance_margin_bps: 0,
+            fee_bps: 250,
+            option_requirement_per_lot: Some(I80F48::from_num(12)),
+        };
+        // 100 + (40 − 60) − 120 = −40; each lot frees 12 less 0.15: 3.38 lots.
+        assert_eq!(l.health_after(0), Some(I80F48::from_num(-40)));
+        assert_eq!(l.lots(u64::MAX), Some(4));
+        assert!(l.health_after(4).unwrap() >= 0 && l.health_after(3).unwrap() < 0);
+        // Buying back 4 at 6 × 102.5 % = 24.6: 25 paid.
+        assert_eq!(l.quote(4), Some(25));
+    }
+
+    #[test]
     fn a_healthy_account_loses_nothing() {
         assert_eq!(long_underwater(1_000).lots(u64::MAX), Some(0));
     }
@@ -251,6 +300,7 @@ mod tests {
             initial_margin_bps: 4_316,
             maintenance_margin_bps: 4_315,
             fee_bps: 0,
+            option_requirement_per_lot: None,
         };
         let lots = l.lots(863_288_426_496).unwrap();
         assert_eq!(lots, 373_586_800_755);
@@ -279,6 +329,7 @@ mod tests {
                 initial_margin_bps: maintenance + extra,
                 maintenance_margin_bps: maintenance,
                 fee_bps: fee,
+                option_requirement_per_lot: None,
             };
             let Some(lots) = l.lots(cap) else { return Ok(()); };
             let size = base.unsigned_abs().min(cap);

@@ -3,17 +3,20 @@
 //!
 //! The order book is zero-copy over byte slabs (account data, after Anchor's
 //! discriminator): [`BookSide`] and [`EventQueue`] are views over `&mut [u8]`.
+pub mod black_scholes;
 pub mod book_side;
 pub mod error;
 pub mod event_queue;
 pub mod fastdiv;
 pub mod fastmul;
+pub mod fixed_math;
 pub mod funding;
 pub mod future;
 pub mod insurance;
 pub mod liquidation;
 pub mod matching;
 pub mod node;
+pub mod option_margin;
 pub mod perp;
 pub mod price_integral;
 pub mod risk;

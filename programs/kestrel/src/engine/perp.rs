@@ -115,6 +115,11 @@ pub fn price_in_ticks(price: I80F48, base_lot_size: u64, quote_lot_size: u64) ->
     )
 }
 
+/// `bps` basis points of `value` (truncated); `None` past I80F48.
+pub fn share_of(value: I80F48, bps: u32) -> Option<I80F48> {
+    fixed_div_int(value.fast_mul_int(i128::from(bps))?, 10_000)
+}
+
 /// The prices at which fills are allowed: within `band_bps` of the oracle
 /// price (in ticks), inclusive, with the band's edges rounded inwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +160,29 @@ impl PriceBand {
         Some(Self {
             low: Ticks(low_ticks.max(1)),
             high: Ticks(whole(high >> FRAC)),
+        })
+    }
+
+    /// `band_bps` of `ticks` plus `floor` (ticks) either side of `ticks`,
+    /// edges rounded inwards, the low end at least 1: an option's bands
+    /// (`floor` a share of the spot, so a cheap option can be quoted).
+    pub fn around_with_floor(ticks: I80F48, band_bps: u32, floor: I80F48) -> Option<Self> {
+        if ticks < 0 {
+            return Self::around(ticks, band_bps);
+        }
+        let width = share_of(ticks, band_bps)?.checked_add(floor.max(I80F48::ZERO))?;
+        let low = ticks.checked_sub(width)?.checked_ceil()?;
+        let high = ticks.checked_add(width)?.checked_floor()?;
+        let whole = |value: I80F48| -> u64 {
+            if value <= 0 {
+                0
+            } else {
+                value.checked_to_num().unwrap_or(u64::MAX)
+            }
+        };
+        Some(Self {
+            low: Ticks(whole(low).max(1)),
+            high: Ticks(whole(high)),
         })
     }
 

@@ -163,13 +163,20 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         KestrelError::CrankRequired
     );
 
+    let risk = MarketRisk::of(&market, clock.unix_timestamp)?;
     let plan = Liquidation {
         rest_of_account: others.health(liquidatee.collateral, HealthKind::LiquidationEnd)?,
         position: position.position(),
         price_per_lot: market.price_per_lot(price)?,
-        initial_margin_bps: market.params.initial_margin_bps,
-        maintenance_margin_bps: market.params.maintenance_margin_bps,
+        initial_margin_bps: risk.initial_margin_bps,
+        maintenance_margin_bps: risk.maintenance_margin_bps,
         fee_bps: market.params.liquidation_fee_bps,
+        option_requirement_per_lot: portfolio::option_requirement_per_lot(
+            &position,
+            &risk,
+            &known[0].prices,
+            price,
+        )?,
     };
     let lots = plan.lots(max_base_lots).or_overflow()?;
     require!(

@@ -6,7 +6,7 @@ use crate::engine::risk::HealthKind;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
 use crate::error::{KestrelError, OrOverflow};
 use crate::portfolio::{
-    self, MarkRule, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices,
+    self, MarkRule, MarketRisk, OptionTerms, RemainingAccounts, UnderlyingEntry, UnderlyingPrices,
 };
 use crate::state::*;
 use crate::units::{BaseLots, Ticks};
@@ -242,8 +242,9 @@ fn gate(
 /// reduce-only for this instruction (a new-risk order is refused with the
 /// oracle's own error), and its orders band around the last good price
 /// while that is recent; with none, nothing trades (cancels always work).
-/// Orders band around the market's mark: the underlying's price, plus a
-/// dated future's basis.
+/// An option's implied volatility is read the same way. Orders band around
+/// the market's mark: the underlying's price, plus a dated future's basis;
+/// an option's model value, its bands widened by a share of the spot.
 #[inline(never)]
 fn price(
     underlying: &AccountLoader<Underlying>,
@@ -251,11 +252,23 @@ fn price(
     args: &PlaceOrderArgs,
     clock: &Clock,
 ) -> Result<Pricing> {
-    let (reading, max_age_seconds) = {
+    let now = clock.unix_timestamp;
+    let (reading, max_age_seconds, options, band_options) = {
         let underlying = underlying.load()?;
+        let options = OptionTerms::current(&underlying, now);
+        let band_options = if options.volatility.is_err() && args.reduce_only {
+            OptionTerms::of(
+                &underlying.volatility,
+                underlying.volatility.band_volatility(now),
+            )
+        } else {
+            options
+        };
         (
-            underlying.trading_price(clock.unix_timestamp, clock.slot),
+            underlying.trading_price(now, clock.slot),
             underlying.oracle.max_age_seconds,
+            options,
+            band_options,
         )
     };
     let price = match reading.current {
@@ -264,23 +277,30 @@ fn price(
         Err(_) => None,
     };
     let band_price = reading
-        .band_price(clock.unix_timestamp, max_age_seconds)
+        .band_price(now, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let mark = MarkRule::of(market, clock.unix_timestamp)?.apply(band_price)?;
+    let rule = MarkRule::of(market, now)?;
+    if let (MarkRule::Option(_), Err(error), false) = (&rule, options.volatility, args.reduce_only)
+    {
+        return Err(error.into());
+    }
+    let mark = rule.apply(band_price, &band_options)?;
     let ticks = market.oracle_ticks(mark).or_overflow()?;
+    let (band, resting) = market.bands(ticks, band_price).or_overflow()?;
     Ok(Pricing {
-        now: clock.unix_timestamp,
+        now,
         price,
         known: [UnderlyingEntry {
             key: market.underlying,
             prices: UnderlyingPrices {
                 current: reading.current.map_err(KestrelError::from),
                 last_good: reading.last_good,
+                options,
             },
         }],
         ticks,
-        band: market.price_band(ticks).or_overflow()?,
-        resting: market.resting_band(ticks).or_overflow()?,
+        band,
+        resting,
     })
 }
 

@@ -9,7 +9,8 @@ use crate::instructions::shared::{cancel_slot, load_book};
 use crate::state::*;
 use crate::units::{BaseLots, NativeUnits};
 
-/// Permissionless (the keeper's job): settles an expired market in cash.
+/// Permissionless (the keeper's job): settles an expired market (a dated
+/// future, an option or a delisted perpetual) in cash.
 ///
 /// The first call after expiry that finds the settlement average complete
 /// (it reaches expiry and covers three quarters of the window,
@@ -18,7 +19,8 @@ use crate::units::{BaseLots, NativeUnits};
 /// underlying's accepted price over the window, and the market becomes
 /// Settled; until then the call refuses with `SettlementNotCovered`. Each
 /// call with a margin account then cancels that account's orders in the
-/// market and closes its position at the settlement price: a long receives
+/// market and closes its position at its settlement value (the price for a
+/// future, an option's intrinsic value at it, zero out of the money): a long receives
 /// its value rounded down, a short pays it rounded up, so the market (which
 /// is every position's counterparty here) never pays out more than it took
 /// in; what rounding leaves stays in its funding balance. Once no position
@@ -150,8 +152,13 @@ fn settle_account(
     );
     let mut value = 0;
     if position.base_lots != 0 {
-        value = future::settlement_value(position.base_lots, market.base_lot_size, price)
-            .map_err(KestrelError::from)?;
+        // A future's lots are worth the price, an option's its intrinsic
+        // value at it: nothing out of the money.
+        let per_unit = market.settlement_value_per_unit(price)?;
+        if per_unit > 0 {
+            value = future::settlement_value(position.base_lots, market.base_lot_size, per_unit)
+                .map_err(KestrelError::from)?;
+        }
         let lots = position.base_lots.unsigned_abs();
         // The market takes the other side: a long sells its lots for their
         // value, a short buys them back for it.

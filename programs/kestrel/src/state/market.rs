@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 
 use fixed::types::I80F48;
 
+use crate::engine::black_scholes::OptionSide;
 use crate::engine::funding;
 use crate::engine::future::BasisEstimate;
 use crate::engine::perp::{self, PriceBand};
@@ -30,6 +31,10 @@ pub enum InstrumentKind {
     /// A dated future: trades at the underlying's price plus a basis until
     /// its expiry, then settles in cash at the settlement window's TWAP.
     Future,
+    /// A European call or put on the underlying, cash-settled at expiry for
+    /// its intrinsic value at the settlement window's TWAP; marked at its
+    /// Black-Scholes value (`engine::black_scholes`).
+    Option,
 }
 
 impl TryFrom<u8> for InstrumentKind {
@@ -39,6 +44,7 @@ impl TryFrom<u8> for InstrumentKind {
         match value {
             0 => Ok(Self::Perp),
             1 => Ok(Self::Future),
+            2 => Ok(Self::Option),
             _ => Err(KestrelError::Unreachable),
         }
     }
@@ -88,6 +94,31 @@ impl FutureParams {
     /// Checks the parameters of a future listed at unix time `now`, on a
     /// market whose fill band is `price_band_bps`.
     pub fn validate(&self, now: i64, price_band_bps: u32) -> Result<()> {
+        self.validate_settlement(now)?;
+        require!(
+            self.basis_window_seconds > 0
+                // A basis beyond the band would put the mark where no fill
+                // may happen.
+                && self.max_basis_bps <= price_band_bps,
+            KestrelError::InvalidFutureParams
+        );
+        Ok(())
+    }
+
+    /// Checks the expiry and settlement window of an option listed at unix
+    /// time `now`: an option has no basis, so those fields are zero.
+    pub fn validate_for_option(&self, now: i64) -> Result<()> {
+        self.validate_settlement(now)?;
+        require!(
+            self.max_basis_bps == 0
+                && self.basis_window_seconds == 0
+                && self.convergence_seconds == 0,
+            KestrelError::InvalidFutureParams
+        );
+        Ok(())
+    }
+
+    fn validate_settlement(&self, now: i64) -> Result<()> {
         require!(
             (MIN_SETTLEMENT_WINDOW_SECONDS..=MAX_SETTLEMENT_WINDOW_SECONDS)
                 .contains(&self.settlement_window_seconds)
@@ -95,11 +126,7 @@ impl FutureParams {
                 // The settlement averages between two checkpoints of the
                 // underlying's price integral.
                 && price_integral::on_grid(self.expiry)
-                && price_integral::on_grid(self.window_start())
-                && self.basis_window_seconds > 0
-                // A basis beyond the band would put the mark where no fill
-                // may happen.
-                && self.max_basis_bps <= price_band_bps,
+                && price_integral::on_grid(self.window_start()),
             KestrelError::InvalidFutureParams
         );
         Ok(())
@@ -184,6 +211,83 @@ impl FutureState {
 
     pub fn set_basis(&mut self, basis: BasisEstimate) {
         self.basis = bytemuck::cast(basis);
+    }
+}
+
+/// What an option market is listed with, besides its expiry and settlement
+/// window (its [`FutureParams`]). A lot is one contract of `base_lot_size`
+/// native base units; prices are per lot, as on every market.
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
+pub struct OptionParams {
+    /// Native quote per native base (I80F48 halves, low first).
+    pub strike: [u64; 2],
+    /// This series' implied volatility relative to the underlying's
+    /// at-the-money input: σ = ATM × term / 10,000 + skew / 10,000 ×
+    /// (K − S) / S, within the underlying's volatility bounds. The term
+    /// structure (per expiry) and the skew (per strike) are the admin's.
+    pub volatility_term_bps: u32,
+    pub volatility_skew_bps: i32,
+    /// The bands' half-widths are the market's fractions of the model value
+    /// plus this share of the spot: a cheap option's band is wide enough to
+    /// quote (one share of its value is less than a tick).
+    pub band_spot_bps: u32,
+    /// 0: call, 1: put ([`OptionSide`]).
+    pub side: u8,
+    pub padding: [u8; 3],
+}
+
+/// strike + three u32 terms + side and padding.
+pub const OPTION_PARAMS_SIZE: usize = 16 + 3 * 4 + 4;
+const _: () = assert!(core::mem::size_of::<OptionParams>() == OPTION_PARAMS_SIZE);
+
+/// Largest term multiplier and |skew|: ten times the at-the-money input.
+pub const MAX_VOLATILITY_TERM_BPS: u32 = 100_000;
+
+impl OptionParams {
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.strike() > 0
+                && OptionSide::try_from(self.side).is_ok()
+                && (1..=MAX_VOLATILITY_TERM_BPS).contains(&self.volatility_term_bps)
+                && self.volatility_skew_bps.unsigned_abs() <= MAX_VOLATILITY_TERM_BPS
+                && self.band_spot_bps <= 10_000
+                && self.padding == [0; 3],
+            KestrelError::InvalidOptionParams
+        );
+        Ok(())
+    }
+
+    pub fn strike(&self) -> I80F48 {
+        funding::from_parts(self.strike)
+    }
+
+    pub fn side(&self) -> core::result::Result<OptionSide, KestrelError> {
+        OptionSide::try_from(self.side)
+    }
+}
+
+/// A call or a put, as a market stores it.
+impl TryFrom<u8> for OptionSide {
+    type Error = KestrelError;
+
+    fn try_from(value: u8) -> core::result::Result<Self, KestrelError> {
+        match value {
+            0 => Ok(Self::Call),
+            1 => Ok(Self::Put),
+            _ => Err(KestrelError::InvalidOptionParams),
+        }
     }
 }
 
@@ -395,11 +499,13 @@ pub struct Market {
     pub padding1: u32,
     /// Perpetuals: see [`PerpState`].
     pub perp: PerpState,
-    /// Dated futures (and delisted perpetuals): see [`FutureState`].
+    /// Dated futures, options (their expiry and settlement) and delisted
+    /// perpetuals: see [`FutureState`].
     pub future: FutureState,
-    /// Room for fields added by later versions without a migration (an
-    /// option's strike and side fit here).
-    pub reserved: [u8; 96],
+    /// Options: strike, side and volatility terms. Zero otherwise.
+    pub option: OptionParams,
+    /// Room for fields added by later versions without a migration.
+    pub reserved: [u8; 64],
 }
 
 pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event queue
@@ -413,7 +519,8 @@ pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event
     + 4 + 4 // pending fills, padding
     + PERP_STATE_SIZE
     + FUTURE_STATE_SIZE
-    + 96; // reserved
+    + OPTION_PARAMS_SIZE
+    + 64; // reserved
 const _: () = assert!(MARKET_SIZE == 656);
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
@@ -491,6 +598,21 @@ impl Market {
         )
         .then(|| funding::from_parts(self.future.settlement_price))
         .filter(|price| *price > 0)
+    }
+
+    /// What one native base unit of a position is worth once the settlement
+    /// price (the underlying's settlement average) is fixed: that price for
+    /// a future, the intrinsic value at it for an option (zero out of the
+    /// money).
+    pub fn settlement_value_per_unit(&self, settlement_price: I80F48) -> Result<I80F48> {
+        Ok(match self.kind()? {
+            InstrumentKind::Option => crate::engine::black_scholes::intrinsic(
+                self.option.side()?,
+                settlement_price,
+                self.option.strike(),
+            ),
+            InstrumentKind::Perp | InstrumentKind::Future => settlement_price,
+        })
     }
 
     /// Books a taker fill of `quote`: the taker fee accrues, and the makers'
@@ -620,6 +742,20 @@ impl Market {
         PriceBand::around(oracle_ticks, self.params.resting_band_bps)
     }
 
+    /// The fill band and the resting band around the mark (`mark_ticks`)
+    /// when the underlying is at `spot`: the market's fractions of the mark,
+    /// an option's widened by its share of the spot.
+    pub fn bands(&self, mark_ticks: I80F48, spot: I80F48) -> Option<(PriceBand, PriceBand)> {
+        if self.kind != InstrumentKind::Option as u8 {
+            return Some((self.price_band(mark_ticks)?, self.resting_band(mark_ticks)?));
+        }
+        let floor = perp::share_of(self.oracle_ticks(spot)?, self.option.band_spot_bps)?;
+        Some((
+            PriceBand::around_with_floor(mark_ticks, self.params.price_band_bps, floor)?,
+            PriceBand::around_with_floor(mark_ticks, self.params.resting_band_bps, floor)?,
+        ))
+    }
+
     /// Oracle price per base lot, from native quote per native base.
     pub fn price_per_lot(&self, price: I80F48) -> Result<PricePerLot> {
         price
@@ -706,14 +842,20 @@ mod tests {
             assert_eq!(MarketStatus::try_from(byte as u8).ok(), Some(status));
         }
         assert!(MarketStatus::try_from(5).is_err());
-        for (byte, kind) in [InstrumentKind::Perp, InstrumentKind::Future]
-            .into_iter()
-            .enumerate()
-        {
+        let kinds = [
+            InstrumentKind::Perp,
+            InstrumentKind::Future,
+            InstrumentKind::Option,
+        ];
+        for (byte, kind) in kinds.into_iter().enumerate() {
             assert_eq!(kind as u8, byte as u8);
             assert_eq!(InstrumentKind::try_from(byte as u8).ok(), Some(kind));
         }
-        assert!(InstrumentKind::try_from(2).is_err());
+        assert!(InstrumentKind::try_from(3).is_err());
+        for (byte, side) in [OptionSide::Call, OptionSide::Put].into_iter().enumerate() {
+            assert_eq!(OptionSide::try_from(byte as u8).ok(), Some(side));
+        }
+        assert!(OptionSide::try_from(2).is_err());
     }
 
     #[test]

@@ -163,6 +163,165 @@ const _: () =
     assert!(core::mem::size_of::<StoredCheckpoint>() == core::mem::size_of::<Checkpoint>());
 const _: () = assert!(core::mem::size_of::<StoredPriceIntegral>() == PRICE_INTEGRAL_SIZE);
 
+/// How an underlying's options are priced and margined, as the admin sets
+/// it (`set_option_config`). Stored as given (no padding), so its Borsh and
+/// in-memory forms agree.
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
+pub struct OptionConfig {
+    /// The Switchboard On-Demand pull feed whose value is the at-the-money
+    /// implied volatility, annualized, as a fraction (0.8 = 80 %).
+    pub volatility_feed: [u8; 32],
+    /// Oldest update accepted, and how old the stored one may be for
+    /// pricing.
+    pub max_age_seconds: u32,
+    /// Bounds of an accepted input, and of every series' volatility after
+    /// its term and skew (basis points: 500 = 5 %).
+    pub min_volatility_bps: u32,
+    pub max_volatility_bps: u32,
+    /// The annual rate the options are priced with (continuously
+    /// compounded, basis points; 0 by default).
+    pub rate_bps: i32,
+    /// A short option's margin beyond its value, per unit of the
+    /// underlying: `max(a × spot − out-of-the-money amount, b × spot)` for a
+    /// call; for a put the same, capped at what it can still lose (strike
+    /// less value). The Deribit and Zeta standard-margin rule; `a`, `b` for
+    /// initial and for maintenance health, in basis points of the spot.
+    pub initial_a_bps: u32,
+    pub initial_b_bps: u32,
+    pub maintenance_a_bps: u32,
+    pub maintenance_b_bps: u32,
+}
+
+/// The feed + eight u32 terms.
+pub const OPTION_CONFIG_SIZE: usize = 32 + 8 * 4;
+const _: () = assert!(core::mem::size_of::<OptionConfig>() == OPTION_CONFIG_SIZE);
+
+/// Highest volatility bound: 1,000 % (`engine::black_scholes::MAX_VOLATILITY`).
+pub const MAX_VOLATILITY_BPS: u32 = 100_000;
+
+impl OptionConfig {
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.volatility_feed != [0; 32]
+                && self.max_age_seconds > 0
+                && self.min_volatility_bps > 0
+                && self.min_volatility_bps <= self.max_volatility_bps
+                && self.max_volatility_bps <= MAX_VOLATILITY_BPS
+                && self.rate_bps.unsigned_abs() <= 10_000
+                // Maintenance is the looser bar, and the floor is never
+                // zero: a far out-of-the-money short still needs margin.
+                && 0 < self.maintenance_b_bps
+                && self.maintenance_b_bps <= self.initial_b_bps
+                && self.maintenance_a_bps <= self.initial_a_bps
+                && self.initial_a_bps <= 10_000
+                && self.initial_b_bps <= 10_000,
+            KestrelError::InvalidOptionConfig
+        );
+        Ok(())
+    }
+}
+
+/// An underlying's implied-volatility input: its configuration and the
+/// last update `refresh_volatility` accepted. All zero until the admin
+/// configures one; then the underlying may list options.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VolatilityState {
+    pub config: OptionConfig,
+    /// The accepted at-the-money volatility (I80F48 halves), zero before
+    /// the first update.
+    pub volatility: [u64; 2],
+    pub publish_time: i64,
+    pub publish_slot: u64,
+}
+
+/// Config + the volatility + its publish time and slot.
+pub const VOLATILITY_STATE_SIZE: usize = OPTION_CONFIG_SIZE + 16 + 8 + 8;
+const _: () = assert!(core::mem::size_of::<VolatilityState>() == VOLATILITY_STATE_SIZE);
+
+impl VolatilityState {
+    /// Whether options may be listed on the underlying.
+    pub fn is_configured(&self) -> bool {
+        self.config.volatility_feed != [0; 32]
+    }
+
+    /// The accepted volatility while it is within the maximum age at `now`,
+    /// else why there is none.
+    pub fn current(&self, now: i64) -> core::result::Result<I80F48, KestrelError> {
+        let volatility = crate::engine::funding::from_parts(self.volatility);
+        if !self.is_configured() || volatility <= 0 {
+            return Err(KestrelError::VolatilityUnavailable);
+        }
+        let age = now.saturating_sub(self.publish_time);
+        if age > i64::from(self.config.max_age_seconds) {
+            return Err(KestrelError::VolatilityStale);
+        }
+        Ok(volatility)
+    }
+
+    /// The accepted volatility for banding a reduce-only order: the current
+    /// one, else the last one while it is at most
+    /// `oracle::LAST_GOOD_TRADING_AGES` maximum ages old (as the price).
+    pub fn band_volatility(&self, now: i64) -> core::result::Result<I80F48, KestrelError> {
+        match self.current(now) {
+            Err(KestrelError::VolatilityStale) => {
+                let age = now.saturating_sub(self.publish_time);
+                let limit = i64::from(self.config.max_age_seconds)
+                    .saturating_mul(crate::oracle::LAST_GOOD_TRADING_AGES);
+                if age <= limit {
+                    Ok(crate::engine::funding::from_parts(self.volatility))
+                } else {
+                    Err(KestrelError::VolatilityStale)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Accepts a feed update of `volatility` (a fraction) published at
+    /// `publish_time`, `publish_slot`, at unix time `now`: newer than the
+    /// stored one (an older or the same update changes nothing), fresh, and
+    /// within the bounds. Returns whether it was stored.
+    pub fn accept(
+        &mut self,
+        volatility: I80F48,
+        publish_time: i64,
+        publish_slot: u64,
+        now: i64,
+    ) -> Result<bool> {
+        require!(self.is_configured(), KestrelError::VolatilityUnavailable);
+        if (publish_time, publish_slot) <= (self.publish_time, self.publish_slot) {
+            return Ok(false);
+        }
+        require!(
+            now.saturating_sub(publish_time) <= i64::from(self.config.max_age_seconds),
+            KestrelError::VolatilityStale
+        );
+        let bps = |bps: u32| I80F48::from_num(bps) / 10_000;
+        require!(
+            volatility >= bps(self.config.min_volatility_bps)
+                && volatility <= bps(self.config.max_volatility_bps),
+            KestrelError::VolatilityOutOfBounds
+        );
+        self.volatility = crate::engine::funding::to_parts(volatility);
+        self.publish_time = publish_time;
+        self.publish_slot = publish_slot;
+        Ok(true)
+    }
+}
+
 /// An underlying asset (e.g. SOL): the one place its markets' price comes
 /// from. `refresh_underlying` (permissionless) reads the feeds and stores
 /// what it accepted; every trading, withdrawal, liquidation and funding
@@ -192,15 +351,24 @@ pub struct Underlying {
     /// dated future's settlement averages between
     /// (`engine::price_integral`).
     pub integral: StoredPriceIntegral,
-    /// Room that the volatility state, stable price, implied-volatility
-    /// input and risk-array tags of later versions fill without a migration.
-    pub reserved: [u8; 512],
+    /// Its options' implied-volatility input and margin terms
+    /// (`set_option_config`, `refresh_volatility`).
+    pub volatility: VolatilityState,
+    /// Room that the realized-volatility state, stable price and risk-array
+    /// tags of later versions fill without a migration.
+    pub reserved: [u8; 416],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
 /// and padding + price integral + reserved.
-pub const UNDERLYING_SIZE: usize =
-    32 + 16 + STORED_ORACLE_CONFIG_SIZE + PRICE_RECORDS_SIZE + 8 + PRICE_INTEGRAL_SIZE + 512;
+pub const UNDERLYING_SIZE: usize = 32
+    + 16
+    + STORED_ORACLE_CONFIG_SIZE
+    + PRICE_RECORDS_SIZE
+    + 8
+    + PRICE_INTEGRAL_SIZE
+    + VOLATILITY_STATE_SIZE
+    + 416;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
