@@ -14,6 +14,7 @@ pub struct Metrics {
     pub cycles: AtomicU64,
     pub cycle_errors: AtomicU64,
     pub underlying_refreshes: AtomicU64,
+    pub volatility_refreshes: AtomicU64,
     pub events_consumed: AtomicU64,
     pub funding_updates: AtomicU64,
     pub basis_updates: AtomicU64,
@@ -61,6 +62,7 @@ impl Metrics {
         let add = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
         add(&self.cycles, 1);
         add(&self.underlying_refreshes, report.underlying_refreshes);
+        add(&self.volatility_refreshes, report.volatility_refreshes);
         add(&self.events_consumed, report.events_consumed);
         add(&self.funding_updates, report.funding_updates);
         add(&self.basis_updates, report.basis_updates);
@@ -158,6 +160,11 @@ impl Metrics {
                 "kestrel_keeper_underlying_refreshes_total",
                 "refresh_underlying transactions landed",
                 &self.underlying_refreshes,
+            ),
+            (
+                "kestrel_keeper_volatility_refreshes_total",
+                "refresh_volatility transactions landed (underlyings with options)",
+                &self.volatility_refreshes,
             ),
             (
                 "kestrel_keeper_events_consumed_total",

@@ -6,6 +6,8 @@
 //! - [`book`]: L2 and L3 views of a market's book.
 //! - [`events`]: a market's pending events and the accounts the crank needs.
 //! - [`health`]: the program's health code on fetched accounts (a preview).
+//! - [`options`]: option chains, an account's greeks and `value_option`'s
+//!   result, with the program's own pricing.
 //! - [`errors`]: the name behind a failed instruction's error code.
 //! - [`client`]: the [`client::Chain`] interface (fetch a market with its book
 //!   and queue in one request, scan margin accounts, send); [`rpc`] implements
@@ -21,6 +23,7 @@ pub mod events;
 pub mod health;
 pub mod ix;
 pub mod lookup_table;
+pub mod options;
 pub mod pda;
 pub mod rpc;
 pub mod tx;

@@ -158,6 +158,8 @@ pub struct TxOutcome {
     /// Meaningful in [`ProgramMode::Sbf`] only.
     pub compute_units: u64,
     pub logs: Vec<String>,
+    /// What the last instruction returned (`set_return_data`), if any.
+    pub return_data: Vec<u8>,
 }
 
 pub struct LocalChain {
@@ -316,14 +318,17 @@ impl LocalChain {
             .process_transaction_with_metadata(tx)
             .await
             .expect("local bank is reachable");
-        let (compute_units, logs) = processed.metadata.map_or((0, Vec::new()), |m| {
-            (m.compute_units_consumed, m.log_messages)
-        });
+        let (compute_units, logs, return_data) =
+            processed.metadata.map_or((0, Vec::new(), Vec::new()), |m| {
+                let data = m.return_data.map(|r| r.data).unwrap_or_default();
+                (m.compute_units_consumed, m.log_messages, data)
+            });
         Ok(TxOutcome {
             signature,
             result: processed.result,
             compute_units,
             logs,
+            return_data,
         })
     }
 

@@ -176,6 +176,8 @@ async fn every_instruction_stays_within_its_compute_budget() {
     m.measured.extend(trading);
     let risk = measure_risk().await;
     m.measured.extend(risk);
+    let options = measure_options().await;
+    m.measured.extend(options);
 
     let budgets: BTreeMap<String, u64> = toml::from_str(
         &std::fs::read_to_string(workspace().join("bench/cu-budgets.toml"))
@@ -228,7 +230,7 @@ fn missed_goals(measured: &BTreeMap<String, u64>) -> Vec<String> {
     let cu = |name: &str| measured[name];
     let per = |more: &str, fewer: &str, count: u64| (cu(more) - cu(fewer)) / count;
     let per_position = per("place_order_resting_8_positions", "place_order_resting", 7);
-    let goals: [(&str, u64, u64); 10] = [
+    let goals: [(&str, u64, u64); 11] = [
         // Issue 15's targets: a resting order at most 6,500, health per
         // extra position at most 1,000, per extra underlying at most 2,500.
         ("resting order", cu("place_order_resting"), 6_500),
@@ -274,6 +276,8 @@ fn missed_goals(measured: &BTreeMap<String, u64>) -> Vec<String> {
             5_000,
         ),
         ("liquidate", cu("liquidate_1_position_4_orders"), 60_000),
+        // Issue 16's target: one price with all greeks at most 6,000.
+        ("option price and greeks", cu("value_option"), 6_000),
     ];
     println!("\n{:<48} {:>8} {:>9}", "goal", "CU", "at most");
     let mut missed = Vec::new();
@@ -490,5 +494,97 @@ async fn measure_risk() -> BTreeMap<String, u64> {
         .await;
     let unstake = ix::unstake(&staker.pubkey(), &staker.margin_account);
     m.measure("unstake", unstake, &[&staker.key]).await;
+    m.measured
+}
+
+/// Options: the volatility input, listing, valuation with greeks, an
+/// option order (its health prices the option) and the liquidation of a
+/// short option.
+async fn measure_options() -> BTreeMap<String, u64> {
+    use kestrel::engine::black_scholes::OptionSide;
+    let mut m = Meter {
+        h: Harness::new().await,
+        measured: BTreeMap::new(),
+    };
+    let perp = m.h.create_market(0, market_params).await;
+    let admin = m.h.admin.insecure_clone();
+    let feed = solana_sdk::pubkey::Pubkey::new_unique();
+    let config = ix::set_option_config(
+        &admin.pubkey(),
+        &perp.underlying.underlying,
+        option_config(&feed),
+    );
+    m.measure("set_option_config", config, &[&admin]).await;
+    m.h.volatility_feeds
+        .push((perp.underlying.underlying, feed));
+    let now = m.h.now().await;
+    let slot = m.h.next_oracle_slot();
+    m.h.chain.set_account(
+        &feed,
+        kestrel_tests::oracles::switchboard_feed(8 * 10i128.pow(17), 0, now, slot),
+    );
+    let refresh = ix::refresh_volatility(&perp.underlying.underlying, &feed);
+    m.measure("refresh_volatility", refresh, &[]).await;
+
+    let expiry = kestrel::state::FutureParams {
+        expiry: minute_of(now + 7 * 86_400),
+        settlement_window_seconds: 1_800,
+        max_basis_bps: 0,
+        basis_window_seconds: 0,
+        convergence_seconds: 0,
+    };
+    let series = kestrel::state::OptionParams {
+        strike: kestrel::engine::funding::to_parts(fixed::types::I80F48::from_num(150) / 1_000),
+        volatility_term_bps: 10_000,
+        volatility_skew_bps: -2_000,
+        band_spot_bps: 50,
+        side: OptionSide::Call as u8,
+        padding: [0; 3],
+    };
+    let (bids, asks, queue) = m.h.market_accounts().await;
+    let create = ix::create_option_market(
+        &admin.pubkey(),
+        market_args(1, perp_params()),
+        expiry,
+        series,
+        &bids,
+        &asks,
+        &queue,
+        &perp.underlying.underlying,
+    );
+    m.measure("create_option_market", create, &[&admin]).await;
+    let call = ix::MarketAccounts {
+        market_index: 1,
+        market: pda::market(&m.h.exchange, 1),
+        bids,
+        asks,
+        event_queue: queue,
+        underlying: perp.underlying,
+    };
+    m.h.trading_markets.push(call);
+    let value = ix::value_option(&call.market, &perp.underlying.underlying);
+    m.measure("value_option", value, &[]).await;
+
+    // A writer sells 60 calls at the money (about 660 ticks) to a buyer; a
+    // resting ask of the writer's prices its health with the option.
+    let writer = m.h.user(20 * ONE_TOKEN).await;
+    let buyer = m.h.user(1_000 * ONE_TOKEN).await;
+    let keeper = m.h.user(1_000 * ONE_TOKEN).await;
+    for (user, amount) in [(&writer, 20), (&buyer, 1_000), (&keeper, 1_000)] {
+        m.h.deposit(user, amount * ONE_TOKEN).await;
+    }
+    let ask = order(OrderSide::Ask, OrderType::Limit, 660, 60);
+    let rest = m.h.place_ix(&writer, &call, ask).await;
+    m.measure("place_order_option_resting", rest, &[&writer.key])
+        .await;
+    let take = order(OrderSide::Bid, OrderType::ImmediateOrCancel, 660, 60);
+    m.h.place(&buyer, &call, take).await;
+    m.h.crank(&call, 8).await;
+    m.h.set_oracle_price(&perp, 190).await;
+    let liquidate =
+        m.h.liquidate_ix(&keeper, &writer.margin_account, &call, u64::MAX)
+            .await;
+    m.measure("liquidate_option", liquidate, &[&keeper.key])
+        .await;
     m.measured
 }

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 pub use basis::basis_due;
 pub use consume::MAX_MAKERS_PER_CRANK;
 pub use liquidation::Liquidation;
-pub use refresh::{refresh_reason, RefreshReason};
+pub use refresh::{refresh_reason, volatility_update_is_newer, RefreshReason};
 pub use settlement::{sample_due, settlement_stage, SettledPosition, SettlementStage};
 pub use unwind::{unwind_limit, Unwind, UNWIND_CLIENT_ORDER_ID};
 
@@ -70,6 +70,8 @@ pub struct Keeper {
 pub struct CycleReport {
     /// `refresh_underlying` transactions landed.
     pub underlying_refreshes: u64,
+    /// `refresh_volatility` transactions landed (underlyings with options).
+    pub volatility_refreshes: u64,
     pub events_consumed: u64,
     pub funding_updates: u64,
     /// `update_basis` transactions landed (dated futures, on the funding

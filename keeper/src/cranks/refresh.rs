@@ -5,10 +5,14 @@
 //! of the configured markets is refreshed when its feeds hold an update
 //! newer than the stored record: one write per update, however many
 //! markets read it. With nothing newer a refresh could change nothing, so
-//! none is sent.
+//! none is sent. An underlying with options has an implied-volatility feed
+//! too, refreshed the same way (`refresh_volatility`) when it holds an
+//! update newer than the stored one.
+use kestrel::state::Underlying;
 use kestrel_sdk::client::{Chain, ChainClock, ChainError, FetchError};
 use kestrel_sdk::health::UnderlyingSnapshot;
 use kestrel_sdk::ix;
+use kestrel_sdk::Pubkey;
 
 use super::{CycleReport, Keeper};
 
@@ -59,6 +63,56 @@ pub(super) async fn run(
             }
         }
         keeper.metrics.observe_underlying(index, &stored, now, slot);
+        if stored.volatility.is_configured() {
+            refresh_volatility(keeper, chain, &accounts.underlying, &stored, report).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the implied-volatility feed's account (`feed`, fetched) holds an
+/// update newer than the one `underlying` stored.
+pub fn volatility_update_is_newer(
+    underlying: &Underlying,
+    feed: &Pubkey,
+    account: &solana_sdk::account::Account,
+) -> bool {
+    let stored = &underlying.volatility;
+    kestrel::oracle::switchboard::read(
+        feed,
+        &account.owner,
+        &account.data,
+        &Pubkey::new_from_array(stored.config.volatility_feed),
+    )
+    .is_ok_and(|raw| {
+        (raw.publish_time, raw.publish_slot) > (stored.publish_time, stored.publish_slot)
+    })
+}
+
+async fn refresh_volatility(
+    keeper: &Keeper,
+    chain: &mut impl Chain,
+    address: &Pubkey,
+    underlying: &Underlying,
+    report: &mut CycleReport,
+) -> Result<(), ChainError> {
+    let feed = Pubkey::new_from_array(underlying.volatility.config.volatility_feed);
+    let Some(account) = chain.fetch_account(&feed).await? else {
+        report.failures.push(format!(
+            "refresh volatility of underlying {}: feed {feed} missing",
+            underlying.underlying_index
+        ));
+        return Ok(());
+    };
+    if volatility_update_is_newer(underlying, &feed, &account) {
+        let what = format!(
+            "refresh volatility of underlying {}",
+            underlying.underlying_index
+        );
+        let refresh = ix::refresh_volatility(address, &feed);
+        if keeper.send(chain, &what, &[refresh], &[], report).await? {
+            report.volatility_refreshes += 1;
+        }
     }
     Ok(())
 }

@@ -66,21 +66,35 @@ pub fn create_market(
     future: Option<FutureParams>,
 ) -> Result<()> {
     match future {
-        None => init_market(&ctx, &args, InstrumentKind::Perp, FutureParams::default()),
+        None => init_market(
+            &ctx,
+            &args,
+            InstrumentKind::Perp,
+            FutureParams::default(),
+            OptionParams::default(),
+        ),
         Some(future) => {
             future.validate(Clock::get()?.unix_timestamp, args.params.price_band_bps)?;
-            init_market(&ctx, &args, InstrumentKind::Future, future)
+            init_market(
+                &ctx,
+                &args,
+                InstrumentKind::Future,
+                future,
+                OptionParams::default(),
+            )
         }
     }
 }
 
 /// Validates `args` and formats the market, its book sides and its queue as
-/// a market of `kind` (with `future` for a dated future).
+/// a market of `kind` (with `future` for a dated future or an option's
+/// expiry, `option` for an option's series).
 pub fn init_market(
     ctx: &Context<CreateMarket>,
     args: &CreateMarketArgs,
     kind: InstrumentKind,
     future: FutureParams,
+    option: OptionParams,
 ) -> Result<()> {
     args.params.validate()?;
     // A base lot within i64, so a signed position in native units is one
@@ -107,6 +121,7 @@ pub fn init_market(
     market.underlying_index = accounts.underlying.load()?.underlying_index;
     market.kind = kind as u8;
     market.future.params = future;
+    market.option = option;
     market.bids = accounts.bids.key();
     market.asks = accounts.asks.key();
     market.event_queue = accounts.event_queue.key();

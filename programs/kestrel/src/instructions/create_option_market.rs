@@ -31,7 +31,5 @@ pub fn create_option_market(
         ctx.accounts.underlying.load()?.volatility.is_configured(),
         KestrelError::VolatilityUnavailable
     );
-    init_market(&ctx, &args, InstrumentKind::Option, expiry)?;
-    ctx.accounts.market.load_mut()?.option = option;
-    Ok(())
+    init_market(&ctx, &args, InstrumentKind::Option, expiry, option)
 }

@@ -271,7 +271,16 @@ fn price(
             band_options,
         )
     };
-    let price = match reading.current {
+    let rule = MarkRule::of(market, now)?;
+    // An option without a current volatility cannot be valued: as without
+    // a current price, only a reduce-only order trades.
+    let current = match (&rule, options.volatility) {
+        (MarkRule::Option(_), Err(error)) => {
+            reading.current.map_err(KestrelError::from).and(Err(error))
+        }
+        _ => reading.current.map_err(KestrelError::from),
+    };
+    let price = match current {
         Ok(price) => Some(price),
         Err(error) if !args.reduce_only => return Err(error.into()),
         Err(_) => None,
@@ -279,11 +288,6 @@ fn price(
     let band_price = reading
         .band_price(now, max_age_seconds)
         .ok_or(KestrelError::OracleStale)?;
-    let rule = MarkRule::of(market, now)?;
-    if let (MarkRule::Option(_), Err(error), false) = (&rule, options.volatility, args.reduce_only)
-    {
-        return Err(error.into());
-    }
     let mark = rule.apply(band_price, &band_options)?;
     let ticks = market.oracle_ticks(mark).or_overflow()?;
     let (band, resting) = market.bands(ticks, band_price).or_overflow()?;
