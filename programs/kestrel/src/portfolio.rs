@@ -29,7 +29,6 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::black_scholes::{self, OptionSide, PricingInputs};
-use crate::engine::fastdiv::fixed_div_int;
 use crate::engine::fastmul::{checked_mul_i64_u64, checked_mul_u64};
 use crate::engine::fixed_math;
 use crate::engine::funding;
@@ -63,8 +62,9 @@ pub enum MarkRule {
         expiry: i64,
         max_basis_bps: u32,
         convergence_seconds: u32,
-        /// Past expiry, the settlement average captured so far.
-        settlement_average: Option<I80F48>,
+        /// Past expiry, the settlement average captured so far; zero before
+        /// (a price is positive).
+        settlement_average: I80F48,
         /// The unix time the rule was built for, and the mark is taken at:
         /// whether the average applies was decided then.
         now: i64,
@@ -88,8 +88,10 @@ pub struct OptionMark {
     pub volatility_skew_bps: i32,
     /// The market's fill band: the requirement's slack (`option_margin`).
     pub band_bps: u32,
-    /// Past expiry, the settlement average captured so far.
-    pub settlement_average: Option<I80F48>,
+    /// Past expiry, the settlement average captured so far; zero before
+    /// (a price is positive). Kept as the value, not an `Option`: health
+    /// copies one per position.
+    pub settlement_average: I80F48,
     /// The unix time the mark is taken at.
     pub now: i64,
 }
@@ -152,37 +154,34 @@ impl OptionTerms {
     }
 }
 
-/// A basis-point figure as a fraction.
-fn from_bps(bps: i64) -> Option<I80F48> {
-    let magnitude = fixed_div_int(I80F48::from_num(bps.unsigned_abs()), 10_000)?;
-    Some(if bps < 0 { -magnitude } else { magnitude })
-}
-
 impl OptionMark {
     /// The series' volatility at `spot`: the underlying's at-the-money
     /// input × term + skew × (K − S)/S, within the underlying's bounds.
     pub fn volatility(&self, spot: I80F48, terms: &OptionTerms) -> Result<I80F48> {
         let atm = terms.volatility?;
-        let term = fixed_div_int(
-            fixed_math::mul(atm, I80F48::from_num(self.volatility_term_bps)).or_overflow()?,
-            10_000,
-        )
-        .or_overflow()?;
-        let moneyness_gap = fixed_math::div(self.strike - spot, spot).or_overflow()?;
-        let skew = fixed_math::mul(
-            from_bps(i64::from(self.volatility_skew_bps)).or_overflow()?,
-            moneyness_gap,
-        )
-        .or_overflow()?;
-        let low = from_bps(i64::from(terms.min_volatility_bps)).or_overflow()?;
-        let high = from_bps(i64::from(terms.max_volatility_bps)).or_overflow()?;
-        Ok(term.checked_add(skew).or_overflow()?.clamp(low, high))
+        let bps = |bps: u32| fixed_math::from_bps(i32::try_from(bps).unwrap_or(i32::MAX));
+        let mut volatility = fixed_math::mul(atm, bps(self.volatility_term_bps)).or_overflow()?;
+        if self.volatility_skew_bps != 0 {
+            let moneyness_gap = fixed_math::div(self.strike - spot, spot).or_overflow()?;
+            let skew = fixed_math::mul(
+                fixed_math::from_bps(self.volatility_skew_bps),
+                moneyness_gap,
+            )
+            .or_overflow()?;
+            volatility = volatility.checked_add(skew).or_overflow()?;
+        }
+        let (low, high) = (bps(terms.min_volatility_bps), bps(terms.max_volatility_bps));
+        Ok(volatility.clamp(low, high))
     }
 
     /// The option's value per unit when the underlying is at `spot`.
     pub fn value(&self, spot: I80F48, terms: &OptionTerms) -> Result<I80F48> {
         if self.now >= self.expiry {
-            let at = self.settlement_average.unwrap_or(spot);
+            let at = if self.settlement_average > 0 {
+                self.settlement_average
+            } else {
+                spot
+            };
             return Ok(black_scholes::intrinsic(self.side, at, self.strike));
         }
         Ok(black_scholes::price(&self.inputs(spot, terms)?).map_err(KestrelError::from)?)
@@ -196,7 +195,7 @@ impl OptionMark {
             strike: self.strike,
             seconds_to_expiry: self.expiry.saturating_sub(self.now).max(0),
             volatility: self.volatility(spot, terms)?,
-            rate: from_bps(i64::from(terms.rate_bps)).or_overflow()?,
+            rate: fixed_math::from_bps(terms.rate_bps),
         })
     }
 }
@@ -221,7 +220,7 @@ impl MarketRisk {
     pub fn of(market: &Market, now: i64) -> Result<Self> {
         // An option is margined by its own rule (`option_margin`), not a
         // fraction of its value.
-        let fractions = if market.kind == InstrumentKind::Option as u8 {
+        let fractions = if market.has_expiry() && market.kind == InstrumentKind::Option as u8 {
             (0, 0)
         } else {
             (
@@ -282,8 +281,9 @@ impl MarkRule {
                 .settlement()
                 .average_so_far()
                 .map_err(KestrelError::from)?
+                .unwrap_or(I80F48::ZERO)
         } else {
-            None
+            I80F48::ZERO
         };
         if market.kind()? == InstrumentKind::Option {
             let option = &market.option;
@@ -324,8 +324,8 @@ impl MarkRule {
                 now,
             } => {
                 if *now >= *expiry {
-                    if let Some(average) = settlement_average {
-                        return Ok(*average);
+                    if *settlement_average > 0 {
+                        return Ok(*settlement_average);
                     }
                 }
                 Ok(future::mark_price(
@@ -455,14 +455,16 @@ impl Portfolio {
         underlying: u8,
     ) -> Result<()> {
         let prices = &self.underlyings[usize::from(underlying)].prices;
-        let price = market.mark_price(prices)?;
-        let option = match &market.mark {
+        let (price, option) = match &market.mark {
+            // A trading perpetual, the common case: the price as it is.
+            MarkRule::Underlying if !market.closed => (prices.current?, false),
             MarkRule::Option(mark) => {
+                let price = market.mark_price(prices)?;
                 let requirement = option_requirement(position, market, mark, prices, price)?;
                 self.option_requirements.push(requirement);
-                true
+                (price, true)
             }
-            _ => false,
+            _ => (market.mark_price(prices)?, false),
         };
         self.positions.push(PortfolioPosition {
             underlying,

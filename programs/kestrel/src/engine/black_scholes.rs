@@ -3,9 +3,10 @@
 //! its underlying's accepted price, its implied volatility and a rate.
 //!
 //! Prices are in the unit of the spot and the strike (native quote per
-//! native base on chain); the work is done on the moneyness `S/K` and the
-//! results scaled by `K` at the end, so a strike of 1e-6 prices as
-//! precisely as one of 1e6. Greeks: delta per unit of spot; gamma per unit
+//! native base on chain); the work is done in 64-bit fixed point on the
+//! spot's and strike's shares of the larger of the two, and the results
+//! scaled back at the end, so a strike of 1e-6 prices as precisely as one
+//! of 1e6. Greeks: delta per unit of spot; gamma per unit
 //! of spot per unit of spot; vega per 1.0 of volatility (100 points); theta
 //! per year (a day is `theta / 365`); rho per 1.0 of rate.
 //!
@@ -15,7 +16,9 @@
 use fixed::types::I80F48;
 
 use super::fastdiv::div_u128_u32;
-use super::fixed_math::{div, exp, ln, mul, normal_at, rsqrt, NormalAt};
+use super::fixed_math::{
+    div, exp_q, ln_q, mul, normal_q, normal_with_gaussian_q, rsqrt_q, NormalAt, Q,
+};
 
 /// Seconds in the year that volatilities and rates are quoted per (365
 /// days, as Deribit and most crypto venues).
@@ -31,6 +34,10 @@ pub const MAX_RATE: I80F48 = I80F48::ONE;
 /// moneyness: d₁ and d₂ are past ±9, where Φ is 0 or 1 in I80F48, unless
 /// the option is within 1e-8 of the money.
 const MIN_STD_DEV: I80F48 = I80F48::from_bits(1 << 20);
+
+/// Where the moneyness gives e^(−d₂²/2) from e^(−d₁²/2) ([`terms`]).
+const MONEYNESS_IDENTITY_LOW: I80F48 = I80F48::from_bits(1 << 46);
+const MONEYNESS_IDENTITY_HIGH: I80F48 = I80F48::from_bits(4 << 48);
 
 /// A call (the right to buy at the strike) or a put (to sell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,17 +100,21 @@ pub fn years(seconds: i64) -> I80F48 {
     I80F48::from_bits(div_u128_u32(bits, SECONDS_PER_YEAR) as i128)
 }
 
-/// What value and greeks share: the moneyness, the discount and the normal
-/// distribution at d₁ and d₂; all per unit of strike.
+/// What value and greeks share, per unit of `scale = max(S, K)` (so every
+/// quantity is a [`Q`] whatever the units of the spot and strike): the
+/// spot's and strike's shares of it (one of them 1), the discount, the
+/// time, and the normal distribution at d₁ and d₂.
 struct Terms {
-    /// S / K.
-    moneyness: I80F48,
+    scale: I80F48,
+    /// S / scale and K / scale.
+    spot: Q,
+    strike: Q,
     /// e^(−rT).
-    discount: I80F48,
-    years: I80F48,
+    discount: Q,
+    years: Q,
     /// σ√T, zero when below [`MIN_STD_DEV`]; 1/√T.
-    std_dev: I80F48,
-    inv_sqrt_years: I80F48,
+    std_dev: Q,
+    inv_sqrt_years: Q,
     d1: NormalAt,
     d2: NormalAt,
 }
@@ -112,83 +123,152 @@ struct Terms {
 /// 0 below; no density.
 fn certain(above: bool) -> NormalAt {
     NormalAt {
+        gaussian: I80F48::ZERO,
         density: I80F48::ZERO,
         tail: I80F48::ZERO,
         negative: !above,
     }
 }
 
+/// Φ(x) and Φ(−x) of a [`NormalAt`], as [`Q`]s (both within [0, 1]).
+fn cdf_q(at: &NormalAt) -> (Q, Q) {
+    let tail = Q(at.tail.to_bits() as i64);
+    let other = Q(Q::ONE.0 - tail.0);
+    if at.negative {
+        (tail, other)
+    } else {
+        (other, tail)
+    }
+}
+
+/// |d| past which Φ(d) is 0 or 1 in I80F48: a d beyond it is taken there.
+const D_LIMIT: Q = Q(40 << 48);
+
 fn terms(inputs: &PricingInputs) -> Result<Terms, PricingError> {
     inputs.validate()?;
     let overflow = PricingError::Overflow;
-    let moneyness = div(inputs.spot, inputs.strike).ok_or(overflow)?;
-    if moneyness == 0 {
-        return Err(overflow);
-    }
-    let years = years(inputs.seconds_to_expiry);
-    let rate_time = mul(inputs.rate, years).ok_or(overflow)?;
-    let discount = if rate_time == 0 {
-        I80F48::ONE
-    } else {
-        exp(-rate_time).ok_or(overflow)?
+    let q = |x: Option<Q>| x.ok_or(overflow);
+    let scale = inputs.spot.max(inputs.strike);
+    // One of the two is 1; the other the ratio of the smaller to the larger.
+    let share = |x: I80F48| -> Result<Q, PricingError> {
+        if x == scale {
+            Ok(Q::ONE)
+        } else {
+            Q::of(div(x, scale).ok_or(overflow)?).ok_or(overflow)
+        }
     };
-    let (inv_sqrt_years, std_dev) = if years == 0 {
-        (I80F48::ZERO, I80F48::ZERO)
+    let (spot, strike) = (share(inputs.spot)?, share(inputs.strike)?);
+    let years = Q(years(inputs.seconds_to_expiry).to_bits() as i64);
+    // |r| ≤ 1 and T ≤ 10: within Q.
+    let rate = q(Q::of(inputs.rate))?;
+    let volatility = q(Q::of(inputs.volatility))?;
+    let rate_time = if rate.0 == 0 {
+        Q(0)
     } else {
-        let inv_sqrt_years = rsqrt(years).ok_or(overflow)?;
-        let sqrt_years = mul(years, inv_sqrt_years).ok_or(overflow)?;
-        (
-            inv_sqrt_years,
-            mul(inputs.volatility, sqrt_years).ok_or(overflow)?,
-        )
+        q(rate.mul(years))?
     };
-    if std_dev < MIN_STD_DEV {
+    let discount = if rate_time.0 == 0 {
+        Q::ONE
+    } else {
+        q(exp_q(Q(-rate_time.0)))?
+    };
+    let (inv_sqrt_years, std_dev) = if years.0 == 0 {
+        (Q(0), Q(0))
+    } else {
+        let inv_sqrt_years = q(rsqrt_q(years))?;
+        let sqrt_years = q(years.mul(inv_sqrt_years))?;
+        (inv_sqrt_years, q(volatility.mul(sqrt_years))?)
+    };
+    // A ratio below an ulp of the larger: as certain as a tiny σ√T.
+    if std_dev.0 < MIN_STD_DEV.to_bits() as i64 || spot.0 == 0 || strike.0 == 0 {
         // The forward's intrinsic value: the option pays for sure, or not.
-        let in_the_money_call = moneyness > discount;
+        let in_the_money_call = spot > q(strike.mul(discount))?;
         return Ok(Terms {
-            moneyness,
+            scale,
+            spot,
+            strike,
             discount,
             years,
-            std_dev: I80F48::ZERO,
+            std_dev: Q(0),
             inv_sqrt_years,
             d1: certain(in_the_money_call),
             d2: certain(in_the_money_call),
         });
     }
-    // d₁ = (ln(S/K) + rT) / σ√T + σ√T / 2; d₂ = d₁ − σ√T.
-    let log_forward = ln(moneyness).ok_or(overflow)? + rate_time;
-    let d1 = div(log_forward, std_dev).ok_or(overflow)? + std_dev / 2;
-    let d2 = d1 - std_dev;
+    // ln(S/K) = ln(S/scale) − ln(K/scale), one of them 0.
+    let log_moneyness = if spot == Q::ONE {
+        Q(-q(ln_q(strike))?.0)
+    } else {
+        q(ln_q(spot))?
+    };
+    // d₁ = (ln(S/K) + rT) / σ√T + σ√T / 2, taken at ±40 beyond; d₂ = d₁ − σ√T.
+    let log_forward = q(log_moneyness.add(rate_time))?;
+    let ratio = log_forward
+        .div(std_dev)
+        .map_or(
+            if log_forward.0 < 0 {
+                -D_LIMIT.0
+            } else {
+                D_LIMIT.0
+            },
+            |d| d.0,
+        )
+        .clamp(-D_LIMIT.0, D_LIMIT.0);
+    let d1 = Q(ratio + (std_dev.0 >> 1));
+    let d2 = q(d1.sub(std_dev))?;
+    let at_d1 = normal_q(d1).ok_or(overflow)?;
+    // e^(−d₂²/2) = e^(−d₁²/2) × S/K × e^(rT): one exponential fewer, taken
+    // where the moneyness keeps the product as precise as the exponential.
+    let identity = MONEYNESS_IDENTITY_LOW..=MONEYNESS_IDENTITY_HIGH;
+    let moneyness = if spot == Q::ONE {
+        q(Q::ONE.div(strike))
+    } else {
+        Ok(spot)
+    };
+    let at_d2 = match moneyness {
+        Ok(m) if identity.contains(&m.fixed()) => {
+            let gaussian = Q(at_d1.gaussian.to_bits() as i64);
+            let mut gaussian = q(gaussian.mul(m))?;
+            if discount != Q::ONE {
+                gaussian = q(gaussian.div(discount))?;
+            }
+            normal_with_gaussian_q(d2, gaussian).ok_or(overflow)?
+        }
+        _ => normal_q(d2).ok_or(overflow)?,
+    };
     Ok(Terms {
-        moneyness,
+        scale,
+        spot,
+        strike,
         discount,
         years,
         std_dev,
         inv_sqrt_years,
-        d1: normal_at(d1).ok_or(overflow)?,
-        d2: normal_at(d2).ok_or(overflow)?,
+        d1: at_d1,
+        d2: at_d2,
     })
 }
 
-/// The value per unit of strike.
-fn unit_price(side: OptionSide, t: &Terms) -> Option<I80F48> {
+/// The value per unit of scale.
+fn unit_price(side: OptionSide, t: &Terms) -> Option<Q> {
+    let (n1, n1_negated) = cdf_q(&t.d1);
+    let (n2, n2_negated) = cdf_q(&t.d2);
+    let strike = t.strike.mul(t.discount)?;
     let value = match side {
-        // S/K Φ(d₁) − e^(−rT) Φ(d₂)
-        OptionSide::Call => mul(t.moneyness, t.d1.cdf())? - mul(t.discount, t.d2.cdf())?,
-        // e^(−rT) Φ(−d₂) − S/K Φ(−d₁)
-        OptionSide::Put => {
-            mul(t.discount, t.d2.cdf_of_negation())? - mul(t.moneyness, t.d1.cdf_of_negation())?
-        }
+        // S Φ(d₁) − K e^(−rT) Φ(d₂)
+        OptionSide::Call => t.spot.mul(n1)?.sub(strike.mul(n2)?)?,
+        // K e^(−rT) Φ(−d₂) − S Φ(−d₁)
+        OptionSide::Put => strike.mul(n2_negated)?.sub(t.spot.mul(n1_negated)?)?,
     };
     // Rounding may take a worthless option an ulp below zero.
-    Some(value.max(I80F48::ZERO))
+    Some(value.max(Q(0)))
 }
 
 /// The option's value alone (what health marks at).
 pub fn price(inputs: &PricingInputs) -> Result<I80F48, PricingError> {
     let t = terms(inputs)?;
     unit_price(inputs.side, &t)
-        .and_then(|unit| mul(unit, inputs.strike))
+        .and_then(|unit| mul(unit.fixed(), t.scale))
         .ok_or(PricingError::Overflow)
 }
 
@@ -199,45 +279,60 @@ pub fn valuation(inputs: &PricingInputs) -> Result<Valuation, PricingError> {
 }
 
 fn greeks(inputs: &PricingInputs, t: &Terms) -> Option<Valuation> {
-    let strike = inputs.strike;
     let call = inputs.side == OptionSide::Call;
-    let price = mul(unit_price(inputs.side, t)?, strike)?;
-    let delta = if call {
-        t.d1.cdf()
-    } else {
-        -t.d1.cdf_of_negation()
+    // Back to the units of the spot and strike: a 64-bit product when the
+    // scale is a Q.
+    let scale = Q::of(t.scale);
+    let scaled = |x: Q| match scale.and_then(|scale| x.mul(scale)) {
+        Some(product) => Some(product.fixed()),
+        None => mul(x.fixed(), t.scale),
     };
-    // φ(d₁) S/K: shared by gamma, vega and theta.
-    let density_moneyness = mul(t.d1.density, t.moneyness)?;
+    let price = scaled(unit_price(inputs.side, t)?)?;
+    let (n1, n1_negated) = cdf_q(&t.d1);
+    let (n2, n2_negated) = cdf_q(&t.d2);
+    let delta = if call { n1 } else { Q(-n1_negated.0) };
+    let density = Q(t.d1.density.to_bits() as i64);
+    // φ(d₁) S: shared by vega and theta.
+    let density_spot = density.mul(t.spot)?;
     // Γ = φ(d₁) / (S σ√T).
-    let gamma = if t.std_dev == 0 {
+    let gamma = if t.std_dev.0 == 0 {
         I80F48::ZERO
     } else {
-        div(div(t.d1.density, t.std_dev)?, inputs.spot)?
+        let per_std_dev = density
+            .div(t.std_dev)
+            .map(Q::fixed)
+            .or_else(|| div(density.fixed(), t.std_dev.fixed()))?;
+        div(per_std_dev, inputs.spot)?
     };
-    // ν = S φ(d₁) √T = K (S/K) φ(d₁) √T.
-    let sqrt_years = mul(t.years, t.inv_sqrt_years)?;
-    let vega = mul(mul(density_moneyness, sqrt_years)?, strike)?;
-    // The discounted strike's share: K e^(−rT) Φ(±d₂), per unit of strike.
-    let discounted_itm = mul(
-        t.discount,
-        if call {
-            t.d2.cdf()
-        } else {
-            t.d2.cdf_of_negation()
-        },
-    )?;
+    // ν = S φ(d₁) √T.
+    let sqrt_years = t.years.mul(t.inv_sqrt_years)?;
+    let vega = scaled(density_spot.mul(sqrt_years)?)?;
+    // The discounted strike's share: K e^(−rT) Φ(±d₂).
+    let discounted_itm = t
+        .strike
+        .mul(t.discount)?
+        .mul(if call { n2 } else { n2_negated })?;
     // Θ = −S φ(d₁) σ / (2√T) ∓ r K e^(−rT) Φ(±d₂) (call −, put +).
-    let decay = mul(mul(density_moneyness, inputs.volatility)?, t.inv_sqrt_years)? / 2;
-    let carry = mul(inputs.rate, discounted_itm)?;
-    let unit_theta = if call { -decay - carry } else { carry - decay };
-    let theta = mul(unit_theta, strike)?;
+    let volatility = Q::of(inputs.volatility)?;
+    let decay = Q(density_spot.mul(volatility)?.mul(t.inv_sqrt_years)?.0 >> 1);
+    let rate = Q::of(inputs.rate)?;
+    let carry = if rate.0 == 0 {
+        Q(0)
+    } else {
+        rate.mul(discounted_itm)?
+    };
+    let unit_theta = if call {
+        Q(-decay.0).sub(carry)?
+    } else {
+        carry.sub(decay)?
+    };
+    let theta = scaled(unit_theta)?;
     // ρ = ± K T e^(−rT) Φ(±d₂).
-    let unit_rho = mul(t.years, discounted_itm)?;
-    let rho = mul(if call { unit_rho } else { -unit_rho }, strike)?;
+    let unit_rho = t.years.mul(discounted_itm)?;
+    let rho = scaled(if call { unit_rho } else { Q(-unit_rho.0) })?;
     Some(Valuation {
         price,
-        delta,
+        delta: delta.fixed(),
         gamma,
         vega,
         theta,
@@ -257,6 +352,7 @@ pub fn intrinsic(side: OptionSide, settlement: I80F48, strike: I80F48) -> I80F48
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fixed_math::exp;
     use libm::erfc;
     use proptest::prelude::*;
 
@@ -439,13 +535,21 @@ mod tests {
                 "case {case}"
             );
         }
-        // A moneyness past I80F48: overflow, not a wrong price.
+        // Any moneyness prices: on the larger's scale, a call on the
+        // largest spot at the smallest strike is worth the spot (to the
+        // precision of the spot's share), a put nothing.
         let extreme = PricingInputs {
             spot: I80F48::MAX,
             strike: I80F48::DELTA,
             ..good
         };
-        assert_eq!(price(&extreme), Err(PricingError::Overflow));
+        let call = price(&extreme).unwrap();
+        assert!(I80F48::MAX - call <= I80F48::MAX / (1i128 << 46), "{call}");
+        let put = PricingInputs {
+            side: OptionSide::Put,
+            ..extreme
+        };
+        assert_eq!(price(&put), Ok(I80F48::ZERO));
     }
 
     fn side() -> impl Strategy<Value = OptionSide> {

@@ -21,6 +21,150 @@ use fixed::types::I80F48;
 
 use super::fastmul::{signed, widening_mul};
 
+/// Half of `x`, rounded toward −∞: a shift (a fixed-point division by an
+/// integer is a 128-bit software division on SBF).
+#[inline]
+pub fn half(x: I80F48) -> I80F48 {
+    I80F48::from_bits(x.to_bits() >> 1)
+}
+
+/// `bps` basis points as a fraction, exactly rounded down in magnitude
+/// (`bps × 2^44 / 625` is `bps / 10,000` in bits): one native division.
+/// `|bps|` up to 2^19.
+#[inline]
+pub fn from_bps(bps: i32) -> I80F48 {
+    let bits = (i64::from(bps.clamp(-(1 << 19), 1 << 19)) << 44) / 625;
+    I80F48::from_bits(i128::from(bits))
+}
+
+/// The bits of an I80F48 within ±2^15, in an i64: the working type of
+/// the series and polynomials below, whose products and sums are 64-bit
+/// operations (on SBF an I80F48 sum is an overflow-checked 128-bit one and
+/// a product a software routine).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Q(pub(crate) i64);
+
+impl Q {
+    pub(crate) const ONE: Q = Q(1 << 48);
+
+    #[inline(always)]
+    pub(crate) fn of(x: I80F48) -> Option<Q> {
+        i64::try_from(x.to_bits()).ok().map(Q)
+    }
+
+    #[inline(always)]
+    pub(crate) fn fixed(self) -> I80F48 {
+        I80F48::from_bits(i128::from(self.0))
+    }
+
+    #[inline(always)]
+    pub(crate) fn add(self, other: Q) -> Option<Q> {
+        self.0.checked_add(other.0).map(Q)
+    }
+
+    #[inline(always)]
+    pub(crate) fn sub(self, other: Q) -> Option<Q> {
+        self.0.checked_sub(other.0).map(Q)
+    }
+
+    /// `self × other`, rounded to nearest (half away from zero); `None`
+    /// past ±2^15.
+    #[inline(always)]
+    pub(crate) fn mul(self, other: Q) -> Option<Q> {
+        let negative = (self.0 ^ other.0) < 0;
+        let (low, high) = wide(self.0.unsigned_abs(), other.0.unsigned_abs());
+        if high >> 46 != 0 {
+            return None;
+        }
+        // (high·2^64 + low + 2^47) >> 48: high < 2^46 keeps it below 2^63.
+        let (low, carry) = low.overflowing_add(1 << 47);
+        let magnitude = (((high + u64::from(carry)) << 16) | (low >> 48)) as i64;
+        Some(Q(if negative { -magnitude } else { magnitude }))
+    }
+
+    /// `self / divisor` for `divisor > 0`, within an ulp (relative 2^-58):
+    /// `self` times the divisor's reciprocal mantissa ([`reciprocal_of`]).
+    #[inline(always)]
+    pub(crate) fn div(self, divisor: Q) -> Option<Q> {
+        if divisor.0 <= 0 {
+            return None;
+        }
+        let (r, zeros) = reciprocal_of(divisor.0 as u64);
+        let negative = self.0 < 0;
+        // self/divisor in bits = |self|·2^48 / d = |self|·r × 2^(zeros − 79):
+        // a right shift by 16..=78 of a product below 2^127.
+        let (low, high) = wide(self.0.unsigned_abs(), r);
+        let shift = 79 - zeros;
+        let magnitude = if shift >= 64 {
+            let shift = shift - 64;
+            let round = if shift == 0 {
+                low >> 63
+            } else {
+                (high >> (shift - 1)) & 1
+            };
+            (high >> shift) + round
+        } else {
+            if high >> (shift - 1) != 0 {
+                return None;
+            }
+            let round = (low >> (shift - 1)) & 1;
+            ((high << (64 - shift)) | (low >> shift)) + round
+        };
+        let magnitude = i64::try_from(magnitude).ok()?;
+        Some(Q(if negative { -magnitude } else { magnitude }))
+    }
+}
+
+/// `x × y` as (low, high) 64-bit halves: four 32-by-32-bit products.
+#[inline(always)]
+fn wide(x: u64, y: u64) -> (u64, u64) {
+    const LOW: u64 = 0xFFFF_FFFF;
+    let (x1, x0) = (x >> 32, x & LOW);
+    let (y1, y0) = (y >> 32, y & LOW);
+    let p00 = x0.wrapping_mul(y0);
+    let p01 = x0.wrapping_mul(y1);
+    let p10 = x1.wrapping_mul(y0);
+    let p11 = x1.wrapping_mul(y1);
+    let middle = (p00 >> 32).wrapping_add(p01 & LOW).wrapping_add(p10 & LOW);
+    let low = (middle << 32) | (p00 & LOW);
+    let high = p11
+        .wrapping_add(p01 >> 32)
+        .wrapping_add(p10 >> 32)
+        .wrapping_add(middle >> 32);
+    (low, high)
+}
+
+/// The reciprocal of `n > 0` as a 64-bit mantissa and its scale:
+/// `1/n ≈ r × 2^(zeros − 127)` for `n`'s leading zeros, with `r ≈ 2^127 /
+/// (n << zeros) ∈ (2^63, 2^64)` within 2^-61. One native 64-bit division
+/// of the top half gives 31 correct bits, one Newton step 62.
+#[inline(always)]
+fn reciprocal_of(n: u64) -> (u64, u32) {
+    let zeros = n.leading_zeros();
+    let d = n << zeros;
+    // (d >> 32) ∈ [2^31, 2^32): r0 ≈ 2^95 / d within 2^-31; kept below
+    // 2^32 so that r0 << 32 fits.
+    let r0 = ((1u64 << 63) / (d >> 32)).min(u64::from(u32::MAX));
+    // e = 2^95 − r0·d, |e| < 2^64: 2^95 / d ≈ r0 (1 + e/2^95).
+    let (low, high) = wide(r0, d);
+    let (e_magnitude, e_negative) = if high >= 1 << 31 {
+        // r0·d ≥ 2^95 (high = 2^31): e = −low.
+        (low, true)
+    } else {
+        // r0·d < 2^95 (high = 2^31 − 1): e = 2^64 − low.
+        (low.wrapping_neg(), false)
+    };
+    let (c_low, c_high) = wide(r0, e_magnitude);
+    let correction = (c_high << 1) | (c_low >> 63);
+    let base = r0 << 32;
+    let r1 = if e_negative {
+        base.saturating_sub(correction)
+    } else {
+        base.saturating_add(correction)
+    };
+    (r1, zeros)
+}
+
 /// ln 2 × 2^64 (rounded): 16 bits more than an I80F48, so that k × ln 2
 /// for |k| ≤ 80 stays within half an ulp.
 const LN2_64: u64 = 12_786_308_645_202_655_660;
@@ -28,9 +172,6 @@ const LN2_64: u64 = 12_786_308_645_202_655_660;
 const INV_LN2: I80F48 = I80F48::from_bits(406_082_553_034_800);
 /// 1 / √(2π).
 pub const INV_SQRT_2PI: I80F48 = I80F48::from_bits(112_292_269_084_889);
-/// √2.
-const SQRT2_BITS: i128 = 398_065_729_532_861;
-const ONE_BITS: i128 = 1 << 48;
 const HALF_ULP: u128 = 1 << 47;
 
 /// `x × y`, rounded to nearest. One 64-bit widening product when both
@@ -38,6 +179,12 @@ const HALF_ULP: u128 = 1 << 47;
 /// takes); the generic 256-bit product otherwise.
 #[inline]
 pub fn mul(x: I80F48, y: I80F48) -> Option<I80F48> {
+    // Both within ±2^15 and the product too: the 64-bit product.
+    if let (Some(a), Some(b)) = (Q::of(x), Q::of(y)) {
+        if let Some(product) = a.mul(b) {
+            return Some(product.fixed());
+        }
+    }
     let (a, b) = (x.to_bits(), y.to_bits());
     let negative = (a < 0) != (b < 0);
     let (a_magnitude, b_magnitude) = (a.unsigned_abs(), b.unsigned_abs());
@@ -109,8 +256,10 @@ fn reciprocal_mantissa(n: u128) -> (u64, u32) {
     // e = 2^95 − r0·d ∈ (−2^64, 2^64), so that 2^95 / d = r0 / (1 − e/2^95)
     // ≈ r0 (1 + e/2^95), within (2^-31)^2.
     let e = (1i128 << 95) - widening_mul(r0, d) as i128;
-    // r1 ≈ 2^127 / d ∈ (2^63, 2^64]: |r0·e| < 2^96.
-    let r1 = (i128::from(r0) << 32) + ((i128::from(r0) * e) >> 63);
+    // r1 ≈ 2^127 / d ∈ (2^63, 2^64]: |r0·e| < 2^96, one widening product
+    // of the magnitudes (an i128 product is a software routine on SBF).
+    let correction = (widening_mul(r0, e.unsigned_abs() as u64) >> 63) as i128;
+    let r1 = (i128::from(r0) << 32) + if e < 0 { -correction - 1 } else { correction };
     match u64::try_from(r1) {
         Ok(r) => (r, zeros),
         // 2^64 (d = 2^63, n a power of two): the same value as 2^63 at
@@ -127,6 +276,11 @@ pub fn div(a: I80F48, b: I80F48) -> Option<I80F48> {
     let divisor = b.to_bits();
     if divisor <= 0 {
         return None;
+    }
+    if let (Some(a), Some(b)) = (Q::of(a), Q::of(b)) {
+        if let Some(quotient) = a.div(b) {
+            return Some(quotient.fixed());
+        }
     }
     let (r, zeros) = reciprocal_mantissa(divisor as u128);
     let magnitude = a.to_bits().unsigned_abs();
@@ -161,28 +315,112 @@ pub fn recip(x: I80F48) -> Option<I80F48> {
     div(I80F48::ONE, x)
 }
 
-/// `1/√(1 + (2i + 1)/8)`: the start of [`rsqrt`]'s Newton steps on each
-/// quarter of `[1, 4)`, within 6 %.
-const RSQRT_SEEDS: [i128; 12] = [
-    265_377_153_021_907,
-    240_042_666_683_562,
-    220_807_138_282_417,
-    205_560_258_823_557,
-    193_090_241_035_593,
-    182_645_082_939_004,
-    173_730_127_347_824,
-    166_004_884_699_493,
-    159_226_291_813_144,
-    153_215_570_733_975,
-    147_837_900_524_599,
-    142_989_431_158_516,
+/// `1/√(1 + (2i + 1)/64)`: the start of [`rsqrt`]'s Newton steps on each
+/// 32nd of `[1, 4)`, within 0.8 %.
+const RSQRT_SEEDS: [i64; 96] = [
+    279_301_392_238_479,
+    275_101_132_039_558,
+    271_084_841_548_875,
+    267_239_471_680_599,
+    263_553_233_449_754,
+    260_015_445_718_465,
+    256_616_404_839_276,
+    253_347_272_568_475,
+    250_199_979_298_361,
+    247_167_140_194_084,
+    244_241_982_249_353,
+    241_418_280_619_737,
+    238_690_302_870_508,
+    236_052_760_001_949,
+    233_500_763_299_457,
+    231_029_786_207_045,
+    228_635_630_547_391,
+    226_314_396_514_732,
+    224_062_455_952_475,
+    221_876_428_498_898,
+    219_753_160_244_093,
+    217_689_704_591_576,
+    215_683_305_060_382,
+    213_731_379_799_334,
+    211_831_507_615_601,
+    209_981_415_345_614,
+    208_178_966_418_524,
+    206_422_150_481_367,
+    204_709_073_971_386,
+    203_037_951_534_977,
+    201_407_098_204_863,
+    199_814_922_257_560,
+    198_259_918_682_305,
+    196_740_663_200_537,
+    195_255_806_781_903,
+    193_804_070_608_798,
+    192_384_241_446_717,
+    190_995_167_382_325,
+    189_635_753_895_226,
+    188_304_960_232_974,
+    187_001_796_062_054,
+    185_725_318_370_332,
+    184_474_628_598_978,
+    183_248_869_984_010,
+    182_047_225_089_617,
+    180_868_913_517_104,
+    179_713_189_774_883,
+    178_579_341_296_291,
+    177_466_686_593_261,
+    176_374_573_534_991,
+    175_302_377_741_708,
+    174_249_501_084_569,
+    173_215_370_283_481,
+    172_199_435_595_398,
+    171_201_169_586_264,
+    170_220_065_980_364,
+    169_255_638_581_403,
+    168_307_420_260_063,
+    167_374_962_003_270,
+    166_457_832_020_768,
+    165_555_614_904_951,
+    164_667_910_840_263,
+    163_794_334_858_732,
+    162_934_516_138_485,
+    162_088_097_342_362,
+    161_254_733_993_923,
+    160_434_093_888_398,
+    159_625_856_536_274,
+    158_829_712_637_410,
+    158_045_363_583_719,
+    157_272_520_988_607,
+    156_510_906_241_470,
+    155_760_250_085_702,
+    155_020_292_218_752,
+    154_290_780_912_887,
+    153_571_472_655_401,
+    152_862_131_807_104,
+    152_162_530_278_012,
+    151_472_447_219_203,
+    150_791_668_729_920,
+    150_119_987_579_017,
+    149_457_202_939_937,
+    148_803_120_138_452,
+    148_157_550_412_430,
+    147_520_310_682_983,
+    146_891_223_336_340,
+    146_270_116_015_866,
+    145_656_821_423_683,
+    145_051_177_131_351,
+    144_453_025_399_147,
+    143_862_213_003_474,
+    143_278_591_071_962,
+    142_702_014_925_884,
+    142_132_343_929_480,
+    141_569_441_345_850,
+    141_013_174_199_072,
 ];
 
-/// `1/√x` for `x > 0`, relative error below 1e-14.
+/// `1/√x` for `x > 0`, relative error below 1e-14 (or an ulp).
 ///
-/// `x = m × 4^e` with `m ∈ [1, 4)`; `1/√m` from a seed per quarter of the
-/// interval and four Newton steps `y ← y + y (1 − m y²) / 2` (the error
-/// goes 6 % → 5e-3 → 4e-5 → 2e-9 → below an ulp); then `× 2^-e`.
+/// `x = m × 4^e` with `m ∈ [1, 4)`; `1/√m` from a seed per 32nd of the
+/// interval and three Newton steps `y ← y + y (1 − m y²) / 2` (the error
+/// goes 0.8 % → 1e-4 → 2e-8 → below an ulp); then `× 2^-e`.
 pub fn rsqrt(x: I80F48) -> Option<I80F48> {
     let bits = x.to_bits();
     if bits <= 0 {
@@ -192,14 +430,36 @@ pub fn rsqrt(x: I80F48) -> Option<I80F48> {
     let msb = 127 - (bits as u128).leading_zeros() as i32;
     let e = (msb - 48).div_euclid(2);
     // m = x / 4^e ∈ [1, 4), i.e. bits in [2^48, 2^50).
-    let m = I80F48::from_bits(scale_pow2(bits, -2 * e)?);
-    let quarter = ((m.to_bits() - ONE_BITS) >> 46).clamp(0, 11) as usize;
-    let mut y = I80F48::from_bits(RSQRT_SEEDS[quarter]);
-    for _ in 0..4 {
-        let residual = I80F48::ONE - mul(m, mul(y, y)?)?;
-        y += mul(y, residual)? / 2;
+    let m = Q(scale_pow2(bits, -2 * e)? as i64);
+    let y = rsqrt_reduced(m)?;
+    match Q::of(x).and_then(|_| scale_q(y.0, -e)) {
+        Some(bits) => Some(Q(bits).fixed()),
+        None => scale_pow2(i128::from(y.0), -e).map(I80F48::from_bits),
     }
-    scale_pow2(y.to_bits(), -e).map(I80F48::from_bits)
+}
+
+/// `1/√m` for `m ∈ [1, 4)`.
+#[inline(always)]
+fn rsqrt_reduced(m: Q) -> Option<Q> {
+    let bin = ((m.0 - (1 << 48)) >> 43).clamp(0, 95) as usize;
+    let mut y = Q(RSQRT_SEEDS[bin]);
+    for _ in 0..3 {
+        let residual = Q::ONE.sub(m.mul(y.mul(y)?)?)?;
+        y = y.add(Q(y.mul(residual)?.0 >> 1))?;
+    }
+    Some(y)
+}
+
+/// [`rsqrt`] of a [`Q`], when the result is one.
+#[inline(always)]
+pub(crate) fn rsqrt_q(x: Q) -> Option<Q> {
+    if x.0 <= 0 {
+        return None;
+    }
+    let msb = 63 - x.0.leading_zeros() as i32;
+    let e = (msb - 48).div_euclid(2);
+    let y = rsqrt_reduced(Q(scale_q(x.0, -2 * e)?))?;
+    scale_q(y.0, -e).map(Q)
 }
 
 /// `√x` for `x ≥ 0`: `x × rsqrt(x)`.
@@ -210,61 +470,230 @@ pub fn sqrt(x: I80F48) -> Option<I80F48> {
     mul(x, rsqrt(x)?)
 }
 
-/// `k × ln 2` for |k| ≤ 128, within half an ulp.
-fn times_ln2(k: i32) -> i128 {
-    let magnitude = (widening_mul(u64::from(k.unsigned_abs()), LN2_64) + (1 << 15)) >> 16;
-    let magnitude = magnitude as i128;
-    if k < 0 {
-        -magnitude
+/// `k × ln 2` in bits for |k| ≤ 128, within half an ulp: ln 2 × 2^64 as
+/// its high 48 bits and its low 16, so both products are 64-bit.
+#[inline(always)]
+fn times_ln2(k: i32) -> i64 {
+    const HIGH: i64 = (LN2_64 >> 16) as i64;
+    const LOW: i64 = (LN2_64 & 0xFFFF) as i64;
+    let k = i64::from(k);
+    k * HIGH + ((k * LOW + (1 << 15)) >> 16)
+}
+
+/// `x × 2^shift` for an i64 `x`, rounded to nearest when shifting right;
+/// `None` past i64.
+#[inline(always)]
+fn scale_q(x: i64, shift: i32) -> Option<i64> {
+    if shift >= 0 {
+        let shift = shift as u32;
+        if shift >= 63 {
+            return (x == 0).then_some(0);
+        }
+        let scaled = x << shift;
+        (scaled >> shift == x).then_some(scaled)
     } else {
-        magnitude
+        let shift = shift.unsigned_abs();
+        if shift >= 63 {
+            return Some(0);
+        }
+        Some(x.checked_add(1 << (shift - 1))? >> shift)
     }
 }
 
-/// `1/(2n + 1)` for n = 0..=9: atanh's series.
-const ODD_RECIPROCALS: [i128; 10] = [
+/// `1/(1 + (2j + 1)/128)` and `ln(1 + (2j + 1)/128)` for j = 0..64: [`ln`]'s
+/// steps, one per 64th of `[1, 2)`.
+const LN_RECIPROCALS: [i64; 64] = [
+    279_293_000_147_008,
+    275_028_984_877_588,
+    270_893_210_668_902,
+    266_879_977_918_252,
+    262_983_919_846_452,
+    259_199_978_553_698,
+    255_523_383_113_220,
+    251_949_629_503_245,
+    248_474_462_199_752,
+    245_093_857_271_864,
+    241_804_006_838_684,
+    238_601_304_761_351,
+    235_482_333_457_281,
+    232_443_851_735_251,
+    229_482_783_560_280,
+    226_596_207_666_440,
+    223_781_347_943_876,
+    221_035_564_533_521,
+    218_356_345_569_479,
+    215_741_299_514_754,
+    213_188_148_041_207,
+    210_694_719_409_146,
+    208_258_942_306_150,
+    205_878_840_108_366,
+    203_552_525_530_870,
+    201_278_195_636_670,
+    199_054_127_176_597,
+    196_878_672_234_776,
+    194_750_254_156_562,
+    192_667_363_737_775,
+    190_628_555_655_894,
+    188_632_445_125_466,
+    186_677_704_761_471,
+    184_763_061_635_713,
+    182_887_294_512_507,
+    181_049_231_251_075,
+    179_247_746_363_005,
+    177_481_758_714_108,
+    175_750_229_360_800,
+    174_052_159_511_903,
+    172_386_588_607_483,
+    170_752_592_506_938,
+    169_149_281_779_174,
+    167_575_800_088_205,
+    166_031_322_668_037,
+    164_515_054_881_114,
+    163_026_230_855_041,
+    161_564_112_192_664,
+    160_127_986_750_951,
+    158_717_167_484_423,
+    157_330_991_349_188,
+    155_968_818_263_913,
+    154_630_030_124_309,
+    153_314_029_867_932,
+    152_020_240_586_346,
+    150_748_104_681_858,
+    149_497_083_066_241,
+    148_266_654_399_029,
+    147_056_314_363_118,
+    145_865_574_975_563,
+    144_693_963_931_582,
+    143_541_023_979_936,
+    142_406_312_327_921,
+    141_289_400_074_369,
+];
+const LN_STEPS: [i64; 64] = [
+    2_190_477_799_686,
+    6_520_947_471_724,
+    10_785_801_437_023,
+    14_986_998_484_153,
+    19_126_410_978_171,
+    23_205_829_871_128,
+    27_226_969_354_651,
+    31_191_471_184_839,
+    35_100_908_706_795,
+    38_956_790_603_471,
+    42_760_564_391_199,
+    46_513_619_682_152,
+    50_217_291_232_164,
+    53_872_861_790_610,
+    57_481_564_767_595,
+    61_044_586_732_314,
+    64_563_069_755_255,
+    68_038_113_605_810,
+    71_470_777_815_873,
+    74_862_083_619_115,
+    78_213_015_774_824,
+    81_524_524_284_443,
+    84_797_526_008_309,
+    88_032_906_189_472,
+    91_231_519_890_915,
+    94_394_193_352_042,
+    97_521_725_269_790,
+    100_614_888_009_352,
+    103_674_428_749_087,
+    106_701_070_563_884,
+    109_695_513_450_891,
+    112_658_435_301_250,
+    115_590_492_821_228,
+    118_492_322_405_858,
+    121_364_540_968_004,
+    124_207_746_725_557,
+    127_022_519_949_264,
+    129_809_423_673_533,
+    132_569_004_372_401,
+    135_301_792_602_675,
+    138_008_303_616_163,
+    140_689_037_942_738,
+    143_344_481_945_911,
+    145_975_108_352_425,
+    148_581_376_757_348,
+    151_163_734_105_982,
+    153_722_615_153_869,
+    156_258_442_906_081,
+    158_771_629_036_891,
+    161_262_574_290_878,
+    163_731_668_866_436,
+    166_179_292_782_611,
+    168_605_816_230_124,
+    171_011_599_907_390,
+    173_396_995_342_305,
+    175_762_345_200_506,
+    178_107_983_580_787,
+    180_434_236_298_311,
+    182_741_421_156_210,
+    185_029_848_206_147,
+    187_299_819_998_373,
+    189_551_631_821_772,
+    191_785_571_934_395,
+    194_001_921_784_903,
+];
+/// `1/n` for n = 1..=7: `ln(1 + u)`'s series.
+const RECIPROCALS: [i64; 7] = [
     281_474_976_710_656,
+    140_737_488_355_328,
     93_824_992_236_885,
+    70_368_744_177_664,
     56_294_995_342_131,
+    46_912_496_118_443,
     40_210_710_958_665,
-    31_274_997_412_295,
-    25_588_634_246_423,
-    21_651_921_285_435,
-    18_764_998_447_377,
-    16_557_351_571_215,
-    14_814_472_458_456,
 ];
 
 /// `ln x` for `x > 0`, within 4 ulp.
 ///
-/// `x = y × 2^k` with `y ∈ [√2/2, √2)`; `ln y = 2 atanh(z)` with
-/// `z = (y − 1)/(y + 1)`, |z| ≤ 0.172, summed to z^19 (the next term is
-/// below 2^-51).
+/// `x = y × 2^k` with `y ∈ [1, 2)`; `y = (1 + (2j + 1)/128)(1 + u)` for
+/// its 64th `j`, so `|u| < 1/128` and `ln y = ln(1 + (2j + 1)/128) +
+/// ln(1 + u)`, the latter by its series to u^7 (the rest is below 1e-17):
+/// eight products and no division.
 pub fn ln(x: I80F48) -> Option<I80F48> {
+    if let Some(x) = Q::of(x) {
+        return ln_q(x).map(Q::fixed);
+    }
     let bits = x.to_bits();
     if bits <= 0 {
         return None;
     }
     let msb = 127 - (bits as u128).leading_zeros() as i32;
-    let mut k = msb - 48;
-    let mut y = scale_pow2(bits, -k)?;
-    if y > SQRT2_BITS {
-        k += 1;
-        y = scale_pow2(bits, -k)?;
-    }
-    let y = I80F48::from_bits(y);
-    let z = div(y - I80F48::ONE, y + I80F48::ONE)?;
-    let z2 = mul(z, z)?;
-    let mut series = I80F48::from_bits(ODD_RECIPROCALS[9]);
-    for &coefficient in ODD_RECIPROCALS[..9].iter().rev() {
-        series = mul(series, z2)? + I80F48::from_bits(coefficient);
-    }
-    let ln_y = mul(z, series)? * 2;
-    Some(I80F48::from_bits(times_ln2(k)) + ln_y)
+    let k = msb - 48;
+    let ln_y = ln_reduced(Q(scale_pow2(bits, -k)? as i64))?;
+    Some(I80F48::from_bits(
+        i128::from(times_ln2(k)) + i128::from(ln_y.0),
+    ))
 }
 
-/// `1/n!` for n = 0..=12: exp's Taylor series.
-const INV_FACTORIALS: [i128; 13] = [
+/// [`ln`] of a [`Q`].
+#[inline(always)]
+pub(crate) fn ln_q(x: Q) -> Option<Q> {
+    if x.0 <= 0 {
+        return None;
+    }
+    let msb = 63 - x.0.leading_zeros() as i32;
+    let k = msb - 48;
+    let ln_y = ln_reduced(Q(scale_q(x.0, -k)?))?;
+    ln_y.add(Q(times_ln2(k)))
+}
+
+/// `ln y` for `y ∈ [1, 2)`.
+#[inline(always)]
+fn ln_reduced(y: Q) -> Option<Q> {
+    let j = ((y.0 - (1 << 48)) >> 42).clamp(0, 63) as usize;
+    let u = y.mul(Q(LN_RECIPROCALS[j]))?.sub(Q::ONE)?;
+    // u − u²/2 + u³/3 − … + u⁷/7, as u (1 − u (1/2 − u (1/3 − …))).
+    let mut series = Q(RECIPROCALS[6]);
+    for &coefficient in RECIPROCALS[..6].iter().rev() {
+        series = Q(coefficient).sub(u.mul(series)?)?;
+    }
+    Q(LN_STEPS[j]).add(u.mul(series)?)
+}
+
+/// `1/n!` for n = 0..=6: exp's Taylor series.
+const INV_FACTORIALS: [i64; 7] = [
     281_474_976_710_656,
     281_474_976_710_656,
     140_737_488_355_328,
@@ -272,12 +701,34 @@ const INV_FACTORIALS: [i128; 13] = [
     11_728_124_029_611,
     2_345_624_805_922,
     390_937_467_654,
-    55_848_209_665,
-    6_981_026_208,
-    775_669_579,
-    77_566_958,
-    7_051_542,
-    587_628,
+];
+/// `e^(j/32)` for j = −12..=12: [`exp`]'s steps.
+const EXP_STEPS: [i64; 25] = [
+    193_454_733_741_172,
+    199_595_646_186_949,
+    205_931_492_118_908,
+    212_468_459_390_137,
+    219_212_932_277_264,
+    226_171_497_715_615,
+    233_350_951_732_284,
+    240_758_306_083_425,
+    248_400_795_102_225,
+    256_285_882_764_256,
+    264_421_269_977_109,
+    272_814_902_101_423,
+    281_474_976_710_656,
+    290_409_951_597_183,
+    299_628_553_032_527,
+    309_139_784_289_805,
+    318_952_934_436_701,
+    329_077_587_407_560,
+    339_523_631_363_459,
+    350_301_268_349_405,
+    361_421_024_258_072,
+    372_893_759_109_839,
+    384_730_677_659_135,
+    396_943_340_337_475,
+    409_543_674_543_863,
 ];
 
 /// Largest argument of [`exp`]: e^54 ≈ 2.8e23 is within I80F48 (2^79).
@@ -288,8 +739,9 @@ const EXP_ZERO_BELOW: I80F48 = I80F48::from_bits(-35 << 48);
 /// `e^x`, relative error below 1e-14 (or 2 ulp absolute); `None` for
 /// `x > 54`, zero below −35.
 ///
-/// `x = k ln 2 + r` with |r| ≤ ln 2 / 2; `e^r` by its Taylor series to r^12
-/// (the rest is below 2e-16), then `× 2^k`.
+/// `x = k ln 2 + j/32 + s` with |s| ≤ 1/64; `e^s` by its Taylor series to
+/// s^6 (the rest is below 1e-16), times `e^(j/32)` from a table, then
+/// `× 2^k`: eight products.
 pub fn exp(x: I80F48) -> Option<I80F48> {
     if x > EXP_MAX {
         return None;
@@ -297,38 +749,63 @@ pub fn exp(x: I80F48) -> Option<I80F48> {
     if x < EXP_ZERO_BELOW {
         return Some(I80F48::ZERO);
     }
-    // k = round(x / ln 2) ∈ [−51, 78].
-    let k = ((mul(x, INV_LN2)?.to_bits() + (1 << 47)) >> 48) as i32;
-    let r = I80F48::from_bits(x.to_bits() - times_ln2(k));
-    let mut series = I80F48::from_bits(INV_FACTORIALS[12]);
-    for &coefficient in INV_FACTORIALS[..12].iter().rev() {
-        series = mul(series, r)? + I80F48::from_bits(coefficient);
+    // Within [−35, 54]: a Q.
+    let (value, k) = exp_reduced(Q::of(x)?)?;
+    match scale_q(value.0, k) {
+        Some(bits) if bits < i64::MAX >> 1 => Some(Q(bits).fixed()),
+        _ => scale_pow2(i128::from(value.0), k).map(I80F48::from_bits),
     }
-    scale_pow2(series.to_bits(), k).map(I80F48::from_bits)
+}
+
+/// [`exp`] of a [`Q`], when the result is one (`x` below about 10.4).
+#[inline(always)]
+pub(crate) fn exp_q(x: Q) -> Option<Q> {
+    if x.0 < EXP_ZERO_BELOW.to_bits() as i64 {
+        return Some(Q(0));
+    }
+    let (value, k) = exp_reduced(x)?;
+    scale_q(value.0, k).map(Q)
+}
+
+/// `e^x = value × 2^k` for `x ∈ [−35, 54]`.
+#[inline(always)]
+fn exp_reduced(x: Q) -> Option<(Q, i32)> {
+    // k = round(x / ln 2) ∈ [−51, 78]; then |r| ≤ ln 2 / 2 < 12.5/32.
+    let k = ((x.mul(Q(INV_LN2.to_bits() as i64))?.0 + (1 << 47)) >> 48) as i32;
+    let r = x.0 - times_ln2(k);
+    // j = round(32 r) ∈ [−12, 12]; s = r − j/32, exactly.
+    let j = ((r + (1 << 42)) >> 43).clamp(-12, 12);
+    let s = Q(r - (j << 43));
+    let mut series = Q(INV_FACTORIALS[6]);
+    for &coefficient in INV_FACTORIALS[..6].iter().rev() {
+        series = series.mul(s)?.add(Q(coefficient))?;
+    }
+    Some((series.mul(Q(EXP_STEPS[(j + 12) as usize]))?, k))
 }
 
 /// Numerator and denominator of Hart's rational approximation (algorithm
 /// 5666, as published by G. West, "Better approximations to cumulative
 /// normal functions", 2005): `Φ(−a) = e^(−a²/2) P(a) / Q(a)` for
-/// `0 ≤ a < 7.07`, highest degree first.
-const HART_P: [i128; 7] = [
-    9_925_510_409_214,
-    197_140_306_752_825,
-    1_794_110_862_793_673,
-    9_545_623_189_604_451,
-    31_547_515_964_110_065,
-    62_266_091_830_011_790,
-    61_982_723_017_162_537,
+/// `0 ≤ a < 7.07`, highest degree first; both divided by 64 (their ratio is
+/// the same) so that every Horner step stays within a [`Q`].
+const HART_P: [i64; 7] = [
+    155_086_100_144,
+    3_080_317_293_013,
+    28_032_982_231_151,
+    149_150_362_337_570,
+    492_929_936_939_220,
+    972_907_684_843_934,
+    968_480_047_143_165,
 ];
-const HART_Q: [i128; 8] = [
-    24_879_108_095_804,
-    494_176_373_868_497,
-    4_521_664_009_983_133,
-    24_426_604_575_757_929,
-    83_475_415_018_471_931,
-    179_393_469_612_224_225,
-    223_442_299_123_853_637,
-    123_965_446_034_325_073,
+const HART_Q: [i64; 8] = [
+    388_736_063_997,
+    7_721_505_841_695,
+    70_651_000_155_986,
+    381_665_696_496_218,
+    1_304_303_359_663_624,
+    2_803_022_962_691_004,
+    3_491_285_923_810_213,
+    1_936_960_094_286_329,
 ];
 /// 7.07106781186547: where Hart's approximation hands over to the tail
 /// series.
@@ -336,10 +813,10 @@ const HART_CUTOFF: I80F48 = I80F48::from_bits(1_990_328_647_664_302);
 /// Φ(−9) ≈ 1.1e-19: beyond, the tail is zero in I80F48.
 const TAIL_ZERO_FROM: I80F48 = I80F48::from_bits(9 << 48);
 
-fn horner(coefficients: &[i128], a: I80F48) -> Option<I80F48> {
-    let mut value = I80F48::ZERO;
+fn horner(coefficients: &[i64], a: Q) -> Option<Q> {
+    let mut value = Q(0);
     for &coefficient in coefficients {
-        value = mul(value, a)? + I80F48::from_bits(coefficient);
+        value = value.mul(a)?.add(Q(coefficient))?;
     }
     Some(value)
 }
@@ -349,6 +826,8 @@ fn horner(coefficients: &[i128], a: I80F48) -> Option<I80F48> {
 /// cancellation), sharing one exponential.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NormalAt {
+    /// e^(−x²/2).
+    pub gaussian: I80F48,
     pub density: I80F48,
     /// Φ(−|x|) ∈ [0, 1/2].
     pub tail: I80F48,
@@ -377,37 +856,72 @@ impl NormalAt {
 
 /// [`NormalAt`] of `x`, absolute error below 1e-14 in both.
 pub fn normal_at(x: I80F48) -> Option<NormalAt> {
-    let negative = x < 0;
-    // |MIN| is past MAX: as far in the tail as MAX.
-    let a = x.checked_abs().unwrap_or(I80F48::MAX);
-    if a >= TAIL_ZERO_FROM {
-        return Some(NormalAt {
-            density: I80F48::ZERO,
-            tail: I80F48::ZERO,
-            negative,
-        });
+    match Q::of(x) {
+        Some(x) => normal_q(x),
+        // Past ±2^15: as far in the tail as can be.
+        None => Some(NormalAt::far(x < 0)),
     }
-    let gaussian = exp(-mul(a, a)? / 2)?;
-    let density = mul(gaussian, INV_SQRT_2PI)?;
-    let tail = if a < HART_CUTOFF {
-        div(mul(gaussian, horner(&HART_P, a)?)?, horner(&HART_Q, a)?)?
+}
+
+/// [`normal_at`] given `gaussian = e^(−x²/2)` (a caller that has it by an
+/// identity saves the exponential).
+pub fn normal_with_gaussian(x: I80F48, gaussian: I80F48) -> Option<NormalAt> {
+    match (Q::of(x), Q::of(gaussian)) {
+        (Some(x), Some(gaussian)) => normal_with_gaussian_q(x, gaussian),
+        _ => Some(NormalAt::far(x < 0)),
+    }
+}
+
+/// [`normal_at`] of a [`Q`].
+#[inline(always)]
+pub(crate) fn normal_q(x: Q) -> Option<NormalAt> {
+    let a = Q(x.0.checked_abs()?);
+    if a >= Q(TAIL_ZERO_FROM.to_bits() as i64) {
+        return Some(NormalAt::far(x.0 < 0));
+    }
+    normal_with_gaussian_q(x, exp_q(Q(-(a.mul(a)?.0 >> 1)))?)
+}
+
+/// [`normal_with_gaussian`] of [`Q`]s.
+#[inline(always)]
+pub(crate) fn normal_with_gaussian_q(x: Q, gaussian: Q) -> Option<NormalAt> {
+    let negative = x.0 < 0;
+    let a = Q(x.0.checked_abs()?);
+    if a >= Q(TAIL_ZERO_FROM.to_bits() as i64) {
+        return Some(NormalAt::far(negative));
+    }
+    let density = gaussian.mul(Q(INV_SQRT_2PI.to_bits() as i64))?;
+    let tail = if a < Q(HART_CUTOFF.to_bits() as i64) {
+        gaussian
+            .mul(horner(&HART_P, a)?)?
+            .div(horner(&HART_Q, a)?)?
     } else {
         // Φ(−a) = φ(a)/a × (1 − 1/a² + 3/a⁴ − 15/a⁶ + …): for a ≥ 7.07 the
         // next term is below 2e-5 of a tail under 8e-13.
-        let inv_a = recip(a)?;
-        let inv_a2 = mul(inv_a, inv_a)?;
-        let series = I80F48::ONE
-            - mul(
-                inv_a2,
-                I80F48::ONE - mul(inv_a2, I80F48::from_num(3) - inv_a2 * 15)?,
-            )?;
-        mul(mul(density, inv_a)?, series)?
+        let inv_a = Q::ONE.div(a)?;
+        let inv_a2 = inv_a.mul(inv_a)?;
+        let inner = Q::ONE.sub(inv_a2.mul(Q(3 << 48).sub(inv_a2.mul(Q(15 << 48))?)?)?)?;
+        let series = Q::ONE.sub(inv_a2.mul(inner)?)?;
+        density.mul(inv_a)?.mul(series)?
     };
     Some(NormalAt {
-        density,
-        tail,
+        gaussian: gaussian.fixed(),
+        density: density.fixed(),
+        tail: tail.fixed(),
         negative,
     })
+}
+
+impl NormalAt {
+    /// Beyond ±9: no density, no tail.
+    fn far(negative: bool) -> Self {
+        Self {
+            gaussian: I80F48::ZERO,
+            density: I80F48::ZERO,
+            tail: I80F48::ZERO,
+            negative,
+        }
+    }
 }
 
 /// Φ(x).
@@ -437,23 +951,40 @@ mod tests {
 
     #[test]
     fn constants_are_what_they_say() {
+        let close = |bits: i64, value: f64| (bits as f64 * ULP - value).abs() < ULP;
         assert!((f(INV_LN2) - 1.0 / std::f64::consts::LN_2).abs() < ULP);
         assert!((f(INV_SQRT_2PI) - 1.0 / (2.0 * std::f64::consts::PI).sqrt()).abs() < ULP);
-        assert!((SQRT2_BITS as f64 * ULP - std::f64::consts::SQRT_2).abs() < ULP);
         assert!((LN2_64 as f64 / 2f64.powi(64) - std::f64::consts::LN_2).abs() < 1e-16);
-        for (n, &bits) in ODD_RECIPROCALS.iter().enumerate() {
-            assert!((bits as f64 * ULP - 1.0 / (2 * n + 1) as f64).abs() < ULP);
+        for (n, &bits) in RECIPROCALS.iter().enumerate() {
+            assert!(close(bits, 1.0 / (n + 1) as f64));
         }
         let mut factorial = 1.0;
         for (n, &bits) in INV_FACTORIALS.iter().enumerate() {
             if n > 0 {
                 factorial *= n as f64;
             }
-            assert!((bits as f64 * ULP - 1.0 / factorial).abs() < ULP);
+            assert!(close(bits, 1.0 / factorial));
         }
         for (i, &bits) in RSQRT_SEEDS.iter().enumerate() {
-            let m = 1.0 + (2 * i + 1) as f64 / 8.0;
-            assert!((bits as f64 * ULP - 1.0 / m.sqrt()).abs() < ULP);
+            assert!(close(bits, 1.0 / (1.0 + (2 * i + 1) as f64 / 64.0).sqrt()));
+        }
+        for j in 0..64 {
+            let centre = 1.0 + (2 * j + 1) as f64 / 128.0;
+            assert!(close(LN_RECIPROCALS[j], 1.0 / centre));
+            assert!(close(LN_STEPS[j], centre.ln()));
+        }
+        for (i, &bits) in EXP_STEPS.iter().enumerate() {
+            assert!((bits as f64 * ULP - ((i as f64 - 12.0) / 32.0).exp()).abs() < 2.0 * ULP);
+        }
+    }
+
+    #[test]
+    fn basis_points_are_exact_fractions() {
+        assert_eq!(from_bps(10_000), I80F48::ONE);
+        assert_eq!(from_bps(-2_500), fx(-0.25));
+        for bps in [-100_000, -7, -1, 0, 1, 3, 333, 8_000, 100_000] {
+            let exact = I80F48::from_num(bps) / 10_000;
+            assert!((from_bps(bps) - exact).abs() <= I80F48::DELTA, "{bps}");
         }
     }
 

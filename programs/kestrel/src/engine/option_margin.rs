@@ -23,6 +23,7 @@ use fixed::types::I80F48;
 use super::black_scholes::OptionSide;
 use super::fastdiv::fixed_div_int;
 use super::fastmul::FastMulInt;
+use super::fixed_math::half;
 use super::risk::HealthKind;
 
 /// An underlying's short-option margin terms, basis points of the spot.
@@ -131,8 +132,8 @@ impl OptionRequirement {
             HealthKind::Initial => (self.long_initial, self.short_initial),
             HealthKind::Maintenance => (self.long_maintenance, self.short_maintenance),
             HealthKind::LiquidationEnd => (
-                self.long_initial / 2 + self.long_maintenance / 2,
-                self.short_initial / 2 + self.short_maintenance / 2,
+                half(self.long_initial) + half(self.long_maintenance),
+                half(self.short_initial) + half(self.short_maintenance),
             ),
         }
     }
