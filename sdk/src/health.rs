@@ -292,3 +292,35 @@ pub fn preview(
         liquidation_end: of(HealthKind::LiquidationEnd)?,
     })
 }
+
+/// Health of `account` if it also had `lots` resting on `side` in market
+/// `market_index` (one of `markets`): what `place_order`'s health check
+/// counts for a new order, which rests or fills no worse than the band. For
+/// an option, a bid counts its premium and a short its margin
+/// (`engine::option_margin`), so a bot can size an option order before
+/// sending it.
+pub fn preview_order(
+    account: &MarginAccount,
+    markets: &[MarketSnapshot],
+    market_index: u16,
+    side: kestrel::engine::Side,
+    lots: u64,
+    now: i64,
+    slot: u64,
+) -> Result<Health, PreviewError> {
+    let market = markets
+        .iter()
+        .find(|m| m.market.market_index == market_index)
+        .ok_or(PreviewError::MissingMarket(market_index))?;
+    let kind = market.market.kind().map_err(|_| PreviewError::Overflow)?;
+    let mut with_order = *account;
+    let position = with_order
+        .position_or_open(market_index, kind)
+        .map_err(|_| PreviewError::Overflow)?;
+    let resting = match side {
+        kestrel::engine::Side::Bid => &mut position.bids_base_lots,
+        kestrel::engine::Side::Ask => &mut position.asks_base_lots,
+    };
+    *resting = resting.checked_add(lots).ok_or(PreviewError::Overflow)?;
+    preview(&with_order, markets, now, slot)
+}

@@ -750,6 +750,34 @@ impl Harness {
             .expect("health preview")
     }
 
+    /// [`kestrel_sdk::health::preview_order`] for `lots` on `side` in
+    /// `market`, from the accounts as fetched now.
+    pub async fn order_preview(
+        &mut self,
+        margin_account: &Pubkey,
+        market: &ix::MarketAccounts,
+        side: kestrel::engine::Side,
+        lots: u64,
+    ) -> kestrel_sdk::health::Health {
+        use kestrel_sdk::client::Chain;
+        let account = self.margin_account(margin_account).await;
+        let mut snapshots = Vec::new();
+        for listed in self.trading_markets.clone() {
+            snapshots.push(self.market_snapshot(&listed).await.expect("snapshot"));
+        }
+        let clock = self.chain.clock().await;
+        kestrel_sdk::health::preview_order(
+            &account,
+            &snapshots,
+            market.market_index,
+            side,
+            lots,
+            clock.unix_timestamp,
+            clock.slot,
+        )
+        .expect("order preview")
+    }
+
     pub async fn market_state(&mut self, market: &Pubkey) -> kestrel::state::Market {
         let account = self.chain.account(market).await.expect("market exists");
         decode::market(&account.data).expect("a Kestrel market")

@@ -467,6 +467,16 @@ async fn an_oversized_short_is_refused_and_a_short_under_water_is_liquidated() {
     let carol = t.h.user(20 * ONE_TOKEN).await;
     t.h.deposit(&carol, 20 * ONE_TOKEN).await;
     let model = ticks(model_value(&mut t, &call, 150.0, VOLATILITY_BPS).await);
+    // The SDK's order preview says so before anything is sent: 150 short
+    // calls take initial health below zero, 60 do not.
+    let ask = kestrel::engine::Side::Ask;
+    let over =
+        t.h.order_preview(&carol.margin_account, &call, ask, 150)
+            .await;
+    let fits =
+        t.h.order_preview(&carol.margin_account, &call, ask, 60)
+            .await;
+    assert!(over.initial < 0 && fits.initial >= 0, "{over:?} {fits:?}");
     let too_many =
         t.h.place_ix(&carol, &call, order(ASK, OrderType::Limit, model, 150))
             .await;

@@ -33,8 +33,9 @@ pub fn half(x: I80F48) -> I80F48 {
 /// `|bps|` up to 2^19.
 #[inline]
 pub fn from_bps(bps: i32) -> I80F48 {
-    let bits = (i64::from(bps.clamp(-(1 << 19), 1 << 19)) << 44) / 625;
-    I80F48::from_bits(i128::from(bits))
+    // An unsigned division (SBF has no signed one: it is expanded inline).
+    let magnitude = ((u64::from(bps.unsigned_abs().min(1 << 19)) << 44) / 625) as i64;
+    I80F48::from_bits(i128::from(if bps < 0 { -magnitude } else { magnitude }))
 }
 
 /// The bits of an I80F48 within ±2^15, in an i64: the working type of
