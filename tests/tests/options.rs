@@ -133,6 +133,14 @@ async fn model_value(
     .unwrap()
 }
 
+/// The fill band's half-width per unit at `value` and `spot`: 4 % of the
+/// value and 0.5 % of the spot (`price_band_bps`, `band_spot_bps`), what
+/// an option requires beyond its value for maintenance (and twice for a
+/// long's initial).
+fn slack(value: I80F48, spot: f64) -> I80F48 {
+    value * 400 / 10_000 + native(spot) * 50 / 10_000
+}
+
 /// A value per unit in ticks of the harness's lots (0.01 SOL, 0.0001 USDC).
 fn ticks(value: I80F48) -> u64 {
     (value * 100_000).round().to_num()
@@ -238,7 +246,39 @@ async fn listing_checks_the_series_and_the_volatility_input() {
             ),
             KestrelError::InvalidFutureParams,
         ),
+        (
+            "an option without a spot band (a worthless one could not trade)",
+            list(
+                4,
+                &t.perp.underlying,
+                expiry_in(now, DAY),
+                OptionParams {
+                    band_spot_bps: 0,
+                    ..series(OptionSide::Call, 150.0)
+                },
+            ),
+            KestrelError::InvalidOptionParams,
+        ),
     ];
+    // A liquidation fee at the band's share of the value: a lot liquidated
+    // could free less than it costs.
+    let mut fee_at_band = option_params();
+    fee_at_band.liquidation_fee_bps = fee_at_band.price_band_bps;
+    let costly = ix::create_option_market(
+        &admin.pubkey(),
+        market_args(4, fee_at_band),
+        expiry_in(now, DAY),
+        series(OptionSide::Call, 150.0),
+        &bids,
+        &asks,
+        &queue,
+        &t.perp.underlying.underlying,
+    );
+    let cases = cases.into_iter().chain([(
+        "a liquidation fee at the band",
+        costly,
+        KestrelError::InvalidLiquidationParams,
+    )]);
     for (label, instruction, error) in cases {
         t.h.refused(label, &[instruction], &[&admin], code(error))
             .await;
@@ -246,14 +286,21 @@ async fn listing_checks_the_series_and_the_volatility_input() {
     // The option terms are validated field by field; only the admin sets them.
     let mut broken = option_config(&t.feed);
     broken.maintenance_b_bps = 0;
-    let set = ix::set_option_config(&admin.pubkey(), &t.perp.underlying.underlying, broken);
-    t.h.refused(
-        "a zero short-margin floor",
-        &[set],
-        &[&admin],
-        code(KestrelError::InvalidOptionConfig),
-    )
-    .await;
+    let mut negative_rate = option_config(&t.feed);
+    negative_rate.rate_bps = -100;
+    for (label, config) in [
+        ("a zero short-margin floor", broken),
+        ("a negative rate", negative_rate),
+    ] {
+        let set = ix::set_option_config(&admin.pubkey(), &t.perp.underlying.underlying, config);
+        t.h.refused(
+            label,
+            &[set],
+            &[&admin],
+            code(KestrelError::InvalidOptionConfig),
+        )
+        .await;
+    }
     let mallory = t.h.user(0).await;
     let set = ix::set_option_config(
         &mallory.pubkey(),
@@ -369,15 +416,16 @@ async fn an_option_trades_at_its_model_value_and_is_marked_as_spot_moves() {
     let paid = I80F48::from_num((model + 5) * 10 * 100);
     let health = t.h.health_preview(&t.bob.margin_account).await;
     let collateral = I80F48::from_num(t.h.collateral(&t.bob.margin_account).await);
-    let expected_maintenance = collateral + value * lots_units - paid;
+    let expected_maintenance =
+        collateral + value * lots_units - paid - slack(value, 150.0) * lots_units;
     assert!(
         (health.maintenance - expected_maintenance).abs() < 2,
         "{health:?} vs {expected_maintenance}"
     );
-    let band_slack = value * lots_units * 400 / 10_000;
+    let expected_initial = collateral - paid - slack(value, 150.0) * 2 * lots_units;
     assert!(
-        (health.initial - (collateral - paid - band_slack)).abs() < 2,
-        "{health:?}"
+        (health.initial - expected_initial).abs() < 2,
+        "{health:?} vs {expected_initial}"
     );
 
     // Spot to 165: the call gains about delta × 15 per unit.
@@ -385,7 +433,7 @@ async fn an_option_trades_at_its_model_value_and_is_marked_as_spot_moves() {
     let higher = model_value(&mut t, &call, 165.0, VOLATILITY_BPS).await;
     assert!(higher > value + native(7.0), "{higher} vs {value}");
     let health = t.h.health_preview(&t.bob.margin_account).await;
-    let expected = collateral + higher * lots_units - paid;
+    let expected = collateral + higher * lots_units - paid - slack(higher, 165.0) * lots_units;
     assert!(
         (health.maintenance - expected).abs() < 2,
         "{health:?} vs {expected}"
@@ -396,7 +444,7 @@ async fn an_option_trades_at_its_model_value_and_is_marked_as_spot_moves() {
     let richer = model_value(&mut t, &call, 165.0, 12_000).await;
     assert!(richer > higher);
     let health = t.h.health_preview(&t.bob.margin_account).await;
-    let expected = collateral + richer * lots_units - paid;
+    let expected = collateral + richer * lots_units - paid - slack(richer, 165.0) * lots_units;
     assert!(
         (health.maintenance - expected).abs() < 2,
         "{health:?} vs {expected}"
@@ -640,7 +688,11 @@ async fn options_settle_at_expiry_for_their_intrinsic_value() {
     let bob_before = t.h.collateral(&t.bob.margin_account).await;
     let health = t.h.health_preview(&t.bob.margin_account).await;
     let paid = i64::try_from(call_price * 10 * 100).unwrap();
-    let at_average = I80F48::from_num(bob_before - paid + 10 * 100_000);
+    // It keeps its requirement until settled: the band's half-width at
+    // the intrinsic value and today's spot (175).
+    let units = I80F48::from_num(10 * 10_000_000u64);
+    let at_average =
+        I80F48::from_num(bob_before - paid + 10 * 100_000) - slack(native(10.0), 175.0) * units;
     assert!(
         (health.maintenance - at_average).abs() < 5,
         "{health:?} vs {at_average}"
@@ -715,4 +767,63 @@ async fn options_settle_at_expiry_for_their_intrinsic_value() {
         );
         assert_eq!((state.long_lots, state.short_lots), (0, 0));
     }
+}
+
+#[tokio::test]
+async fn a_resting_bid_filled_at_the_band_edge_leaves_its_maker_above_maintenance() {
+    // A far out-of-the-money call (strike 220, worth a few ticks) has a band
+    // of mostly spot share (0.5 % of 150 per SOL: 75 ticks): a bid resting
+    // at its top pays many times the model when an accomplice sells into
+    // it. The maker's requirement reserves the whole half-width, so the
+    // fill leaves it above maintenance.
+    let mut t = listed().await;
+    let now = t.h.now().await;
+    let expiry = expiry_in(now, 7 * DAY);
+    let far =
+        t.h.create_option_on(
+            4,
+            &t.perp.underlying,
+            option_params(),
+            expiry,
+            series(OptionSide::Call, 220.0),
+        )
+        .await;
+    let model = ticks(model_value(&mut t, &far, 150.0, VOLATILITY_BPS).await);
+    let state = t.h.market_state(&far.market).await;
+    let spot_ticks = state.oracle_ticks(native(150.0)).unwrap();
+    let value_ticks = state
+        .oracle_ticks(model_value(&mut t, &far, 150.0, VOLATILITY_BPS).await)
+        .unwrap();
+    let (band, _) = state.bands(value_ticks, native(150.0)).unwrap();
+    assert!(band.high.0 > 10 * model.max(1), "{band:?} vs {model}");
+    let _ = spot_ticks;
+    // Dave has 10 USDC: as many lots as his initial health allows at the
+    // band's top.
+    let dave = t.h.user(10 * ONE_TOKEN).await;
+    t.h.deposit(&dave, 10 * ONE_TOKEN).await;
+    let bid = kestrel::engine::Side::Bid;
+    let mut lots = 1u64;
+    while t
+        .h
+        .order_preview(&dave.margin_account, &far, bid, lots * 2)
+        .await
+        .initial
+        >= 0
+    {
+        lots *= 2;
+    }
+    t.h.place(&dave, &far, order(BID, OrderType::Limit, band.high.0, lots))
+        .await;
+    // Alice sells into it at Dave's price.
+    t.h.place(
+        &t.alice,
+        &far,
+        order(ASK, OrderType::ImmediateOrCancel, band.high.0, lots),
+    )
+    .await;
+    t.h.crank(&far, 8).await;
+    let position = t.h.margin_account(&dave.margin_account).await;
+    assert_eq!(position.position(4).map(|p| p.base_lots), Some(lots as i64));
+    let health = t.h.health_preview(&dave.margin_account).await;
+    assert!(health.maintenance >= 0, "{health:?}");
 }

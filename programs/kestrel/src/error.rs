@@ -182,9 +182,9 @@ pub enum KestrelError {
         "the margin account would hold positions on more underlyings than one liquidation can name"
     )]
     TooManyUnderlyings,
-    #[msg("invalid option configuration: a volatility feed, a maximum age, volatility bounds within 0-1000%, a rate within 100%, margin terms with maintenance at most initial and a floor above zero")]
+    #[msg("invalid option configuration: a volatility feed, a maximum age, volatility bounds within 0-1000%, a rate of 0-100%, margin terms with maintenance at most initial and a floor above zero")]
     InvalidOptionConfig,
-    #[msg("invalid option parameters: a positive strike, a call or a put, a volatility term within 1-100000 bps, a skew within 100000 bps, a spot band within 10000 bps")]
+    #[msg("invalid option parameters: a positive strike, a call or a put, a volatility term within 1-100000 bps, a skew within 100000 bps, a spot band within 1-10000 bps")]
     InvalidOptionParams,
     #[msg("the underlying has no implied volatility: configure one (set_option_config) and refresh it")]
     VolatilityUnavailable,

@@ -86,8 +86,10 @@ pub struct OptionMark {
     pub expiry: i64,
     pub volatility_term_bps: u32,
     pub volatility_skew_bps: i32,
-    /// The market's fill band: the requirement's slack (`option_margin`).
+    /// The market's fill band (a share of the value plus a share of the
+    /// spot): the requirement's slack (`option_margin`).
     pub band_bps: u32,
+    pub band_spot_bps: u32,
     /// Past expiry, the settlement average captured so far; zero before
     /// (a price is positive). Kept as the value, not an `Option`: health
     /// copies one per position.
@@ -294,6 +296,7 @@ impl MarkRule {
                 volatility_term_bps: option.volatility_term_bps,
                 volatility_skew_bps: option.volatility_skew_bps,
                 band_bps: market.params.price_band_bps,
+                band_spot_bps: option.band_spot_bps,
                 settlement_average,
                 now,
             }));
@@ -566,13 +569,9 @@ pub fn option_requirement(
     value: I80F48,
 ) -> Result<OptionRequirement> {
     let lot = market.base_lot_size;
-    let expired = mark.now >= mark.expiry;
-    // Past expiry the requirement is nothing, and needs no price.
-    let spot = if expired {
-        I80F48::ZERO
-    } else {
-        prices.current?
-    };
+    // Past expiry too, until the settlement price is fixed (at the spot
+    // now: the average so far is not final).
+    let spot = prices.current?;
     OptionRequirement::new(
         checked_mul_i64_u64(position.base_lots, lot).or_overflow()?,
         checked_mul_u64(position.bids_base_lots, lot).or_overflow()?,
@@ -584,7 +583,7 @@ pub fn option_requirement(
             value,
             terms: prices.options.margin,
             band_bps: mark.band_bps,
-            expired,
+            band_spot_bps: mark.band_spot_bps,
         },
     )
     .or_overflow()

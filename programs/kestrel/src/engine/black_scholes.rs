@@ -96,7 +96,17 @@ impl PricingInputs {
 
 /// Years of `seconds` (≥ 0), truncated to the ulp.
 pub fn years(seconds: i64) -> I80F48 {
-    let bits = u128::from(seconds.unsigned_abs()) << 48;
+    let seconds = seconds.unsigned_abs();
+    if seconds < 1 << 40 {
+        // seconds × 2^48 / Y in two native divisions of 64 bits:
+        // (seconds·2^20 = q·Y + r), then (r·2^28) / Y, r < Y < 2^25.
+        let year = u64::from(SECONDS_PER_YEAR);
+        let shifted = seconds << 20;
+        let (quotient, remainder) = (shifted / year, shifted % year);
+        let bits = (quotient << 28) + ((remainder << 28) / year);
+        return I80F48::from_bits(i128::from(bits));
+    }
+    let bits = u128::from(seconds) << 48;
     I80F48::from_bits(div_u128_u32(bits, SECONDS_PER_YEAR) as i128)
 }
 
@@ -268,7 +278,7 @@ fn unit_price(side: OptionSide, t: &Terms) -> Option<Q> {
 pub fn price(inputs: &PricingInputs) -> Result<I80F48, PricingError> {
     let t = terms(inputs)?;
     unit_price(inputs.side, &t)
-        .and_then(|unit| mul(unit.fixed(), t.scale))
+        .and_then(|unit| scale_back(unit, &t))
         .ok_or(PricingError::Overflow)
 }
 
@@ -278,15 +288,20 @@ pub fn valuation(inputs: &PricingInputs) -> Result<Valuation, PricingError> {
     greeks(inputs, &t).ok_or(PricingError::Overflow)
 }
 
-fn greeks(inputs: &PricingInputs, t: &Terms) -> Option<Valuation> {
-    let call = inputs.side == OptionSide::Call;
-    // Back to the units of the spot and strike: a 64-bit product when the
-    // scale is a Q.
-    let scale = Q::of(t.scale);
-    let scaled = |x: Q| match scale.and_then(|scale| x.mul(scale)) {
+/// `x` (per unit of scale) back in the units of the spot and strike: a
+/// 64-bit product when the scale is a [`Q`]. Two arguments: SBF passes at
+/// most five registers, and an I80F48 takes two.
+#[inline(always)]
+fn scale_back(x: Q, t: &Terms) -> Option<I80F48> {
+    match Q::of(t.scale).and_then(|scale| x.mul(scale)) {
         Some(product) => Some(product.fixed()),
         None => mul(x.fixed(), t.scale),
-    };
+    }
+}
+
+fn greeks(inputs: &PricingInputs, t: &Terms) -> Option<Valuation> {
+    let call = inputs.side == OptionSide::Call;
+    let scaled = |x: Q| scale_back(x, t);
     let price = scaled(unit_price(inputs.side, t)?)?;
     let (n1, n1_negated) = cdf_q(&t.d1);
     let (n2, n2_negated) = cdf_q(&t.d2);
@@ -472,6 +487,23 @@ mod tests {
         assert!(worst_rel < 1e-10, "relative: {worst_rel:e}");
         for (g, worst) in worst_greek.iter().enumerate().skip(1) {
             assert!(*worst < 1e-9, "greek {g}: {worst:e}");
+        }
+    }
+
+    #[test]
+    fn years_are_seconds_over_365_days_to_the_ulp() {
+        for seconds in [
+            0i64,
+            1,
+            3_600,
+            86_400,
+            31_536_000,
+            315_360_000,
+            1 << 39,
+            (1 << 40) + 7,
+        ] {
+            let exact = (u128::from(seconds as u64) << 48) / u128::from(SECONDS_PER_YEAR);
+            assert_eq!(years(seconds).to_bits(), exact as i128, "{seconds}");
         }
     }
 

@@ -153,6 +153,12 @@ impl Liquidation {
             }
         };
         if gain <= 0 {
+            // An option whose lots free less than the fee costs: closing
+            // them cannot restore health (the listing's bounds rule it out
+            // but for a worthless long), so none are taken.
+            if self.option_requirement_per_lot.is_some() {
+                return Some(0);
+            }
             return Some(size);
         }
         // Exactly, `lots × gain` covers the shortfall; the trade's rounding

@@ -4,20 +4,28 @@
 //!
 //! - A long needs no margin beyond its premium: for initial health it
 //!   counts at nothing (its value is required back, so a premium is paid
-//!   out of collateral, never financed by the option itself), plus the
-//!   band's share of its value (a resting bid may fill that far above the
-//!   model). For maintenance it counts at its value.
+//!   out of collateral, never financed by the option itself).
+//! - As for a perpetual, whose band lies inside its maintenance fraction
+//!   and whose initial fraction exceeds maintenance by more than the band:
+//!   every option requires at least the fill band's half-width per unit
+//!   (`band_bps` of the value plus `band_spot_bps` of the spot) for
+//!   maintenance, and a half-width more for initial. So a fill anywhere in
+//!   the band (a reduce-only one, a resting order's at the edge) cannot
+//!   take an account from initial health past maintenance, nor lower its
+//!   maintenance health by selling a long cheap or buying a short back
+//!   dear.
 //! - A short requires its value (in its PnL) plus, per unit of the
 //!   underlying, `max(a × spot − out-of-the-money amount, b × spot)`; a
 //!   put's is capped at what it can still lose, `strike − value`. This is
 //!   the rule Deribit's standard margin and Zeta used (Deribit: a = 15 %,
-//!   b = 10 % initial). Initial adds the band's share of the value, as for
-//!   a long.
+//!   b = 10 % initial).
 //! - Resting orders count as filled on the worse side, as for perpetuals:
 //!   the requirement is the larger of the position with every bid filled
 //!   and with every ask filled.
-//! - Past expiry, before settlement, a position is worth its intrinsic
-//!   value at the settlement average and requires nothing more.
+//! - Past expiry, until the settlement price is fixed, a position is worth
+//!   its intrinsic value at the settlement average so far and keeps its
+//!   requirement (at the current spot): what it will settle at is not
+//!   final, and a long's value is not withdrawable before it is.
 use fixed::types::I80F48;
 
 use super::black_scholes::OptionSide;
@@ -87,33 +95,36 @@ pub struct OptionRisk {
     /// The model value per unit (the position's price in health).
     pub value: I80F48,
     pub terms: ShortMarginTerms,
-    /// The market's fill band (`price_band_bps`): how far above (below) the
-    /// model a bid (an ask) may fill.
+    /// The market's fill band: `band_bps` of the value plus
+    /// `band_spot_bps` of the spot either side of the model, where a fill
+    /// may happen.
     pub band_bps: u32,
-    /// Past expiry: worth its intrinsic value, nothing more required.
-    pub expired: bool,
+    pub band_spot_bps: u32,
 }
 
 impl OptionRequirement {
     /// The requirement of a position of `base` units with `bids` and `asks`
     /// resting, under `risk`.
     pub fn new(base: i64, bids: u64, asks: u64, risk: &OptionRisk) -> Option<Self> {
-        let zero = I80F48::ZERO;
-        let (long_initial, long_maintenance, short_initial, short_maintenance) = if risk.expired {
-            (zero, zero, zero, zero)
-        } else {
-            let slack = share(risk.value, risk.band_bps)?;
-            let short = |a: u32, b: u32| {
-                short_margin_per_unit(risk.side, risk.spot, risk.strike, risk.value, a, b)
-            };
-            let t = &risk.terms;
-            (
-                risk.value.checked_add(slack)?,
-                zero,
-                short(t.initial_a_bps, t.initial_b_bps)?.checked_add(slack)?,
-                short(t.maintenance_a_bps, t.maintenance_b_bps)?,
-            )
+        // The fill band's half-width per unit: what one fill at its edge
+        // can cost against the model.
+        let slack =
+            share(risk.value, risk.band_bps)?.checked_add(share(risk.spot, risk.band_spot_bps)?)?;
+        let short = |a: u32, b: u32| {
+            short_margin_per_unit(risk.side, risk.spot, risk.strike, risk.value, a, b)
         };
+        let t = &risk.terms;
+        // As a perpetual's fractions: maintenance at least the band's
+        // half-width, so a fill inside the band (a reduce-only one among
+        // them) never lowers maintenance health; initial a half-width more,
+        // so a resting order filled at the band's edge leaves maintenance
+        // health above zero.
+        let long_maintenance = slack;
+        let long_initial = risk.value.checked_add(slack)?.checked_add(slack)?;
+        let short_maintenance = short(t.maintenance_a_bps, t.maintenance_b_bps)?.max(slack);
+        let short_initial = short(t.initial_a_bps, t.initial_b_bps)?
+            .max(short_maintenance)
+            .checked_add(slack)?;
         Some(Self {
             base,
             bids,
@@ -182,7 +193,7 @@ mod tests {
             value: fx(value),
             terms: DERIBIT,
             band_bps: 0,
-            expired: false,
+            band_spot_bps: 0,
         }
     }
 
@@ -221,31 +232,30 @@ mod tests {
         let quotes =
             OptionRequirement::new(0, 4, 6, &risk(OptionSide::Call, 100.0, 100.0, 5.0)).unwrap();
         assert_eq!(quotes.requirement(HealthKind::Initial), Some(fx(90.0)));
-        // Past expiry nothing more.
-        let expired = OptionRequirement::new(
-            -10,
-            0,
-            0,
-            &OptionRisk {
-                expired: true,
-                ..risk(OptionSide::Put, 100.0, 90.0, 0.0)
-            },
-        )
-        .unwrap();
-        assert_eq!(expired.requirement(HealthKind::Initial), Some(I80F48::ZERO));
-        // The band's share on top, for initial only.
-        let banded = OptionRequirement::new(
-            10,
-            0,
-            0,
-            &OptionRisk {
-                band_bps: 1_000,
-                ..risk(OptionSide::Call, 100.0, 100.0, 5.0)
-            },
-        )
-        .unwrap();
-        assert_eq!(banded.requirement(HealthKind::Initial), Some(fx(55.0)));
-        assert_eq!(banded.requirement(HealthKind::Maintenance), Some(fx(0.0)));
+        // The fill band's half-width: 10 % of the value (0.5) and 1 % of the
+        // spot (1.0) per unit. A long requires it for maintenance and twice
+        // it on top of its value for initial; a short's rule at least it for
+        // maintenance, and it on top for initial.
+        let banded = OptionRisk {
+            band_bps: 1_000,
+            band_spot_bps: 100,
+            ..risk(OptionSide::Call, 100.0, 100.0, 5.0)
+        };
+        let long = OptionRequirement::new(10, 0, 0, &banded).unwrap();
+        assert_eq!(long.requirement(HealthKind::Initial), Some(fx(80.0)));
+        assert_eq!(long.requirement(HealthKind::Maintenance), Some(fx(15.0)));
+        let short = OptionRequirement::new(-10, 0, 0, &banded).unwrap();
+        assert_eq!(short.requirement(HealthKind::Initial), Some(fx(165.0)));
+        assert_eq!(short.requirement(HealthKind::Maintenance), Some(fx(100.0)));
+        // A far out-of-the-money short whose rule is below the band: the
+        // band's half-width for maintenance.
+        let far = OptionRisk {
+            band_spot_bps: 800,
+            ..risk(OptionSide::Call, 100.0, 200.0, 0.0)
+        };
+        let short = OptionRequirement::new(-1, 0, 0, &far).unwrap();
+        assert_eq!(short.requirement(HealthKind::Maintenance), Some(fx(8.0)));
+        assert_eq!(short.requirement(HealthKind::Initial), Some(fx(18.0)));
     }
 
     proptest! {
@@ -262,16 +272,26 @@ mod tests {
             asks in 0u64..10_000,
             extra in 1u64..1_000,
             band_bps in 0u32..2_000,
+            band_spot_bps in 0u32..500,
         ) {
             let side = if call { OptionSide::Call } else { OptionSide::Put };
             let strike = spot / moneyness;
             let cap = if call { spot } else { strike };
-            let r = OptionRisk { band_bps, ..risk(side, spot, strike, cap * value_share) };
+            let r = OptionRisk { band_bps, band_spot_bps, ..risk(side, spot, strike, cap * value_share) };
             let req = OptionRequirement::new(base, bids, asks, &r).unwrap();
             let initial = req.requirement(HealthKind::Initial).unwrap();
             let maintenance = req.requirement(HealthKind::Maintenance).unwrap();
             let end = req.requirement(HealthKind::LiquidationEnd).unwrap();
             prop_assert!(maintenance >= 0 && maintenance <= end + fx(1e-9) && end <= initial + fx(1e-9));
+            // Per unit: maintenance covers the band's half-width, initial a
+            // half-width more.
+            let slack = fx(cap * value_share) * I80F48::from_num(band_bps) / 10_000
+                + fx(spot) * I80F48::from_num(band_spot_bps) / 10_000;
+            let (maintenance_unit, initial_unit) = (req.per_unit(HealthKind::Maintenance), req.per_unit(HealthKind::Initial));
+            let tolerance = fx(1e-9);
+            prop_assert!(maintenance_unit.0 >= slack - tolerance && maintenance_unit.1 >= slack - tolerance);
+            prop_assert!(initial_unit.0 >= maintenance_unit.0 + slack - tolerance);
+            prop_assert!(initial_unit.1 >= maintenance_unit.1 + slack - tolerance);
             let more = OptionRequirement::new(base, bids + extra, asks + extra, &r).unwrap();
             prop_assert!(more.requirement(HealthKind::Initial).unwrap() >= initial);
             if base < 0 && side == OptionSide::Call {

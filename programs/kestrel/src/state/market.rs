@@ -262,7 +262,9 @@ impl OptionParams {
                 && OptionSide::try_from(self.side).is_ok()
                 && (1..=MAX_VOLATILITY_TERM_BPS).contains(&self.volatility_term_bps)
                 && self.volatility_skew_bps.unsigned_abs() <= MAX_VOLATILITY_TERM_BPS
-                && self.band_spot_bps <= 10_000
+                // Above zero: an option worth less than a tick still has a
+                // band to trade in.
+                && (1..=10_000).contains(&self.band_spot_bps)
                 && self.padding == [0; 3],
             KestrelError::InvalidOptionParams
         );

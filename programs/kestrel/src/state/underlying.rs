@@ -219,7 +219,9 @@ impl OptionConfig {
                 && self.min_volatility_bps > 0
                 && self.min_volatility_bps <= self.max_volatility_bps
                 && self.max_volatility_bps <= MAX_VOLATILITY_BPS
-                && self.rate_bps.unsigned_abs() <= 10_000
+                // Not negative: a put could then be worth more than its
+                // strike, and its margin cap (strike less value) vanish.
+                && (0..=10_000).contains(&self.rate_bps)
                 // Maintenance is the looser bar, and the floor is never
                 // zero: a far out-of-the-money short still needs margin.
                 && 0 < self.maintenance_b_bps
