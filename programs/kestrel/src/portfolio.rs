@@ -326,10 +326,8 @@ impl MarkRule {
                 settlement_average,
                 now,
             } => {
-                if *now >= *expiry {
-                    if *settlement_average > 0 {
-                        return Ok(*settlement_average);
-                    }
+                if *now >= *expiry && *settlement_average > 0 {
+                    return Ok(*settlement_average);
                 }
                 Ok(future::mark_price(
                     *basis,
