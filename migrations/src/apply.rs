@@ -39,11 +39,13 @@ pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<Chai
         .iter()
         .map(|u| pda::underlying(&exchange, u.index))
         .collect();
-    let markets: Vec<_> = config
+    let indices: Vec<u16> = config
         .markets
         .iter()
-        .map(|m| pda::market(&exchange, m.index))
+        .map(|m| m.index)
+        .chain(config.series_indices().into_iter().map(|(index, _)| index))
         .collect();
+    let markets: Vec<_> = indices.iter().map(|&i| pda::market(&exchange, i)).collect();
     let addresses: Vec<_> = underlyings.iter().chain(&markets).copied().collect();
     let mut accounts = chain
         .fetch_accounts(&addresses)
@@ -59,12 +61,11 @@ pub async fn chain_state(chain: &mut impl Chain, config: &Config) -> Result<Chai
             );
         }
     }
-    for (market, account) in config.markets.iter().zip(accounts) {
+    for (&index, account) in indices.iter().zip(accounts) {
         if let Some(account) = account {
             state.markets.insert(
-                market.index,
-                decode::market(&account.data)
-                    .map_err(|e| format!("market {}: {e}", market.index))?,
+                index,
+                decode::market(&account.data).map_err(|e| format!("market {index}: {e}"))?,
             );
         }
     }
@@ -88,11 +89,23 @@ pub async fn apply(
     admin: &Keypair,
     config: &mut Config,
 ) -> Result<Vec<Step>, String> {
-    let steps = plan_for(chain, config).await?;
     let mut done = Vec::new();
-    for step in steps.into_iter().filter(|s| !s.is_lookup_table()) {
-        execute(chain, admin, &step).await?;
-        done.push(step);
+    // A series waits for its underlying to exist (its strikes need the
+    // underlying's decimals and price): planned again once, after the
+    // underlyings are listed.
+    for _ in 0..2 {
+        let steps: Vec<Step> = plan_for(chain, config)
+            .await?
+            .into_iter()
+            .filter(|s| !s.is_lookup_table())
+            .collect();
+        if steps.is_empty() {
+            break;
+        }
+        for step in steps {
+            execute(chain, admin, &step).await?;
+            done.push(step);
+        }
     }
     // Planned again: markets created above have their book accounts now.
     let state = chain_state(chain, config).await?;
@@ -156,6 +169,32 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
         } => {
             let (bids, asks, queue) = book_accounts(chain, step).await?;
             ix::create_future_market(&admin_key, args, future, &bids, &asks, &queue, &underlying)
+        }
+        Step::SetOptionConfig {
+            underlying_index,
+            config,
+        } => ix::set_option_config(
+            &admin_key,
+            &pda::underlying(&exchange, underlying_index),
+            config,
+        ),
+        Step::CreateOptionMarket {
+            args,
+            expiry,
+            option,
+            underlying,
+        } => {
+            let (bids, asks, queue) = book_accounts(chain, step).await?;
+            ix::create_option_market(
+                &admin_key,
+                args,
+                expiry,
+                option,
+                &bids,
+                &asks,
+                &queue,
+                &underlying,
+            )
         }
         Step::SetMarketParams {
             market_index,

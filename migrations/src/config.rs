@@ -11,6 +11,7 @@ use kestrel_sdk::{pda, Pubkey};
 use serde::Deserialize;
 
 use crate::expiry::ExpiryValue;
+use crate::series::{OptionsConfig, SeriesConfig};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +27,10 @@ pub struct Config {
     pub underlyings: Vec<UnderlyingConfig>,
     #[serde(default, rename = "market")]
     pub markets: Vec<MarketConfig>,
+    /// European options: each `[[series]]` lists its strikes and sides as
+    /// markets from its `first_index` on.
+    #[serde(default, rename = "series")]
+    pub series: Vec<SeriesConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -55,6 +60,9 @@ pub struct UnderlyingConfig {
     /// Decimals of the base asset's native unit (9 for SOL).
     pub base_decimals: u8,
     pub oracle: OracleEntry,
+    /// Present: the underlying lists options (`set_option_config`).
+    #[serde(default)]
+    pub options: Option<OptionsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -282,7 +290,75 @@ impl Config {
                 ));
             }
         }
+        for (i, underlying) in config.underlyings.iter().enumerate() {
+            if let Some(options) = &underlying.options {
+                let key = format!("underlying[{i}].options");
+                let terms = options.option_config().map_err(|e| invalid(&key, e))?;
+                terms
+                    .validate()
+                    .map_err(|e| invalid(&key, format!("refused by the program: {e}")))?;
+            }
+        }
+        for (i, series) in config.series.iter().enumerate() {
+            let key = format!("series[{i}]");
+            let field = |f: &str| format!("{key}.{f}");
+            match config.underlying(series.underlying) {
+                Some(underlying) if underlying.options.is_some() => {}
+                _ => {
+                    return Err(invalid(
+                        &field("underlying"),
+                        format!(
+                            "{} is not an [[underlying]] with options ([underlying.options])",
+                            series.underlying
+                        ),
+                    ))
+                }
+            }
+            series.expiry().map_err(|(f, e)| invalid(&field(f), e))?;
+            series.status().map_err(|e| invalid(&field("status"), e))?;
+            let params = series.params();
+            params
+                .validate()
+                .map_err(|e| invalid(&key, format!("parameters refused by the program: {e}")))?;
+            if series.liquidation_fee_bps >= series.price_band_bps {
+                return Err(invalid(
+                    &field("liquidation_fee_bps"),
+                    "must be below price_band_bps (a lot liquidated must free more than its fee)",
+                ));
+            }
+            if series.base_lot_size == 0 || series.quote_lot_size == 0 {
+                return Err(invalid(
+                    &field("base_lot_size"),
+                    "lot sizes must be positive",
+                ));
+            }
+            for listing in series.listings().map_err(|(f, e)| invalid(&field(f), e))? {
+                if !indices.insert(listing.index) {
+                    return Err(invalid(
+                        &field("first_index"),
+                        format!(
+                            "market index {} is taken by another market or series",
+                            listing.index
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(config)
+    }
+
+    /// Every series option's (market index, underlying index), in order.
+    pub fn series_indices(&self) -> Vec<(u16, u16)> {
+        self.series
+            .iter()
+            .flat_map(|series| {
+                series
+                    .listings()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |listing| (listing.index, series.underlying))
+            })
+            .collect()
     }
 
     /// The `[[underlying]]` of `index`.
@@ -332,7 +408,7 @@ impl Config {
 }
 
 /// `name` zero-padded to 16 bytes.
-fn name_bytes(name: &str) -> Result<[u8; 16], String> {
+pub(crate) fn name_bytes(name: &str) -> Result<[u8; 16], String> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() > 16 {
         return Err(format!("{name:?} must be 1 to 16 bytes"));
@@ -439,10 +515,7 @@ impl MarketConfig {
             ("convergence_seconds", self.convergence_seconds.is_some()),
         ];
         match self.kind().map_err(|e| ("kind", e))? {
-            InstrumentKind::Option => Err((
-                "kind",
-                "this version of the plan lists no options".to_string(),
-            )),
+            InstrumentKind::Option => Err(("kind", "options are listed by [[series]]".to_string())),
             InstrumentKind::Perp => match fields.iter().find(|(_, given)| *given) {
                 Some((field, _)) => Err((
                     field,
@@ -586,7 +659,7 @@ impl Feed {
     }
 }
 
-fn parse_pubkey(text: &str) -> Result<Pubkey, String> {
+pub(crate) fn parse_pubkey(text: &str) -> Result<Pubkey, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not a base58 address"))
 }

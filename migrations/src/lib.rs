@@ -1,8 +1,9 @@
 //! Config-driven, idempotent setup of a Kestrel exchange and its markets.
 //!
 //! A TOML file (see `markets.toml`) says what should exist: pause flags,
-//! underlyings with their oracle feeds, and markets on them (perpetuals and
-//! dated futures) with their parameters and status. A future's terms (its
+//! underlyings with their oracle feeds (and option terms), and markets on
+//! them (perpetuals, dated futures and series of European options) with
+//! their parameters and status. A future's terms (its
 //! [`expiry`] and settlement window) are fixed at listing: a file that
 //! differs from the chain there is an error naming the key, not a step.
 //! [`plan`] compares
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod config;
 pub mod expiry;
 pub mod plan;
+pub mod series;
 
 pub use apply::{apply, chain_state, plan_for};
 pub use config::{

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs};
 use kestrel::state::{
-    FutureParams, InstrumentKind, Market, MarketParams, MarketStatus, OracleConfig, OracleKind,
-    PauseFlags, Underlying,
+    FutureParams, InstrumentKind, Market, MarketParams, MarketStatus, OptionConfig, OptionParams,
+    OracleConfig, OracleKind, PauseFlags, Underlying,
 };
 use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::lookup_table::{self, LookupTable, LOOKUP_TABLE_MAX_ADDRESSES};
@@ -57,6 +57,19 @@ pub enum Step {
     CreateFutureMarket {
         args: CreateMarketArgs,
         future: FutureParams,
+        underlying: Pubkey,
+    },
+    /// Sets an underlying's option terms (its volatility feed, bounds,
+    /// rate and short-margin terms).
+    SetOptionConfig {
+        underlying_index: u16,
+        config: OptionConfig,
+    },
+    /// Lists one option of a `[[series]]`.
+    CreateOptionMarket {
+        args: CreateMarketArgs,
+        expiry: FutureParams,
+        option: OptionParams,
         underlying: Pubkey,
     },
     SetMarketParams {
@@ -136,6 +149,27 @@ impl std::fmt::Display for Step {
                 format_rfc3339(future.expiry),
                 future.expiry,
                 future.settlement_window_seconds
+            ),
+            Step::SetOptionConfig {
+                underlying_index,
+                config,
+            } => write!(
+                f,
+                "set underlying {underlying_index}'s option terms (volatility feed {}, {}-{} bps, rate {} bps)",
+                Pubkey::new_from_array(config.volatility_feed),
+                config.min_volatility_bps,
+                config.max_volatility_bps,
+                config.rate_bps
+            ),
+            Step::CreateOptionMarket { args, expiry, option, .. } => write!(
+                f,
+                "create option market {} ({}): a {} at {} native quote per native base, expiring {} (unix {})",
+                args.market_index,
+                trimmed(&args.name),
+                if option.side == 0 { "call" } else { "put" },
+                option.strike(),
+                format_rfc3339(expiry.expiry),
+                expiry.expiry
             ),
             Step::SetMarketParams {
                 market_index,
@@ -291,8 +325,14 @@ pub fn plan(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigErro
             &mut steps,
         )?;
     }
+    for underlying in &config.underlyings {
+        plan_option_config(underlying, state, &mut steps)?;
+    }
     for market in &config.markets {
         plan_market(config, market, state, &mut steps)?;
+    }
+    for (position, series) in config.series.iter().enumerate() {
+        plan_series(config, position, series, state, &mut steps)?;
     }
     steps.extend(plan_lookup_table(config, state)?);
     Ok(steps)
@@ -352,16 +392,24 @@ pub fn existing_markets(
 ) -> Result<Vec<MarketAccounts>, ConfigError> {
     let exchange = pda::exchange();
     let mut markets = Vec::new();
-    for market in &config.markets {
-        let Some(on_chain) = state.markets.get(&market.index) else {
+    let listed: Vec<(u16, u16)> = config
+        .markets
+        .iter()
+        .map(|m| (m.index, m.underlying))
+        .chain(config.series_indices())
+        .collect();
+    for (index, underlying_index) in listed {
+        let Some(on_chain) = state.markets.get(&index) else {
             continue;
         };
-        let underlying = config.underlying_of(market)?;
+        let underlying = config
+            .underlying(underlying_index)
+            .ok_or_else(|| ConfigError(format!("market {index}: no such [[underlying]]")))?;
         let mut accounts = underlying_accounts(underlying)?;
         accounts.underlying = on_chain.underlying;
         markets.push(MarketAccounts {
-            market_index: market.index,
-            market: pda::market(&exchange, market.index),
+            market_index: index,
+            market: pda::market(&exchange, index),
             bids: on_chain.bids,
             asks: on_chain.asks,
             event_queue: on_chain.event_queue,
@@ -369,6 +417,152 @@ pub fn existing_markets(
         });
     }
     Ok(markets)
+}
+
+/// `set_option_config` when the file's `[underlying.options]` differs from
+/// what the underlying stores (or it stores none).
+fn plan_option_config(
+    config: &UnderlyingConfig,
+    state: &ChainState,
+    steps: &mut Vec<Step>,
+) -> Result<(), ConfigError> {
+    let Some(options) = &config.options else {
+        return Ok(());
+    };
+    let wanted = options
+        .option_config()
+        .map_err(|e| ConfigError(format!("underlying {}.options: {e}", config.index)))?;
+    let current = state
+        .underlyings
+        .get(&config.index)
+        .map(|u| u.volatility.config);
+    if current != Some(wanted) {
+        steps.push(Step::SetOptionConfig {
+            underlying_index: config.index,
+            config: wanted,
+        });
+    }
+    Ok(())
+}
+
+/// A `[[series]]`'s options: listed when missing (once their underlying
+/// exists on chain, whose decimals and price a strike needs; `apply` plans
+/// again after listing underlyings), their fees, bands and status updated,
+/// and their listing terms checked.
+fn plan_series(
+    config: &Config,
+    position: usize,
+    series: &crate::series::SeriesConfig,
+    state: &ChainState,
+    steps: &mut Vec<Step>,
+) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("series[{position}].{field}");
+    let error = |field: &str, why: String| ConfigError(format!("{}: {why}", key(field)));
+    let underlying_config = config
+        .underlying(series.underlying)
+        .ok_or_else(|| error("underlying", "no such [[underlying]]".into()))?;
+    let underlying = underlying_config.address();
+    let Some(on_chain_underlying) = state.underlyings.get(&series.underlying) else {
+        // Listed with its underlying's next plan (the same apply).
+        return Ok(());
+    };
+    let decimals = (
+        on_chain_underlying.base_decimals,
+        on_chain_underlying.quote_decimals,
+    );
+    let spot = on_chain_underlying.prices.last_good_price();
+    let params = series.params();
+    let status = series.status().map_err(|e| error("status", e))?;
+    for listing in series.listings().map_err(|(f, e)| error(f, e))? {
+        let name = crate::config::name_bytes(&listing.name).map_err(|e| error("name", e))?;
+        match state.markets.get(&listing.index) {
+            None => {
+                let option = series
+                    .option_params(&listing, decimals, spot)
+                    .map_err(|e| error("strikes", e))?;
+                let expiry = series
+                    .future_params(state.now)
+                    .map_err(|(f, e)| error(f, e))?;
+                if expiry.window_start() <= state.now {
+                    return Err(error(
+                        "expiry",
+                        format!(
+                            "expires {} (unix {}): its {} s settlement window must open after now ({})",
+                            format_rfc3339(expiry.expiry),
+                            expiry.expiry,
+                            expiry.settlement_window_seconds,
+                            format_rfc3339(state.now)
+                        ),
+                    ));
+                }
+                steps.push(Step::CreateOptionMarket {
+                    args: CreateMarketArgs {
+                        market_index: listing.index,
+                        name,
+                        base_lot_size: series.base_lot_size,
+                        quote_lot_size: series.quote_lot_size,
+                        params,
+                    },
+                    expiry,
+                    option,
+                    underlying,
+                });
+                if status != MarketStatus::Active {
+                    steps.push(Step::SetMarketStatus {
+                        market_index: listing.index,
+                        status,
+                    });
+                }
+            }
+            Some(on_chain) => {
+                let wanted = series.option_params(&listing, decimals, spot).ok();
+                if on_chain.name != name {
+                    return Err(error(
+                        "name",
+                        format!(
+                            "market {}'s name is fixed at listing and differs on chain",
+                            listing.index
+                        ),
+                    ));
+                }
+                if let Some(field) = crate::series::listing_differs(
+                    series,
+                    &listing,
+                    on_chain,
+                    wanted.as_ref(),
+                    &underlying,
+                ) {
+                    return Err(error(
+                        field,
+                        format!(
+                            "market {} on chain differs: fixed at listing",
+                            listing.index
+                        ),
+                    ));
+                }
+                if matches!(
+                    on_chain.status(),
+                    Ok(MarketStatus::Settled | MarketStatus::Closed)
+                ) {
+                    continue;
+                }
+                if on_chain.params != params {
+                    steps.push(Step::SetMarketParams {
+                        market_index: listing.index,
+                        current: on_chain.params,
+                        params,
+                    });
+                }
+                if on_chain.status().ok() != Some(status) {
+                    steps.push(Step::SetMarketStatus {
+                        market_index: listing.index,
+                        status,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn underlying_accounts(config: &UnderlyingConfig) -> Result<UnderlyingAccounts, ConfigError> {
@@ -638,7 +832,40 @@ mod tests {
             on_chain.underlying_index = underlying.index;
             on_chain.oracle =
                 kestrel::state::StoredOracleConfig::from(&underlying.oracle_config().unwrap());
+            on_chain.quote_decimals = 6;
+            if let Some(options) = &underlying.options {
+                on_chain.volatility.config = options.option_config().unwrap();
+            }
             state.underlyings.insert(underlying.index, on_chain);
+        }
+        for series in &config.series {
+            let on_chain_underlying = state.underlyings[&series.underlying];
+            for listing in series.listings().unwrap() {
+                let mut on_chain: Market = bytemuck::Zeroable::zeroed();
+                on_chain.name = crate::config::name_bytes(&listing.name).unwrap();
+                on_chain.underlying = config.underlying(series.underlying).unwrap().address();
+                on_chain.underlying_index = series.underlying;
+                on_chain.base_lot_size = series.base_lot_size;
+                on_chain.quote_lot_size = series.quote_lot_size;
+                on_chain.params = series.params();
+                on_chain.status = series.status().unwrap() as u8;
+                on_chain.kind = InstrumentKind::Option as u8;
+                on_chain.future.params = series.future_params(state.now).unwrap();
+                on_chain.option = series
+                    .option_params(
+                        &listing,
+                        (
+                            on_chain_underlying.base_decimals,
+                            on_chain_underlying.quote_decimals,
+                        ),
+                        None,
+                    )
+                    .unwrap();
+                on_chain.bids = Pubkey::new_unique();
+                on_chain.asks = Pubkey::new_unique();
+                on_chain.event_queue = Pubkey::new_unique();
+                state.markets.insert(listing.index, on_chain);
+            }
         }
         for market in &config.markets {
             let mut on_chain: Market = bytemuck::Zeroable::zeroed();
@@ -682,9 +909,10 @@ mod tests {
             matches!(
                 steps.as_slice(),
                 [Step::CreateLookupTable, Step::ExtendLookupTable { table: None, addresses }]
-                    // The exchange's 6, then per market its 4 accounts and
-                    // its underlying's 3 once (one underlying here).
-                    if addresses.len() == 6 + 4 * config.markets.len() + 3
+                    // The exchange's 6, then per market (the series' options
+                    // among them) its 4 accounts and its underlying's 3 once
+                    // (one underlying here).
+                    if addresses.len() == 6 + 4 * (config.markets.len() + config.series_indices().len()) + 3
             ),
             "{steps:?}"
         );
@@ -752,13 +980,16 @@ mod tests {
     fn an_empty_chain_gets_every_market_and_a_matching_one_nothing() {
         let mut config = Config::parse(CONFIG).unwrap();
         let steps = plan(&config, &ChainState::default()).unwrap();
-        // The underlying first, then the market on it.
+        // The underlying first (and its option terms), then the markets on
+        // it; the option series waits for the underlying to exist (its
+        // strikes need its decimals: `apply` plans again).
         let underlying = config.underlyings[0].address();
         assert!(
             matches!(
                 steps.as_slice(),
                 [
                     Step::CreateUnderlying { args, accounts },
+                    Step::SetOptionConfig { underlying_index: 0, .. },
                     Step::CreateMarket { underlying: on, .. },
                     Step::CreateFutureMarket { args: future_args, future, underlying: future_on },
                     Step::CreateLookupTable,
@@ -777,9 +1008,14 @@ mod tests {
             "{steps:?}"
         );
         assert_eq!(steps[0].to_string(), "create underlying 0 (SOL)");
-        assert_eq!(steps[1].to_string(), "create market 0 (SOL-PERP)");
         assert_eq!(
-            steps[2].to_string(),
+            steps[1].to_string(),
+            "set underlying 0's option terms (volatility feed \
+             74Rw5CwxNsWmhA43qPAr7ZtXBfpfEvc2WmfcUCNo774c, 500-50000 bps, rate 0 bps)"
+        );
+        assert_eq!(steps[2].to_string(), "create market 0 (SOL-PERP)");
+        assert_eq!(
+            steps[3].to_string(),
             "create future market 1 (SOL-FUT) expiring 1970-01-01T02:00:00Z (unix 7200), \
              settling at the average of its last 1800 s"
         );
@@ -788,6 +1024,74 @@ mod tests {
             address: Some(Pubkey::new_unique().to_string()),
         });
         assert!(plan(&config, &created(&config)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_series_lists_its_strikes_and_sides_once_its_underlying_exists() {
+        let config = Config::parse(CONFIG).unwrap();
+        let mut state = created(&config);
+        for listing in config.series[0].listings().unwrap() {
+            state.markets.remove(&listing.index);
+        }
+        let steps = plan(&config, &state).unwrap();
+        let listed: Vec<_> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::CreateOptionMarket { args, option, .. } => {
+                    Some((args.market_index, option.side, option.strike()))
+                }
+                _ => None,
+            })
+            .collect();
+        // 140, 150, 160 USDC per SOL (9 and 6 decimals: 0.14 ...), a call
+        // then a put each, markets 2 to 7.
+        let strike = |whole: u32| fixed::types::I80F48::from_num(whole) / 1_000;
+        let close = |a: fixed::types::I80F48, b: fixed::types::I80F48| (a - b).abs() < 1e-12;
+        assert_eq!(listed.len(), 6, "{steps:?}");
+        for (i, (index, side, at)) in listed.iter().enumerate() {
+            assert_eq!(*index, 2 + i as u16);
+            assert_eq!(*side, (i % 2) as u8);
+            assert!(close(*at, strike(140 + 10 * (i as u32 / 2))), "{at}");
+        }
+        assert!(steps[0]
+            .to_string()
+            .starts_with("create option market 2 (SOL-W1-140C): a call at "));
+        // Strikes relative to the spot: rounded to the step at the price on
+        // chain; without a price, an error naming the key.
+        let mut relative = config.clone();
+        relative.series[0].strikes = Vec::new();
+        relative.series[0].strikes_bps_of_spot = vec![9_500, 10_000];
+        relative.series[0].strike_step = 5;
+        let error = plan(&relative, &state).unwrap_err();
+        assert!(error.0.contains("series[0].strikes"), "{error}");
+        // A listed series whose strike or volatility terms differ from the
+        // file: fixed at listing (a strike renames its market too).
+        let mut moved = config.clone();
+        moved.series[0].strikes = vec![141, 150, 160];
+        let error = plan(&moved, &created(&config)).unwrap_err();
+        assert!(
+            error.0.contains("series[0].") && error.0.contains("fixed at listing"),
+            "{error}"
+        );
+        let mut skewed = config.clone();
+        skewed.series[0].volatility_skew_bps = -500;
+        let error = plan(&skewed, &created(&config)).unwrap_err();
+        assert!(error.0.contains("series[0].volatility_term_bps"), "{error}");
+        // Fees are not fixed: a step.
+        let mut dearer = config.clone();
+        dearer.series[0].taker_fee_bps = 6;
+        let steps = plan(&dearer, &created(&config)).unwrap();
+        let updates: Vec<_> = steps.iter().filter(|s| !s.is_lookup_table()).collect();
+        assert_eq!(updates.len(), 6, "each of the six options: {steps:?}");
+        assert!(updates
+            .iter()
+            .all(|s| matches!(s, Step::SetMarketParams { .. })));
+        // The indices may not overlap a market's.
+        let overlap = CONFIG.replace("first_index = 2", "first_index = 1");
+        assert!(Config::parse(&overlap)
+            .unwrap_err()
+            .0
+            .contains("series[0].first_index"));
     }
 
     #[test]

@@ -9,6 +9,10 @@ use kestrel_sim::demo::{write_oracle_fixtures, MARKETS_TOML};
 use kestrel_tests::*;
 use solana_sdk::signer::Signer;
 
+fn state_underlying(config: &Config) -> kestrel_sdk::Pubkey {
+    config.underlyings[0].address()
+}
+
 #[tokio::test]
 async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let mut h = Harness::new().await;
@@ -27,18 +31,56 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     let first = kestrel_migrations::apply(&mut h, &admin, &mut config)
         .await
         .unwrap();
+    // The underlying (with its option terms), SOL-PERP and SOL-FUT; then,
+    // planned again once the underlying exists (a strike needs its
+    // decimals), the option series' six markets; then the table.
     assert!(
         matches!(
             first.as_slice(),
             [
                 Step::CreateUnderlying { .. },
+                Step::SetOptionConfig {
+                    underlying_index: 0,
+                    ..
+                },
                 Step::CreateMarket { .. },
                 Step::CreateFutureMarket { .. },
+                Step::CreateOptionMarket { .. },
+                Step::CreateOptionMarket { .. },
+                Step::CreateOptionMarket { .. },
+                Step::CreateOptionMarket { .. },
+                Step::CreateOptionMarket { .. },
+                Step::CreateOptionMarket { .. },
                 Step::CreateLookupTable,
                 Step::ExtendLookupTable { table: Some(_), .. }
             ]
         ),
         "{first:?}"
+    );
+    // The series as listed: SOL-W1-140C at market 2, a call at 140 USDC per
+    // SOL (0.14 native quote per native base), through SOL-W1-160P at 7.
+    let listed = |index| pda::market(&h.exchange, index);
+    let first_option = decode::market(&h.chain.account(&listed(2)).await.unwrap().data).unwrap();
+    assert_eq!(&first_option.name[..11], b"SOL-W1-140C");
+    assert_eq!(first_option.option.side, 0);
+    let strike = first_option.option.strike();
+    assert!(
+        (strike - fixed::types::I80F48::from_num(0.14)).abs() < 1e-12,
+        "{strike}"
+    );
+    let last_option = decode::market(&h.chain.account(&listed(7)).await.unwrap().data).unwrap();
+    assert_eq!(&last_option.name[..11], b"SOL-W1-160P");
+    assert_eq!(
+        h.underlying_state(&state_underlying(&config))
+            .await
+            .volatility
+            .config,
+        config.underlyings[0]
+            .options
+            .as_ref()
+            .unwrap()
+            .option_config()
+            .unwrap()
     );
     let market = pda::market(&h.exchange, config.markets[0].index);
     // The table was recorded in the config and holds the exchange's and the
@@ -70,9 +112,16 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
         )
         .await
         .unwrap();
+    // And the options'.
+    let chain_state = kestrel_migrations::chain_state(&mut h, &config)
+        .await
+        .unwrap();
+    let listed_markets = kestrel_migrations::existing_markets(&config, &chain_state).unwrap();
+    assert_eq!(listed_markets.len(), 8);
+    assert_eq!(&listed_markets[..2], &[accounts, future]);
     assert_eq!(
         stored.addresses,
-        lookup_table::exchange_addresses(&[accounts, future])
+        lookup_table::exchange_addresses(&listed_markets)
     );
     assert_eq!(stored.authority, Some(admin.pubkey()));
     assert!(Chain::clock(&mut h).await.unwrap().slot > stored.last_extended_slot);
@@ -107,7 +156,7 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
 
     // A second market: created, and only its accounts are added to the table.
     let mut added = config.markets[0].clone();
-    added.index = 2; // 1 is SOL-FUT
+    added.index = 8; // 1 is SOL-FUT, 2 to 7 the option series
     added.name = "SOL-PERP-2".into();
     added.status = "active".into();
     config.markets.push(added);

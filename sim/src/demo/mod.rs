@@ -476,6 +476,14 @@ pub fn publish_oracle_price(
             };
             chain.set_account(&account.expect("a configured feed has an account"), fixture);
         }
+        // Its options' implied volatility: 80 %, published with the price.
+        if let Some(options) = &underlying.options {
+            let feed = options.option_config().expect("validated").volatility_feed;
+            chain.set_account(
+                &kestrel_sdk::Pubkey::new_from_array(feed),
+                fixtures::switchboard_feed(8 * 10i128.pow(17), 0, now, now as u64),
+            );
+        }
     }
 }
 
