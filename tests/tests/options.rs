@@ -283,6 +283,17 @@ async fn listing_checks_the_series_and_the_volatility_input() {
         t.h.refused(label, &[instruction], &[&admin], code(error))
             .await;
     }
+    // The same bound when the admin changes a listed option's parameters.
+    let mut costly_params = option_params();
+    costly_params.liquidation_fee_bps = costly_params.price_band_bps;
+    let set = ix::set_market_params(&admin.pubkey(), &t.call.market, costly_params);
+    t.h.refused(
+        "an option's liquidation fee raised to its band",
+        &[set],
+        &[&admin],
+        code(KestrelError::InvalidLiquidationParams),
+    )
+    .await;
     // The option terms are validated field by field; only the admin sets them.
     let mut broken = option_config(&t.feed);
     broken.maintenance_b_bps = 0;

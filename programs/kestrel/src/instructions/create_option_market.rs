@@ -27,14 +27,7 @@ pub fn create_option_market(
         KestrelError::InvalidFutureParams
     );
     option.validate()?;
-    // A lot liquidated at the model less (plus) the fee frees at least the
-    // band's half-width of requirement (`engine::option_margin`): the fee
-    // below the band's share of the value keeps every liquidation raising
-    // maintenance health.
-    require!(
-        args.params.liquidation_fee_bps < args.params.price_band_bps,
-        KestrelError::InvalidLiquidationParams
-    );
+    args.params.validate_for_option()?;
     require!(
         ctx.accounts.underlying.load()?.volatility.is_configured(),
         KestrelError::VolatilityUnavailable

@@ -4,7 +4,8 @@ use crate::error::KestrelError;
 use crate::events::MarketParamsSet;
 use crate::state::*;
 
-/// Replaces a market's risk and fee parameters, validated as at creation.
+/// Replaces a market's risk and fee parameters, validated as at creation
+/// (an option's as at its listing).
 #[derive(Accounts)]
 pub struct SetMarketParams<'info> {
     pub admin: Signer<'info>,
@@ -26,6 +27,10 @@ pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) ->
         ),
         KestrelError::InvalidStatusTransition
     );
+    // An option's liquidation fee must stay below its band, as at listing.
+    if market.kind()? == InstrumentKind::Option {
+        params.validate_for_option()?;
+    }
     // A future's basis must stay within the band, as at listing.
     require!(
         market.kind()? != InstrumentKind::Future

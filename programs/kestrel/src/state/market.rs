@@ -408,6 +408,20 @@ pub const PERP_STATE_SIZE: usize = 3 * 16 + 8;
 const _: () = assert!(core::mem::size_of::<PerpState>() == PERP_STATE_SIZE);
 
 impl MarketParams {
+    /// What an option market's parameters need besides [`Self::validate`]:
+    /// a lot liquidated at the model less (plus) the fee frees at least the
+    /// band's half-width of requirement (`engine::option_margin`), so the
+    /// fee below the band's share of the value keeps every liquidation
+    /// raising maintenance health.
+    pub fn validate_for_option(&self) -> Result<()> {
+        self.validate()?;
+        require!(
+            self.liquidation_fee_bps < self.price_band_bps,
+            KestrelError::InvalidLiquidationParams
+        );
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         require!(
             self.maintenance_margin_bps > 0
