@@ -89,7 +89,7 @@ impl PricingInputs {
             && self.strike > 0
             && (0..=MAX_SECONDS_TO_EXPIRY).contains(&self.seconds_to_expiry)
             && (I80F48::ZERO..=MAX_VOLATILITY).contains(&self.volatility)
-            && self.rate.abs() <= MAX_RATE;
+            && (-MAX_RATE..=MAX_RATE).contains(&self.rate);
         valid.then_some(()).ok_or(PricingError::InvalidInput)
     }
 }
@@ -543,7 +543,7 @@ mod tests {
     fn inputs_outside_their_range_are_refused() {
         let good = inputs(OptionSide::Call, 100.0, 100.0, 86_400, 0.8, 0.0);
         assert!(price(&good).is_ok());
-        let broken: [fn(&mut PricingInputs); 8] = [
+        let broken: [fn(&mut PricingInputs); 9] = [
             |i| i.spot = I80F48::ZERO,
             |i| i.strike = I80F48::ZERO,
             |i| i.strike = fx(-1.0),
@@ -552,6 +552,8 @@ mod tests {
             |i| i.volatility = fx(-0.1),
             |i| i.volatility = MAX_VOLATILITY + I80F48::DELTA,
             |i| i.rate = fx(1.5),
+            // Found by the option_pricing fuzzer: |MIN| overflowed.
+            |i| i.rate = I80F48::MIN,
         ];
         for (case, breaks) in broken.iter().enumerate() {
             let mut input = good;
