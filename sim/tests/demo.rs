@@ -50,6 +50,7 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
     assert!(report.text.contains("(closed)"), "{}", report.text);
 
     future_settled(&report);
+    options_settled(&report);
 }
 
 /// SOL-FUT: traded, its window covered by the keeper's refreshes (five
@@ -107,5 +108,71 @@ fn future_settled(report: &kestrel_sim::demo::Report) {
         "Vault 11,439.577500 = collateral 11,341.020425 + entry quote 97.760000 + owed to makers 0.000000 + fees owed 0.797072 + funding balance 0.000003: conservation HELD",
     ] {
         assert!(future.text.contains(line), "{line}\n{}", future.text);
+    }
+}
+
+/// SOL-W1: quoted by erin around the program's model value, bob's call
+/// spread and put bought from her, his uncovered short refused, SOL
+/// rallying, the series settled at expiry for its intrinsic values by the
+/// keeper and the six markets closed, the vault still reconciled; natively
+/// and on the SBF build alike.
+fn options_settled(report: &kestrel_sim::demo::Report) {
+    let options = &report.options;
+    assert!(options.conservation_held, "{}", options.text);
+    assert!(
+        options.keeper_failures.is_empty(),
+        "{:?}",
+        options.keeper_failures
+    );
+    assert_eq!(
+        options.statuses,
+        [Some(MarketStatus::Closed); 6],
+        "{}",
+        options.text
+    );
+    assert_eq!(
+        options.refusals,
+        ["bob offers 200 SOL of uncovered 160 calls: InsufficientHealth"]
+    );
+    // Erin's asks, 2 % above the model at SOL 145 and 80 %, and her bid.
+    assert_eq!(
+        options.trades,
+        [
+            "SOL-W1-150C: +100 lots at 4.37",
+            "SOL-W1-160C: -100 lots at 1.66",
+            "SOL-W1-140P: +100 lots at 4.16",
+        ]
+    );
+    // 162 through the window, rounded down in binary fixed point.
+    assert_eq!(options.settlement_price, "161.999999");
+    // Intrinsic values on one SOL: 12 for the 150 call, 2 for the 160 call,
+    // nothing for the 140 put (a short pays rounded up); erin's quoted
+    // series she did not trade settle nothing.
+    assert_eq!(
+        options.positions_settled,
+        [
+            "bob: +100 lots in market 3 for 0.000000",
+            "bob: +100 lots in market 4 for 12.000000",
+            "bob: -100 lots in market 6 for -2.000001",
+            "erin: +0 lots in market 2 for 0.000000",
+            "erin: +0 lots in market 5 for 0.000000",
+            "erin: +0 lots in market 7 for 0.000000",
+            "erin: +100 lots in market 6 for 2.000000",
+            "erin: -100 lots in market 3 for 0.000000",
+            "erin: -100 lots in market 4 for -12.000001",
+        ],
+        "{}",
+        options.text
+    );
+    // 12 − 4.37 − 2.000001 + 1.66 − 4.16.
+    assert_eq!(options.bob_settled_pnl, 3_129_999);
+    for line in [
+        "  150 call             -        -    4.2799  +0.400",
+        "  bob      SOL-W1-150C +100 lots for 12.000000 (premium -4.370000), SOL-W1-160C -100 lots for -2.000001 (premium 1.660000), SOL-W1-140P +100 lots for 0.000000 (premium -4.160000); PnL 3.129999, 0 orders cancelled",
+        "12 orders cancelled",
+        "Status     all six Closed: open interest 0, 0 orders on the books; a cycle later 0 settlement transactions",
+        "conservation HELD",
+    ] {
+        assert!(options.text.contains(line), "{line}\n{}", options.text);
     }
 }

@@ -227,7 +227,7 @@ async fn settle(
         report.markets_settled.push(index);
     }
     for (account, base_lots) in settled {
-        let value_native = value_of(base_lots, after.base_lot_size, price);
+        let value_native = value_of(base_lots, &after, price);
         tracing::info!(%account, market = index, base_lots, value_native, "position settled");
         report.positions_settled.push(SettledPosition {
             account,
@@ -243,11 +243,13 @@ async fn settle(
     Ok(Some(after))
 }
 
-/// The program's settlement value of `base_lots` at `price` (0 without one,
-/// which a landed settlement always has).
-fn value_of(base_lots: i64, base_lot_size: u64, price: Option<I80F48>) -> i64 {
+/// The program's settlement value of `base_lots` in `market` at `price`:
+/// the price per unit for a future, the intrinsic value for an option (0
+/// without a price, which a landed settlement always has).
+fn value_of(base_lots: i64, market: &Market, price: Option<I80F48>) -> i64 {
     price
-        .and_then(|price| settlement_value(base_lots, base_lot_size, price).ok())
+        .and_then(|price| market.settlement_value_per_unit(price).ok())
+        .and_then(|per_unit| settlement_value(base_lots, market.base_lot_size, per_unit).ok())
         .unwrap_or(0)
 }
 
@@ -320,11 +322,33 @@ mod tests {
     fn values_are_the_program_s() {
         // 200 lots of 0.01 SOL at 142.5 USDC per SOL (0.1425 native): a
         // long receives 285 USDC, rounded down; a short pays it, rounded up.
+        let mut market = future(10_000, 1_800);
+        market.base_lot_size = 10_000_000;
         let price = I80F48::from_num(1425) / 10_000;
-        let long = value_of(200, 10_000_000, Some(price));
-        let short = value_of(-200, 10_000_000, Some(price));
+        let long = value_of(200, &market, Some(price));
+        let short = value_of(-200, &market, Some(price));
         assert!((284_999_999..=285_000_000).contains(&long), "{long}");
         assert!(short == -long || short == -long - 1, "{short}");
-        assert_eq!(value_of(200, 10_000_000, None), 0);
+        assert_eq!(value_of(200, &market, None), 0);
+    }
+
+    #[test]
+    fn an_option_settles_for_its_intrinsic_value() {
+        use kestrel::engine::black_scholes::OptionSide;
+        // Struck at 140 USDC per SOL (0.14 native), settled at 142.5: a
+        // call pays 2.5 per SOL, 5 USDC on 2 SOL; the put nothing.
+        let mut market = future(10_000, 1_800);
+        market.kind = InstrumentKind::Option as u8;
+        market.base_lot_size = 10_000_000;
+        market.option.strike = kestrel::engine::funding::to_parts(I80F48::from_num(14) / 100);
+        let price = I80F48::from_num(1425) / 10_000;
+        market.option.side = OptionSide::Call as u8;
+        let long = value_of(200, &market, Some(price));
+        assert!((4_999_999..=5_000_000).contains(&long), "{long}");
+        let short = value_of(-200, &market, Some(price));
+        assert!(short == -long || short == -long - 1, "{short}");
+        market.option.side = OptionSide::Put as u8;
+        assert_eq!(value_of(200, &market, Some(price)), 0);
+        assert_eq!(value_of(-200, &market, Some(price)), 0);
     }
 }

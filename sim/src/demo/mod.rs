@@ -13,8 +13,14 @@
 //! keeper refreshes SOL every minute, but is down five minutes on
 //! purpose, which the average then does not cover), the future
 //! expires and the keeper settles it in cash; its own section reports the
-//! settlement and reconciles the vault again.
+//! settlement and reconciles the vault again. Last ([`options`]), erin
+//! makes a market in the week's option series SOL-W1 around the program's
+//! model value, bob buys a call spread and a put from her, SOL rallies,
+//! and at expiry the keeper settles the series at its intrinsic values;
+//! that section reports the chain, both traders' greeks and PnL and the
+//! settlement, and reconciles the vault a third time.
 mod future;
+mod options;
 mod risk;
 
 use std::fmt::Write as _;
@@ -33,7 +39,7 @@ use crate::fixtures;
 
 const DECIMALS: u8 = 6;
 const UNIT: u64 = 10u64.pow(DECIMALS as u32);
-const STEPS: usize = 14 + future::STEPS;
+const STEPS: usize = 14 + future::STEPS + options::STEPS;
 /// The exchange and markets the demo sets up, applied as migrations.
 pub const MARKETS_TOML: &str = include_str!("../../../migrations/markets.toml");
 
@@ -60,6 +66,8 @@ pub struct Report {
     pub migration_steps: [usize; 2],
     /// The dated future's story.
     pub future: future::FutureReport,
+    /// The option series' story.
+    pub options: options::OptionsReport,
 }
 
 /// `1234500000` native units -> `"1,234.500000"`.
@@ -90,6 +98,8 @@ struct Demo {
     market: Option<ix::MarketAccounts>,
     /// SOL-FUT, the dated future on the same underlying.
     future: Option<ix::MarketAccounts>,
+    /// SOL-W1's calls and puts, once their part starts.
+    options: Vec<ix::MarketAccounts>,
     refusals: Vec<String>,
     step: usize,
 }
@@ -169,6 +179,7 @@ pub async fn run(mode: ProgramMode) -> Report {
         vault: pda::collateral_vault(&exchange),
         market: None,
         future: None,
+        options: Vec::new(),
         refusals: Vec::new(),
         step: 0,
         migration_steps: [0; 2],
@@ -305,13 +316,22 @@ pub async fn run(mode: ProgramMode) -> Report {
     report.text.push_str(&future.text);
     report.conservation_held &= future.conservation_held;
     report.future = future;
+    demo.keeper = risk::KeeperTally::default();
+    let options = options::run(&mut demo).await;
+    report.text.push_str(&options.text);
+    report.conservation_held &= options.conservation_held;
+    report.options = options;
     report
 }
 
 impl Demo {
     /// Every market the demo trades, as the keeper is configured with them.
     fn markets(&self) -> Vec<ix::MarketAccounts> {
-        self.market.into_iter().chain(self.future).collect()
+        self.market
+            .into_iter()
+            .chain(self.future)
+            .chain(self.options.iter().copied())
+            .collect()
     }
 
     /// The vault audited against every margin account of the demo's traders
@@ -607,6 +627,7 @@ async fn report(demo: &mut Demo) -> Report {
         refusals: demo.refusals.clone(),
         migration_steps: demo.migration_steps,
         future: future::FutureReport::default(),
+        options: options::OptionsReport::default(),
     }
 }
 

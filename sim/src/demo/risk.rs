@@ -31,6 +31,7 @@ pub struct KeeperTally {
     pub funding_updates: u64,
     pub basis_updates: u64,
     pub settlement_samples: u64,
+    pub volatility_refreshes: u64,
     /// As `name: lots in market N for value`.
     pub positions_settled: Vec<String>,
     /// Markets whose settlement price the keeper fixed, and those it closed.
@@ -51,6 +52,7 @@ impl KeeperTally {
         self.funding_updates += report.funding_updates;
         self.basis_updates += report.basis_updates;
         self.settlement_samples += report.settlement_samples;
+        self.volatility_refreshes += report.volatility_refreshes;
         self.markets_settled.extend(&report.markets_settled);
         self.markets_closed.extend(&report.markets_closed);
         for p in &report.positions_settled {
@@ -86,7 +88,7 @@ impl KeeperTally {
 impl Demo {
     /// A new trader with `wallet` in their token account and `deposit` of it
     /// in margin account 0.
-    async fn join(&mut self, name: &'static str, wallet: u64, deposit: u64) -> usize {
+    pub(super) async fn join(&mut self, name: &'static str, wallet: u64, deposit: u64) -> usize {
         let key = Keypair::new();
         self.chain.fund(&key.pubkey(), 1_000_000_000).await;
         let token_account = self
@@ -177,6 +179,28 @@ impl Demo {
         fills
     }
 
+    /// The keeper, configured with every market the demo trades so far,
+    /// liquidating with the margin account of the trader named "keeper".
+    pub(super) fn keeper(&self) -> Keeper {
+        let operator = self
+            .traders
+            .iter()
+            .find(|t| t.name == "keeper")
+            .expect("the keeper's operator has joined");
+        let mut keeper = Keeper::new(
+            self.markets(),
+            Some(Liquidator {
+                authority: operator.key.insecure_clone(),
+                margin_account: operator.margin_account,
+                unwind_slippage_bps: Some(100),
+            }),
+        );
+        keeper.funding_interval_seconds = 600;
+        // The table migrations/markets.toml asked for: the keeper sends v0.
+        keeper.lookup_table = self.config.lookup_table_address().ok().flatten();
+        keeper
+    }
+
     pub(super) async fn keeper_cycle(&mut self, keeper: &Keeper) -> CycleReport {
         let fills = self.pending_fills().await;
         let report = keeper
@@ -239,7 +263,7 @@ pub(super) async fn run(demo: &mut Demo) -> Keeper {
     };
     let alice_key = demo.traders[alice].key.insecure_clone();
     demo.expect_ok("stake", stake, &alice_key).await;
-    let operator = demo.join("keeper", 5_000 * UNIT, 5_000 * UNIT).await;
+    demo.join("keeper", 5_000 * UNIT, 5_000 * UNIT).await;
     let dave = demo.join("dave", 1_000 * UNIT, 150 * UNIT).await;
     demo.progress(
         "alice stakes 500 in the insurance fund; the keeper's liquidator deposits 5,000; dave 150",
@@ -264,18 +288,7 @@ pub(super) async fn run(demo: &mut Demo) -> Keeper {
         .await;
     demo.progress("dave buys 9 SOL at 150.00 on 150 (10x); the book quotes 151.00 / 153.00");
 
-    let keeper_key = demo.traders[operator].key.insecure_clone();
-    let mut keeper = Keeper::new(
-        demo.markets(),
-        Some(Liquidator {
-            authority: keeper_key,
-            margin_account: demo.traders[operator].margin_account,
-            unwind_slippage_bps: Some(100),
-        }),
-    );
-    keeper.funding_interval_seconds = 600;
-    // The table migrations/markets.toml asked for: the keeper sends v0.
-    keeper.lookup_table = demo.config.lookup_table_address().ok().flatten();
+    let keeper = demo.keeper();
     // Half an hour at a 152 mark: the first funding update.
     demo.advance_and_publish(1_800, ORACLE_PATH[0]).await;
     let report = demo.keeper_cycle(&keeper).await;
