@@ -16,9 +16,7 @@
 use fixed::types::I80F48;
 
 use super::fastdiv::div_u128_u32;
-use super::fixed_math::{
-    div, exp_q, ln_q, mul, normal_q, normal_with_gaussian_q, rsqrt_q, NormalAt, Q,
-};
+use super::fixed_math::{div, exp_q, ln_q, mul, normal_q, rsqrt_q, NormalAt, Q};
 
 /// Seconds in the year that volatilities and rates are quoted per (365
 /// days, as Deribit and most crypto venues).
@@ -34,10 +32,6 @@ pub const MAX_RATE: I80F48 = I80F48::ONE;
 /// moneyness: d₁ and d₂ are past ±9, where Φ is 0 or 1 in I80F48, unless
 /// the option is within 1e-8 of the money.
 const MIN_STD_DEV: I80F48 = I80F48::from_bits(1 << 20);
-
-/// Where the moneyness gives e^(−d₂²/2) from e^(−d₁²/2) ([`terms`]).
-const MONEYNESS_IDENTITY_LOW: I80F48 = I80F48::from_bits(1 << 46);
-const MONEYNESS_IDENTITY_HIGH: I80F48 = I80F48::from_bits(4 << 48);
 
 /// A call (the right to buy at the strike) or a put (to sell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +127,6 @@ struct Terms {
 /// 0 below; no density.
 fn certain(above: bool) -> NormalAt {
     NormalAt {
-        gaussian: I80F48::ZERO,
         density: I80F48::ZERO,
         tail: I80F48::ZERO,
         negative: !above,
@@ -226,26 +219,7 @@ fn terms(inputs: &PricingInputs) -> Result<Terms, PricingError> {
         .clamp(-D_LIMIT.0, D_LIMIT.0);
     let d1 = Q(ratio + (std_dev.0 >> 1));
     let d2 = q(d1.sub(std_dev))?;
-    let at_d1 = normal_q(d1).ok_or(overflow)?;
-    // e^(−d₂²/2) = e^(−d₁²/2) × S/K × e^(rT): one exponential fewer, taken
-    // where the moneyness keeps the product as precise as the exponential.
-    let identity = MONEYNESS_IDENTITY_LOW..=MONEYNESS_IDENTITY_HIGH;
-    let moneyness = if spot == Q::ONE {
-        q(Q::ONE.div(strike))
-    } else {
-        Ok(spot)
-    };
-    let at_d2 = match moneyness {
-        Ok(m) if identity.contains(&m.fixed()) => {
-            let gaussian = Q(at_d1.gaussian.to_bits() as i64);
-            let mut gaussian = q(gaussian.mul(m))?;
-            if discount != Q::ONE {
-                gaussian = q(gaussian.div(discount))?;
-            }
-            normal_with_gaussian_q(d2, gaussian).ok_or(overflow)?
-        }
-        _ => normal_q(d2).ok_or(overflow)?,
-    };
+    let (at_d1, at_d2) = (normal_q(d1), normal_q(d2));
     Ok(Terms {
         scale,
         spot,

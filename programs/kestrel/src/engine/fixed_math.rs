@@ -13,7 +13,7 @@
 //! | [`ln`]          | absolute 4 ulp                                        |
 //! | [`exp`]         | relative 1e-14, or 2 ulp absolute                     |
 //! | [`rsqrt`]       | relative 1e-14, or an ulp                             |
-//! | [`normal_tail`] | absolute 1e-14 (Hart's rational approximation, 1e-16 in exact arithmetic, plus rounding) |
+//! | [`normal_tail`], [`NormalAt::density`] | absolute 1e-14 (a Taylor polynomial per 16th, 1e-17 and 2e-15 in exact arithmetic, plus rounding) |
 //!
 //! Every function returns `None` rather than wrap or panic: on a value
 //! outside its domain, or a result outside I80F48.
@@ -78,16 +78,7 @@ impl Q {
         // signed high product from an unsigned one, rounded half up by the
         // low word's top bit. About two thirds of the general path's cost.
         if within_128(a) && within_128(b) {
-            let (x, y) = (a << 8, b << 8);
-            let (high, round) = high_word(x as u64, y as u64);
-            let mut high = high as i64;
-            if x < 0 {
-                high = high.wrapping_sub(y);
-            }
-            if y < 0 {
-                high = high.wrapping_sub(x);
-            }
-            return Some(Q(high + round as i64));
+            return Some(self.mul_small(other));
         }
         let negative = (a ^ b) < 0;
         let (low, high) = wide(a.unsigned_abs(), b.unsigned_abs());
@@ -96,8 +87,47 @@ impl Q {
         }
         // (high·2^64 + low + 2^47) >> 48: high < 2^46 keeps it below 2^63.
         let (low, carry) = low.overflowing_add(1 << 47);
-        let magnitude = (((high + u64::from(carry)) << 16) | (low >> 48)) as i64;
-        Some(Q(if negative { -magnitude } else { magnitude }))
+        let magnitude = ((high.wrapping_add(u64::from(carry)) << 16) | (low >> 48)) as i64;
+        Some(Q(if negative {
+            magnitude.wrapping_neg()
+        } else {
+            magnitude
+        }))
+    }
+
+    /// `self × other` for operands both within ±128, rounded to nearest:
+    /// [`Q::mul`]'s fast path without its checks, for the polynomials whose
+    /// every operand is bounded by construction (the caller's proof; a
+    /// debug build asserts it).
+    #[inline(always)]
+    pub(crate) fn mul_small(self, other: Q) -> Q {
+        let (a, b) = (self.0, other.0);
+        debug_assert!(within_128(a) && within_128(b), "{a} × {b}");
+        let (x, y) = (a << 8, b << 8);
+        let (high, round) = high_word(x as u64, y as u64);
+        let mut high = high as i64;
+        if x < 0 {
+            high = high.wrapping_sub(y);
+        }
+        if y < 0 {
+            high = high.wrapping_sub(x);
+        }
+        // |product| ≤ 2^14 in bits below 2^62: the rounding bit cannot wrap.
+        Q(high.wrapping_add(round as i64))
+    }
+
+    /// `self + other` where the caller bounds both (see [`Q::mul_small`]).
+    #[inline(always)]
+    pub(crate) fn add_small(self, other: Q) -> Q {
+        debug_assert!(self.0.checked_add(other.0).is_some());
+        Q(self.0.wrapping_add(other.0))
+    }
+
+    /// `self − other` where the caller bounds both.
+    #[inline(always)]
+    pub(crate) fn sub_small(self, other: Q) -> Q {
+        debug_assert!(self.0.checked_sub(other.0).is_some());
+        Q(self.0.wrapping_sub(other.0))
     }
 
     /// `self / divisor` for `divisor > 0`, within an ulp (relative 2^-58):
@@ -111,32 +141,55 @@ impl Q {
         let negative = self.0 < 0;
         // self/divisor in bits = |self|·2^48 / d = |self|·r × 2^(zeros − 79):
         // a right shift by 16..=78 of a product below 2^127.
+        // (The shifts and sums below are bounded as commented: wrapping
+        // forms, which SBF runs without overflow branches.)
         let (low, high) = wide(self.0.unsigned_abs(), r);
-        let shift = 79 - zeros;
+        // zeros ≤ 63 for a positive divisor: shift ∈ 16..=79.
+        let shift = 79u32.wrapping_sub(zeros);
         let magnitude = if shift >= 64 {
-            let shift = shift - 64;
+            let shift = shift.wrapping_sub(64);
             let round = if shift == 0 {
                 low >> 63
             } else {
-                (high >> (shift - 1)) & 1
+                (high >> shift.wrapping_sub(1)) & 1
             };
-            (high >> shift) + round
+            // high < 2^63 (the product is below 2^127).
+            (high >> shift).wrapping_add(round)
         } else {
-            if high >> (shift - 1) != 0 {
+            if high >> shift.wrapping_sub(1) != 0 {
                 return None;
             }
-            let round = (low >> (shift - 1)) & 1;
-            ((high << (64 - shift)) | (low >> shift)) + round
+            let round = (low >> shift.wrapping_sub(1)) & 1;
+            // Below 2^63 by the check above.
+            ((high << 64u32.wrapping_sub(shift)) | (low >> shift)).wrapping_add(round)
         };
         let magnitude = i64::try_from(magnitude).ok()?;
-        Some(Q(if negative { -magnitude } else { magnitude }))
+        Some(Q(if negative {
+            magnitude.wrapping_neg()
+        } else {
+            magnitude
+        }))
     }
 }
 
 /// Whether the bits `x` are within ±2^55 (a value within ±128).
 #[inline(always)]
 fn within_128(x: i64) -> bool {
-    ((x >> 55) + 1) as u64 <= 1
+    // x >> 55 ∈ [−256, 255]: the sum cannot wrap.
+    (x >> 55).wrapping_add(1) as u64 <= 1
+}
+
+/// `a × b` in bits from one 64-bit product of their tops, `a >> SA` and
+/// `b >> SB`: within `(|a| 2^SB + |b| 2^SA) / 2^48` bits (plus one, the
+/// shifts rounding toward −∞). For the terms of a series that a later
+/// factor shrinks below that error's weight: a full product costs about
+/// forty SBF instructions, this one five. The caller bounds the tops'
+/// product below 2^63 (a debug build asserts it).
+#[inline(always)]
+fn mul_coarse<const SA: u32, const SB: u32>(a: i64, b: i64) -> i64 {
+    let (x, y) = (a >> SA, b >> SB);
+    debug_assert!(x.checked_mul(y).is_some(), "{a} × {b}");
+    x.wrapping_mul(y) >> (48 - SA - SB)
 }
 
 /// The high word of `x × y` and the low word's top bit (its rounding):
@@ -214,8 +267,6 @@ fn reciprocal_of(n: u64) -> (u64, u32) {
 const LN2_64: u64 = 12_786_308_645_202_655_660;
 /// 1 / ln 2.
 const INV_LN2: I80F48 = I80F48::from_bits(406_082_553_034_800);
-/// 1 / √(2π).
-pub const INV_SQRT_2PI: I80F48 = I80F48::from_bits(112_292_269_084_889);
 const HALF_ULP: u128 = 1 << 47;
 
 /// `x × y`, rounded to nearest. One 64-bit widening product when both
@@ -475,7 +526,7 @@ pub fn rsqrt(x: I80F48) -> Option<I80F48> {
     let e = (msb - 48).div_euclid(2);
     // m = x / 4^e ∈ [1, 4), i.e. bits in [2^48, 2^50).
     let m = Q(scale_pow2(bits, -2 * e)? as i64);
-    let y = rsqrt_reduced(m)?;
+    let y = rsqrt_reduced(m);
     match Q::of(x).and_then(|_| scale_q(y.0, -e)) {
         Some(bits) => Some(Q(bits).fixed()),
         None => scale_pow2(i128::from(y.0), -e).map(I80F48::from_bits),
@@ -484,14 +535,22 @@ pub fn rsqrt(x: I80F48) -> Option<I80F48> {
 
 /// `1/√m` for `m ∈ [1, 4)`.
 #[inline(always)]
-fn rsqrt_reduced(m: Q) -> Option<Q> {
-    let bin = ((m.0 - (1 << 48)) >> 43).clamp(0, 95) as usize;
+fn rsqrt_reduced(m: Q) -> Q {
+    // [1, 4], 4 itself when the reduction rounds up.
+    debug_assert!((1 << 48..=4 << 48).contains(&m.0));
+    let bin = (m.0.wrapping_sub(1 << 48) >> 43).clamp(0, 95) as usize;
     let mut y = Q(RSQRT_SEEDS[bin]);
-    for _ in 0..3 {
-        let residual = Q::ONE.sub(m.mul(y.mul(y)?)?)?;
-        y = y.add(Q(y.mul(residual)?.0 >> 1))?;
+    // m ∈ [1, 4] and y ∈ (1/2, 1]: m y² within 2 % of 1, every operand
+    // below 4, so the products and sums are the unchecked small ones. The
+    // first two steps need y to 1e-8 only (the third squares their
+    // error): their products are coarse, within 2^-28 (tops below 2^31).
+    let coarse = |a: Q, b: Q| Q(mul_coarse::<19, 19>(a.0, b.0));
+    for _ in 0..2 {
+        let residual = Q::ONE.sub_small(coarse(m, coarse(y, y)));
+        y = y.add_small(Q(coarse(y, residual).0 >> 1));
     }
-    Some(y)
+    let residual = Q::ONE.sub_small(m.mul_small(y.mul_small(y)));
+    y.add_small(Q(y.mul_small(residual).0 >> 1))
 }
 
 /// [`rsqrt`] of a [`Q`], when the result is one.
@@ -502,7 +561,7 @@ pub(crate) fn rsqrt_q(x: Q) -> Option<Q> {
     }
     let msb = 63 - x.0.leading_zeros() as i32;
     let e = (msb - 48).div_euclid(2);
-    let y = rsqrt_reduced(Q(scale_q(x.0, -2 * e)?))?;
+    let y = rsqrt_reduced(Q(scale_q(x.0, -2 * e)?));
     scale_q(y.0, -e).map(Q)
 }
 
@@ -520,8 +579,11 @@ pub fn sqrt(x: I80F48) -> Option<I80F48> {
 fn times_ln2(k: i32) -> i64 {
     const HIGH: i64 = (LN2_64 >> 16) as i64;
     const LOW: i64 = (LN2_64 & 0xFFFF) as i64;
+    debug_assert!(k.unsigned_abs() <= 128);
+    // |k| ≤ 128: |k × HIGH| < 2^55 and k × LOW < 2^23, no wrap.
     let k = i64::from(k);
-    k * HIGH + ((k * LOW + (1 << 15)) >> 16)
+    k.wrapping_mul(HIGH)
+        .wrapping_add(k.wrapping_mul(LOW).wrapping_add(1 << 15) >> 16)
 }
 
 /// `x × 2^shift` for an i64 `x`, rounded to nearest when shifting right;
@@ -705,7 +767,7 @@ pub fn ln(x: I80F48) -> Option<I80F48> {
     }
     let msb = 127 - (bits as u128).leading_zeros() as i32;
     let k = msb - 48;
-    let ln_y = ln_reduced(Q(scale_pow2(bits, -k)? as i64))?;
+    let ln_y = ln_reduced(Q(scale_pow2(bits, -k)? as i64));
     Some(I80F48::from_bits(
         i128::from(times_ln2(k)) + i128::from(ln_y.0),
     ))
@@ -719,21 +781,30 @@ pub(crate) fn ln_q(x: Q) -> Option<Q> {
     }
     let msb = 63 - x.0.leading_zeros() as i32;
     let k = msb - 48;
-    let ln_y = ln_reduced(Q(scale_q(x.0, -k)?))?;
-    ln_y.add(Q(times_ln2(k)))
+    let ln_y = ln_reduced(Q(scale_q(x.0, -k)?));
+    // |k ln 2| < 56 and ln y < 1.
+    Some(ln_y.add_small(Q(times_ln2(k))))
 }
 
 /// `ln y` for `y ∈ [1, 2)`.
 #[inline(always)]
-fn ln_reduced(y: Q) -> Option<Q> {
-    let j = ((y.0 - (1 << 48)) >> 42).clamp(0, 63) as usize;
-    let u = y.mul(Q(LN_RECIPROCALS[j]))?.sub(Q::ONE)?;
+fn ln_reduced(y: Q) -> Q {
+    // [1, 2], 2 itself when the reduction rounds up.
+    debug_assert!((1 << 48..=2 << 48).contains(&y.0));
+    let j = (y.0.wrapping_sub(1 << 48) >> 42).clamp(0, 63) as usize;
+    // y ∈ [1, 2], its step's reciprocal in (1/2, 1): |u| < 1/128, the
+    // series' partial sums within (0, 1], ln y < 1; all unchecked.
+    let u = y.mul_small(Q(LN_RECIPROCALS[j])).sub_small(Q::ONE);
     // u − u²/2 + u³/3 − … + u⁷/7, as u (1 − u (1/2 − u (1/3 − …))).
+    // The error of the step that adds 1/n is scaled by uⁿ ≤ 2^-7n: for
+    // n ≥ 2 the product is coarse (u's top 31 bits times the sum's, within
+    // 2^11 ulp, 1/8 of an ulp once scaled).
     let mut series = Q(RECIPROCALS[6]);
-    for &coefficient in RECIPROCALS[..6].iter().rev() {
-        series = Q(coefficient).sub(u.mul(series)?)?;
+    for &coefficient in RECIPROCALS[1..6].iter().rev() {
+        series = Q(coefficient).sub_small(Q(mul_coarse::<10, 17>(u.0, series.0)));
     }
-    Q(LN_STEPS[j]).add(u.mul(series)?)
+    series = Q(RECIPROCALS[0]).sub_small(u.mul_small(series));
+    Q(LN_STEPS[j]).add_small(u.mul_small(series))
 }
 
 /// `1/n!` for n = 0..=6: exp's Taylor series.
@@ -794,7 +865,7 @@ pub fn exp(x: I80F48) -> Option<I80F48> {
         return Some(I80F48::ZERO);
     }
     // Within [−35, 54]: a Q.
-    let (value, k) = exp_reduced(Q::of(x)?)?;
+    let (value, k) = exp_reduced(Q::of(x)?);
     match scale_q(value.0, k) {
         Some(bits) if bits < i64::MAX >> 1 => Some(Q(bits).fixed()),
         _ => scale_pow2(i128::from(value.0), k).map(I80F48::from_bits),
@@ -807,71 +878,187 @@ pub(crate) fn exp_q(x: Q) -> Option<Q> {
     if x.0 < EXP_ZERO_BELOW.to_bits() as i64 {
         return Some(Q(0));
     }
-    let (value, k) = exp_reduced(x)?;
+    if x.0 > EXP_MAX.to_bits() as i64 {
+        return None;
+    }
+    let (value, k) = exp_reduced(x);
     scale_q(value.0, k).map(Q)
 }
 
 /// `e^x = value × 2^k` for `x ∈ [−35, 54]`.
 #[inline(always)]
-fn exp_reduced(x: Q) -> Option<(Q, i32)> {
+fn exp_reduced(x: Q) -> (Q, i32) {
+    debug_assert!((EXP_ZERO_BELOW.to_bits() as i64..=EXP_MAX.to_bits() as i64).contains(&x.0));
+    // x ∈ [−35, 54], so every operand below is within ±128 and every sum
+    // bounded as commented: the unchecked small forms.
     // k = round(x / ln 2) ∈ [−51, 78]; then |r| ≤ ln 2 / 2 < 12.5/32.
-    let k = ((x.mul(Q(INV_LN2.to_bits() as i64))?.0 + (1 << 47)) >> 48) as i32;
-    let r = x.0 - times_ln2(k);
-    // j = round(32 r) ∈ [−12, 12]; s = r − j/32, exactly.
-    let j = ((r + (1 << 42)) >> 43).clamp(-12, 12);
-    let s = Q(r - (j << 43));
+    let k = (x
+        .mul_small(Q(INV_LN2.to_bits() as i64))
+        .0
+        .wrapping_add(1 << 47)
+        >> 48) as i32;
+    let r = x.0.wrapping_sub(times_ln2(k));
+    // j = round(32 r) ∈ [−12, 12]; s = r − j/32, exactly, |s| ≤ 1/64.
+    let j = (r.wrapping_add(1 << 42) >> 43).clamp(-12, 12);
+    let s = Q(r.wrapping_sub(j << 43));
+    // Partial sums within (0.98, 1.02).
     let mut series = Q(INV_FACTORIALS[6]);
     for &coefficient in INV_FACTORIALS[..6].iter().rev() {
-        series = series.mul(s)?.add(Q(coefficient))?;
+        series = series.mul_small(s).add_small(Q(coefficient));
     }
-    Some((series.mul(Q(EXP_STEPS[(j + 12) as usize]))?, k))
+    (series.mul_small(Q(EXP_STEPS[(j + 12) as usize])), k)
 }
 
-/// Numerator and denominator of Hart's rational approximation (algorithm
-/// 5666, as published by G. West, "Better approximations to cumulative
-/// normal functions", 2005): `Φ(−a) = e^(−a²/2) P(a) / Q(a)` for
-/// `0 ≤ a < 7.07`, highest degree first; both divided by 64 (their ratio is
-/// the same) so that every Horner step stays within a [`Q`].
-const HART_P: [i64; 7] = [
-    155_086_100_144,
-    3_080_317_293_013,
-    28_032_982_231_151,
-    149_150_362_337_570,
-    492_929_936_939_220,
-    972_907_684_843_934,
-    968_480_047_143_165,
+/// The standard normal upper tail `T(a) = Φ(−a)` around the centre of
+/// each 16th of `[0, 130/16)`: row `i` holds `T`'s Taylor coefficients at
+/// `c = (2i + 1)/32`, `k₀ = T(c)` and `kₙ = (−1)ⁿ Heₙ₋₁(c) φ(c) / n!`
+/// (`Heₙ` the probabilists' Hermite polynomials, `T⁽ⁿ⁾ = −φ⁽ⁿ⁻¹⁾`), in
+/// bits. Within a row `|t| = |a − c| ≤ 1/32`, where the first term left out
+/// is below 1e-17 for the tail and 2e-15 for the density. Past 130/16 the
+/// tail is below half an ulp and the density below one. Computed in 50-digit
+/// arithmetic; `the_normal_table_is_taylor_s` recomputes it in f64.
+#[rustfmt::skip]
+const NORMAL_TAYLOR: [[i64; 9]; NORMAL_ROWS] = [
+    [137228926010786, -112237452259478, 1753710191554, 18687974228751, -438284830588, -2800456854121, 73023690194, 333061722112, -9124989158],
+    [130225488815884, -111799879901503, 5240619370383, 18469543961593, -1306316498330, -2745938159895, 217080816859, 323990067619, -27055417554],
+    [123262954120063, -110929846333612, 8666394244813, 18036933022018, -2148966736975, -2638384742772, 355236834273, 306164028136, -44040855561],
+    [116368060090345, -109637474478219, 11991598771055, 17398525002647, -2950081631258, -2480712679030, 483786867257, 280204598378, -59496151693],
+    [109566760454325, -107937702986078, 15178739482417, 16566610337870, -3694629703118, -2277168629880, 599359573275, 247010092131, -72901045688],
+    [102883932040775, -105849998826471, 18192968548300, 15557055491586, -4369095881025, -2033182981917, 699030559142, 207718199556, -83821522724],
+    [96343102943076, -103397986244620, 21002715955938, 14388879921737, -4961823276374, -1755183847055, 780417009828, 163658399377, -91926886289],
+    [89966206233943, -100609001972886, 23580234837395, 13083755302138, -5463291714035, -1450379697130, 841749809043, 116297074946, -97001761275],
+    [83773363483345, -97513588399617, 25902046918648, 11665443924759, -5866324591032, -1126519600917, 881920535135, 67178007115, -98952525442],
+    [77782701553368, -94144937821556, 27949278415775, 10159194950471, -6166218569756, -791640787412, 900501928888, 17861090843, -97807977360],
+    [72010205290259, -90538301891718, 29707880308220, 8591118164530, -6360793708572, -453813550429, 897741684888, -30137860288, -93714362743],
+    [66469607833014, -86730380901459, 31168730636462, 6987555101924, -6450364746787, -120893332938, 874530646746, -75403494033, -86925179484],
+    [61172319338569, -82758707598219, 32327620155554, 5374466850861, -6437637249401, 199710792590, 832347623802, -116671034512, -77786446836],
+    [56127394014678, -78661039851995, 33185126187560, 3776856568414, -6327535046993, 501243053918, 773184035142, -152868082083, -66718341090],
+    [51341534480223, -74474775673804, 33746382727192, 2218242830128, -6126967762400, 777776482416, 699452378788, -183146540994, -54194257202],
+    [46819131663962, -70236402902740, 34020757656015, 720197490702, -5844549105782, 1024351765640, 613883085277, -206903672890, -40718446069],
+    [42562337728566, -65980994371864, 34021450222993, -698041118843, -5490277977880, 1237076000764, 519414626086, -223791857208, -26803397987],
+    [38571168884957, -61741757603537, 33765023689434, -2019871952850, -5075195211132, 1413179745363, 419081803736, -233717215805, -12948096230],
+    [34843634456208, -57549646144914, 33270889177529, -3231547513020, -4611028993272, 1551032581647, 315906962015, -236827796600, 381842976],
+    [31375888169380, -53433037609867, 32560757293513, -4322301382178, -4109841679870, 1650119116795, 212798445050, -233492481272, 12771286795],
+    [28162397401866, -49417481420022, 31658074034702, -5284388882317, -3583689858583, 1710978858609, 112460037379, -224272162629, 23869298827],
+    [25196125985631, -45525517207022, 30587456873468, -6113045523404, -3044308248393, 1735114670266, 17314376757, -209885012237, 33399011354],
+    [22468726173384, -41776562916066, 29374145800359, -6806370357907, -2502826387775, 1724875475248, -70557504475, -191167819815, 41163450949],
+    [19970735486611, -38186869894735, 28043482578946, -7365143363487, -1969525184377, 1683319527434, -149459234736, -169035431692, 47047338223],
+    [17691774384552, -34769540707828, 26620429604431, -7792587492624, -1453638367885, 1614064874058, -218104357349, -144440252075, 51015091000],
+    [15620741001280, -31534604124032, 25129137661338, -8094087028581, -963201809773, 1521133631152, -275624212805, -118333610019, 53105439529],
+    [13745999578567, -28489140697133, 23592569639813, -8276874372458, -504951645123, 1408796388316, -321559617008, -91630553513, 53423204140],
+    [12055559657956, -25637451624535, 22032184989835, -8349697379670, -84270238812, 1281422501542, -355838122246, -65179330287, 52128884839],
+    [10537243568460, -22981263109123, 20467687456562, -8322478909147, 294822646469, 1143341268567, -378739125302, -39736474790, 49426766462],
+    [9178840239365, -20519958266294, 18916836526740, -8205979404343, 629637543899, 998718066339, -390849411655, -15948064649, 45552253202],
+    [7968243864077, -18250828686812, 17395321092118, -8011472162814, 918747020572, 851448522829, -393011893850, 5662640994, 40759116024],
+    [6893576425923, -16169338060725, 15916692153526, -7750439548964, 1161887439918, 705072752877, -386270322360, 24701295678, 35307271484],
+    [5943293557179, -14269390755433, 14492349985987, -7434296843773, 1359837201647, 562710663397, -371812632724, 40902693913, 29451618166],
+    [5106273627328, -12543598885497, 13131580083254, -7074148785522, 1514278074379, 427018374182, -350915363408, 54125770998, 23432345523],
+    [4371890337156, -10983542174766, 11841631407170, -6680582211442, 1627646113827, 300164945128, -324891258999, 64344188992, 17467008061],
+    [3730069425448, -9580015754432, 10627829977573, -6263496628508, 1702978289863, 183827878149, -295041789422, 71633438832, 11744533744],
+    [3171330371046, -8323261926686, 9493720635126, -5831973078513, 1743760373818, 79205291222, -262615894943, 76155442998, 6421216773],
+    [2686814193146, -7203182818688, 8441229865650, -5394180362757, 1753780912028, -12957748100, -228775834586, 78141640818, 1618637729],
+    [2268298617447, -6209531724964, 7470842856598, -4957316587069, 1736995283309, -92331492032, -194570595657, 77875486547, -2576636653],
+    [1908201987258, -5332081762462, 6581788425539, -4527583098106, 1697402955773, -158955244697, -160916934045, 75675197834, -6111793005],
+    [1599577360585, -4560771220343, 5772226075747, -4110187214688, 1638940167503, -213185377595, -128587774494, 71877469360, -8965218987],
+    [1336098251280, -3885825660615, 5039430153610, -3709369710206, 1565389395860, -255640292572, -98207417972, 66822723930, -11142956670],
+    [1112037450232, -3297857405335, 4379966866461, -3328452762123, 1480306184604, -287144746252, -70252785908, 60842321588, -12674467885],
+    [922240307306, -2787943525717, 3789860730272, -2969904032523, 1386963192060, -308675630804, -45059780400, 54247995757, -13608008694],
+    [762093772716, -2347683826762, 3264747821591, -2635412655139, 1288310724845, -321310942424, -22833753543, 47323642247, -14005886406],
+    [627492393876, -1969240600581, 2800013978951, -2325973150784, 1186952540394, -326183284731, -3663052727, 40319458591, -13939837611],
+    [514802346721, -1645362108094, 2390916813325, -2041973644892, 1085135340813, -324438870114, 12465365603, 33448322330, -13486723233],
+    [420824454352, -1369391850436, 2032691027991, -1783285188044, 984750137503, -317202615936, 25649192676, 26884210360, -12724690225],
+    [342757015880, -1135265718211, 1720637104163, -1549349454296, 887343532640, -305549598519, 36053732400, 20762398442, -11729902435],
+    [278159138652, -937499069655, 1450193873373, -1339262586973, 794136928217, -290482836288, 43895288699, 15181140118, -10573898176],
+    [224915141424, -771165699468, 1216995869473, -1151853454430, 706051721474, -272917131016, 49425552932, 10204505868, -9321591413],
+    [181200477302, -631870529943, 1016916634128, -985755050376, 623738661411, -253668505727, 52917428947, 5866063860, -8029898661],
+    [145449515682, -515717696250, 846099345410, -839468209667, 547609708174, -233448639539, 54652596991, 2173099867, -6746945884],
+    [116325423433, -419275518333, 700976257212, -711417200296, 477870939670, -212863610860, 54910991180, -888897768, -5511788995],
+    [92692298199, -339539662190, 578278487167, -599997088606, 414555272905, -192416216375, 53962253118, -3351725386, -4354568152],
+    [73589631301, -273895600984, 475037682957, -503613054088, 357553998183, -172511128126, 52059129523, -5260118871, -3297009211],
+    [58209114187, -220081298225, 388581042178, -420712052027, 306646351400, -153462177872, 49432705749, -6667727707, -2353184647],
+    [45873750461, -176150856212, 316521069757, -349807388777, 261526564229, -135501109723, 46289310280, -7633516769, -1530450097],
+    [36019194266, -140439707067, 256741339482, -289496889649, 221828027448, -118787211624, 42808886757, -8218664169, -830480080],
+    [28177204544, -111531773617, 207379391568, -238475408529, 187144374439, -103417317209, 39144608137, -8483987691, -250336504],
+    [21961082178, -88228894859, 166807754343, -195542457894, 157047437337, -89435755802, 35423500293, -8487901997, 216484897],
+    [17052942323, -69522696352, 133613932052, -159605734382, 131102146708, -76843915124, 31747846899, -8284884369, 579073012],
+    [13192666016, -54568989606, 106580057825, -129681285359, 108878537262, -65609164432, 28197161459, -7924408322, 848215559],
+    [10168372483, -42664705761, 84662775495, -104891012455, 89961088838, -55672962397, 24830533074, -7450291829, 1035628954],
+    [7808255238, -33227306256, 66973789173, -84458144825, 73955675886, -46958041959, 21689177657, -6900399399, 1153313922],
+    [5973630256, -25776565507, 52761407522, -67701243097, 60494423061, -39374622417, 18799053678, -6306634378, 1213038738],
+    [4553052154, -19918585996, 41393311522, -54027219338, 49238772340, -32825646607, 16173429306, -5695158578, 1225945429],
+    [3457363876, -15331882986, 32340690674, -42923782429, 39881061668, -27211078418, 13815314624, -5086779984, 1202269351],
+    [2615555964, -11755362453, 25163822751, -33951644976, 32144899555, -22431323497, 11719697347, -4497454955, 1151159270],
+    [1971322800, -8978010101, 19499115689, -26736759574, 25784597235, -18389854912, 9875542414, -3938858324, 1080583151],
+    [1480214538, -6830109909, 15047585892, -20962790128, 20583892518, -14995136762, 8267534557, -3418982406, 997304129],
+    [1107294697, -5175816039, 11564713963, -16363969167, 16354169477, -12161943595, 6877558310, -2942733672, 906911389],
+    [825224094, -3906910919, 8851595051, -12718444872, 12932347490, -9812173182, 5685921956, -2512503269, 813891631],
+    [612701920, -2937593667, 6747285453, -9842181906, 10178583207, -7875246035, 4672340818, -2128694372, 721728277],
+    [453204097, -2200155997, 5122238180, -7583447842, 7973900891, -6288178028, 3816701372, -1790195344, 633017344],
+    [333967558, -1641416380, 3872716772, -5817891359, 6217840917, -4995403662, 3099631382, -1494792743, 549590795],
+    [245176743, -1219797078, 2916077390, -4444198827, 4826193512, -3948417722, 2502902904, -1239522344, 472640108],
+    [179315364, -902942202, 2186813145, -3380301690, 3728865220, -3105292929, 2009695074, -1020959487, 402834592],
+    [130652499, -665787829, 1633260768, -2560097242, 2867909146, -2430121263, 1604742522, -835452421, 340430606],
+    [94837197, -489007240, 1214877361, -1930639423, 2195736598, -1892417331, 1274393222, -679303840, 285369238],
+    [68580284, -357765339, 900003431, -1449753198, 1673517123, -1466513625, 1006597163, -548906756, 237361193],
+    [49405841, -260726260, 664037193, -1084025441, 1269765782, -1130970074, 790844365, -440841203, 195958535],
+    [35458032, -189266967, 487953900, -807126272, 959110560, -868013824, 618067972, -351938304, 160613666],
+    [25351707, -136857439, 357112380, -598417172, 721228674, -663019853, 480525320, -279317852, 130726400],
+    [18057390, -98574716, 260298858, -441805329, 539937956, -504038666, 371667307, -220405106, 105680311],
+    [12813179, -70723899, 188965417, -324807332, 402428059, -381373888, 286004045, -172931791, 84869742],
+    [9057576, -50544091, 136626996, -237789217, 298615823, -287209976, 218972712, -134925654, 67718865],
+    [6378511, -35981406, 98386656, -173353774, 220609337, -215288396, 166811825, -104692167, 53694216],
+    [4474844, -25514637, 70563918, -125849785, 162266003, -160629298, 126444667, -80791331, 42311988],
+    [3127424, -18022051, 50405423, -90981436, 118830949, -119294908, 95373522, -62011888, 33141283],
+    [2177435, -12680096, 35860897, -65499384, 86643407, -88190446, 71585414, -47344709, 25804323],
+    [1510262, -8886780, 25410637, -46957897, 62900012, -64898204, 53469432, -35956640, 19974512],
+    [1043535, -6203972, 17933358, -33525079, 45465323, -47540518, 39745227, -27165714, 15373056],
+    [718305, -4314185, 12605511, -23835454, 32721189, -34667572, 29401946, -20418282, 11764709],
+    [492557, -2988349, 8824968, -16876098, 23447785, -25166281, 21646687, -15268406, 8953090],
+    [336473, -2061899, 6153479, -11899210, 16730272, -18186881, 15861455, -11359618, 6775898],
+    [228975, -1417121, 4273505, -8355339, 11886034, -13084228, 11567570, -8409055, 5100257],
+    [155228, -970175, 2956002, -5842682, 8408294, -9371206, 8396526, -6193856, 3818348],
+    [104832, -661602, 2036493, -4068786, 5922701, -6682008, 6066325, -4539639, 2843431],
+    [70528, -449414, 1397397, -2821786, 4154096, -4743389, 4362446, -3310876, 2106284],
+    [47268, -304089, 955029, -1948911, 2901228, -3352331, 3122641, -2402925, 1552103],
+    [31559, -204955, 650091, -1340512, 2017619, -2358778, 2224900, -1735509, 1137822],
+    [20990, -137600, 440750, -918252, 1397179, -1652398, 1577989, -1247428, 829846],
+    [13907, -92020, 297628, -626423, 963439, -1152485, 1114065, -892315, 602156],
+    [9179, -61299, 200178, -425589, 661543, -800303, 782957, -635253, 434736],
+    [6036, -40674, 134099, -287959, 452332, -553319, 547764, -450103, 312294],
+    [3953, -26884, 89474, -194040, 307982, -380895, 381491, -317412, 223223],
+    [2580, -17700, 59461, -130218, 208816, -261064, 264495, -222789, 158769],
+    [1677, -11608, 39358, -87032, 140986, -178158, 182557, -155643, 112372],
+    [1086, -7583, 25948, -57931, 94791, -121055, 125440, -108229, 79146],
+    [700, -4934, 17039, -38403, 63465, -81901, 85809, -74910, 55474],
+    [450, -3198, 11144, -25354, 42314, -55172, 58438, -51609, 38695],
+    [288, -2065, 7260, -16671, 28094, -37007, 39622, -35393, 26862],
+    [184, -1328, 4710, -10917, 18576, -24717, 26745, -24161, 18559],
+    [117, -851, 3044, -7120, 12231, -16437, 17974, -16418, 12761],
+    [74, -543, 1960, -4625, 8020, -10885, 12026, -11106, 8733],
+    [47, -345, 1256, -2992, 5237, -7177, 8011, -7479, 5949],
+    [29, -219, 802, -1928, 3405, -4712, 5314, -5014, 4033],
+    [18, -138, 510, -1237, 2205, -3081, 3509, -3346, 2721],
+    [11, -87, 323, -790, 1422, -2006, 2307, -2223, 1828],
+    [7, -54, 204, -503, 913, -1300, 1510, -1470, 1222],
+    [4, -34, 128, -319, 584, -839, 984, -968, 813],
+    [3, -21, 80, -201, 372, -539, 639, -634, 539],
+    [2, -13, 50, -127, 236, -345, 413, -414, 355],
+    [1, -8, 31, -79, 149, -220, 266, -269, 233],
+    [1, -5, 19, -49, 94, -140, 170, -174, 152],
+    [0, -3, 12, -31, 59, -88, 109, -112, 99],
+    [0, -2, 7, -19, 37, -56, 69, -72, 64],
+    [0, -1, 4, -12, 23, -35, 44, -46, 41],
+    [0, -1, 3, -7, 14, -22, 27, -29, 27],
 ];
-const HART_Q: [i64; 8] = [
-    388_736_063_997,
-    7_721_505_841_695,
-    70_651_000_155_986,
-    381_665_696_496_218,
-    1_304_303_359_663_624,
-    2_803_022_962_691_004,
-    3_491_285_923_810_213,
-    1_936_960_094_286_329,
-];
-/// 7.07106781186547: where Hart's approximation hands over to the tail
-/// series.
-const HART_CUTOFF: I80F48 = I80F48::from_bits(1_990_328_647_664_302);
-/// Φ(−9) ≈ 1.1e-19: beyond, the tail is zero in I80F48.
-const TAIL_ZERO_FROM: I80F48 = I80F48::from_bits(9 << 48);
-
-fn horner(coefficients: &[i64], a: Q) -> Option<Q> {
-    let mut value = Q(0);
-    for &coefficient in coefficients {
-        value = value.mul(a)?.add(Q(coefficient))?;
-    }
-    Some(value)
-}
+const NORMAL_ROWS: usize = 130;
+/// Where the table ends: beyond, Φ(−a) and φ(a) are zero in I80F48.
+const TAIL_ZERO_FROM: Q = Q((NORMAL_ROWS as i64) << 44);
 
 /// The standard normal distribution at `x`: its density φ(x) and its upper
 /// tail `Q(|x|) = Φ(−|x|)` (from which Φ(x) and Φ(−x) follow without
-/// cancellation), sharing one exponential.
+/// cancellation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NormalAt {
-    /// e^(−x²/2).
-    pub gaussian: I80F48,
     pub density: I80F48,
     /// Φ(−|x|) ∈ [0, 1/2].
     pub tail: I80F48,
@@ -896,71 +1083,10 @@ impl NormalAt {
             self.tail
         }
     }
-}
 
-/// [`NormalAt`] of `x`, absolute error below 1e-14 in both.
-pub fn normal_at(x: I80F48) -> Option<NormalAt> {
-    match Q::of(x) {
-        Some(x) => normal_q(x),
-        // Past ±2^15: as far in the tail as can be.
-        None => Some(NormalAt::far(x < 0)),
-    }
-}
-
-/// [`normal_at`] given `gaussian = e^(−x²/2)` (a caller that has it by an
-/// identity saves the exponential).
-pub fn normal_with_gaussian(x: I80F48, gaussian: I80F48) -> Option<NormalAt> {
-    match (Q::of(x), Q::of(gaussian)) {
-        (Some(x), Some(gaussian)) => normal_with_gaussian_q(x, gaussian),
-        _ => Some(NormalAt::far(x < 0)),
-    }
-}
-
-/// [`normal_at`] of a [`Q`].
-#[inline(always)]
-pub(crate) fn normal_q(x: Q) -> Option<NormalAt> {
-    let a = Q(x.0.checked_abs()?);
-    if a >= Q(TAIL_ZERO_FROM.to_bits() as i64) {
-        return Some(NormalAt::far(x.0 < 0));
-    }
-    normal_with_gaussian_q(x, exp_q(Q(-(a.mul(a)?.0 >> 1)))?)
-}
-
-/// [`normal_with_gaussian`] of [`Q`]s.
-#[inline(always)]
-pub(crate) fn normal_with_gaussian_q(x: Q, gaussian: Q) -> Option<NormalAt> {
-    let negative = x.0 < 0;
-    let a = Q(x.0.checked_abs()?);
-    if a >= Q(TAIL_ZERO_FROM.to_bits() as i64) {
-        return Some(NormalAt::far(negative));
-    }
-    let density = gaussian.mul(Q(INV_SQRT_2PI.to_bits() as i64))?;
-    let tail = if a < Q(HART_CUTOFF.to_bits() as i64) {
-        gaussian
-            .mul(horner(&HART_P, a)?)?
-            .div(horner(&HART_Q, a)?)?
-    } else {
-        // Φ(−a) = φ(a)/a × (1 − 1/a² + 3/a⁴ − 15/a⁶ + …): for a ≥ 7.07 the
-        // next term is below 2e-5 of a tail under 8e-13.
-        let inv_a = Q::ONE.div(a)?;
-        let inv_a2 = inv_a.mul(inv_a)?;
-        let inner = Q::ONE.sub(inv_a2.mul(Q(3 << 48).sub(inv_a2.mul(Q(15 << 48))?)?)?)?;
-        let series = Q::ONE.sub(inv_a2.mul(inner)?)?;
-        density.mul(inv_a)?.mul(series)?
-    };
-    Some(NormalAt {
-        gaussian: gaussian.fixed(),
-        density: density.fixed(),
-        tail: tail.fixed(),
-        negative,
-    })
-}
-
-impl NormalAt {
-    /// Beyond ±9: no density, no tail.
+    /// Beyond the table: no density, no tail.
     fn far(negative: bool) -> Self {
         Self {
-            gaussian: I80F48::ZERO,
             density: I80F48::ZERO,
             tail: I80F48::ZERO,
             negative,
@@ -968,14 +1094,68 @@ impl NormalAt {
     }
 }
 
+/// [`NormalAt`] of `x`, absolute error below 1e-14 in both.
+pub fn normal_at(x: I80F48) -> NormalAt {
+    match Q::of(x) {
+        Some(x) => normal_q(x),
+        // Past ±2^15: as far in the tail as can be.
+        None => NormalAt::far(x < 0),
+    }
+}
+
+/// [`normal_at`] of a [`Q`]: the tail by Horner over its row's Taylor
+/// polynomial in `t = |x| − c`, and the density, `−T′`, by Horner over the
+/// polynomial's derivative. Sixteen products (nine of them coarse) and no
+/// division; every coefficient is below 1/2 and |t| ≤ 1/32, so every
+/// partial sum is below 1 and each product is unchecked.
+#[inline(always)]
+pub(crate) fn normal_q(x: Q) -> NormalAt {
+    let negative = x.0 < 0;
+    let a = x.0.unsigned_abs();
+    if a >= TAIL_ZERO_FROM.0 as u64 {
+        return NormalAt::far(negative);
+    }
+    // a < 130/16: its 16th, and its offset from the row's centre.
+    let row = &NORMAL_TAYLOR[(a >> 44) as usize];
+    let t = Q((a as i64 & ((1 << 44) - 1)).wrapping_sub(1 << 43));
+    // The tail is Σ kₙ tⁿ and the density −Σ n kₙ tⁿ⁻¹. A Horner step's
+    // error is scaled by the powers of t still to come: by t³ ≤ 2^-15 or
+    // less in the steps that add k₃ … k₇ to the tail and 4k₄ … 7k₇ to the
+    // slope, so those products are coarse (the sum's top 31 bits times
+    // t's, within 2^12 ulp: 1/8 of an ulp once scaled).
+    let coarse = |p: Q| Q(mul_coarse::<16, 12>(p.0, t.0));
+    let mut tail = Q(row[8]);
+    let mut slope = Q(row[8].wrapping_mul(8));
+    for n in (3..8).rev() {
+        tail = coarse(tail).add_small(Q(row[n]));
+        if n >= 4 {
+            slope = coarse(slope).add_small(Q(row[n].wrapping_mul(n as i64)));
+        }
+    }
+    slope = slope.mul_small(t).add_small(Q(row[3].wrapping_mul(3)));
+    for n in (1..3).rev() {
+        tail = tail.mul_small(t).add_small(Q(row[n]));
+        slope = slope
+            .mul_small(t)
+            .add_small(Q(row[n].wrapping_mul(n as i64)));
+    }
+    tail = tail.mul_small(t).add_small(Q(row[0]));
+    NormalAt {
+        // Rounding may leave an ulp below zero far out.
+        density: I80F48::from_bits(i128::from(slope.0.wrapping_neg().max(0))),
+        tail: I80F48::from_bits(i128::from(tail.0.max(0))),
+        negative,
+    }
+}
+
 /// Φ(x).
-pub fn normal_cdf(x: I80F48) -> Option<I80F48> {
-    Some(normal_at(x)?.cdf())
+pub fn normal_cdf(x: I80F48) -> I80F48 {
+    normal_at(x).cdf()
 }
 
 /// Φ(−|x|).
-pub fn normal_tail(x: I80F48) -> Option<I80F48> {
-    Some(normal_at(x)?.tail)
+pub fn normal_tail(x: I80F48) -> I80F48 {
+    normal_at(x).tail
 }
 
 #[cfg(test)]
@@ -997,7 +1177,6 @@ mod tests {
     fn constants_are_what_they_say() {
         let close = |bits: i64, value: f64| (bits as f64 * ULP - value).abs() < ULP;
         assert!((f(INV_LN2) - 1.0 / std::f64::consts::LN_2).abs() < ULP);
-        assert!((f(INV_SQRT_2PI) - 1.0 / (2.0 * std::f64::consts::PI).sqrt()).abs() < ULP);
         assert!((LN2_64 as f64 / 2f64.powi(64) - std::f64::consts::LN_2).abs() < 1e-16);
         for (n, &bits) in RECIPROCALS.iter().enumerate() {
             assert!(close(bits, 1.0 / (n + 1) as f64));
@@ -1020,6 +1199,45 @@ mod tests {
         for (i, &bits) in EXP_STEPS.iter().enumerate() {
             assert!((bits as f64 * ULP - ((i as f64 - 12.0) / 32.0).exp()).abs() < 2.0 * ULP);
         }
+    }
+
+    /// The table against its definition, in f64 (libm's erfc): within two
+    /// bits of the 50-digit values, every coefficient below 1/2 (the bound
+    /// `normal_q`'s unchecked products rely on).
+    #[test]
+    fn the_normal_table_is_taylor_s() {
+        for (i, row) in NORMAL_TAYLOR.iter().enumerate() {
+            let c = (2 * i + 1) as f64 / 32.0;
+            let density = (-c * c / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            let mut expected = [0f64; 9];
+            expected[0] = 0.5 * libm::erfc(c / std::f64::consts::SQRT_2);
+            // He₀ = 1, He₁ = c, Heₙ₊₁ = c Heₙ − n Heₙ₋₁; kₙ = (−1)ⁿ Heₙ₋₁ φ / n!.
+            let (mut previous, mut hermite, mut factorial) = (0f64, 1f64, 1f64);
+            for (n, k) in expected.iter_mut().enumerate().skip(1) {
+                factorial *= n as f64;
+                let sign = if n % 2 == 0 { 1.0 } else { -1.0 };
+                *k = sign * hermite * density / factorial;
+                (previous, hermite) = (hermite, c * hermite - (n - 1) as f64 * previous);
+            }
+            for (n, (&bits, exact)) in row.iter().zip(expected).enumerate() {
+                let tolerance = 2.0 + exact.abs() / ULP * 1e-15;
+                assert!(
+                    (bits as f64 - exact / ULP).abs() <= tolerance,
+                    "row {i} k{n}: {bits} against {}",
+                    exact / ULP
+                );
+                // The density's coefficients are n·kₙ.
+                assert!(
+                    bits.unsigned_abs() * n.max(1) as u64 <= 1 << 47,
+                    "row {i} k{n}"
+                );
+            }
+        }
+        // Past the table the tail rounds to zero and the density is within
+        // an ulp of it.
+        let end = (NORMAL_ROWS as f64) / 16.0;
+        assert!(0.5 * libm::erfc(end / std::f64::consts::SQRT_2) < ULP / 2.0);
+        assert!((-end * end / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt() < ULP);
     }
 
     #[test]
@@ -1067,10 +1285,11 @@ mod tests {
         assert_eq!(exp(fx(-36.0)), Some(I80F48::ZERO));
         assert_eq!(ln(I80F48::ONE), Some(I80F48::ZERO));
         assert_eq!(exp(I80F48::ZERO), Some(I80F48::ONE));
-        assert_eq!(normal_cdf(I80F48::ZERO), Some(I80F48::ONE / 2));
-        assert_eq!(normal_cdf(fx(-40.0)), Some(I80F48::ZERO));
-        assert_eq!(normal_cdf(fx(40.0)), Some(I80F48::ONE));
-        assert_eq!(normal_cdf(I80F48::MIN), Some(I80F48::ZERO));
+        assert_eq!(normal_cdf(I80F48::ZERO), I80F48::ONE / 2);
+        assert_eq!(normal_cdf(fx(-40.0)), I80F48::ZERO);
+        assert_eq!(normal_cdf(fx(40.0)), I80F48::ONE);
+        assert_eq!(normal_cdf(I80F48::MIN), I80F48::ZERO);
+        assert_eq!(normal_cdf(I80F48::MAX), I80F48::ONE);
     }
 
     /// The bounds in the module docs, over dense grids.
@@ -1099,7 +1318,7 @@ mod tests {
             worst_exp = worst_exp.max(((got - exact).abs() - 2.0 * ULP).max(0.0) / exact);
             // Φ over −10 .. 10.
             let x = -10.0 + 20.0 * i as f64 / 20_000.0;
-            let at = normal_at(fx(x)).unwrap();
+            let at = normal_at(fx(x));
             let x64 = fx(x).to_num::<f64>();
             // libm's erfc (musl's, within an ulp of f64). statrs' is off by
             // 2.5e-11 near x = ±0.708, where its approximations meet.
@@ -1180,7 +1399,7 @@ mod tests {
 
         #[test]
         fn the_cdf_is_monotone(a in -12.0f64..12.0, step in 1e-6f64..1.0) {
-            let (lo, hi) = (normal_cdf(fx(a)).unwrap(), normal_cdf(fx(a + step)).unwrap());
+            let (lo, hi) = (normal_cdf(fx(a)), normal_cdf(fx(a + step)));
             // Monotone within the bound: an approximation may flatten but
             // not turn back beyond its error.
             prop_assert!(hi >= lo - fx(1e-14));
