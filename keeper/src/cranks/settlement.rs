@@ -247,10 +247,22 @@ async fn settle(
 /// the price per unit for a future, the intrinsic value for an option (0
 /// without a price, which a landed settlement always has).
 fn value_of(base_lots: i64, market: &Market, price: Option<I80F48>) -> i64 {
-    price
-        .and_then(|price| market.settlement_value_per_unit(price).ok())
-        .and_then(|per_unit| settlement_value(base_lots, market.base_lot_size, per_unit).ok())
-        .unwrap_or(0)
+    let Some(price) = price else {
+        return 0;
+    };
+    let value = match market.settlement_value_per_unit(price) {
+        // Out of the money: the program settles it for nothing.
+        Ok(per_unit) if per_unit == 0 => return 0,
+        Ok(per_unit) => settlement_value(base_lots, market.base_lot_size, per_unit)
+            .map_err(|error| format!("{error:?}")),
+        Err(error) => Err(error.to_string()),
+    };
+    value.unwrap_or_else(|error| {
+        // The program settled it, so it computed this: a report that cannot
+        // is a decoding or version mismatch worth seeing.
+        tracing::warn!(market = market.market_index, base_lots, %price, %error, "settlement value not computable");
+        0
+    })
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl Q {
         // (The shifts and sums below are bounded as commented: wrapping
         // forms, which SBF runs without overflow branches.)
         let (low, high) = wide(self.0.unsigned_abs(), r);
-        // zeros ≤ 63 for a positive divisor: shift ∈ 16..=79.
+        // 1 ≤ zeros ≤ 63 for a positive divisor: shift ∈ 16..=78.
         let shift = 79u32.wrapping_sub(zeros);
         let magnitude = if shift >= 64 {
             let shift = shift.wrapping_sub(64);
@@ -325,9 +325,10 @@ fn scale_pow2(bits: i128, shift: i32) -> Option<i128> {
         if shift >= 127 {
             return Some(0);
         }
-        // Half of the last bit kept, then an arithmetic shift: rounds half
-        // up, for either sign.
-        Some(bits.checked_add(1 << (shift - 1))? >> shift)
+        // The arithmetic shift plus the first bit shifted out: rounds half
+        // up, for either sign, and cannot overflow (adding half of the
+        // last bit before the shift would, next to i128::MAX).
+        Some((bits >> shift) + ((bits >> (shift - 1)) & 1))
     }
 }
 
@@ -533,7 +534,7 @@ pub fn rsqrt(x: I80F48) -> Option<I80F48> {
     }
 }
 
-/// `1/√m` for `m ∈ [1, 4)`.
+/// `1/√m` for `m ∈ [1, 4]` (4 when the reduction rounds up).
 #[inline(always)]
 fn rsqrt_reduced(m: Q) -> Q {
     // [1, 4], 4 itself when the reduction rounds up.
@@ -602,7 +603,8 @@ fn scale_q(x: i64, shift: i32) -> Option<i64> {
         if shift >= 63 {
             return Some(0);
         }
-        Some(x.checked_add(1 << (shift - 1))? >> shift)
+        // Rounded half up as `scale_pow2`, without overflow near i64::MAX.
+        Some((x >> shift) + ((x >> (shift - 1)) & 1))
     }
 }
 
@@ -782,11 +784,11 @@ pub(crate) fn ln_q(x: Q) -> Option<Q> {
     let msb = 63 - x.0.leading_zeros() as i32;
     let k = msb - 48;
     let ln_y = ln_reduced(Q(scale_q(x.0, -k)?));
-    // |k ln 2| < 56 and ln y < 1.
+    // k ∈ [−48, 14] for a Q: |k ln 2| < 34, and ln y < 1.
     Some(ln_y.add_small(Q(times_ln2(k))))
 }
 
-/// `ln y` for `y ∈ [1, 2)`.
+/// `ln y` for `y ∈ [1, 2]` (2 when the reduction rounds up).
 #[inline(always)]
 fn ln_reduced(y: Q) -> Q {
     // [1, 2], 2 itself when the reduction rounds up.
@@ -1277,6 +1279,13 @@ mod tests {
 
     #[test]
     fn the_domain_is_enforced() {
+        // Next to the top of a Q and of I80F48 the reductions round without
+        // overflowing.
+        let top_q = I80F48::from_bits(i128::from(i64::MAX));
+        assert!((f(ln(top_q).unwrap()) - f(top_q).ln()).abs() < 1e-13);
+        assert!((f(ln(I80F48::MAX).unwrap()) - f(I80F48::MAX).ln()).abs() < 1e-12);
+        assert!(rsqrt(I80F48::MAX).is_some());
+        assert!(rsqrt(top_q).is_some());
         assert_eq!(ln(I80F48::ZERO), None);
         assert_eq!(ln(fx(-1.0)), None);
         assert_eq!(rsqrt(I80F48::ZERO), None);
