@@ -11,6 +11,14 @@ use fixed::types::I80F48;
 /// `x * y`, exactly: four 32-by-32-bit products.
 #[inline]
 pub fn widening_mul(x: u64, y: u64) -> u128 {
+    let (low, high) = widening_mul_halves(x, y);
+    (u128::from(high) << 64) | u128::from(low)
+}
+
+/// `x * y` as its (low, high) 64-bit halves, for callers that work on
+/// words (`fixed_math`'s 64-bit core).
+#[inline(always)]
+pub fn widening_mul_halves(x: u64, y: u64) -> (u64, u64) {
     const LOW: u64 = 0xFFFF_FFFF;
     let (x1, x0) = (x >> 32, x & LOW);
     let (y1, y0) = (y >> 32, y & LOW);
@@ -26,7 +34,7 @@ pub fn widening_mul(x: u64, y: u64) -> u128 {
         .wrapping_add(p01 >> 32)
         .wrapping_add(p10 >> 32)
         .wrapping_add(middle >> 32);
-    (u128::from(high) << 64) | u128::from(low)
+    (low, high)
 }
 
 /// `a * b`, or `None` past u64, as `u64::checked_mul` answers it (which

@@ -19,7 +19,7 @@
 //! outside its domain, or a result outside I80F48.
 use fixed::types::I80F48;
 
-use super::fastmul::{signed, widening_mul};
+use super::fastmul::{signed, widening_mul, widening_mul_halves as wide};
 
 /// Half of `x`, rounded toward −∞: a shift (a fixed-point division by an
 /// integer is a 128-bit software division on SBF).
@@ -210,25 +210,6 @@ fn high_word(x: u64, y: u64) -> (u64, u64) {
         .wrapping_add(p10 >> 32)
         .wrapping_add(middle >> 32);
     (high, (middle >> 31) & 1)
-}
-
-/// `x × y` as (low, high) 64-bit halves: four 32-by-32-bit products.
-#[inline(always)]
-fn wide(x: u64, y: u64) -> (u64, u64) {
-    const LOW: u64 = 0xFFFF_FFFF;
-    let (x1, x0) = (x >> 32, x & LOW);
-    let (y1, y0) = (y >> 32, y & LOW);
-    let p00 = x0.wrapping_mul(y0);
-    let p01 = x0.wrapping_mul(y1);
-    let p10 = x1.wrapping_mul(y0);
-    let p11 = x1.wrapping_mul(y1);
-    let middle = (p00 >> 32).wrapping_add(p01 & LOW).wrapping_add(p10 & LOW);
-    let low = (middle << 32) | (p00 & LOW);
-    let high = p11
-        .wrapping_add(p01 >> 32)
-        .wrapping_add(p10 >> 32)
-        .wrapping_add(middle >> 32);
-    (low, high)
 }
 
 /// The reciprocal of `n > 0` as a 64-bit mantissa and its scale:
