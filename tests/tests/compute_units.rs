@@ -156,6 +156,25 @@ async fn every_instruction_stays_within_its_compute_budget() {
         &[],
     )
     .await;
+    // A minute apart at two prices: the first sets the realized
+    // volatility's anchor, the second (measured) also samples it (a log
+    // return into its average) and crosses one minute checkpoint.
+    for (price, slot, measured) in [(15_000_000_000, 3, false), (15_150_000_000, 4, true)] {
+        m.h.advance_clock(60).await;
+        let now = m.h.now().await;
+        m.h.chain.set_account(
+            &pyth,
+            oracles::pyth_update(PYTH_FEED, price, 1_000_000, -8, now, slot),
+        );
+        let refresh = ix::refresh_underlying(&underlying);
+        if measured {
+            m.measure("refresh_underlying_sampled", refresh, &[]).await;
+        } else {
+            m.h.ok("refresh_underlying", &[refresh], &[]).await;
+        }
+    }
+    let state = m.h.underlying_state(&underlying.underlying).await;
+    assert!(state.realized().volatility().is_some(), "sampled");
     let (bids, asks, queue) = m.h.market_accounts().await;
     let create = ix::create_market(
         &successor.pubkey(),

@@ -394,3 +394,42 @@ async fn params_and_status_change_only_by_the_admin_and_only_validly() {
     )
     .await;
 }
+
+/// Every accepted price feeds the underlying's realized volatility: minute
+/// returns (a refresh within the minute leaves the anchor), averaged as the
+/// engine computes it from the same prices and publish times.
+#[tokio::test]
+async fn refreshes_feed_the_realized_volatility() {
+    use kestrel::engine::realized_volatility::RealizedVolatility;
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let underlying = market.underlying.underlying;
+    let mut expected = RealizedVolatility::default();
+    let mut record = |state: &kestrel::state::Underlying| {
+        let last = &state.prices.last_good;
+        expected.record(last.price().unwrap(), last.publish_time);
+        expected
+    };
+    let state = h.underlying_state(&underlying).await;
+    record(&state);
+    assert_eq!(
+        state.realized().volatility(),
+        None,
+        "one price: no return yet"
+    );
+    for (seconds, price) in [(30, 151), (30, 149), (60, 152), (600, 147), (3_600, 150)] {
+        h.advance_clock(seconds).await;
+        h.set_oracle_price(&market, price).await;
+        let state = h.underlying_state(&underlying).await;
+        assert_eq!(
+            *state.realized(),
+            record(&state),
+            "after {seconds} s at {price}"
+        );
+    }
+    let state = h.underlying_state(&underlying).await;
+    let volatility = state.realized().volatility().unwrap().to_num::<f64>();
+    // Four returns (the first half-minute's refreshes moved no anchor).
+    assert!(volatility > 0.1 && volatility < 10.0, "{volatility}");
+    h.check_invariants("realized volatility").await;
+}

@@ -19,6 +19,7 @@ pub mod node;
 pub mod option_margin;
 pub mod perp;
 pub mod price_integral;
+pub mod realized_volatility;
 pub mod risk;
 
 /// The reference model and the differential harness (tests and fuzzing).

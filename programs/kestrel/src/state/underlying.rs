@@ -3,6 +3,7 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
+use crate::engine::realized_volatility::{RealizedVolatility, REALIZED_VOLATILITY_SIZE};
 use crate::error::KestrelError;
 use crate::oracle::{
     is_fresh, AcceptedPrice, FeedRole, OracleBounds, PriceReading, PriceRecords, TradingPrice,
@@ -162,6 +163,19 @@ pub struct StoredPriceIntegral {
 const _: () =
     assert!(core::mem::size_of::<StoredCheckpoint>() == core::mem::size_of::<Checkpoint>());
 const _: () = assert!(core::mem::size_of::<StoredPriceIntegral>() == PRICE_INTEGRAL_SIZE);
+
+/// The engine's [`RealizedVolatility`] as an underlying stores it (the same
+/// layout; [`Underlying::realized`] converts).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredRealizedVolatility {
+    pub anchor_price: [u64; 2],
+    pub anchor_time: i64,
+    pub weighted_variance: [u64; 2],
+    pub weight: [u64; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<StoredRealizedVolatility>() == REALIZED_VOLATILITY_SIZE);
 
 /// How an underlying's options are priced and margined, as the admin sets
 /// it (`set_option_config`). Stored as given (no padding), so its Borsh and
@@ -356,13 +370,18 @@ pub struct Underlying {
     /// Its options' implied-volatility input and margin terms
     /// (`set_option_config`, `refresh_volatility`).
     pub volatility: VolatilityState,
-    /// Room that the realized-volatility state, stable price and risk-array
-    /// tags of later versions fill without a migration.
-    pub reserved: [u8; 416],
+    /// The realized volatility of the accepted price: a time-weighted
+    /// moving average that every refresh feeds
+    /// (`engine::realized_volatility`).
+    pub realized: StoredRealizedVolatility,
+    /// Room that the stable price and risk-array tags of later versions
+    /// fill without a migration.
+    pub reserved: [u8; 360],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
-/// and padding + price integral + reserved.
+/// and padding + price integral + volatility state + realized volatility +
+/// reserved.
 pub const UNDERLYING_SIZE: usize = 32
     + 16
     + STORED_ORACLE_CONFIG_SIZE
@@ -370,7 +389,8 @@ pub const UNDERLYING_SIZE: usize = 32
     + 8
     + PRICE_INTEGRAL_SIZE
     + VOLATILITY_STATE_SIZE
-    + 416;
+    + REALIZED_VOLATILITY_SIZE
+    + 360;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
@@ -442,6 +462,8 @@ impl Underlying {
             let integral: &mut PriceIntegral = bytemuck::cast_mut(&mut self.integral);
             // Unchanged on an error (`record` is atomic).
             let _ = integral.record(accepted.price, at, max_hold);
+            let realized: &mut RealizedVolatility = bytemuck::cast_mut(&mut self.realized);
+            realized.record(accepted.price, at);
         }
         self.prices = reading.records;
         self.accepted = u8::from(reading.current.is_ok());
@@ -450,6 +472,11 @@ impl Underlying {
     /// The price integral, for the engine.
     pub fn integral(&self) -> &PriceIntegral {
         bytemuck::cast_ref(&self.integral)
+    }
+
+    /// The realized volatility's running average, for the engine.
+    pub fn realized(&self) -> &RealizedVolatility {
+        bytemuck::cast_ref(&self.realized)
     }
 
     /// What an order is priced from at `now`, `slot`: [`Self::reading`]
