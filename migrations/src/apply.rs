@@ -201,6 +201,11 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
             params,
             ..
         } => ix::set_market_params(&admin_key, &pda::market(&exchange, market_index), params),
+        Step::SetMarketLimits {
+            market_index,
+            limits,
+            ..
+        } => ix::set_market_limits(&admin_key, &pda::market(&exchange, market_index), limits),
         Step::SetMarketStatus {
             market_index,
             status,

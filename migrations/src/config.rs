@@ -3,8 +3,8 @@ use std::collections::BTreeSet;
 
 use kestrel::engine::price_integral::CHECKPOINT_SECONDS;
 use kestrel::state::{
-    FutureParams, InstrumentKind, MarketParams, MarketStatus, Operation, OracleConfig, OracleKind,
-    MAX_SETTLEMENT_WINDOW_SECONDS, MIN_SETTLEMENT_WINDOW_SECONDS,
+    FutureParams, InstrumentKind, MarketLimits, MarketParams, MarketStatus, Operation,
+    OracleConfig, OracleKind, MAX_SETTLEMENT_WINDOW_SECONDS, MIN_SETTLEMENT_WINDOW_SECONDS,
 };
 use kestrel_sdk::ix::UnderlyingAccounts;
 use kestrel_sdk::{pda, Pubkey};
@@ -91,6 +91,12 @@ pub struct MarketConfig {
     pub liquidation_fee_bps: u32,
     /// The insurance fund's share of the liquidation fee, bps.
     pub liquidation_insurance_share_bps: u16,
+    /// Open-interest and position caps in lots (`set_market_limits`); 0 or
+    /// absent: none.
+    #[serde(default)]
+    pub max_open_interest_lots: u64,
+    #[serde(default)]
+    pub max_position_lots: u64,
     /// active, reduce_only, paused or closed.
     #[serde(default = "active")]
     pub status: String,
@@ -602,6 +608,13 @@ impl MarketConfig {
                 }
                 Ok(Some(future))
             }
+        }
+    }
+
+    pub fn limits(&self) -> MarketLimits {
+        MarketLimits {
+            max_open_interest_lots: self.max_open_interest_lots,
+            max_position_lots: self.max_position_lots,
         }
     }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs};
 use kestrel::state::{
-    FutureParams, InstrumentKind, Market, MarketParams, MarketStatus, OptionConfig, OptionParams,
-    OracleConfig, OracleKind, PauseFlags, Underlying,
+    FutureParams, InstrumentKind, Market, MarketLimits, MarketParams, MarketStatus, OptionConfig,
+    OptionParams, OracleConfig, OracleKind, PauseFlags, Underlying,
 };
 use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::lookup_table::{self, LookupTable, LOOKUP_TABLE_MAX_ADDRESSES};
@@ -81,6 +81,12 @@ pub enum Step {
     SetMarketStatus {
         market_index: u16,
         status: MarketStatus,
+    },
+    SetMarketLimits {
+        market_index: u16,
+        /// As on chain (zero for a market listed in the same run).
+        current: MarketLimits,
+        limits: MarketLimits,
     },
     /// A new address lookup table, owned by the admin.
     CreateLookupTable,
@@ -187,6 +193,27 @@ impl std::fmt::Display for Step {
                 status,
             } => {
                 write!(f, "set market {market_index} to {status:?}")
+            }
+            Step::SetMarketLimits {
+                market_index,
+                current,
+                limits,
+            } => {
+                let cap = |lots: u64| {
+                    if lots == 0 {
+                        "none".to_string()
+                    } else {
+                        lots.to_string()
+                    }
+                };
+                write!(
+                    f,
+                    "set market {market_index}'s caps: open interest {} -> {}, position {} -> {} lots",
+                    cap(current.max_open_interest_lots),
+                    cap(limits.max_open_interest_lots),
+                    cap(current.max_position_lots),
+                    cap(limits.max_position_lots)
+                )
             }
             Step::CreateLookupTable => write!(f, "create the exchange's address lookup table"),
             Step::ExtendLookupTable { table, addresses } => {
@@ -507,6 +534,12 @@ fn plan_series(
                     option,
                     underlying,
                 });
+                push_limits(
+                    steps,
+                    listing.index,
+                    MarketLimits::default(),
+                    series.limits(),
+                );
                 if status != MarketStatus::Active {
                     steps.push(Step::SetMarketStatus {
                         market_index: listing.index,
@@ -553,6 +586,7 @@ fn plan_series(
                         params,
                     });
                 }
+                push_limits(steps, listing.index, on_chain.limits, series.limits());
                 if on_chain.status().ok() != Some(status) {
                     steps.push(Step::SetMarketStatus {
                         market_index: listing.index,
@@ -563,6 +597,22 @@ fn plan_series(
         }
     }
     Ok(())
+}
+
+/// A step setting a market's caps, when they differ from `current`.
+fn push_limits(
+    steps: &mut Vec<Step>,
+    market_index: u16,
+    current: MarketLimits,
+    limits: MarketLimits,
+) {
+    if current != limits {
+        steps.push(Step::SetMarketLimits {
+            market_index,
+            current,
+            limits,
+        });
+    }
 }
 
 fn underlying_accounts(config: &UnderlyingConfig) -> Result<UnderlyingAccounts, ConfigError> {
@@ -668,6 +718,12 @@ fn plan_market(
                     });
                 }
             }
+            push_limits(
+                steps,
+                market.index,
+                MarketLimits::default(),
+                market.limits(),
+            );
             MarketStatus::Active
         }
         Some(on_chain) => {
@@ -719,6 +775,7 @@ fn plan_market(
                     params,
                 });
             }
+            push_limits(steps, market.index, on_chain.limits, market.limits());
             on_chain
                 .status()
                 .map_err(|e| error(".status", format!("on chain: {e}")))?
@@ -848,6 +905,7 @@ mod tests {
                 on_chain.base_lot_size = series.base_lot_size;
                 on_chain.quote_lot_size = series.quote_lot_size;
                 on_chain.params = series.params();
+                on_chain.limits = series.limits();
                 on_chain.status = series.status().unwrap() as u8;
                 on_chain.kind = InstrumentKind::Option as u8;
                 on_chain.future.params = series.future_params(state.now).unwrap();
@@ -875,6 +933,7 @@ mod tests {
             on_chain.base_lot_size = market.base_lot_size;
             on_chain.quote_lot_size = market.quote_lot_size;
             on_chain.params = market.params();
+            on_chain.limits = market.limits();
             on_chain.status = market.status().unwrap() as u8;
             on_chain.kind = market.kind().unwrap() as u8;
             if let Some(future) = market.future().unwrap() {
@@ -991,6 +1050,7 @@ mod tests {
                     Step::CreateUnderlying { args, accounts },
                     Step::SetOptionConfig { underlying_index: 0, .. },
                     Step::CreateMarket { underlying: on, .. },
+                    Step::SetMarketLimits { market_index: 0, .. },
                     Step::CreateFutureMarket { args: future_args, future, underlying: future_on },
                     Step::CreateLookupTable,
                     Step::ExtendLookupTable { .. },
@@ -1016,6 +1076,10 @@ mod tests {
         assert_eq!(steps[2].to_string(), "create market 0 (SOL-PERP)");
         assert_eq!(
             steps[3].to_string(),
+            "set market 0's caps: open interest none -> 1000000, position none -> 100000 lots"
+        );
+        assert_eq!(
+            steps[4].to_string(),
             "create future market 1 (SOL-FUT) expiring 1970-01-01T02:00:00Z (unix 7200), \
              settling at the average of its last 1800 s"
         );
@@ -1092,6 +1156,48 @@ mod tests {
             .unwrap_err()
             .0
             .contains("series[0].first_index"));
+    }
+
+    #[test]
+    fn caps_become_one_step_until_the_chain_has_them() {
+        let mut config = Config::parse(CONFIG).unwrap();
+        let mut state = created(&config);
+        let listed = config.markets[0].limits();
+        config.markets[0].max_open_interest_lots = 50_000;
+        config.markets[0].max_position_lots = 0;
+        let index = config.markets[0].index;
+        let wanted = config.markets[0].limits();
+        let steps: Vec<Step> = plan(&config, &state)
+            .unwrap()
+            .into_iter()
+            .filter(|s| !s.is_lookup_table())
+            .collect();
+        assert_eq!(
+            steps,
+            [Step::SetMarketLimits {
+                market_index: index,
+                current: listed,
+                limits: wanted,
+            }]
+        );
+        assert_eq!(
+            steps[0].to_string(),
+            format!("set market {index}'s caps: open interest 1000000 -> 50000, position 100000 -> none lots")
+        );
+        state.markets.get_mut(&index).unwrap().limits = wanted;
+        assert!(plan(&config, &state)
+            .unwrap()
+            .iter()
+            .all(Step::is_lookup_table));
+        // A new market is listed, then capped.
+        let mut fresh = created(&config);
+        fresh.markets.remove(&index);
+        let steps = plan(&config, &fresh).unwrap();
+        let position = |wanted: fn(&Step) -> bool| steps.iter().position(wanted).unwrap();
+        assert!(
+            position(|s| matches!(s, Step::CreateMarket { .. }))
+                < position(|s| matches!(s, Step::SetMarketLimits { .. }))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use fixed::types::I80F48;
 use kestrel::engine::black_scholes::OptionSide;
 use kestrel::state::{
-    FutureParams, Market, MarketParams, MarketStatus, OptionConfig, OptionParams,
+    FutureParams, Market, MarketLimits, MarketParams, MarketStatus, OptionConfig, OptionParams,
 };
 use kestrel_sdk::Pubkey;
 use serde::Deserialize;
@@ -98,6 +98,12 @@ pub struct SeriesConfig {
     pub crank_reward_native: u64,
     pub liquidation_fee_bps: u32,
     pub liquidation_insurance_share_bps: u16,
+    /// Each option's open-interest and position caps in lots; 0 or absent:
+    /// none.
+    #[serde(default)]
+    pub max_open_interest_lots: u64,
+    #[serde(default)]
+    pub max_position_lots: u64,
     #[serde(default = "active")]
     pub status: String,
 }
@@ -238,6 +244,13 @@ impl SeriesConfig {
     /// reward and liquidation terms. Options are margined by their own rule
     /// and pay no funding, so the margin fractions (validated, not used) are
     /// the widest the program accepts and the funding terms inert.
+    pub fn limits(&self) -> MarketLimits {
+        MarketLimits {
+            max_open_interest_lots: self.max_open_interest_lots,
+            max_position_lots: self.max_position_lots,
+        }
+    }
+
     pub fn params(&self) -> MarketParams {
         MarketParams {
             crank_reward_native: self.crank_reward_native,

@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 94] = [
+pub const ALL: [KestrelError; 96] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -98,6 +98,8 @@ pub const ALL: [KestrelError; 94] = [
     KestrelError::VolatilityStale,
     KestrelError::VolatilityOutOfBounds,
     KestrelError::OptionPricingFailed,
+    KestrelError::OpenInterestLimitExceeded,
+    KestrelError::PositionLimitExceeded,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

@@ -5,8 +5,8 @@ use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs, OrderSide, PlaceOrderArgs};
 use kestrel::state::{
-    FutureParams, MarginAccount, MarketParams, MarketStatus, OptionConfig, OptionParams,
-    OracleConfig,
+    FutureParams, MarginAccount, MarketLimits, MarketParams, MarketStatus, OptionConfig,
+    OptionParams, OracleConfig,
 };
 use kestrel::{accounts, instruction};
 
@@ -446,6 +446,19 @@ pub fn set_market_params(admin: &Pubkey, market: &Pubkey, params: MarketParams) 
             market: *market,
         },
         instruction::SetMarketParams { params },
+    )
+}
+
+/// `set_market_limits`: the market's open-interest and position caps (zero:
+/// none).
+pub fn set_market_limits(admin: &Pubkey, market: &Pubkey, limits: MarketLimits) -> Instruction {
+    build(
+        accounts::SetMarketLimits {
+            admin: *admin,
+            exchange: pda::exchange(),
+            market: *market,
+        },
+        instruction::SetMarketLimits { limits },
     )
 }
 

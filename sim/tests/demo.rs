@@ -16,8 +16,8 @@ async fn the_demo_refuses_what_it_must_liquidates_and_reconciles_the_vault() {
     assert!(report.conservation_held, "{}", report.text);
     assert_eq!(
         report.migration_steps,
-        [12, 0],
-        "one underlying (and its option terms), the perpetual, the dated future and the six options of SOL-W1 on it created, the lookup table created and extended, then nothing to do"
+        [13, 0],
+        "one underlying (and its option terms), the perpetual (and its caps), the dated future and the six options of SOL-W1 on it created, the lookup table created and extended, then nothing to do"
     );
     // Dave's 9 SOL long is partly liquidated by the keeper once the oracle
     // reaches 138, down to what restores health halfway between maintenance

@@ -40,6 +40,7 @@ async fn the_future_is_listed_once_and_its_terms_are_fixed() {
             [
                 Step::CreateUnderlying { .. },
                 Step::CreateMarket { .. },
+                Step::SetMarketLimits { .. },
                 Step::CreateFutureMarket { args, future, .. },
                 Step::CreateLookupTable,
                 Step::ExtendLookupTable { .. },

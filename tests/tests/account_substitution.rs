@@ -375,6 +375,13 @@ async fn every_substituted_account_is_refused() {
     let params = ix::set_market_params(&admin.pubkey(), &market.market, perp_params());
     m.check("set_market_params", params, &[&admin], &[], true)
         .await;
+    let limits = kestrel::state::MarketLimits {
+        max_open_interest_lots: 1_000,
+        max_position_lots: 100,
+    };
+    let limits = ix::set_market_limits(&admin.pubkey(), &market.market, limits);
+    m.check("set_market_limits", limits, &[&admin], &[], true)
+        .await;
     let sb = market.underlying.fallback_oracle.unwrap();
     let set_oracle =
         ix::set_underlying_oracle(&admin.pubkey(), &market.underlying, oracle_config(&sb));

@@ -188,6 +188,12 @@ async fn every_instruction_stays_within_its_compute_budget() {
     let market = pda::market(&m.h.exchange, 0);
     let params = ix::set_market_params(&successor.pubkey(), &market, perp_params());
     m.measure("set_market_params", params, &[&successor]).await;
+    let limits = kestrel::state::MarketLimits {
+        max_open_interest_lots: 1_000_000,
+        max_position_lots: 100_000,
+    };
+    let limits = ix::set_market_limits(&successor.pubkey(), &market, limits);
+    m.measure("set_market_limits", limits, &[&successor]).await;
     let status = ix::set_market_status(&successor.pubkey(), &market, MarketStatus::Paused);
     m.measure("set_market_status", status, &[&successor]).await;
 

@@ -44,6 +44,10 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
                     ..
                 },
                 Step::CreateMarket { .. },
+                Step::SetMarketLimits {
+                    market_index: 0,
+                    ..
+                },
                 Step::CreateFutureMarket { .. },
                 Step::CreateOptionMarket { .. },
                 Step::CreateOptionMarket { .. },
@@ -154,11 +158,13 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
         .unwrap()
         .is_empty());
 
-    // A second market: created, and only its accounts are added to the table.
+    // A second market: created, then capped, and only its accounts are
+    // added to the table.
     let mut added = config.markets[0].clone();
     added.index = 8; // 1 is SOL-FUT, 2 to 7 the option series
     added.name = "SOL-PERP-2".into();
     added.status = "active".into();
+    added.max_position_lots = 5_000;
     config.markets.push(added);
     let third = kestrel_migrations::apply(&mut h, &admin, &mut config)
         .await
@@ -166,10 +172,29 @@ async fn applying_twice_changes_nothing_and_changes_apply_exactly() {
     assert!(
         matches!(
             third.as_slice(),
-            [Step::CreateMarket { .. }, Step::ExtendLookupTable { table: Some(t), addresses }]
+            [
+                Step::CreateMarket { .. },
+                Step::SetMarketLimits { market_index: 8, .. },
+                Step::ExtendLookupTable { table: Some(t), addresses }
+            ]
                 if *t == table && addresses.len() == 4
         ),
         "the market and its book accounts; the underlying is shared: {third:?}"
+    );
+    let capped = decode::market(
+        &h.chain
+            .account(&pda::market(&pda::exchange(), 8))
+            .await
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            capped.limits.max_open_interest_lots,
+            capped.limits.max_position_lots
+        ),
+        (1_000_000, 5_000)
     );
     assert_eq!(
         h.lookup_table(&table)

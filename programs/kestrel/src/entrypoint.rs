@@ -165,6 +165,7 @@ fn admin<'info>(
         create_underlying: CreateUnderlying,
         set_underlying_oracle: SetUnderlyingOracle,
         set_market_params: SetMarketParams,
+        set_market_limits: SetMarketLimits,
         delist_market: DelistMarket,
         set_market_status: SetMarketStatus,
         sweep_fees: SweepFees,

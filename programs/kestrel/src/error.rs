@@ -194,6 +194,10 @@ pub enum KestrelError {
     VolatilityOutOfBounds,
     #[msg("the option could not be priced: its inputs are outside the pricing range")]
     OptionPricingFailed,
+    #[msg("the order could take the market's open interest past its cap")]
+    OpenInterestLimitExceeded,
+    #[msg("the order could take the account's position in this market past its cap")]
+    PositionLimitExceeded,
 }
 
 impl From<crate::engine::black_scholes::PricingError> for KestrelError {

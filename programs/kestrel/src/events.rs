@@ -124,6 +124,13 @@ pub struct MarketParamsSet {
 }
 
 #[event]
+pub struct MarketLimitsSet {
+    pub market: Pubkey,
+    pub max_open_interest_lots: u64,
+    pub max_position_lots: u64,
+}
+
+#[event]
 pub struct MarketStatusSet {
     pub market: Pubkey,
     pub previous: u8,

@@ -17,7 +17,10 @@ pub mod state;
 pub mod units;
 
 use instructions::*;
-use state::{FutureParams, MarketParams, MarketStatus, OptionConfig, OptionParams, OracleConfig};
+use state::{
+    FutureParams, MarketLimits, MarketParams, MarketStatus, OptionConfig, OptionParams,
+    OracleConfig,
+};
 
 declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
 
@@ -114,6 +117,10 @@ pub mod kestrel {
 
     pub fn set_market_params(ctx: Context<SetMarketParams>, params: MarketParams) -> Result<()> {
         instructions::set_market_params(ctx, params)
+    }
+
+    pub fn set_market_limits(ctx: Context<SetMarketLimits>, limits: MarketLimits) -> Result<()> {
+        instructions::set_market_limits(ctx, limits)
     }
 
     pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32) -> Result<()> {

@@ -190,6 +190,7 @@ pub fn place_order<'info>(
         .copied()
         .unwrap_or_default();
     let collateral_before = account.collateral;
+    let open_interest_before = market.long_lots.max(market.short_lots);
     let clamped = clamp(&account, &before, &market, &args, &pricing, &mut others)?;
     let placed = match_order(accounts, &account, &mut market, &args, &clamped)?;
     settle_taker(&mut account, &mut market, &args, &clamped, &placed)?;
@@ -198,6 +199,9 @@ pub fn place_order<'info>(
         market.capture_settlement(accounts.underlying.load()?.integral(), clock.unix_timestamp)?;
     }
     if !args.reduce_only {
+        if market.limits.any() {
+            check_limits(&account, &market, open_interest_before, &before)?;
+        }
         let opened = !had_position && account.position(market.market_index).is_some();
         if opened {
             others.require_underlyings_within_cap()?;
@@ -474,6 +478,22 @@ fn settle_taker(
     }
     account.release_position_if_empty(market_index);
     Ok(())
+}
+
+/// The market's caps, on the position as the order left it (out of line:
+/// an uncapped market pays one comparison).
+#[inline(never)]
+fn check_limits(
+    account: &MarginAccount,
+    market: &Market,
+    open_interest_before: u64,
+    before: &PerpPosition,
+) -> Result<()> {
+    let after = account
+        .position(market.market_index)
+        .copied()
+        .unwrap_or_default();
+    market.limits.check(open_interest_before, before, &after)
 }
 
 /// Health: new risk must leave initial health >= 0. An account already

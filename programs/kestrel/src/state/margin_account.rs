@@ -132,6 +132,14 @@ const _: () = assert!(core::mem::size_of::<MarginAccount>() == MARGIN_ACCOUNT_SI
 const _: () = assert!(core::mem::align_of::<MarginAccount>() <= 8);
 
 impl PerpPosition {
+    /// The position's size if its resting orders of one side all fill, the
+    /// worse side (`engine::risk::worst_case`): what the market's caps
+    /// bound.
+    pub fn exposure_lots(&self) -> u128 {
+        crate::engine::risk::worst_case(self.base_lots, self.bids_base_lots, self.asks_base_lots)
+            .unsigned_abs()
+    }
+
     pub fn position(&self) -> Position {
         Position {
             base_lots: SignedBaseLots(self.base_lots),

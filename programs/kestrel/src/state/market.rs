@@ -9,7 +9,7 @@ use crate::engine::perp::{self, PriceBand};
 use crate::engine::price_integral::{self, PriceIntegral, SettlementCapture};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::{KestrelError, OrOverflow};
-use crate::state::StoredCheckpoint;
+use crate::state::{PerpPosition, StoredCheckpoint};
 use crate::units::{NativeUnits, PricePerLot};
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
@@ -251,6 +251,70 @@ pub struct OptionParams {
 /// strike + three u32 terms + side and padding.
 pub const OPTION_PARAMS_SIZE: usize = 16 + 3 * 4 + 4;
 const _: () = assert!(core::mem::size_of::<OptionParams>() == OPTION_PARAMS_SIZE);
+
+/// A market's caps, as the admin sets them (`set_market_limits`); zero is
+/// no cap. An order that could raise the market's open interest past
+/// `max_open_interest_lots` (the larger of its settled longs and shorts,
+/// plus every lot the order could add to the account's exposure, resting
+/// lots included), or take the account's exposure past
+/// `max_position_lots` (its position with its resting orders filled on
+/// the worse side), is refused. An order that does not raise the
+/// account's exposure is never refused by them, so positions above a
+/// lowered cap can still shrink.
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
+pub struct MarketLimits {
+    pub max_open_interest_lots: u64,
+    pub max_position_lots: u64,
+}
+
+pub const MARKET_LIMITS_SIZE: usize = 16;
+const _: () = assert!(core::mem::size_of::<MarketLimits>() == MARKET_LIMITS_SIZE);
+
+impl MarketLimits {
+    /// Whether either cap is set.
+    #[inline(always)]
+    pub fn any(&self) -> bool {
+        (self.max_open_interest_lots | self.max_position_lots) != 0
+    }
+
+    /// Refuses a change of an account's position from `before` to `after`
+    /// (lots with their resting orders) that raises its exposure past a
+    /// cap, given the market's open interest before the order.
+    pub fn check(
+        &self,
+        open_interest_before: u64,
+        before: &PerpPosition,
+        after: &PerpPosition,
+    ) -> Result<()> {
+        let (was, is) = (before.exposure_lots(), after.exposure_lots());
+        if is <= was {
+            return Ok(());
+        }
+        require!(
+            self.max_position_lots == 0 || is <= u128::from(self.max_position_lots),
+            KestrelError::PositionLimitExceeded
+        );
+        require!(
+            self.max_open_interest_lots == 0
+                || u128::from(open_interest_before) + (is - was)
+                    <= u128::from(self.max_open_interest_lots),
+            KestrelError::OpenInterestLimitExceeded
+        );
+        Ok(())
+    }
+}
 
 /// Largest term multiplier and |skew|: ten times the at-the-money input.
 pub const MAX_VOLATILITY_TERM_BPS: u32 = 100_000;
@@ -520,8 +584,10 @@ pub struct Market {
     pub future: FutureState,
     /// Options: strike, side and volatility terms. Zero otherwise.
     pub option: OptionParams,
+    /// Open-interest and position caps (`set_market_limits`).
+    pub limits: MarketLimits,
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 64],
+    pub reserved: [u8; 48],
 }
 
 pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event queue
@@ -536,7 +602,8 @@ pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event
     + PERP_STATE_SIZE
     + FUTURE_STATE_SIZE
     + OPTION_PARAMS_SIZE
-    + 64; // reserved
+    + MARKET_LIMITS_SIZE
+    + 48; // reserved
 const _: () = assert!(MARKET_SIZE == 656);
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
