@@ -775,7 +775,10 @@ fn plan_market(
                     params,
                 });
             }
-            push_limits(steps, market.index, on_chain.limits, market.limits());
+            // A closed market's caps are final (the program refuses them).
+            if on_chain.status().ok() != Some(MarketStatus::Closed) {
+                push_limits(steps, market.index, on_chain.limits, market.limits());
+            }
             on_chain
                 .status()
                 .map_err(|e| error(".status", format!("on chain: {e}")))?

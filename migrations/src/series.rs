@@ -240,16 +240,18 @@ impl SeriesConfig {
         })
     }
 
-    /// The market parameters: the series' fees, bands, fill limit, crank
-    /// reward and liquidation terms. Options are margined by their own rule
-    /// and pay no funding, so the margin fractions (validated, not used) are
-    /// the widest the program accepts and the funding terms inert.
+    /// Each option's open-interest and position caps.
     pub fn limits(&self) -> MarketLimits {
         MarketLimits {
             max_open_interest_lots: self.max_open_interest_lots,
             max_position_lots: self.max_position_lots,
         }
     }
+
+    /// The market parameters: the series' fees, bands, fill limit, crank
+    /// reward and liquidation terms. Options are margined by their own rule
+    /// and pay no funding, so the margin fractions (validated, not used) are
+    /// the widest the program accepts and the funding terms inert.
 
     pub fn params(&self) -> MarketParams {
         MarketParams {

@@ -1,9 +1,9 @@
-//! Open-interest and position caps (`set_market_limits`): an order that
-//! could raise the market's open interest, or the account's exposure (its
-//! position with its resting orders filled on the worse side), past a cap
-//! is refused with a named error and changes nothing; one that does not
-//! raise the exposure always passes, so a position above a lowered cap can
-//! still shrink.
+//! Open-interest and position caps (`set_market_limits`): an order whose
+//! fills open lots past the market's open-interest cap, or that takes the
+//! account's exposure (its position with its resting orders filled on the
+//! worse side) past its position cap, is refused with a named error and
+//! changes nothing; one that neither opens lots nor grows the exposure
+//! always passes, so a position above a lowered cap can still shrink.
 //!
 //! Market 0 as in `trading.rs`: 150 USDC per SOL is 15,000 ticks, a lot
 //! 0.01 SOL; 10 % initial margin.
@@ -136,43 +136,63 @@ async fn a_position_cap_counts_resting_orders_and_lets_a_position_shrink() {
 }
 
 #[tokio::test]
-async fn an_open_interest_cap_counts_what_an_order_could_add() {
+async fn an_open_interest_cap_counts_what_takers_open() {
     let mut c = setup(MarketLimits {
         max_open_interest_lots: 150,
         max_position_lots: 0,
     })
     .await;
-    // 100 lots of open interest: trader 1 long, trader 0 short.
-    c.place(0, ASK, OrderType::PostOnly, 100).await;
-    c.place(1, BID, OrderType::ImmediateOrCancel, 100).await;
+    // While open interest is nil, trader 0 rests a far bid of 100: resting
+    // orders open nothing, and a later fill of it is checked when its
+    // taker opens.
+    let far_bid =
+        c.h.place_ix(
+            &c.traders[0],
+            &c.market,
+            order(BID, OrderType::PostOnly, 14_000, 100),
+        )
+        .await;
+    let key = c.traders[0].key.insecure_clone();
+    c.h.ok("place_order", &[far_bid], &[&key]).await;
+    // 100 lots of open interest: trader 2 opens long against trader 1's ask.
+    c.place(1, ASK, OrderType::PostOnly, 100).await;
+    c.place(2, BID, OrderType::ImmediateOrCancel, 100).await;
     c.h.crank(&c.market, 8).await;
     let market = c.h.market_state(&c.market.market).await;
     assert_eq!((market.long_lots, market.short_lots), (100, 100));
-    // Trader 2 may add at most 50: a resting bid of 60 could.
+    // Trader 3 bids 100 (resting: never refused by the open interest).
+    c.place(3, BID, OrderType::PostOnly, 100).await;
+    // Trader 0 sells 60 into it: its exposure stays 100 (the far bid), but
+    // its fills open 60 short, and 100 + 60 passes 150.
     c.refused(
-        2,
-        BID,
-        OrderType::PostOnly,
+        0,
+        ASK,
+        OrderType::ImmediateOrCancel,
         60,
         KestrelError::OpenInterestLimitExceeded,
     )
     .await;
-    c.place(2, BID, OrderType::PostOnly, 50).await;
-    // Trader 3's resting ask counts too: each order is checked against the
-    // open interest when it is placed, with everything it could add.
+    c.place(0, ASK, OrderType::ImmediateOrCancel, 50).await;
+    c.h.crank(&c.market, 8).await;
+    let market = c.h.market_state(&c.market.market).await;
+    assert_eq!((market.long_lots, market.short_lots), (150, 150));
+    // At the cap, trader 2 closing into trader 3's bid opens nothing:
+    // allowed, and open interest stays (trader 3 opens what 2 closed).
+    c.place(2, ASK, OrderType::ImmediateOrCancel, 50).await;
+    c.h.crank(&c.market, 8).await;
+    let market = c.h.market_state(&c.market.market).await;
+    assert_eq!((market.long_lots, market.short_lots), (150, 150));
+    // A flip opens its new side whole: trader 2 (long 50) selling 60
+    // would open 10 short past the cap.
+    c.place(3, BID, OrderType::PostOnly, 60).await;
     c.refused(
-        3,
+        2,
         ASK,
-        OrderType::PostOnly,
-        51,
+        OrderType::ImmediateOrCancel,
+        60,
         KestrelError::OpenInterestLimitExceeded,
     )
     .await;
-    // Trader 1 closing his long raises no exposure: never refused.
-    c.place(1, ASK, OrderType::ImmediateOrCancel, 50).await;
-    c.h.crank(&c.market, 8).await;
-    let market = c.h.market_state(&c.market.market).await;
-    assert_eq!((market.long_lots, market.short_lots), (100, 100));
     c.h.check_invariants("open interest cap").await;
 }
 

@@ -253,14 +253,16 @@ pub const OPTION_PARAMS_SIZE: usize = 16 + 3 * 4 + 4;
 const _: () = assert!(core::mem::size_of::<OptionParams>() == OPTION_PARAMS_SIZE);
 
 /// A market's caps, as the admin sets them (`set_market_limits`); zero is
-/// no cap. An order that could raise the market's open interest past
-/// `max_open_interest_lots` (the larger of its settled longs and shorts,
-/// plus every lot the order could add to the account's exposure, resting
-/// lots included), or take the account's exposure past
-/// `max_position_lots` (its position with its resting orders filled on
-/// the worse side), is refused. An order that does not raise the
-/// account's exposure is never refused by them, so positions above a
-/// lowered cap can still shrink.
+/// no cap. An order is refused when it takes the account's exposure (its
+/// position with its resting orders filled on the worse side) past
+/// `max_position_lots`, or when the lots its fills open take the market's
+/// open interest (the larger of its settled longs and shorts) past
+/// `max_open_interest_lots`. A fill raises open interest only where its
+/// taker opens (a maker opening against a closing taker replaces the lots
+/// closed), so counting what takers open makes the cap hard, and resting
+/// orders need only the position cap. An order that neither grows the
+/// exposure nor opens lots is never refused, so positions above a lowered
+/// cap can still shrink.
 #[derive(
     AnchorSerialize,
     AnchorDeserialize,
@@ -289,9 +291,9 @@ impl MarketLimits {
         (self.max_open_interest_lots | self.max_position_lots) != 0
     }
 
-    /// Refuses a change of an account's position from `before` to `after`
-    /// (lots with their resting orders) that raises its exposure past a
-    /// cap, given the market's open interest before the order.
+    /// Refuses an order that moved an account's position from `before` to
+    /// `after` (lots with their resting orders) past a cap, given the
+    /// market's open interest before the order.
     pub fn check(
         &self,
         open_interest_before: u64,
@@ -299,20 +301,82 @@ impl MarketLimits {
         after: &PerpPosition,
     ) -> Result<()> {
         let (was, is) = (before.exposure_lots(), after.exposure_lots());
-        if is <= was {
-            return Ok(());
-        }
         require!(
-            self.max_position_lots == 0 || is <= u128::from(self.max_position_lots),
+            is <= was || self.max_position_lots == 0 || is <= u128::from(self.max_position_lots),
             KestrelError::PositionLimitExceeded
         );
+        let opened = opened_lots(before.base_lots, after.base_lots);
         require!(
-            self.max_open_interest_lots == 0
-                || u128::from(open_interest_before) + (is - was)
+            opened == 0
+                || self.max_open_interest_lots == 0
+                || u128::from(open_interest_before) + opened
                     <= u128::from(self.max_open_interest_lots),
             KestrelError::OpenInterestLimitExceeded
         );
         Ok(())
+    }
+}
+
+/// The lots a taker's fills opened, its position going from `before` to
+/// `after` (one order's fills all trade one way): the growth on its side,
+/// or all of `after` when the position flipped.
+fn opened_lots(before: i64, after: i64) -> u128 {
+    let (before_lots, after_lots) = (
+        u128::from(before.unsigned_abs()),
+        u128::from(after.unsigned_abs()),
+    );
+    if (before >= 0) == (after >= 0) {
+        after_lots.saturating_sub(before_lots)
+    } else {
+        after_lots
+    }
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+
+    fn position(base_lots: i64, bids: u64, asks: u64) -> PerpPosition {
+        PerpPosition {
+            base_lots,
+            bids_base_lots: bids,
+            asks_base_lots: asks,
+            ..PerpPosition::default()
+        }
+    }
+
+    #[test]
+    fn opened_lots_count_growth_and_flips() {
+        assert_eq!(opened_lots(0, 40), 40);
+        assert_eq!(opened_lots(0, -40), 40);
+        assert_eq!(opened_lots(30, 70), 40);
+        assert_eq!(opened_lots(70, 30), 0);
+        assert_eq!(opened_lots(-70, 0), 0);
+        assert_eq!(opened_lots(100, -100), 100);
+        assert_eq!(opened_lots(-5, 20), 20);
+        assert_eq!(
+            opened_lots(i64::MIN, i64::MAX),
+            u128::from(i64::MAX.unsigned_abs())
+        );
+    }
+
+    #[test]
+    fn a_sale_into_a_resting_bid_s_exposure_still_counts_its_opened_lots() {
+        let limits = MarketLimits {
+            max_open_interest_lots: 150,
+            max_position_lots: 0,
+        };
+        // A resting bid of 100 made the exposure 100; selling 60 at market
+        // keeps it (max(100, 60)) but opens 60 short.
+        let (before, after) = (position(0, 100, 0), position(-60, 100, 0));
+        assert!(limits.check(100, &before, &after).is_err());
+        assert!(limits.check(90, &before, &after).is_ok());
+        // A flip opens the new side whole.
+        let (long, short) = (position(100, 0, 0), position(-100, 0, 0));
+        assert!(limits.check(50, &long, &short).is_ok());
+        assert!(limits.check(51, &long, &short).is_err());
+        // Closing opens nothing: allowed above the cap.
+        assert!(limits.check(1_000, &long, &position(20, 0, 0)).is_ok());
     }
 }
 
