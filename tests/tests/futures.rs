@@ -356,9 +356,10 @@ async fn the_futures_mark_carries_the_basis_and_one_instant_cannot_move_it() {
     let cancel = ix::cancel_all(&t.bob.pubkey(), &t.bob.margin_account, &future, None, 8);
     t.h.ok("cancel_all", &[cancel], &[&t.bob.key]).await;
     // Bob's long of 10 lots bought at 151.00 is marked at 152.00: fee 7,550,
-    // profit 100,000, initial margin 10% of 15.20 USDC.
+    // profit 100,000 (of which initial health counts half), initial margin
+    // 10% of 15.20 USDC.
     let health = t.h.health_preview(&t.bob.margin_account).await;
-    let expected = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 100_000 - 1_520_000);
+    let expected = I80F48::from_num(1_000 * ONE_TOKEN - 7_550 + 100_000 / 2 - 1_520_000);
     assert!((health.initial - expected).abs() < 2, "{health:?}");
     // Orders band around the mark (152.00 +- 4%), not the bare underlying
     // (150.00 +- 4%): a bid at 157.00 trades, one at 158.10 does not.

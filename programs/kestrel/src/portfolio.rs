@@ -245,11 +245,14 @@ impl MarketRisk {
 }
 
 /// What health needs of an underlying: its price now, or why there is none,
-/// and the last good price (for closed markets).
+/// the last good price (for closed markets) and the stable price (for
+/// initial health).
 #[derive(Clone, Copy, Debug)]
 pub struct UnderlyingPrices {
     pub current: core::result::Result<I80F48, KestrelError>,
     pub last_good: Option<I80F48>,
+    /// `None` before the first accepted price.
+    pub stable: Option<I80F48>,
     pub options: OptionTerms,
 }
 
@@ -259,6 +262,7 @@ impl UnderlyingPrices {
         Self {
             current: underlying.current_price(now, slot),
             last_good: underlying.prices.last_good_price(),
+            stable: underlying.stable_price().price(),
             options: OptionTerms::current(underlying, now),
         }
     }
@@ -344,6 +348,26 @@ impl MarkRule {
 }
 
 impl MarketRisk {
+    /// The price a position of this market counts at in initial health's
+    /// other reading, at the underlying's stable price, given its `mark`
+    /// at the current one: the same rule applied to the stable price. A
+    /// settled or closed market's price does not move with the
+    /// underlying's, and a stable price equal to the current one (a calm
+    /// market) changes nothing: no second valuation.
+    pub fn stable_mark_price(&self, prices: &UnderlyingPrices, mark: I80F48) -> Result<I80F48> {
+        let (Some(stable), Ok(current)) = (prices.stable, prices.current) else {
+            return Ok(mark);
+        };
+        if stable == current || self.closed {
+            return Ok(mark);
+        }
+        match self.mark {
+            MarkRule::Settled(_) => Ok(mark),
+            MarkRule::Underlying => Ok(stable),
+            rule => rule.apply(stable, &prices.options),
+        }
+    }
+
     /// The price a position of this market counts at, at the time its risk
     /// was read for, from its underlying's `prices` (see the module docs).
     pub fn mark_price(&self, prices: &UnderlyingPrices) -> Result<I80F48> {
@@ -467,11 +491,12 @@ impl Portfolio {
             }
             _ => (market.mark_price(prices)?, false),
         };
+        let stable = market.stable_mark_price(prices, price)?;
         self.positions.push(PortfolioPosition {
             underlying,
             market_index: market.market_index,
             option,
-            exposure: exposure(position, market, price)?,
+            exposure: exposure(position, market, price, stable)?,
         });
         Ok(())
     }
@@ -536,11 +561,13 @@ impl Portfolio {
 }
 
 /// A position as health sees it, in native units, at `price` (native quote
-/// per native base).
+/// per native base) and, for initial health, `stable_price` (its price at
+/// the underlying's stable price).
 pub fn exposure(
     position: &PerpPosition,
     market: &MarketRisk,
     price: I80F48,
+    stable_price: I80F48,
 ) -> Result<PerpExposure> {
     let lot = market.base_lot_size;
     // 64-bit-limb products (`fastmul`): a checked 64-bit multiply is a
@@ -552,6 +579,7 @@ pub fn exposure(
         asks: checked_mul_u64(position.asks_base_lots, lot).or_overflow()?,
         unsettled_funding: unsettled_funding(position, market).or_overflow()?,
         price,
+        stable_price,
         initial_margin_bps: market.initial_margin_bps,
         maintenance_margin_bps: market.maintenance_margin_bps,
     })

@@ -136,6 +136,8 @@ fuzz_target!(|data: &[u8]| {
             asks: f.u64(),
             unsettled_funding: fixed::types::I80F48::ZERO,
             price: price.price,
+            // Any stable price: initial health stays below maintenance.
+            stable_price: fixed::types::I80F48::from_bits((f.u128() >> 1) as i128),
             initial_margin_bps: initial_bps,
             maintenance_margin_bps: initial_bps / 2,
         };

@@ -68,6 +68,8 @@ impl Liquidation {
             asks: 0,
             unsettled_funding: I80F48::ZERO,
             price: self.price_per_lot.0,
+            // Liquidation health is at the oracle price alone.
+            stable_price: self.price_per_lot.0,
             initial_margin_bps: self.initial_margin_bps,
             maintenance_margin_bps: self.maintenance_margin_bps,
         }

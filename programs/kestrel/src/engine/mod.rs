@@ -21,6 +21,7 @@ pub mod perp;
 pub mod price_integral;
 pub mod realized_volatility;
 pub mod risk;
+pub mod stable_price;
 
 /// The reference model and the differential harness (tests and fuzzing).
 #[cfg(any(test, feature = "reference-model"))]

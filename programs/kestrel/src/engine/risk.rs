@@ -7,12 +7,27 @@
 //! The worst case counts resting orders as filled: all bids (the longest the
 //! account can get) or all asks (the shortest), whichever is larger in size.
 //! Initial fractions gate new risk, maintenance fractions gate liquidation.
+//!
+//! Initial health is stricter in two more ways, so that a spike in the
+//! price creates no health to withdraw or trade against (the October 2022
+//! attack on Mango Markets): each position is valued at the worse for it
+//! of its accepted and its stable price (`engine::stable_price`;
+//! [`initial_price`]) and margined at the higher, and only
+//! [`UNREALIZED_PROFIT_WEIGHT_BPS`] of a position's unrealized profit
+//! counts. Maintenance health and liquidations use the accepted price and
+//! count profit whole. Initial health is so never above maintenance
+//! health, whatever the two prices.
 //! Health only ranks and gates accounts; no money moves by it, so it needs no
 //! rounding rule of its own.
 use super::fastmul::{checked_mul_i128_u64, FastMulInt};
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
+
+/// The share of a position's unrealized profit (at its initial price)
+/// that initial health counts: half, so a position's gain can carry at
+/// most half of new risk until it is realized.
+pub const UNREALIZED_PROFIT_WEIGHT_BPS: u32 = 5_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthKind {
@@ -56,6 +71,9 @@ pub struct PerpExposure {
     pub unsettled_funding: I80F48,
     /// Oracle price, native quote per native base.
     pub price: I80F48,
+    /// The position's price at the underlying's stable price, which
+    /// initial health reads (equal to `price` while the market is calm).
+    pub stable_price: I80F48,
     /// Margin fractions in basis points: kept in integers so requirements
     /// are exact (binary fixed point cannot hold 10% exactly).
     pub initial_margin_bps: u32,
@@ -74,6 +92,39 @@ impl PerpExposure {
             .checked_add(whole(self.quote))
     }
 
+    /// The prices health of `kind` values the position and its margin at:
+    /// the oracle price for both, but for initial health the worse of the
+    /// two prices for the position ([`initial_price`]) and the higher for
+    /// the margin.
+    fn prices_for(&self, kind: HealthKind) -> (I80F48, I80F48) {
+        match kind {
+            HealthKind::Initial => (
+                initial_price(self.base, self.price, self.stable_price),
+                self.price.max(self.stable_price),
+            ),
+            _ => (self.price, self.price),
+        }
+    }
+
+    /// What initial health does not count of the position's unrealized
+    /// profit at its initial price (funding included): the profit's share
+    /// above [`UNREALIZED_PROFIT_WEIGHT_BPS`]; zero for a loss.
+    pub fn profit_haircut(&self) -> Option<I80F48> {
+        let profit = self
+            .prices_for(HealthKind::Initial)
+            .0
+            .fast_mul_int(i128::from(self.base))?
+            .checked_add(whole(self.quote))?
+            .checked_add(self.unsettled_funding)?;
+        if profit <= 0 {
+            return Some(I80F48::ZERO);
+        }
+        fixed_div_int(
+            profit.fast_mul_int(i128::from(10_000 - UNREALIZED_PROFIT_WEIGHT_BPS))?,
+            10_000,
+        )
+    }
+
     /// This position's share of the account's health; `None` on overflow.
     ///
     /// `price × base + quote + funding − price × worst × bps / 10_000`,
@@ -82,26 +133,50 @@ impl PerpExposure {
     /// (the products of integers are exact; the division truncates, as the
     /// requirement's did).
     pub fn contribution(&self, kind: HealthKind) -> Option<I80F48> {
-        fixed_div_int(self.weighted_value(kind)?, 10_000)?
+        let contribution = fixed_div_int(self.weighted_value(kind)?, 10_000)?
             .checked_add(whole(self.quote))?
-            .checked_add(self.unsettled_funding)
+            .checked_add(self.unsettled_funding)?;
+        match kind {
+            HealthKind::Initial => contribution.checked_sub(self.profit_haircut()?),
+            _ => Some(contribution),
+        }
     }
 
     /// `price × (base × 10_000 − worst × bps)`: the position's value less
     /// its margin, ten thousand times over (exact).
     fn weighted_value(&self, kind: HealthKind) -> Option<I80F48> {
-        self.price.fast_mul_int(self.margined_base(kind)?)
+        let mut runs = PriceRuns::default();
+        self.add_to(&mut runs, kind);
+        runs.total().map(I80F48::from_bits)
+    }
+
+    /// Adds the position's weighted value to `runs`: one term when the
+    /// position and its margin are at one price (always but for initial
+    /// health in a moving market), two otherwise.
+    fn add_to(&self, runs: &mut PriceRuns, kind: HealthKind) {
+        let (value_price, margin_price) = self.prices_for(kind);
+        if value_price == margin_price {
+            runs.add(value_price, self.margined_base(kind));
+        } else {
+            runs.add(
+                value_price,
+                checked_mul_i128_u64(i128::from(self.base), 10_000),
+            );
+            runs.add(margin_price, self.margin_units(kind).map(|units| -units));
+        }
     }
 
     /// `base × 10_000 − worst × bps`: the position less its margin, in
     /// ten-thousandths of the base unit (exact: |base| < 2^63 and
     /// |worst| < 2^65, so both products stay far inside i128).
     fn margined_base(&self, kind: HealthKind) -> Option<i128> {
+        checked_mul_i128_u64(i128::from(self.base), 10_000)?.checked_sub(self.margin_units(kind)?)
+    }
+
+    /// `worst × bps`: the margin, in ten-thousandths of the base unit.
+    fn margin_units(&self, kind: HealthKind) -> Option<i128> {
         let bps = margin_bps(kind, self.initial_margin_bps, self.maintenance_margin_bps);
-        checked_mul_i128_u64(i128::from(self.base), 10_000)?.checked_sub(checked_mul_i128_u64(
-            self.worst_case_base(),
-            u64::from(bps),
-        )?)
+        checked_mul_i128_u64(self.worst_case_base(), u64::from(bps))
     }
 }
 
@@ -155,6 +230,17 @@ impl PriceRuns {
     }
 }
 
+/// The price initial health values a position of signed size `base` at:
+/// the worse for it of the oracle `price` and the `stable` one (a long the
+/// lower, a short or a flat account's orders the higher).
+pub fn initial_price(base: i64, price: I80F48, stable: I80F48) -> I80F48 {
+    if base > 0 {
+        price.min(stable)
+    } else {
+        price.max(stable)
+    }
+}
+
 /// The largest |position| if all resting orders of one side fill: all bids
 /// (the longest it can get) or all asks (the shortest). Any unit, as long as
 /// the three agree.
@@ -176,7 +262,7 @@ pub fn worst_case(base: i64, bids: u64, asks: u64) -> i128 {
 /// Positions in a row at one price (a portfolio's perpetuals on one
 /// underlying) sum their margined bases before the one product with it:
 /// the same exact sum, one wide multiplication per run instead of one per
-/// position.
+/// position. Initial health also takes each position's profit haircut.
 pub fn health<'a, I>(collateral: i64, positions: I, kind: HealthKind) -> Option<I80F48>
 where
     I: IntoIterator<Item = &'a PerpExposure>,
@@ -186,10 +272,13 @@ where
     let mut weighted = PriceRuns::default();
     let mut cash = whole(collateral);
     for position in positions.clone() {
-        weighted.add(position.price, position.margined_base(kind));
+        position.add_to(&mut weighted, kind);
         cash = cash
             .checked_add(whole(position.quote))?
             .checked_add(position.unsettled_funding)?;
+        if kind == HealthKind::Initial {
+            cash = cash.checked_sub(position.profit_haircut()?)?;
+        }
     }
     match weighted.total() {
         Some(weighted) => fixed_div_int(I80F48::from_bits(weighted), 10_000)?.checked_add(cash),
@@ -215,6 +304,7 @@ mod tests {
             asks,
             unsettled_funding: I80F48::ZERO,
             price: I80F48::from_num(150),
+            stable_price: I80F48::from_num(150),
             initial_margin_bps: 1_000,
             maintenance_margin_bps: 500,
         }
@@ -225,9 +315,10 @@ mod tests {
         // Long 10 bought at 140 (paid 1,400), now 150: pnl +100; exposure 1,500.
         let long = position(10, -1_400, 0, 0);
         assert_eq!(long.unrealized_pnl(), Some(I80F48::from_num(100)));
+        // Initial health counts half the profit.
         assert_eq!(
             health(0, &[long], HealthKind::Initial).unwrap(),
-            I80F48::from_num(100 - 150)
+            I80F48::from_num(50 - 150)
         );
         assert_eq!(
             health(0, &[long], HealthKind::Maintenance).unwrap(),
@@ -235,8 +326,55 @@ mod tests {
         );
         assert_eq!(
             health(1_000, &[long], HealthKind::Initial).unwrap(),
-            I80F48::from_num(950)
+            I80F48::from_num(900)
         );
+        // A loss counts whole: long 10 bought at 160.
+        let losing = position(10, -1_600, 0, 0);
+        assert_eq!(
+            health(1_000, &[losing], HealthKind::Initial).unwrap(),
+            I80F48::from_num(1_000 - 100 - 150)
+        );
+    }
+
+    /// The oracle spikes to 300 while the stable price is still 150: the
+    /// long's initial health sees 150, the short's 300; maintenance sees
+    /// 300 for both.
+    #[test]
+    fn initial_health_values_each_side_at_its_worse_price() {
+        let (oracle, stable) = (I80F48::from_num(300), I80F48::from_num(150));
+        let at = |base: i64, quote: i64| PerpExposure {
+            price: oracle,
+            stable_price: stable,
+            ..position(base, quote, 0, 0)
+        };
+        // Both sides of 10 at 140.
+        let (long, short) = (at(10, -1_400), at(-10, 1_400));
+        // Long: pnl at 150 is +100, half counts; margin 10% of 3,000 (the
+        // higher price).
+        assert_eq!(
+            health(1_000, &[long], HealthKind::Initial).unwrap(),
+            I80F48::from_num(1_000 + 50 - 300)
+        );
+        assert_eq!(
+            long.contribution(HealthKind::Initial).unwrap(),
+            I80F48::from_num(50 - 300)
+        );
+        // At the oracle it would have been 1,000 + 1,600 - 300.
+        assert_eq!(
+            health(1_000, &[long], HealthKind::Maintenance).unwrap(),
+            I80F48::from_num(1_000 + 1_600 - 150)
+        );
+        // Short: pnl at 300 is -1,600; margin 10% of 3,000.
+        assert_eq!(
+            health(1_000, &[short], HealthKind::Initial).unwrap(),
+            I80F48::from_num(1_000 - 1_600 - 300)
+        );
+        // A falling price: the short's gain counts at the (higher) stable
+        // price, the long's loss at the (lower) oracle.
+        let (oracle, stable) = (I80F48::from_num(100), I80F48::from_num(150));
+        assert_eq!(initial_price(-10, oracle, stable), stable);
+        assert_eq!(initial_price(10, oracle, stable), oracle);
+        assert_eq!(initial_price(0, oracle, stable), stable);
     }
 
     #[test]
@@ -270,6 +408,7 @@ mod tests {
         // does, a position at a time.
         let mut p = position(10, 0, 0, 0);
         p.price = I80F48::from_bits(1 << 110);
+        p.stable_price = p.price;
         let each = p.contribution(HealthKind::Initial).unwrap();
         assert_eq!(health(0, &[p, p], HealthKind::Initial), Some(each + each));
     }
@@ -278,6 +417,7 @@ mod tests {
     fn overflow_is_none_not_a_wrap() {
         let mut huge = position(i64::MAX, 0, u64::MAX, 0);
         huge.price = I80F48::from_num(1_000_000_000_000i64);
+        huge.stable_price = huge.price;
         assert_eq!(huge.contribution(HealthKind::Initial), None);
         assert_eq!(health(0, &[huge], HealthKind::Initial), None);
     }
@@ -305,6 +445,7 @@ mod tests {
                 .map(|&(base, quote, bids, asks, price)| {
                     let mut p = position(base, quote, bids, asks);
                     p.price = I80F48::from_num(price) / I80F48::from_num(7);
+                    p.stable_price = p.price;
                     p
                 })
                 .collect();
@@ -334,6 +475,7 @@ mod tests {
                 .map(|&(base, quote, bids, asks, price)| {
                     let mut p = position(base, quote, bids, asks);
                     p.price = prices[price];
+                    p.stable_price = p.price;
                     p
                 })
                 .collect();
@@ -343,7 +485,11 @@ mod tests {
                     .try_fold(0i128, |sum, p| sum.checked_add(p.weighted_value(kind)?.to_bits()))
                     .unwrap();
                 let cash = exposures.iter().fold(whole(collateral), |cash, p| {
-                    cash + whole(p.quote) + p.unsettled_funding
+                    let haircut = match kind {
+                        HealthKind::Initial => p.profit_haircut().unwrap(),
+                        _ => I80F48::ZERO,
+                    };
+                    cash + whole(p.quote) + p.unsettled_funding - haircut
                 });
                 let expected = fixed_div_int(I80F48::from_bits(one_by_one), 10_000).unwrap() + cash;
                 prop_assert_eq!(health(collateral, &exposures, kind), Some(expected));
@@ -359,12 +505,14 @@ mod tests {
             asks in 0u64..10_000,
             extra in 1u64..10_000,
             price in 1i64..100_000,
+            stable in 1i64..100_000,
         ) {
             let mut p = position(base, quote, bids, asks);
             p.price = I80F48::from_num(price) / I80F48::from_num(100);
+            p.stable_price = I80F48::from_num(stable) / I80F48::from_num(100);
             let initial = health(collateral, &[p], HealthKind::Initial).unwrap();
             let maintenance = health(collateral, &[p], HealthKind::Maintenance).unwrap();
-            prop_assert!(maintenance >= initial, "maintenance is the looser bar");
+            prop_assert!(maintenance >= initial, "maintenance is the looser bar, whatever the stable price");
             prop_assert!(health(collateral + 1, &[p], HealthKind::Initial).unwrap() > initial);
             let more_orders = PerpExposure { bids: bids + extra, asks: asks + extra, ..p };
             prop_assert!(health(collateral, &[more_orders], HealthKind::Initial).unwrap() <= initial, "orders never add health");

@@ -257,7 +257,7 @@ fn price(
     clock: &Clock,
 ) -> Result<Pricing> {
     let now = clock.unix_timestamp;
-    let (reading, max_age_seconds, options, band_options) = {
+    let (reading, max_age_seconds, options, band_options, stable) = {
         let underlying = underlying.load()?;
         let options = OptionTerms::current(&underlying, now);
         let band_options = if options.volatility.is_err() && args.reduce_only {
@@ -273,6 +273,7 @@ fn price(
             underlying.oracle.max_age_seconds,
             options,
             band_options,
+            underlying.stable_price().price(),
         )
     };
     let rule = MarkRule::of(market, now)?;
@@ -303,6 +304,7 @@ fn price(
             prices: UnderlyingPrices {
                 current: reading.current.map_err(KestrelError::from),
                 last_good: reading.last_good,
+                stable,
                 options,
             },
         }],

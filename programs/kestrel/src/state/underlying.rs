@@ -4,6 +4,7 @@ use fixed::types::I80F48;
 
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
 use crate::engine::realized_volatility::{RealizedVolatility, REALIZED_VOLATILITY_SIZE};
+use crate::engine::stable_price::{StablePrice, STABLE_PRICE_SIZE};
 use crate::error::KestrelError;
 use crate::oracle::{
     is_fresh, AcceptedPrice, FeedRole, OracleBounds, PriceReading, PriceRecords, TradingPrice,
@@ -176,6 +177,21 @@ pub struct StoredRealizedVolatility {
 }
 
 const _: () = assert!(core::mem::size_of::<StoredRealizedVolatility>() == REALIZED_VOLATILITY_SIZE);
+
+/// [`StablePrice`] as the account stores it (the same layout;
+/// [`Underlying::stable_price`] converts).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredStablePrice {
+    pub stable: [u64; 2],
+    pub delay: [u64; 2],
+    pub accumulated: [u64; 2],
+    pub accumulated_seconds: i64,
+    pub last_update: i64,
+    pub interval: i64,
+}
+
+const _: () = assert!(core::mem::size_of::<StoredStablePrice>() == STABLE_PRICE_SIZE);
 
 /// How an underlying's options are priced and margined, as the admin sets
 /// it (`set_option_config`). Stored as given (no padding), so its Borsh and
@@ -374,14 +390,18 @@ pub struct Underlying {
     /// moving average that every refresh feeds
     /// (`engine::realized_volatility`).
     pub realized: StoredRealizedVolatility,
-    /// Room that the stable price and risk-array tags of later versions
-    /// fill without a migration.
-    pub reserved: [u8; 360],
+    /// The stable price initial health values positions at: a delayed,
+    /// growth-limited copy of the accepted price that every refresh feeds
+    /// (`engine::stable_price`).
+    pub stable: StoredStablePrice,
+    /// Room that the risk-array tags of later versions fill without a
+    /// migration.
+    pub reserved: [u8; 288],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
 /// and padding + price integral + volatility state + realized volatility +
-/// reserved.
+/// stable price + reserved.
 pub const UNDERLYING_SIZE: usize = 32
     + 16
     + STORED_ORACLE_CONFIG_SIZE
@@ -390,7 +410,8 @@ pub const UNDERLYING_SIZE: usize = 32
     + PRICE_INTEGRAL_SIZE
     + VOLATILITY_STATE_SIZE
     + REALIZED_VOLATILITY_SIZE
-    + 360;
+    + STABLE_PRICE_SIZE
+    + 288;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
@@ -464,6 +485,10 @@ impl Underlying {
             let _ = integral.record(accepted.price, at, max_hold);
             let realized: &mut RealizedVolatility = bytemuck::cast_mut(&mut self.realized);
             realized.record(accepted.price, at);
+            // On the clock, not the publish time: its growth limit is per
+            // second of real time.
+            let stable: &mut StablePrice = bytemuck::cast_mut(&mut self.stable);
+            stable.update(accepted.price, now);
         }
         self.prices = reading.records;
         self.accepted = u8::from(reading.current.is_ok());
@@ -477,6 +502,11 @@ impl Underlying {
     /// The realized volatility's running average, for the engine.
     pub fn realized(&self) -> &RealizedVolatility {
         bytemuck::cast_ref(&self.realized)
+    }
+
+    /// The stable price model, for the engine.
+    pub fn stable_price(&self) -> &StablePrice {
+        bytemuck::cast_ref(&self.stable)
     }
 
     /// What an order is priced from at `now`, `slot`: [`Self::reading`]

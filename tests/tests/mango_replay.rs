@@ -1,0 +1,312 @@
+//! The October 2022 attack on Mango Markets, replayed against Kestrel.
+//!
+//! The attacker funds two accounts, takes both sides of a large position
+//! in a thin market, and pushes the oracle up five-fold over twenty
+//! minutes (each step a price the feeds really publish: Kestrel accepts
+//! it). On Mango the long side's unrealized gain then counted as collateral
+//! and was borrowed against until the treasury was empty. Here:
+//!
+//! - the short side is liquidated step by step, while still solvent, by a
+//!   liquidator (a keeper) who takes its position at the oracle price;
+//! - the long side's initial health values its position at the stable
+//!   price (which the pump moves about a fifth), counts half of that gain
+//!   and margins the position at the pumped price: at no point can it
+//!   withdraw its collateral, open a position elsewhere, or sell its
+//!   position to a third account of its own at the pumped price (tried
+//!   every five minutes from ten minutes in);
+//! - when the price falls back, the attacker has lost what the liquidation
+//!   took, the liquidator has earned it, no account ends in deficit and
+//!   the insurance fund has only grown.
+//!
+//! Market 0 as in trading.rs: a lot is 0.01 SOL, 150 USDC per SOL is
+//! 15,000 ticks (1.5 USDC a lot); margins 10% initial, 5% maintenance.
+//! Every transaction is followed by the harness's invariant checks.
+use kestrel::instructions::{OrderSide, OrderType};
+use kestrel_sdk::ix::MarketAccounts;
+use kestrel_tests::*;
+
+const BID: OrderSide = OrderSide::Bid;
+const ASK: OrderSide = OrderSide::Ask;
+/// 60 SOL: 9,000 USDC at 150, on 1,000 USDC a side.
+const LOTS: u64 = 6_000;
+const DEPOSIT: u64 = 1_000 * ONE_TOKEN;
+/// The pump: 150 to 750 USDC per SOL in 80 steps fifteen seconds apart.
+const START_PRICE: f64 = 150.0;
+const STEPS: u32 = 80;
+const STEP_SECONDS: i64 = 15;
+
+fn code(error: KestrelError) -> u32 {
+    error_code(error)
+}
+
+fn pumped_price(step: u32) -> i64 {
+    (START_PRICE * 5f64.powf(f64::from(step) / f64::from(STEPS))).round() as i64
+}
+
+/// An account's equity at `price` USDC per SOL: collateral plus each
+/// position's value (a lot is 0.01 SOL) and quote, in native units.
+async fn equity(h: &mut Harness, user: &User, price: i64) -> i64 {
+    let account = h.margin_account(&user.margin_account).await;
+    let per_lot = price * 10_000;
+    account.collateral
+        + account
+            .active_positions()
+            .map(|(_, p)| p.base_lots * per_lot + p.quote_native)
+            .sum::<i64>()
+}
+
+/// What health would be if the account's position counted at the oracle
+/// price with its whole gain (Mango's rule in 2022): collateral + PnL −
+/// 10% of the position's value.
+async fn naive_initial_health(h: &mut Harness, user: &User, price: i64) -> i64 {
+    let account = h.margin_account(&user.margin_account).await;
+    let per_lot = price * 10_000;
+    let margin: i64 = account
+        .active_positions()
+        .map(|(_, p)| p.base_lots.abs() * per_lot / 10)
+        .sum();
+    equity(h, user, price).await - margin
+}
+
+struct Replay {
+    h: Harness,
+    market: MarketAccounts,
+    /// A second market, where the attacker tries to open new risk.
+    other: MarketAccounts,
+    long: User,
+    short: User,
+    /// A third attacker account, which tries to buy the long's position at
+    /// the pumped price.
+    buyer: User,
+    liquidator: User,
+}
+
+async fn setup() -> Replay {
+    let mut h = Harness::new().await;
+    let market = h.create_market(0, market_params).await;
+    let other = h.create_market(1, market_params).await;
+    let long = h.user(DEPOSIT).await;
+    let short = h.user(DEPOSIT).await;
+    let buyer = h.user(DEPOSIT).await;
+    let liquidator = h.user(100_000 * ONE_TOKEN).await;
+    for user in [&long, &short, &buyer] {
+        h.deposit(user, DEPOSIT).await;
+    }
+    h.deposit(&liquidator, 100_000 * ONE_TOKEN).await;
+    // Both sides of 60 SOL between the attacker's two accounts.
+    h.place(&short, &market, order(ASK, OrderType::Limit, 15_000, LOTS))
+        .await;
+    h.place(
+        &long,
+        &market,
+        order(BID, OrderType::ImmediateOrCancel, 15_000, LOTS),
+    )
+    .await;
+    h.crank(&market, 8).await;
+    // Liquidity in the other market, for the attacker to take.
+    h.place(
+        &liquidator,
+        &other,
+        order(ASK, OrderType::Limit, 15_100, 1_000),
+    )
+    .await;
+    Replay {
+        h,
+        market,
+        other,
+        long,
+        short,
+        buyer,
+        liquidator,
+    }
+}
+
+impl Replay {
+    /// What a keeper does after each price: liquidates the short side
+    /// while it is below maintenance.
+    async fn keeper(&mut self) -> u32 {
+        let mut liquidations = 0;
+        loop {
+            let health = self.h.health_preview(&self.short.margin_account).await;
+            if health.maintenance >= 0 {
+                return liquidations;
+            }
+            let liquidate = self
+                .h
+                .liquidate_ix(
+                    &self.liquidator,
+                    &self.short.margin_account,
+                    &self.market,
+                    u64::MAX,
+                )
+                .await;
+            let key = self.liquidator.key.insecure_clone();
+            self.h.ok("liquidate", &[liquidate], &[&key]).await;
+            liquidations += 1;
+        }
+    }
+
+    /// Everything the attacker tries against the pumped price; each must
+    /// be refused for want of initial health.
+    async fn attack(&mut self, price: i64) {
+        let insufficient = code(KestrelError::InsufficientHealth);
+        let long_key = self.long.key.insecure_clone();
+        // 1. Withdraw the long side's own collateral, or any of it.
+        let collateral = self.h.collateral(&self.long.margin_account).await as u64;
+        for amount in [collateral, collateral / 100] {
+            let withdraw = self.h.withdraw_ix(&self.long, amount).await;
+            self.h
+                .refused(
+                    "withdraw against the gain",
+                    &[withdraw],
+                    &[&long_key],
+                    insufficient,
+                )
+                .await;
+        }
+        // 2. Open new risk elsewhere: take one lot of the ask resting
+        // there, or rest a bid.
+        let open = self
+            .h
+            .place_ix(
+                &self.long,
+                &self.other,
+                order(BID, OrderType::ImmediateOrCancel, 15_100, 1),
+            )
+            .await;
+        let open_resting = self
+            .h
+            .place_ix(
+                &self.long,
+                &self.other,
+                order(BID, OrderType::Limit, 14_900, 100),
+            )
+            .await;
+        for ix in [open, open_resting] {
+            self.h
+                .refused(
+                    "open new risk against the gain",
+                    &[ix],
+                    &[&long_key],
+                    insufficient,
+                )
+                .await;
+        }
+        // 3. Realize the gain by selling to a third account of the
+        // attacker's at the pumped price: its bid is refused (its long
+        // would count at the stable price, far below what it pays).
+        let ticks = u64::try_from(price * 100).unwrap();
+        let buy = self
+            .h
+            .place_ix(
+                &self.buyer,
+                &self.market,
+                order(BID, OrderType::Limit, ticks, LOTS),
+            )
+            .await;
+        let buyer_key = self.buyer.key.insecure_clone();
+        self.h
+            .refused(
+                "buy the pumped position",
+                &[buy],
+                &[&buyer_key],
+                insufficient,
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_mango_attack_extracts_nothing() {
+    let mut t = setup().await;
+    let fund_at_start = t.h.token_balance(&t.h.insurance_vault.clone()).await;
+    let deposits = 3 * DEPOSIT as i64;
+    let attacker_at_start = {
+        let mut total = 0;
+        for user in [&t.long, &t.short, &t.buyer] {
+            total += equity(&mut t.h, user, 150).await;
+        }
+        total
+    };
+    let mut liquidations = 0;
+    let mut fund = fund_at_start;
+    for step in 1..=STEPS {
+        t.h.advance_clock(STEP_SECONDS).await;
+        let price = pumped_price(step);
+        t.h.set_oracle_price(&t.market, price).await;
+        // The other market's feed keeps publishing.
+        t.h.set_oracle_price(&t.other, 150).await;
+        liquidations += t.keeper().await;
+        // The short side is taken over while still solvent.
+        let short = equity(&mut t.h, &t.short, price).await;
+        assert!(short >= 0, "step {step}: the short side's equity {short}");
+        // From ten minutes in (335 USDC), every five minutes.
+        if step % 20 == 0 && step >= 40 {
+            t.attack(price).await;
+        }
+        // The fund only takes fees.
+        let now = t.h.token_balance(&t.h.insurance_vault.clone()).await;
+        assert!(
+            now >= fund,
+            "step {step}: the fund fell from {fund} to {now}"
+        );
+        fund = now;
+    }
+    let peak = pumped_price(STEPS);
+    assert_eq!(peak, 750);
+    let underlying = t.h.underlying_state(&t.market.underlying.underlying).await;
+    let stable: f64 = underlying.stable_price().price().unwrap().to_num::<f64>() * 1_000.0;
+    let health = t.h.health_preview(&t.long.margin_account).await;
+    let naive = naive_initial_health(&mut t.h, &t.long, peak).await;
+    println!(
+        "[mango] peak {peak} USDC/SOL, stable price {stable:.2}; the long's initial health {:.0} USDC \
+         (counted at the oracle with its whole gain: {} USDC); {liquidations} liquidations of the short",
+        health.initial.to_num::<f64>() / 1e6,
+        naive / 1_000_000,
+    );
+    assert!((160.0..200.0).contains(&stable), "{stable}");
+    assert!(health.initial < 0);
+    assert!(
+        naive > 30_000 * ONE_TOKEN as i64,
+        "the gain Mango lent against"
+    );
+    assert!(liquidations > 0);
+    let short = t.h.margin_account(&t.short.margin_account).await;
+    let left = short.position(0).map_or(0, |p| p.base_lots.unsigned_abs());
+    assert!(
+        left < LOTS / 20,
+        "the short side was taken over: {left} lots left"
+    );
+
+    // The attacker stops: the price falls back.
+    t.h.advance_clock(STEP_SECONDS).await;
+    t.h.set_oracle_price(&t.market, 150).await;
+    t.h.set_oracle_price(&t.other, 150).await;
+    let mut attacker = 0;
+    for user in [&t.long, &t.short, &t.buyer] {
+        let account = t.h.margin_account(&user.margin_account).await;
+        assert!(account.collateral >= 0);
+        attacker += equity(&mut t.h, user, 150).await;
+    }
+    let liquidator = equity(&mut t.h, &t.liquidator, 150).await;
+    let fund_at_end = t.h.token_balance(&t.h.insurance_vault.clone()).await;
+    println!(
+        "[mango] the attacker deposited {} USDC and holds {:.2} (a loss of {:.2}); the liquidator \
+         earned {:.2}; the insurance fund took {:.2} in fees",
+        deposits / 1_000_000,
+        attacker as f64 / 1e6,
+        (attacker_at_start - attacker) as f64 / 1e6,
+        (liquidator - 100_000 * ONE_TOKEN as i64) as f64 / 1e6,
+        (fund_at_end - fund_at_start) as f64 / 1e6,
+    );
+    assert!(
+        attacker < attacker_at_start,
+        "the attacker extracted nothing"
+    );
+    assert!(liquidator > 100_000 * ONE_TOKEN as i64);
+    assert!(fund_at_end >= fund_at_start);
+    // The long's gain at the peak was never usable: with the price back,
+    // it holds what it put in less the fee.
+    let long = equity(&mut t.h, &t.long, 150).await;
+    assert!(long <= DEPOSIT as i64);
+}
