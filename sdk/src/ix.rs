@@ -6,7 +6,7 @@ use anchor_lang::{system_program, InstructionData, ToAccountMetas};
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs, OrderSide, PlaceOrderArgs};
 use kestrel::state::{
     FutureParams, MarginAccount, MarketLimits, MarketParams, MarketStatus, OptionConfig,
-    OptionParams, OracleConfig,
+    OptionParams, OracleConfig, RiskScaling,
 };
 use kestrel::{accounts, instruction};
 
@@ -459,6 +459,20 @@ pub fn set_market_limits(admin: &Pubkey, market: &Pubkey, limits: MarketLimits) 
             market: *market,
         },
         instruction::SetMarketLimits { limits },
+    )
+}
+
+/// `set_risk_scaling`: how the underlying's perpetual and futures margin
+/// fractions follow its realized volatility and position size (zeros: not
+/// at all).
+pub fn set_risk_scaling(admin: &Pubkey, underlying: &Pubkey, scaling: RiskScaling) -> Instruction {
+    build(
+        accounts::SetRiskScaling {
+            admin: *admin,
+            exchange: pda::exchange(),
+            underlying: *underlying,
+        },
+        instruction::SetRiskScaling { scaling },
     )
 }
 

@@ -382,6 +382,15 @@ async fn every_substituted_account_is_refused() {
     let limits = ix::set_market_limits(&admin.pubkey(), &market.market, limits);
     m.check("set_market_limits", limits, &[&admin], &[], true)
         .await;
+    let scaling = kestrel::state::RiskScaling {
+        baseline_volatility_bps: 8_000,
+        max_scale_bps: 20_000,
+        max_scale_change_bps_per_hour: 5_000,
+        size_margin_bps: 10,
+    };
+    let scaling = ix::set_risk_scaling(&admin.pubkey(), &market.underlying.underlying, scaling);
+    m.check("set_risk_scaling", scaling, &[&admin], &[], true)
+        .await;
     let sb = market.underlying.fallback_oracle.unwrap();
     let set_oracle =
         ix::set_underlying_oracle(&admin.pubkey(), &market.underlying, oracle_config(&sb));

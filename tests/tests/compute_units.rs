@@ -156,9 +156,19 @@ async fn every_instruction_stays_within_its_compute_budget() {
         &[],
     )
     .await;
+    // Margin scaling on: the sampled refresh below also moves the scale.
+    let scaling = kestrel::state::RiskScaling {
+        baseline_volatility_bps: 5_000,
+        max_scale_bps: 30_000,
+        max_scale_change_bps_per_hour: 6_000,
+        size_margin_bps: 10,
+    };
+    let scaling = ix::set_risk_scaling(&successor.pubkey(), &underlying.underlying, scaling);
+    m.measure("set_risk_scaling", scaling, &[&successor]).await;
     // A minute apart at two prices: the first sets the realized
     // volatility's anchor, the second (measured) also samples it (a log
-    // return into its average) and crosses one minute checkpoint.
+    // return into its average), steps the stable price and the margin
+    // scale, and crosses one minute checkpoint.
     for (price, slot, measured) in [(15_000_000_000, 3, false), (15_150_000_000, 4, true)] {
         m.h.advance_clock(60).await;
         let now = m.h.now().await;

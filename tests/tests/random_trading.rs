@@ -10,7 +10,9 @@
 //! accepted price among them); here every refusal must be a named error that
 //! changed nothing, none may be an internal accounting mismatch or an
 //! overflow, and the market's accepted price is always one the honest oracle
-//! published.
+//! published. The underlying's margin fractions follow its realized
+//! volatility (a 50 % baseline, quickly: the jumps move the scale within
+//! the run) and position size, and initial health reads its stable price.
 //!
 //! `KESTREL_RANDOM_SEED` picks the sequence (default: a fixed one, so CI is
 //! reproducible); `KESTREL_RANDOM_STEPS` its length.
@@ -19,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kestrel::instructions::{OrderSide, OrderType, PlaceOrderArgs, SelfTradeBehavior};
 use kestrel_sdk::{errors, ix};
 use kestrel_tests::*;
+use solana_sdk::signer::Signer;
 
 /// xorshift64*: small, seedable, good enough to pick test operations.
 struct Rng(u64);
@@ -54,6 +57,15 @@ async fn random_trading_keeps_every_invariant() {
     let mut rng = Rng(seed.max(1));
     let mut h = Harness::new().await;
     let market = h.create_market(0, market_params).await;
+    let admin = h.admin.insecure_clone();
+    let scaling = kestrel::state::RiskScaling {
+        baseline_volatility_bps: 5_000,
+        max_scale_bps: 11_000,
+        max_scale_change_bps_per_hour: 5_000,
+        size_margin_bps: 10,
+    };
+    let set = ix::set_risk_scaling(&admin.pubkey(), &market.underlying.underlying, scaling);
+    h.ok("set_risk_scaling", &[set], &[&admin]).await;
     let mut traders = Vec::new();
     for _ in 0..4 {
         let user = h.user(10_000 * ONE_TOKEN).await;
@@ -501,6 +513,19 @@ async fn random_trading_keeps_every_invariant() {
     }
     let summary: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k} x{n}")).collect();
     println!("seed {seed:#x}: {}", summary.join(", "));
+    let underlying = h.underlying_state(&market.underlying.underlying).await;
+    let scale = underlying.risk_scaling.scale_bps();
+    println!(
+        "seed {seed:#x}: realized volatility {:?}, margin scale {scale} bps",
+        underlying
+            .realized()
+            .volatility()
+            .map(|v| v.to_num::<f64>())
+    );
+    assert!(
+        scale > 10_000,
+        "seed {seed:#x}: the volatility never scaled the margin"
+    );
     // The run must have exercised trading, not only refusals.
     for needed in [
         "place_order: ok",

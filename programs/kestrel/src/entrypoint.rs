@@ -166,6 +166,7 @@ fn admin<'info>(
         set_underlying_oracle: SetUnderlyingOracle,
         set_market_params: SetMarketParams,
         set_market_limits: SetMarketLimits,
+        set_risk_scaling: SetRiskScaling,
         delist_market: DelistMarket,
         set_market_status: SetMarketStatus,
         sweep_fees: SweepFees,

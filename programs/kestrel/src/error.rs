@@ -198,6 +198,8 @@ pub enum KestrelError {
     OpenInterestLimitExceeded,
     #[msg("the order could take the account's position in this market past its cap")]
     PositionLimitExceeded,
+    #[msg("invalid risk scaling: with a volatility baseline (at most 1000%), a maximum scale of 10000-100000 bps and a rate of 1-100000 bps an hour; a size lift of at most 1000 bps per unit")]
+    InvalidRiskScaling,
 }
 
 impl From<crate::engine::black_scholes::PricingError> for KestrelError {

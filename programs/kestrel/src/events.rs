@@ -124,6 +124,15 @@ pub struct MarketParamsSet {
 }
 
 #[event]
+pub struct RiskScalingSet {
+    pub underlying: Pubkey,
+    pub baseline_volatility_bps: u32,
+    pub max_scale_bps: u32,
+    pub max_scale_change_bps_per_hour: u32,
+    pub size_margin_bps: u32,
+}
+
+#[event]
 pub struct MarketLimitsSet {
     pub market: Pubkey,
     pub max_open_interest_lots: u64,

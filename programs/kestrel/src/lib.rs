@@ -19,7 +19,7 @@ pub mod units;
 use instructions::*;
 use state::{
     FutureParams, MarketLimits, MarketParams, MarketStatus, OptionConfig, OptionParams,
-    OracleConfig,
+    OracleConfig, RiskScaling,
 };
 
 declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
@@ -121,6 +121,10 @@ pub mod kestrel {
 
     pub fn set_market_limits(ctx: Context<SetMarketLimits>, limits: MarketLimits) -> Result<()> {
         instructions::set_market_limits(ctx, limits)
+    }
+
+    pub fn set_risk_scaling(ctx: Context<SetRiskScaling>, scaling: RiskScaling) -> Result<()> {
+        instructions::set_risk_scaling(ctx, scaling)
     }
 
     pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32) -> Result<()> {

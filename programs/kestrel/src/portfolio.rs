@@ -33,6 +33,7 @@ use crate::engine::fastmul::{checked_mul_i64_u64, checked_mul_u64};
 use crate::engine::fixed_math;
 use crate::engine::funding;
 use crate::engine::future;
+use crate::engine::margin_scaling::MarginTerms;
 use crate::engine::option_margin::{OptionRequirement, OptionRisk, ShortMarginTerms};
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::error::{KestrelError, OrOverflow};
@@ -253,6 +254,8 @@ pub struct UnderlyingPrices {
     pub last_good: Option<I80F48>,
     /// `None` before the first accepted price.
     pub stable: Option<I80F48>,
+    /// How its markets' margin fractions scale (`engine::margin_scaling`).
+    pub margin: MarginTerms,
     pub options: OptionTerms,
 }
 
@@ -263,6 +266,7 @@ impl UnderlyingPrices {
             current: underlying.current_price(now, slot),
             last_good: underlying.prices.last_good_price(),
             stable: underlying.stable_price().price(),
+            margin: underlying.margin_terms(),
             options: OptionTerms::current(underlying, now),
         }
     }
@@ -491,12 +495,19 @@ impl Portfolio {
             }
             _ => (market.mark_price(prices)?, false),
         };
-        let stable = market.stable_mark_price(prices, price)?;
+        // A long option's initial requirement already takes back its whole
+        // value at the oracle (`option_margin`): valuing it lower again
+        // would count a gain against it.
+        let stable = if option && position.base_lots > 0 {
+            price
+        } else {
+            market.stable_mark_price(prices, price)?
+        };
         self.positions.push(PortfolioPosition {
             underlying,
             market_index: market.market_index,
             option,
-            exposure: exposure(position, market, price, stable)?,
+            exposure: exposure(position, market, &prices.margin, price, stable)?,
         });
         Ok(())
     }
@@ -562,26 +573,36 @@ impl Portfolio {
 
 /// A position as health sees it, in native units, at `price` (native quote
 /// per native base) and, for initial health, `stable_price` (its price at
-/// the underlying's stable price).
+/// the underlying's stable price), its market's fractions scaled by its
+/// underlying's `margin` terms for its worst case.
 pub fn exposure(
     position: &PerpPosition,
     market: &MarketRisk,
+    margin: &MarginTerms,
     price: I80F48,
     stable_price: I80F48,
 ) -> Result<PerpExposure> {
     let lot = market.base_lot_size;
     // 64-bit-limb products (`fastmul`): a checked 64-bit multiply is a
     // 128-bit software routine on SBF, and every health check runs these.
+    let base = checked_mul_i64_u64(position.base_lots, lot).or_overflow()?;
+    let bids = checked_mul_u64(position.bids_base_lots, lot).or_overflow()?;
+    let asks = checked_mul_u64(position.asks_base_lots, lot).or_overflow()?;
+    let (initial_margin_bps, maintenance_margin_bps) = margin.fractions(
+        market.initial_margin_bps,
+        market.maintenance_margin_bps,
+        risk::worst_case(base, bids, asks).unsigned_abs(),
+    );
     Ok(PerpExposure {
-        base: checked_mul_i64_u64(position.base_lots, lot).or_overflow()?,
+        base,
         quote: position.quote_native,
-        bids: checked_mul_u64(position.bids_base_lots, lot).or_overflow()?,
-        asks: checked_mul_u64(position.asks_base_lots, lot).or_overflow()?,
+        bids,
+        asks,
         unsettled_funding: unsettled_funding(position, market).or_overflow()?,
         price,
         stable_price,
-        initial_margin_bps: market.initial_margin_bps,
-        maintenance_margin_bps: market.maintenance_margin_bps,
+        initial_margin_bps,
+        maintenance_margin_bps,
     })
 }
 

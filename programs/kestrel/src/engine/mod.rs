@@ -14,6 +14,7 @@ pub mod funding;
 pub mod future;
 pub mod insurance;
 pub mod liquidation;
+pub mod margin_scaling;
 pub mod matching;
 pub mod node;
 pub mod option_margin;

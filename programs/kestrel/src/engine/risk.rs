@@ -108,8 +108,13 @@ impl PerpExposure {
 
     /// What initial health does not count of the position's unrealized
     /// profit at its initial price (funding included): the profit's share
-    /// above [`UNREALIZED_PROFIT_WEIGHT_BPS`]; zero for a loss.
+    /// above [`UNREALIZED_PROFIT_WEIGHT_BPS`]; zero for a loss, and for a
+    /// position without margin fractions (an option: its own rule already
+    /// counts none of a long's value and all of a short's).
     pub fn profit_haircut(&self) -> Option<I80F48> {
+        if self.initial_margin_bps == 0 {
+            return Some(I80F48::ZERO);
+        }
         let profit = self
             .prices_for(HealthKind::Initial)
             .0

@@ -13,8 +13,9 @@
 //!   smaller to the larger of the stable and delay prices (so the further
 //!   the stable price has run from where the price was an hour ago, the
 //!   slower it runs on), and `Δt` the time since the last update, taken at
-//!   most [`MAX_STEP_SECONDS`] (one update after a long pause moves it no
-//!   more than ten minutes' worth). Updates less than [`MIN_STEP_SECONDS`]
+//!   most [`MAX_STEP_SECONDS`]: one refresh after a quiet spell moves it no
+//!   more than a minute's worth, so a spike held for one instant after a
+//!   gap gains nothing from the gap. Updates less than [`MIN_STEP_SECONDS`]
 //!   apart are skipped without losing their time, so a keeper refreshing
 //!   every slot compounds no faster than one refreshing every ten seconds.
 //!
@@ -44,8 +45,10 @@ pub const DELAY_GROWTH_BPS: i32 = 600;
 pub const DELAY_INTERVAL_SECONDS: i64 = 3_600;
 /// Updates closer together than this are skipped (their time is kept).
 pub const MIN_STEP_SECONDS: i64 = 10;
-/// The longest step one update moves the stable price by.
-pub const MAX_STEP_SECONDS: i64 = 600;
+/// The longest step one update moves the stable price by: a keeper
+/// refreshes far more often, and a refresh after a gap should not claim
+/// the gap's movement for one instant's price.
+pub const MAX_STEP_SECONDS: i64 = 60;
 
 /// The model's state, as the underlying stores it.
 #[repr(C)]
@@ -199,7 +202,7 @@ mod tests {
             if elapsed < 10 {
                 return;
             }
-            let step = elapsed.min(600) as f64;
+            let step = elapsed.min(60) as f64;
             self.last = now;
             self.accumulated += price * step;
             self.seconds += step;
@@ -270,17 +273,19 @@ mod tests {
             }
         }
         assert_eq!(every_slot.price(), every_ten.price());
-        assert!(every_slot.price().unwrap() < q(115.0));
+        assert!(every_slot.price().unwrap() < q(113.0));
     }
 
     #[test]
-    fn one_update_after_a_long_pause_moves_only_ten_minutes_worth() {
+    fn one_update_after_a_long_pause_moves_only_a_minute_s_worth() {
         let mut model = StablePrice::default();
         model.update(q(100.0), 0);
         model.update(q(1_000.0), 100_000);
-        // 2 bp × 600 s = 12 %, damped by the delay price (which moved 6 %).
+        // 2 bp × 60 s = 1.2 %, damped by the delay price (which moved 6 %):
+        // × (100 / 106)².
         let stable = f(model.price().unwrap());
-        assert!(stable < 112.0 && stable > 110.0, "{stable}");
+        let expected = 100.0 * (1.0 + 0.012 * (100.0f64 / 106.0).powi(2));
+        assert!((stable - expected).abs() < 1e-9, "{stable}");
         assert!((f(model.delay_price()) - 106.0).abs() < 1e-9);
     }
 
@@ -316,7 +321,7 @@ mod tests {
                 reference.update(price, now);
                 let stable = f(model.price().unwrap());
                 prop_assert!((stable - reference.stable).abs() < 1e-6 * reference.stable);
-                prop_assert!((stable / before - 1.0).abs() <= 0.0002 * 600.0 + 1e-9);
+                prop_assert!((stable / before - 1.0).abs() <= 0.0002 * 60.0 + 1e-9);
                 prop_assert!((f(model.delay_price()) - reference.delay).abs() < 1e-6 * reference.delay);
             }
         }

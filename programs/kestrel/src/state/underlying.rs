@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 
 use fixed::types::I80F48;
 
+use crate::engine::margin_scaling::{stepped_scale_bps, target_scale_bps, MarginTerms, UNSCALED};
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
 use crate::engine::realized_volatility::{RealizedVolatility, REALIZED_VOLATILITY_SIZE};
 use crate::engine::stable_price::{StablePrice, STABLE_PRICE_SIZE};
@@ -192,6 +193,108 @@ pub struct StoredStablePrice {
 }
 
 const _: () = assert!(core::mem::size_of::<StoredStablePrice>() == STABLE_PRICE_SIZE);
+
+/// How an underlying's perpetual and futures margin fractions follow risk,
+/// as the admin sets it (`set_risk_scaling`; all zero: they do not):
+/// scaled with the realized volatility above a baseline, at a bounded
+/// rate, and lifted with position size (`engine::margin_scaling`).
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
+pub struct RiskScaling {
+    /// The annualized realized volatility (bps) above which fractions
+    /// scale; 0: they do not scale with volatility.
+    pub baseline_volatility_bps: u32,
+    /// The largest scale, in bps of 1 (10,000 to 100,000).
+    pub max_scale_bps: u32,
+    /// How fast the scale may move, bps of 1 an hour (1 to 100,000).
+    pub max_scale_change_bps_per_hour: u32,
+    /// The fractions' lift per √(whole base unit) of a position's worst
+    /// case (at most 1,000); 0: none.
+    pub size_margin_bps: u32,
+}
+
+pub const RISK_SCALING_SIZE: usize = 16;
+const _: () = assert!(core::mem::size_of::<RiskScaling>() == RISK_SCALING_SIZE);
+
+impl RiskScaling {
+    pub fn validate(&self) -> Result<()> {
+        if self.baseline_volatility_bps > 0 {
+            require!(
+                (UNSCALED..=100_000).contains(&self.max_scale_bps)
+                    && (1..=100_000).contains(&self.max_scale_change_bps_per_hour)
+                    && self.baseline_volatility_bps <= MAX_VOLATILITY_BPS,
+                KestrelError::InvalidRiskScaling
+            );
+        }
+        require!(
+            self.size_margin_bps <= 1_000,
+            KestrelError::InvalidRiskScaling
+        );
+        Ok(())
+    }
+}
+
+/// The scaling's configuration and the scale it has reached.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RiskScalingState {
+    pub config: RiskScaling,
+    /// The scale health applies now (bps of 1; 0 reads as 10,000).
+    pub scale_bps: u32,
+    pub padding: u32,
+    /// When the scale last moved, or reached its target.
+    pub updated_at: i64,
+}
+
+pub const RISK_SCALING_STATE_SIZE: usize = RISK_SCALING_SIZE + 16;
+const _: () = assert!(core::mem::size_of::<RiskScalingState>() == RISK_SCALING_STATE_SIZE);
+
+impl RiskScalingState {
+    pub fn scale_bps(&self) -> u32 {
+        if self.scale_bps == 0 {
+            UNSCALED
+        } else {
+            self.scale_bps
+        }
+    }
+
+    /// Moves the scale towards the target for `volatility` at unix time
+    /// `now`, at most at the configured rate for the time since it last
+    /// moved; time too short to move it by a basis point is kept.
+    pub fn step(&mut self, volatility: Option<I80F48>, now: i64) {
+        let config = &self.config;
+        if config.baseline_volatility_bps == 0 {
+            return;
+        }
+        let current = self.scale_bps();
+        let target = target_scale_bps(
+            volatility,
+            config.baseline_volatility_bps,
+            config.max_scale_bps,
+        );
+        let next = stepped_scale_bps(
+            current,
+            target,
+            now.saturating_sub(self.updated_at),
+            config.max_scale_change_bps_per_hour,
+        );
+        if next != current || current == target {
+            self.scale_bps = next;
+            self.updated_at = now;
+        }
+    }
+}
 
 /// How an underlying's options are priced and margined, as the admin sets
 /// it (`set_option_config`). Stored as given (no padding), so its Borsh and
@@ -394,14 +497,17 @@ pub struct Underlying {
     /// growth-limited copy of the accepted price that every refresh feeds
     /// (`engine::stable_price`).
     pub stable: StoredStablePrice,
+    /// How its markets' margin fractions follow the realized volatility
+    /// and position size (`set_risk_scaling`), and the scale reached.
+    pub risk_scaling: RiskScalingState,
     /// Room that the risk-array tags of later versions fill without a
     /// migration.
-    pub reserved: [u8; 288],
+    pub reserved: [u8; 256],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
 /// and padding + price integral + volatility state + realized volatility +
-/// stable price + reserved.
+/// stable price + risk scaling + reserved.
 pub const UNDERLYING_SIZE: usize = 32
     + 16
     + STORED_ORACLE_CONFIG_SIZE
@@ -411,7 +517,8 @@ pub const UNDERLYING_SIZE: usize = 32
     + VOLATILITY_STATE_SIZE
     + REALIZED_VOLATILITY_SIZE
     + STABLE_PRICE_SIZE
-    + 288;
+    + RISK_SCALING_STATE_SIZE
+    + 256;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
@@ -485,6 +592,8 @@ impl Underlying {
             let _ = integral.record(accepted.price, at, max_hold);
             let realized: &mut RealizedVolatility = bytemuck::cast_mut(&mut self.realized);
             realized.record(accepted.price, at);
+            let volatility = realized.volatility();
+            self.risk_scaling.step(volatility, now);
             // On the clock, not the publish time: its growth limit is per
             // second of real time.
             let stable: &mut StablePrice = bytemuck::cast_mut(&mut self.stable);
@@ -502,6 +611,15 @@ impl Underlying {
     /// The realized volatility's running average, for the engine.
     pub fn realized(&self) -> &RealizedVolatility {
         bytemuck::cast_ref(&self.realized)
+    }
+
+    /// What health reads of the margin scaling.
+    pub fn margin_terms(&self) -> MarginTerms {
+        MarginTerms {
+            scale_bps: self.risk_scaling.scale_bps(),
+            size_margin_bps: self.risk_scaling.config.size_margin_bps,
+            native_per_unit: 10u64.pow(u32::from(self.base_decimals.min(19))),
+        }
     }
 
     /// The stable price model, for the engine.
