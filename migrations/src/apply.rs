@@ -178,6 +178,14 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
             &pda::underlying(&exchange, underlying_index),
             config,
         ),
+        Step::SetRiskScaling {
+            underlying_index,
+            scaling,
+        } => ix::set_risk_scaling(
+            &admin_key,
+            &pda::underlying(&exchange, underlying_index),
+            scaling,
+        ),
         Step::CreateOptionMarket {
             args,
             expiry,

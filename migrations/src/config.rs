@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use kestrel::engine::price_integral::CHECKPOINT_SECONDS;
 use kestrel::state::{
     FutureParams, InstrumentKind, MarketLimits, MarketParams, MarketStatus, Operation,
-    OracleConfig, OracleKind, MAX_SETTLEMENT_WINDOW_SECONDS, MIN_SETTLEMENT_WINDOW_SECONDS,
+    OracleConfig, OracleKind, RiskScaling, MAX_SETTLEMENT_WINDOW_SECONDS,
+    MIN_SETTLEMENT_WINDOW_SECONDS,
 };
 use kestrel_sdk::ix::UnderlyingAccounts;
 use kestrel_sdk::{pda, Pubkey};
@@ -63,6 +64,36 @@ pub struct UnderlyingConfig {
     /// Present: the underlying lists options (`set_option_config`).
     #[serde(default)]
     pub options: Option<OptionsConfig>,
+    /// Present: its markets' margin fractions follow its realized
+    /// volatility and position size (`set_risk_scaling`).
+    #[serde(default)]
+    pub risk_scaling: Option<RiskScalingConfig>,
+}
+
+/// `[underlying.risk_scaling]`: what `set_risk_scaling` stores (a key left
+/// out is zero: that part off).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RiskScalingConfig {
+    #[serde(default)]
+    pub baseline_volatility_bps: u32,
+    #[serde(default)]
+    pub max_scale_bps: u32,
+    #[serde(default)]
+    pub max_scale_change_bps_per_hour: u32,
+    #[serde(default)]
+    pub size_margin_bps: u32,
+}
+
+impl RiskScalingConfig {
+    pub fn scaling(&self) -> RiskScaling {
+        RiskScaling {
+            baseline_volatility_bps: self.baseline_volatility_bps,
+            max_scale_bps: self.max_scale_bps,
+            max_scale_change_bps_per_hour: self.max_scale_change_bps_per_hour,
+            size_margin_bps: self.size_margin_bps,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -297,6 +328,14 @@ impl Config {
             }
         }
         for (i, underlying) in config.underlyings.iter().enumerate() {
+            if let Some(scaling) = &underlying.risk_scaling {
+                scaling.scaling().validate().map_err(|e| {
+                    invalid(
+                        &format!("underlying[{i}].risk_scaling"),
+                        format!("refused by the program: {e}"),
+                    )
+                })?;
+            }
             if let Some(options) = &underlying.options {
                 let key = format!("underlying[{i}].options");
                 let terms = options.option_config().map_err(|e| invalid(&key, e))?;

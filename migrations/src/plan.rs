@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs};
 use kestrel::state::{
     FutureParams, InstrumentKind, Market, MarketLimits, MarketParams, MarketStatus, OptionConfig,
-    OptionParams, OracleConfig, OracleKind, PauseFlags, Underlying,
+    OptionParams, OracleConfig, OracleKind, PauseFlags, RiskScaling, Underlying,
 };
 use kestrel_sdk::ix::{MarketAccounts, UnderlyingAccounts};
 use kestrel_sdk::lookup_table::{self, LookupTable, LOOKUP_TABLE_MAX_ADDRESSES};
@@ -64,6 +64,12 @@ pub enum Step {
     SetOptionConfig {
         underlying_index: u16,
         config: OptionConfig,
+    },
+    /// Sets how an underlying's margin fractions follow its realized
+    /// volatility and position size.
+    SetRiskScaling {
+        underlying_index: u16,
+        scaling: RiskScaling,
     },
     /// Lists one option of a `[[series]]`.
     CreateOptionMarket {
@@ -166,6 +172,17 @@ impl std::fmt::Display for Step {
                 config.min_volatility_bps,
                 config.max_volatility_bps,
                 config.rate_bps
+            ),
+            Step::SetRiskScaling {
+                underlying_index,
+                scaling,
+            } => write!(
+                f,
+                "set underlying {underlying_index}'s risk scaling (volatility baseline {} bps, at most {} bps, {} bps an hour; size lift {} bps per unit)",
+                scaling.baseline_volatility_bps,
+                scaling.max_scale_bps,
+                scaling.max_scale_change_bps_per_hour,
+                scaling.size_margin_bps
             ),
             Step::CreateOptionMarket { args, expiry, option, .. } => write!(
                 f,
@@ -354,6 +371,7 @@ pub fn plan(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigErro
     }
     for underlying in &config.underlyings {
         plan_option_config(underlying, state, &mut steps)?;
+        plan_risk_scaling(underlying, state, &mut steps);
     }
     for market in &config.markets {
         plan_market(config, market, state, &mut steps)?;
@@ -470,6 +488,25 @@ fn plan_option_config(
         });
     }
     Ok(())
+}
+
+/// `set_risk_scaling` when the file's `[underlying.risk_scaling]` differs
+/// from what the underlying stores (or it is not listed yet).
+fn plan_risk_scaling(config: &UnderlyingConfig, state: &ChainState, steps: &mut Vec<Step>) {
+    let Some(scaling) = &config.risk_scaling else {
+        return;
+    };
+    let wanted = scaling.scaling();
+    let current = state
+        .underlyings
+        .get(&config.index)
+        .map(|u| u.risk_scaling.config);
+    if current != Some(wanted) {
+        steps.push(Step::SetRiskScaling {
+            underlying_index: config.index,
+            scaling: wanted,
+        });
+    }
 }
 
 /// A `[[series]]`'s options: listed when missing (once their underlying
@@ -1006,6 +1043,45 @@ mod tests {
             .unwrap_err()
             .0
             .contains("no lookup table at"));
+    }
+
+    #[test]
+    fn risk_scaling_is_set_when_it_differs_and_checked_like_the_program() {
+        let text = CONFIG.replacen(
+            "[[market]]",
+            "[underlying.risk_scaling]\nbaseline_volatility_bps = 8000\nmax_scale_bps = 30000\n\
+             max_scale_change_bps_per_hour = 5000\nsize_margin_bps = 10\n\n[[market]]",
+            1,
+        );
+        let config = Config::parse(&text).unwrap();
+        let mut state = created(&config);
+        let scaling_steps = |state: &ChainState| -> Vec<Step> {
+            plan(&config, state)
+                .unwrap()
+                .into_iter()
+                .filter(|s| matches!(s, Step::SetRiskScaling { .. }))
+                .collect()
+        };
+        let steps = scaling_steps(&state);
+        let [Step::SetRiskScaling {
+            underlying_index: 0,
+            scaling,
+        }] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(
+            steps[0].to_string(),
+            "set underlying 0's risk scaling (volatility baseline 8000 bps, at most 30000 bps, \
+             5000 bps an hour; size lift 10 bps per unit)"
+        );
+        state.underlyings.get_mut(&0).unwrap().risk_scaling.config = *scaling;
+        assert!(scaling_steps(&state).is_empty());
+        let refused = text.replace("max_scale_bps = 30000", "max_scale_bps = 5000");
+        assert!(Config::parse(&refused)
+            .unwrap_err()
+            .0
+            .contains("underlying[0].risk_scaling"));
     }
 
     #[test]

@@ -252,7 +252,6 @@ impl SeriesConfig {
     /// reward and liquidation terms. Options are margined by their own rule
     /// and pay no funding, so the margin fractions (validated, not used) are
     /// the widest the program accepts and the funding terms inert.
-
     pub fn params(&self) -> MarketParams {
         MarketParams {
             crank_reward_native: self.crank_reward_native,

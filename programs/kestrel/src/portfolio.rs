@@ -484,24 +484,31 @@ impl Portfolio {
         underlying: u8,
     ) -> Result<()> {
         let prices = &self.underlyings[usize::from(underlying)].prices;
-        let (price, option) = match &market.mark {
-            // A trading perpetual, the common case: the price as it is.
-            MarkRule::Underlying if !market.closed => (prices.current?, false),
+        let (price, stable, option) = match &market.mark {
+            // A trading perpetual, the common case: the price as it is, and
+            // the stable price as it is.
+            MarkRule::Underlying if !market.closed => {
+                let price = prices.current?;
+                (price, prices.stable.unwrap_or(price), false)
+            }
             MarkRule::Option(mark) => {
                 let price = market.mark_price(prices)?;
                 let requirement = option_requirement(position, market, mark, prices, price)?;
                 self.option_requirements.push(requirement);
-                (price, true)
+                // A long option's initial requirement already takes back
+                // its whole value at the oracle (`option_margin`): valuing
+                // it lower again would count a gain against it.
+                let stable = if position.base_lots > 0 {
+                    price
+                } else {
+                    market.stable_mark_price(prices, price)?
+                };
+                (price, stable, true)
             }
-            _ => (market.mark_price(prices)?, false),
-        };
-        // A long option's initial requirement already takes back its whole
-        // value at the oracle (`option_margin`): valuing it lower again
-        // would count a gain against it.
-        let stable = if option && position.base_lots > 0 {
-            price
-        } else {
-            market.stable_mark_price(prices, price)?
+            _ => {
+                let price = market.mark_price(prices)?;
+                (price, market.stable_mark_price(prices, price)?, false)
+            }
         };
         self.positions.push(PortfolioPosition {
             underlying,
@@ -591,7 +598,7 @@ pub fn exposure(
     let (initial_margin_bps, maintenance_margin_bps) = margin.fractions(
         market.initial_margin_bps,
         market.maintenance_margin_bps,
-        risk::worst_case(base, bids, asks).unsigned_abs(),
+        || risk::worst_case(base, bids, asks).unsigned_abs(),
     );
     Ok(PerpExposure {
         base,

@@ -24,6 +24,8 @@
 //! no scaling).
 use fixed::types::I80F48;
 
+use super::fastdiv::fixed_div_int;
+
 /// The scale at which fractions are as the market sets them.
 pub const UNSCALED: u32 = 10_000;
 /// The largest fraction a transform gives: the whole value.
@@ -40,7 +42,7 @@ pub fn target_scale_bps(volatility: Option<I80F48>, baseline_bps: u32, max_scale
     // to the nearest basis point.
     let scaled = volatility
         .checked_mul_int(100_000_000)
-        .and_then(|v| v.checked_div_int(i128::from(baseline_bps)))
+        .and_then(|v| fixed_div_int(v, u64::from(baseline_bps)))
         .and_then(|v| v.checked_round())
         .map(|v| v.to_num::<i128>());
     let scale = match scaled {
@@ -125,18 +127,19 @@ impl MarginTerms {
     };
 
     /// A market's (initial, maintenance) fractions for a position whose
-    /// worst case is `worst_native` native base units.
+    /// worst case is `worst_native()` native base units (asked only when
+    /// the terms scale: every health walk calls this).
     #[inline]
     pub fn fractions(
         &self,
         initial_bps: u32,
         maintenance_bps: u32,
-        worst_native: u128,
+        worst_native: impl FnOnce() -> u128,
     ) -> (u32, u32) {
         if self.scale_bps <= UNSCALED && self.size_margin_bps == 0 {
             return (initial_bps, maintenance_bps);
         }
-        let units = worst_native / u128::from(self.native_per_unit.max(1));
+        let units = worst_native() / u128::from(self.native_per_unit.max(1));
         let units = u64::try_from(units).unwrap_or(u64::MAX);
         (
             scaled_fraction_bps(initial_bps, self.scale_bps, self.size_margin_bps, units),

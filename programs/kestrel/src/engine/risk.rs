@@ -112,22 +112,30 @@ impl PerpExposure {
     /// position without margin fractions (an option: its own rule already
     /// counts none of a long's value and all of a short's).
     pub fn profit_haircut(&self) -> Option<I80F48> {
+        haircut_of(self.initial_profit()?)
+    }
+
+    /// The unrealized profit initial health weighs (at the initial price,
+    /// funding included); zero for a loss and for a position without
+    /// margin fractions.
+    fn initial_profit(&self) -> Option<I80F48> {
+        self.initial_profit_with(whole(self.quote).checked_add(self.unsettled_funding)?)
+    }
+
+    /// [`Self::initial_profit`] given the position's `cash` (quote and
+    /// funding), which the health walk has already summed.
+    fn initial_profit_with(&self, cash: I80F48) -> Option<I80F48> {
         if self.initial_margin_bps == 0 {
             return Some(I80F48::ZERO);
         }
-        let profit = self
-            .prices_for(HealthKind::Initial)
-            .0
-            .fast_mul_int(i128::from(self.base))?
-            .checked_add(whole(self.quote))?
-            .checked_add(self.unsettled_funding)?;
-        if profit <= 0 {
-            return Some(I80F48::ZERO);
-        }
-        fixed_div_int(
-            profit.fast_mul_int(i128::from(10_000 - UNREALIZED_PROFIT_WEIGHT_BPS))?,
-            10_000,
-        )
+        let profit = if self.base == 0 {
+            cash
+        } else {
+            initial_price(self.base, self.price, self.stable_price)
+                .fast_mul_int(i128::from(self.base))?
+                .checked_add(cash)?
+        };
+        Some(profit.max(I80F48::ZERO))
     }
 
     /// This position's share of the account's health; `None` on overflow.
@@ -235,6 +243,19 @@ impl PriceRuns {
     }
 }
 
+/// What initial health does not count of `profit`: its share above
+/// [`UNREALIZED_PROFIT_WEIGHT_BPS`] (one division, for a whole account's
+/// profits at once).
+fn haircut_of(profit: I80F48) -> Option<I80F48> {
+    if profit <= 0 {
+        return Some(I80F48::ZERO);
+    }
+    fixed_div_int(
+        profit.fast_mul_int(i128::from(10_000 - UNREALIZED_PROFIT_WEIGHT_BPS))?,
+        10_000,
+    )
+}
+
 /// The price initial health values a position of signed size `base` at:
 /// the worse for it of the oracle `price` and the `stable` one (a long the
 /// lower, a short or a flat account's orders the higher).
@@ -276,15 +297,17 @@ where
     let mut positions = positions.into_iter();
     let mut weighted = PriceRuns::default();
     let mut cash = whole(collateral);
+    let mut profits = I80F48::ZERO;
     for position in positions.clone() {
         position.add_to(&mut weighted, kind);
-        cash = cash
-            .checked_add(whole(position.quote))?
-            .checked_add(position.unsettled_funding)?;
+        let position_cash = whole(position.quote).checked_add(position.unsettled_funding)?;
+        cash = cash.checked_add(position_cash)?;
         if kind == HealthKind::Initial {
-            cash = cash.checked_sub(position.profit_haircut()?)?;
+            profits = profits.checked_add(position.initial_profit_with(position_cash)?)?;
         }
     }
+    // The profits' haircut, once for all of them.
+    cash = cash.checked_sub(haircut_of(profits)?)?;
     match weighted.total() {
         Some(weighted) => fixed_div_int(I80F48::from_bits(weighted), 10_000)?.checked_add(cash),
         // A sum past i128 that the divided terms would not be: a position
@@ -490,12 +513,13 @@ mod tests {
                     .try_fold(0i128, |sum, p| sum.checked_add(p.weighted_value(kind)?.to_bits()))
                     .unwrap();
                 let cash = exposures.iter().fold(whole(collateral), |cash, p| {
-                    let haircut = match kind {
-                        HealthKind::Initial => p.profit_haircut().unwrap(),
-                        _ => I80F48::ZERO,
-                    };
-                    cash + whole(p.quote) + p.unsettled_funding - haircut
+                    cash + whole(p.quote) + p.unsettled_funding
                 });
+                let profits = exposures.iter().fold(I80F48::ZERO, |sum, p| match kind {
+                    HealthKind::Initial => sum + p.initial_profit().unwrap(),
+                    _ => sum,
+                });
+                let cash = cash - haircut_of(profits).unwrap();
                 let expected = fixed_div_int(I80F48::from_bits(one_by_one), 10_000).unwrap() + cash;
                 prop_assert_eq!(health(collateral, &exposures, kind), Some(expected));
             }

@@ -170,7 +170,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     let (initial_margin_bps, maintenance_margin_bps) = known[0].prices.margin.fractions(
         risk.initial_margin_bps,
         risk.maintenance_margin_bps,
-        u128::from(position.base_lots.unsigned_abs()) * u128::from(market.base_lot_size),
+        || u128::from(position.base_lots.unsigned_abs()) * u128::from(market.base_lot_size),
     );
     let plan = Liquidation {
         rest_of_account: others.health(liquidatee.collateral, HealthKind::LiquidationEnd)?,

@@ -592,8 +592,12 @@ impl Underlying {
             let _ = integral.record(accepted.price, at, max_hold);
             let realized: &mut RealizedVolatility = bytemuck::cast_mut(&mut self.realized);
             realized.record(accepted.price, at);
-            let volatility = realized.volatility();
-            self.risk_scaling.step(volatility, now);
+            // The estimate (a division and a square root) only where it
+            // scales margin.
+            if self.risk_scaling.config.baseline_volatility_bps > 0 {
+                let volatility = realized.volatility();
+                self.risk_scaling.step(volatility, now);
+            }
             // On the clock, not the publish time: its growth limit is per
             // second of real time.
             let stable: &mut StablePrice = bytemuck::cast_mut(&mut self.stable);
