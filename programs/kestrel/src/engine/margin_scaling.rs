@@ -5,10 +5,12 @@
 //! - **Volatility.** The target scale is `realized / baseline`, at least 1
 //!   and at most the underlying's maximum. The scale health applies moves
 //!   towards it by at most `max_scale_change_bps_per_hour` per hour of the
-//!   time since its last move (`refresh_underlying` moves it): one
-//!   volatile sample, or a day of them, cannot lift every requirement at
-//!   once and push the whole book into liquidation; the book has hours to
-//!   add margin.
+//!   time since its last move (`refresh_underlying` moves it), crediting at
+//!   most [`MAX_SCALE_STEP_SECONDS`] of a longer wait: one volatile sample,
+//!   a day of them, or the first refresh after an outage cannot lift every
+//!   requirement at once and push the whole book into liquidation; the
+//!   book has hours to add margin. Movement earned and not yet used is
+//!   carried, so refreshing every slot neither slows nor speeds it.
 //! - **Size.** A position of `n` whole base units (worst case: resting
 //!   orders filled on the worse side) is margined at
 //!   `max(f, 4/5 × f + size_margin_bps × √n)` of its value, `f` the scaled
@@ -50,6 +52,44 @@ pub fn target_scale_bps(volatility: Option<I80F48>, baseline_bps: u32, max_scale
         None => u32::MAX,
     };
     scale.clamp(UNSCALED, max_scale_bps.max(UNSCALED))
+}
+
+/// The most of a wait one step of the scale credits.
+pub const MAX_SCALE_STEP_SECONDS: i64 = 600;
+
+/// One step of the scale from `current` towards `target`, `elapsed_seconds`
+/// after the last, carrying `credit` (basis-point-seconds earned and not
+/// yet used): the new scale and the credit left. A wait earns
+/// `max_change_bps_per_hour` basis-point-seconds a second, at most
+/// [`MAX_SCALE_STEP_SECONDS`]' worth in all (or one basis point's, if
+/// more); a move spends 3,600 per basis
+/// point; reaching the target spends the rest. So the scale moves at the
+/// configured rate however often it is refreshed, and the first refresh
+/// after an outage moves it at most ten minutes' worth.
+pub fn scale_step(
+    current: u32,
+    target: u32,
+    elapsed_seconds: i64,
+    max_change_bps_per_hour: u32,
+    credit: u32,
+) -> (u32, u32) {
+    let rate = u64::from(max_change_bps_per_hour);
+    // Ten minutes' worth, and at least a basis point's (a slow rate
+    // would otherwise never move).
+    let cap = (rate * MAX_SCALE_STEP_SECONDS as u64).max(3_600);
+    let elapsed = u64::try_from(elapsed_seconds.clamp(0, 3_600)).unwrap_or(0);
+    let credit = (u64::from(credit) + rate * elapsed).min(cap);
+    let allowed = u32::try_from(credit / 3_600).unwrap_or(u32::MAX);
+    let next = if target >= current {
+        current.saturating_add(allowed).min(target)
+    } else {
+        current.saturating_sub(allowed).max(target)
+    };
+    if next == target {
+        return (next, 0);
+    }
+    let spent = u64::from(next.abs_diff(current)) * 3_600;
+    (next, u32::try_from(credit - spent).unwrap_or(u32::MAX))
 }
 
 /// The scale after `elapsed_seconds` moving from `current` towards
@@ -190,6 +230,30 @@ mod tests {
         assert_eq!(scaled_fraction_bps(1_000, 30_000, 100, u64::MAX), 10_000);
         // Rounded up: 3 bp × 1.5 is 5 bp.
         assert_eq!(scaled_fraction_bps(3, 15_000, 0, 0), 5);
+    }
+
+    #[test]
+    fn a_step_credits_at_most_ten_minutes_and_keeps_unused_time() {
+        // Four hours without a price: the first refresh after moves the
+        // scale ten minutes' worth (833 of 5,000 an hour), not 20,000.
+        assert_eq!(
+            scale_step(10_000, 30_000, 4 * 3_600, 5_000, 0),
+            (10_833, 1_200)
+        );
+        // Reaching the target spends the rest.
+        assert_eq!(scale_step(10_000, 10_050, 60, 6_000, 0), (10_050, 0));
+        // A second at 3,000 an hour earns 3,000 of the 3,600 a basis point
+        // costs: nothing moves, the credit is kept.
+        assert_eq!(scale_step(10_000, 30_000, 1, 3_000, 0), (10_000, 3_000));
+        assert_eq!(scale_step(10_000, 30_000, 1, 3_000, 3_000), (10_001, 2_400));
+        // Refreshing every second for an hour moves the configured rate.
+        for rate in [1, 3_000, 5_000, 7_199, 100_000] {
+            let (mut scale, mut credit) = (10_000u32, 0u32);
+            for _ in 0..3_600 {
+                (scale, credit) = scale_step(scale, 1_000_000, 1, rate, credit);
+            }
+            assert_eq!(scale - 10_000, rate, "{rate}");
+        }
     }
 
     proptest! {

@@ -28,6 +28,7 @@ pub fn set_risk_scaling(ctx: Context<SetRiskScaling>, scaling: RiskScaling) -> R
     let state = &mut underlying.risk_scaling;
     state.config = scaling;
     state.updated_at = now;
+    state.scale_credit = 0;
     if scaling.baseline_volatility_bps == 0 {
         // Without a baseline nothing would move it back.
         state.scale_bps = 0;

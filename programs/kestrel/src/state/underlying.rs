@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 
 use fixed::types::I80F48;
 
-use crate::engine::margin_scaling::{stepped_scale_bps, target_scale_bps, MarginTerms, UNSCALED};
+use crate::engine::margin_scaling::{scale_step, target_scale_bps, MarginTerms, UNSCALED};
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
 use crate::engine::realized_volatility::{RealizedVolatility, REALIZED_VOLATILITY_SIZE};
 use crate::engine::stable_price::{StablePrice, STABLE_PRICE_SIZE};
@@ -252,8 +252,10 @@ pub struct RiskScalingState {
     pub config: RiskScaling,
     /// The scale health applies now (bps of 1; 0 reads as 10,000).
     pub scale_bps: u32,
-    pub padding: u32,
-    /// When the scale last moved, or reached its target.
+    /// Basis-point-seconds of movement earned and not yet used
+    /// (`engine::margin_scaling::scale_step`).
+    pub scale_credit: u32,
+    /// The last step's time.
     pub updated_at: i64,
 }
 
@@ -270,8 +272,9 @@ impl RiskScalingState {
     }
 
     /// Moves the scale towards the target for `volatility` at unix time
-    /// `now`, at most at the configured rate for the time since it last
-    /// moved; time too short to move it by a basis point is kept.
+    /// `now`, at the configured rate for the time since the last step
+    /// (`engine::margin_scaling::scale_step`: at most ten minutes of a
+    /// longer wait credited, what a move did not use kept).
     pub fn step(&mut self, volatility: Option<I80F48>, now: i64) {
         let config = &self.config;
         if config.baseline_volatility_bps == 0 {
@@ -283,16 +286,16 @@ impl RiskScalingState {
             config.baseline_volatility_bps,
             config.max_scale_bps,
         );
-        let next = stepped_scale_bps(
+        let (next, credit) = scale_step(
             current,
             target,
             now.saturating_sub(self.updated_at),
             config.max_scale_change_bps_per_hour,
+            self.scale_credit,
         );
-        if next != current || current == target {
-            self.scale_bps = next;
-            self.updated_at = now;
-        }
+        self.scale_bps = next;
+        self.scale_credit = credit;
+        self.updated_at = now;
     }
 }
 
