@@ -80,11 +80,7 @@ pub fn scale_step(
     let elapsed = u64::try_from(elapsed_seconds.clamp(0, 3_600)).unwrap_or(0);
     let credit = (u64::from(credit) + rate * elapsed).min(cap);
     let allowed = u32::try_from(credit / 3_600).unwrap_or(u32::MAX);
-    let next = if target >= current {
-        current.saturating_add(allowed).min(target)
-    } else {
-        current.saturating_sub(allowed).max(target)
-    };
+    let next = toward(current, target, allowed);
     if next == target {
         return (next, 0);
     }
@@ -94,7 +90,8 @@ pub fn scale_step(
 
 /// The scale after `elapsed_seconds` moving from `current` towards
 /// `target`, by at most `max_change_bps_per_hour` an hour.
-pub fn stepped_scale_bps(
+#[cfg(test)]
+fn stepped_scale_bps(
     current: u32,
     target: u32,
     elapsed_seconds: i64,
@@ -102,7 +99,11 @@ pub fn stepped_scale_bps(
 ) -> u32 {
     let elapsed = u64::try_from(elapsed_seconds.max(0)).unwrap_or(0);
     let allowed = (u64::from(max_change_bps_per_hour) * elapsed / 3_600).min(u64::from(u32::MAX));
-    let allowed = allowed as u32;
+    toward(current, target, allowed as u32)
+}
+
+/// `current` moved towards `target` by at most `allowed`.
+fn toward(current: u32, target: u32, allowed: u32) -> u32 {
     if target >= current {
         current.saturating_add(allowed).min(target)
     } else {
