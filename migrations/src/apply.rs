@@ -186,6 +186,14 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
             &pda::underlying(&exchange, underlying_index),
             scaling,
         ),
+        Step::SetPriceLimit {
+            underlying_index,
+            max_move_bps_per_second,
+        } => ix::set_price_limit(
+            &admin_key,
+            &pda::underlying(&exchange, underlying_index),
+            max_move_bps_per_second,
+        ),
         Step::CreateOptionMarket {
             args,
             expiry,

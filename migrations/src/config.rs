@@ -68,6 +68,11 @@ pub struct UnderlyingConfig {
     /// volatility and position size (`set_risk_scaling`).
     #[serde(default)]
     pub risk_scaling: Option<RiskScalingConfig>,
+    /// Present: how fast its accepted price may follow the feeds, basis
+    /// points a second (`set_price_limit`; 0: at once). Absent: the
+    /// underlying keeps what it has.
+    #[serde(default)]
+    pub max_price_move_bps_per_second: Option<u32>,
 }
 
 /// `[underlying.risk_scaling]`: what `set_risk_scaling` stores (a key left
@@ -328,6 +333,14 @@ impl Config {
             }
         }
         for (i, underlying) in config.underlyings.iter().enumerate() {
+            if let Some(limit) = underlying.max_price_move_bps_per_second {
+                kestrel::state::validate_price_limit(limit).map_err(|e| {
+                    invalid(
+                        &format!("underlying[{i}].max_price_move_bps_per_second"),
+                        format!("refused by the program: {e}"),
+                    )
+                })?;
+            }
             if let Some(scaling) = &underlying.risk_scaling {
                 scaling.scaling().validate().map_err(|e| {
                     invalid(

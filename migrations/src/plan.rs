@@ -71,6 +71,11 @@ pub enum Step {
         underlying_index: u16,
         scaling: RiskScaling,
     },
+    /// Sets how fast an underlying's accepted price may follow its feeds.
+    SetPriceLimit {
+        underlying_index: u16,
+        max_move_bps_per_second: u32,
+    },
     /// Lists one option of a `[[series]]`.
     CreateOptionMarket {
         args: CreateMarketArgs,
@@ -183,6 +188,13 @@ impl std::fmt::Display for Step {
                 scaling.max_scale_bps,
                 scaling.max_scale_change_bps_per_hour,
                 scaling.size_margin_bps
+            ),
+            Step::SetPriceLimit {
+                underlying_index,
+                max_move_bps_per_second,
+            } => write!(
+                f,
+                "set underlying {underlying_index}'s price limit ({max_move_bps_per_second} bps a second)"
             ),
             Step::CreateOptionMarket { args, expiry, option, .. } => write!(
                 f,
@@ -372,6 +384,7 @@ pub fn plan(config: &Config, state: &ChainState) -> Result<Vec<Step>, ConfigErro
     for underlying in &config.underlyings {
         plan_option_config(underlying, state, &mut steps)?;
         plan_risk_scaling(underlying, state, &mut steps);
+        plan_price_limit(underlying, state, &mut steps);
     }
     for market in &config.markets {
         plan_market(config, market, state, &mut steps)?;
@@ -505,6 +518,24 @@ fn plan_risk_scaling(config: &UnderlyingConfig, state: &ChainState, steps: &mut 
         steps.push(Step::SetRiskScaling {
             underlying_index: config.index,
             scaling: wanted,
+        });
+    }
+}
+
+/// `set_price_limit` when the file's `max_price_move_bps_per_second`
+/// differs from what the underlying stores (or it is not listed yet).
+fn plan_price_limit(config: &UnderlyingConfig, state: &ChainState, steps: &mut Vec<Step>) {
+    let Some(wanted) = config.max_price_move_bps_per_second else {
+        return;
+    };
+    let current = state
+        .underlyings
+        .get(&config.index)
+        .map(|u| u.price_limit.max_move_bps_per_second);
+    if current != Some(wanted) {
+        steps.push(Step::SetPriceLimit {
+            underlying_index: config.index,
+            max_move_bps_per_second: wanted,
         });
     }
 }
@@ -1082,6 +1113,55 @@ mod tests {
             .unwrap_err()
             .0
             .contains("underlying[0].risk_scaling"));
+    }
+
+    #[test]
+    fn a_price_limit_is_set_when_it_differs_and_checked_like_the_program() {
+        let text = CONFIG.replacen(
+            "\n[underlying.",
+            "\nmax_price_move_bps_per_second = 20\n\n[underlying.",
+            1,
+        );
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(
+            config.underlyings[0].max_price_move_bps_per_second,
+            Some(20)
+        );
+        let mut state = created(&config);
+        let limit_steps = |state: &ChainState| -> Vec<Step> {
+            plan(&config, state)
+                .unwrap()
+                .into_iter()
+                .filter(|s| matches!(s, Step::SetPriceLimit { .. }))
+                .collect()
+        };
+        let steps = limit_steps(&state);
+        assert_eq!(
+            steps,
+            [Step::SetPriceLimit {
+                underlying_index: 0,
+                max_move_bps_per_second: 20
+            }]
+        );
+        assert_eq!(
+            steps[0].to_string(),
+            "set underlying 0's price limit (20 bps a second)"
+        );
+        state
+            .underlyings
+            .get_mut(&0)
+            .unwrap()
+            .price_limit
+            .max_move_bps_per_second = 20;
+        assert!(limit_steps(&state).is_empty());
+        let refused = text.replace(
+            "max_price_move_bps_per_second = 20",
+            "max_price_move_bps_per_second = 501",
+        );
+        assert!(Config::parse(&refused)
+            .unwrap_err()
+            .0
+            .contains("underlying[0].max_price_move_bps_per_second"));
     }
 
     #[test]

@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 97] = [
+pub const ALL: [KestrelError; 98] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -101,6 +101,7 @@ pub const ALL: [KestrelError; 97] = [
     KestrelError::OpenInterestLimitExceeded,
     KestrelError::PositionLimitExceeded,
     KestrelError::InvalidRiskScaling,
+    KestrelError::InvalidPriceLimit,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

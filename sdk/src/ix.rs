@@ -476,6 +476,25 @@ pub fn set_risk_scaling(admin: &Pubkey, underlying: &Pubkey, scaling: RiskScalin
     )
 }
 
+/// `set_price_limit`: how fast the underlying's accepted price may follow
+/// its feeds, basis points of the price a second (0: at once).
+pub fn set_price_limit(
+    admin: &Pubkey,
+    underlying: &Pubkey,
+    max_move_bps_per_second: u32,
+) -> Instruction {
+    build(
+        accounts::SetPriceLimit {
+            admin: *admin,
+            exchange: pda::exchange(),
+            underlying: *underlying,
+        },
+        instruction::SetPriceLimit {
+            max_move_bps_per_second,
+        },
+    )
+}
+
 pub fn set_market_status(admin: &Pubkey, market: &Pubkey, status: MarketStatus) -> Instruction {
     build(
         accounts::SetMarketStatus {

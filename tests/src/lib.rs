@@ -950,7 +950,7 @@ impl Harness {
             .price()
             .ok()
             .into_iter()
-            .chain(underlying.prices.last_good_price())
+            .chain(underlying.last_good_price())
             .collect();
         let events = kestrel_sdk::events::pending_events(queue).expect("an event queue");
         let checked = self

@@ -391,6 +391,9 @@ async fn every_substituted_account_is_refused() {
     let scaling = ix::set_risk_scaling(&admin.pubkey(), &market.underlying.underlying, scaling);
     m.check("set_risk_scaling", scaling, &[&admin], &[], true)
         .await;
+    let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20);
+    m.check("set_price_limit", limit, &[&admin], &[], true)
+        .await;
     let sb = market.underlying.fallback_oracle.unwrap();
     let set_oracle =
         ix::set_underlying_oracle(&admin.pubkey(), &market.underlying, oracle_config(&sb));

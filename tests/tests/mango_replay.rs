@@ -18,10 +18,15 @@
 //!   took, the liquidator has earned it, no account ends in deficit and
 //!   the insurance fund has only grown.
 //!
-//! It covers the unrealized path under a pump the liquidator can follow
-//! (2 % a print). A single print past the short side's buffer, realized by
-//! the long side as its liquidator, is not closed yet (SECURITY.md, the
-//! stable price's review: open, high).
+//! That pump moves 2 % a print, which the liquidator can follow. A single
+//! print past the short side's buffer cannot be followed: the short is
+//! bankrupt the moment the markets see it, and the long side, as the
+//! liquidator of its own short, realizes the pumped gain and withdraws it
+//! while the fund pays the short's deficit. Nothing in the accounting can
+//! tell that gain from an honest one; an underlying's price limit
+//! (`engine::price_limit`) bounds the print instead. The last two tests
+//! replay it without a limit (what the attacker takes, and from whom) and
+//! with one of 20 bp a second (nothing beyond its own collateral).
 //!
 //! Market 0 as in trading.rs: a lot is 0.01 SOL, 150 USDC per SOL is
 //! 15,000 ticks (1.5 USDC a lot); margins 10% initial, 5% maintenance.
@@ -29,6 +34,7 @@
 use kestrel::instructions::{OrderSide, OrderType};
 use kestrel_sdk::ix::MarketAccounts;
 use kestrel_tests::*;
+use solana_sdk::signer::Signer;
 
 const BID: OrderSide = OrderSide::Bid;
 const ASK: OrderSide = OrderSide::Ask;
@@ -133,7 +139,8 @@ impl Replay {
         let mut liquidations = 0;
         loop {
             let health = self.h.health_preview(&self.short.margin_account).await;
-            if health.maintenance >= 0 {
+            let short = self.h.margin_account(&self.short.margin_account).await;
+            if health.maintenance >= 0 || short.active_positions().next().is_none() {
                 return liquidations;
             }
             let liquidate = self
@@ -314,4 +321,178 @@ async fn the_mango_attack_extracts_nothing() {
     // it holds what it put in less the fee.
     let long = equity(&mut t.h, &t.long, 150).await;
     assert!(long <= DEPOSIT as i64);
+}
+
+/// What a single print held at 750 for twenty minutes leaves, the attacker
+/// trying at every refresh to liquidate its own short with its long and to
+/// withdraw what the long's initial health allows.
+struct SinglePrint {
+    /// Σ the attacker's equity at 150 after the print is gone, plus what
+    /// it withdrew.
+    attacker: i64,
+    withdrawn: i64,
+    /// What the insurance fund lost (negative: it earned fees).
+    fund_loss: i64,
+    /// The deficit left on the attacker's accounts, which nothing backs.
+    deficit: i64,
+    /// The accepted price after the first refresh of the print.
+    first_step: f64,
+    self_liquidations: u32,
+}
+
+async fn single_print(limit_bps_per_second: Option<u32>) -> SinglePrint {
+    let mut t = setup().await;
+    // A fund of 10,000 USDC, staked by a fourth (honest) user.
+    let staker = t.h.user(10_000 * ONE_TOKEN).await;
+    t.h.stake(&staker, 10_000 * ONE_TOKEN).await;
+    if let Some(limit) = limit_bps_per_second {
+        let admin = t.h.admin.insecure_clone();
+        let set = kestrel_sdk::ix::set_price_limit(
+            &admin.pubkey(),
+            &t.market.underlying.underlying,
+            limit,
+        );
+        t.h.ok("set_price_limit", &[set], &[&admin]).await;
+    }
+    let vault = t.h.insurance_vault;
+    let fund_at_start = t.h.token_balance(&vault).await as i64;
+    let long_key = t.long.key.insecure_clone();
+    let mut withdrawn = 0i64;
+    let mut first_step = 0.0;
+    let mut self_liquidations = 0;
+    for step in 1..=STEPS {
+        t.h.advance_clock(STEP_SECONDS).await;
+        t.h.set_oracle_price(&t.market, 750).await;
+        t.h.set_oracle_price(&t.other, 150).await;
+        let underlying = t.h.underlying_state(&t.market.underlying.underlying).await;
+        // USDC per SOL (native quote per native base × 1,000).
+        let accepted: f64 = underlying
+            .last_good_price()
+            .map_or(0.0, |p| p.to_num::<f64>() * 1_000.0);
+        if step == 1 {
+            first_step = accepted;
+        }
+        // The attacker moves first: its long liquidates its short...
+        while t
+            .h
+            .health_preview(&t.short.margin_account)
+            .await
+            .maintenance
+            < 0
+        {
+            let liquidate =
+                t.h.liquidate_ix(&t.long, &t.short.margin_account, &t.market, u64::MAX)
+                    .await;
+            if t.h
+                .attempt("liquidate the own short", &[liquidate], &[&long_key])
+                .await
+                .is_err()
+            {
+                break;
+            }
+            self_liquidations += 1;
+        }
+        // ... and withdraws what the long's initial health lets it.
+        let room = t.h.health_preview(&t.long.margin_account).await.initial;
+        let collateral = t.h.collateral(&t.long.margin_account).await;
+        let amount = (room.to_num::<f64>() as i64 - 1).min(collateral);
+        if amount > 0 {
+            let withdraw = t.h.withdraw_ix(&t.long, amount as u64).await;
+            if t.h
+                .attempt("withdraw the realized gain", &[withdraw], &[&long_key])
+                .await
+                .is_ok()
+            {
+                withdrawn += amount;
+            }
+        }
+        // Then the honest keeper: what is left under maintenance, and a
+        // bankrupt account's deficit to the fund.
+        t.keeper().await;
+        let short = t.h.margin_account(&t.short.margin_account).await;
+        if short.collateral < 0 && short.active_positions().next().is_none() {
+            let settle = kestrel_sdk::ix::settle_bankruptcy(&t.short.margin_account, &t.market);
+            let _ = t.h.attempt("settle_bankruptcy", &[settle], &[]).await;
+        }
+        if limit_bps_per_second.is_some() {
+            let short = t.h.margin_account(&t.short.margin_account).await;
+            let value: f64 = short
+                .active_positions()
+                .map(|(_, p)| p.base_lots as f64 * accepted * 1e4 + p.quote_native as f64)
+                .sum();
+            let short = short.collateral as f64 + value;
+            assert!(
+                short >= 0.0,
+                "step {step}: the short side's equity {short} at {accepted:.2}"
+            );
+        }
+    }
+    let mut attacker = withdrawn;
+    let mut deficit = 0;
+    for user in [&t.long, &t.short, &t.buyer] {
+        let account = t.h.margin_account(&user.margin_account).await;
+        deficit += (-account.collateral).max(0);
+        attacker += equity(&mut t.h, user, 150).await.max(0);
+    }
+    let fund_at_end = t.h.token_balance(&vault).await as i64;
+    SinglePrint {
+        attacker,
+        withdrawn,
+        fund_loss: fund_at_start - fund_at_end,
+        deficit,
+        first_step,
+        self_liquidations,
+    }
+}
+
+impl SinglePrint {
+    fn report(&self, limit: &str) {
+        println!(
+            "[single print] {limit}: the markets see {:.2} after the first refresh; the attacker \
+             deposited {} USDC, withdrew {:.2} and holds {:.2} in all after {} liquidations of its \
+             own short; the fund lost {:.2}, and {:.2} of deficit is left on its accounts",
+            self.first_step,
+            3 * DEPOSIT / 1_000_000,
+            self.withdrawn as f64 / 1e6,
+            self.attacker as f64 / 1e6,
+            self.self_liquidations,
+            self.fund_loss as f64 / 1e6,
+            self.deficit as f64 / 1e6,
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_price_limit_a_single_print_pays_the_attacker_from_others() {
+    let outcome = single_print(None).await;
+    outcome.report("no limit");
+    assert_eq!(outcome.first_step, 750.0);
+    // The hole the limit closes: the long is paid the short's deficit, out
+    // of the fund and then out of other users' collateral.
+    let deposits = 3 * DEPOSIT as i64;
+    assert!(outcome.attacker > 10 * deposits, "{}", outcome.attacker);
+    assert!(outcome.fund_loss > 0);
+}
+
+#[tokio::test]
+async fn under_a_price_limit_a_single_print_extracts_nothing() {
+    let outcome = single_print(Some(20)).await;
+    outcome.report("20 bp/s");
+    // Ten seconds' worth of 20 bp a second: 2 %.
+    assert!(
+        (152.9..=153.01).contains(&outcome.first_step),
+        "{}",
+        outcome.first_step
+    );
+    assert!(
+        outcome.attacker <= 3 * DEPOSIT as i64,
+        "{}",
+        outcome.attacker
+    );
+    assert!(
+        outcome.fund_loss <= 0,
+        "the fund lost {}",
+        outcome.fund_loss
+    );
+    assert_eq!(outcome.deficit, 0);
 }

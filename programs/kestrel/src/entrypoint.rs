@@ -167,6 +167,7 @@ fn admin<'info>(
         set_market_params: SetMarketParams,
         set_market_limits: SetMarketLimits,
         set_risk_scaling: SetRiskScaling,
+        set_price_limit: SetPriceLimit,
         delist_market: DelistMarket,
         set_market_status: SetMarketStatus,
         sweep_fees: SweepFees,

@@ -200,6 +200,8 @@ pub enum KestrelError {
     PositionLimitExceeded,
     #[msg("invalid risk scaling: with a volatility baseline (at most 1000%), a maximum scale of 10000-100000 bps and a rate of 1-100000 bps an hour; a size lift of at most 1000 bps per unit")]
     InvalidRiskScaling,
+    #[msg("invalid price limit: at most 500 bps a second (0: none)")]
+    InvalidPriceLimit,
 }
 
 impl From<crate::engine::black_scholes::PricingError> for KestrelError {

@@ -133,6 +133,12 @@ pub struct RiskScalingSet {
 }
 
 #[event]
+pub struct PriceLimitSet {
+    pub underlying: Pubkey,
+    pub max_move_bps_per_second: u32,
+}
+
+#[event]
 pub struct MarketLimitsSet {
     pub market: Pubkey,
     pub max_open_interest_lots: u64,

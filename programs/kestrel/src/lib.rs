@@ -127,6 +127,13 @@ pub mod kestrel {
         instructions::set_risk_scaling(ctx, scaling)
     }
 
+    pub fn set_price_limit(
+        ctx: Context<SetPriceLimit>,
+        max_move_bps_per_second: u32,
+    ) -> Result<()> {
+        instructions::set_price_limit(ctx, max_move_bps_per_second)
+    }
+
     pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32) -> Result<()> {
         instructions::delist_market(ctx, settlement_window_seconds)
     }

@@ -246,14 +246,20 @@ impl MarketRisk {
 }
 
 /// What health needs of an underlying: its price now, or why there is none,
-/// the last good price (for closed markets) and the stable price (for
-/// initial health).
+/// the last good price (for closed markets), and for initial health the
+/// stable price and the feeds' price while a price limit holds the current
+/// one away from it.
 #[derive(Clone, Copy, Debug)]
 pub struct UnderlyingPrices {
     pub current: core::result::Result<I80F48, KestrelError>,
     pub last_good: Option<I80F48>,
     /// `None` before the first accepted price.
     pub stable: Option<I80F48>,
+    /// The feeds' price, while the underlying's price limit holds the
+    /// accepted price away from it (`engine::price_limit`): initial health
+    /// values a position at it when that is worse for the position, so the
+    /// limit lends nobody what the feeds say it has lost.
+    pub feed: Option<I80F48>,
     /// How its markets' margin fractions scale (`engine::margin_scaling`).
     pub margin: MarginTerms,
     pub options: OptionTerms,
@@ -264,8 +270,9 @@ impl UnderlyingPrices {
     pub fn of(underlying: &Underlying, now: i64, slot: u64) -> Self {
         Self {
             current: underlying.current_price(now, slot),
-            last_good: underlying.prices.last_good_price(),
+            last_good: underlying.last_good_price(),
             stable: underlying.stable_price().price(),
+            feed: underlying.price_limit().lagging_feed(),
             margin: underlying.margin_terms(),
             options: OptionTerms::current(underlying, now),
         }
@@ -352,23 +359,40 @@ impl MarkRule {
 }
 
 impl MarketRisk {
-    /// The price a position of this market counts at in initial health's
-    /// other reading, at the underlying's stable price, given its `mark`
-    /// at the current one: the same rule applied to the stable price. A
-    /// settled or closed market's price does not move with the
-    /// underlying's, and a stable price equal to the current one (a calm
-    /// market) changes nothing: no second valuation.
-    pub fn stable_mark_price(&self, prices: &UnderlyingPrices, mark: I80F48) -> Result<I80F48> {
-        let (Some(stable), Ok(current)) = (prices.stable, prices.current) else {
+    /// The price a position of sign `base` in this market counts at in
+    /// initial health's other reading, given its `mark` at the current
+    /// price: the same rule applied to the underlying's stable price, or to
+    /// the feeds' price a price limit holds back when that is worse for the
+    /// position ([`risk::initial_price`]). A settled or closed market's price does not
+    /// move with the underlying's, and a stable price equal to the current
+    /// one with no limit holding the price (a calm market) changes nothing:
+    /// no second valuation.
+    pub fn initial_mark_price(
+        &self,
+        prices: &UnderlyingPrices,
+        mark: I80F48,
+        base: i64,
+    ) -> Result<I80F48> {
+        let Ok(current) = prices.current else {
             return Ok(mark);
         };
-        if stable == current || self.closed {
+        if self.closed || matches!(self.mark, MarkRule::Settled(_)) {
             return Ok(mark);
         }
-        match self.mark {
-            MarkRule::Settled(_) => Ok(mark),
-            MarkRule::Underlying => Ok(stable),
-            rule => rule.apply(stable, &prices.options),
+        let at = |spot: I80F48| -> Result<I80F48> {
+            match self.mark {
+                _ if spot == current => Ok(mark),
+                MarkRule::Underlying => Ok(spot),
+                rule => rule.apply(spot, &prices.options),
+            }
+        };
+        let stable = match prices.stable {
+            Some(stable) => at(stable)?,
+            None => mark,
+        };
+        match prices.feed {
+            Some(feed) => Ok(risk::initial_price(base, stable, at(feed)?)),
+            None => Ok(stable),
         }
     }
 
@@ -489,7 +513,12 @@ impl Portfolio {
             // the stable price as it is.
             MarkRule::Underlying if !market.closed => {
                 let price = prices.current?;
-                (price, prices.stable.unwrap_or(price), false)
+                let stable = prices.stable.unwrap_or(price);
+                let other = match prices.feed {
+                    Some(feed) => risk::initial_price(position.base_lots, stable, feed),
+                    None => stable,
+                };
+                (price, other, false)
             }
             MarkRule::Option(mark) => {
                 let price = market.mark_price(prices)?;
@@ -501,13 +530,17 @@ impl Portfolio {
                 let stable = if position.base_lots > 0 {
                     price
                 } else {
-                    market.stable_mark_price(prices, price)?
+                    market.initial_mark_price(prices, price, position.base_lots)?
                 };
                 (price, stable, true)
             }
             _ => {
                 let price = market.mark_price(prices)?;
-                (price, market.stable_mark_price(prices, price)?, false)
+                (
+                    price,
+                    market.initial_mark_price(prices, price, position.base_lots)?,
+                    false,
+                )
             }
         };
         self.positions.push(PortfolioPosition {

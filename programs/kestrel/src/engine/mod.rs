@@ -20,6 +20,7 @@ pub mod node;
 pub mod option_margin;
 pub mod perp;
 pub mod price_integral;
+pub mod price_limit;
 pub mod realized_volatility;
 pub mod risk;
 pub mod stable_price;

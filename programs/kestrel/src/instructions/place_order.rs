@@ -257,7 +257,7 @@ fn price(
     clock: &Clock,
 ) -> Result<Pricing> {
     let now = clock.unix_timestamp;
-    let (reading, max_age_seconds, options, band_options, stable, margin) = {
+    let (reading, max_age_seconds, options, band_options, stable, feed, margin) = {
         let underlying = underlying.load()?;
         let options = OptionTerms::current(&underlying, now);
         let band_options = if options.volatility.is_err() && args.reduce_only {
@@ -274,6 +274,7 @@ fn price(
             options,
             band_options,
             underlying.stable_price().price(),
+            underlying.price_limit().lagging_feed(),
             underlying.margin_terms(),
         )
     };
@@ -306,6 +307,7 @@ fn price(
                 current: reading.current.map_err(KestrelError::from),
                 last_good: reading.last_good,
                 stable,
+                feed,
                 margin,
                 options,
             },

@@ -4,6 +4,7 @@ use fixed::types::I80F48;
 
 use crate::engine::margin_scaling::{scale_step, target_scale_bps, MarginTerms, UNSCALED};
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
+use crate::engine::price_limit::{PriceLimit, MAX_MOVE_BPS_PER_SECOND, PRICE_LIMIT_SIZE};
 use crate::engine::realized_volatility::{RealizedVolatility, REALIZED_VOLATILITY_SIZE};
 use crate::engine::stable_price::{StablePrice, STABLE_PRICE_SIZE};
 use crate::error::KestrelError;
@@ -193,6 +194,31 @@ pub struct StoredStablePrice {
 }
 
 const _: () = assert!(core::mem::size_of::<StoredStablePrice>() == STABLE_PRICE_SIZE);
+
+/// [`PriceLimit`] as the account stores it (the same layout;
+/// [`Underlying::price_limit`] converts): how fast the accepted price may
+/// follow the feeds (`set_price_limit`), and what it accepted last.
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredPriceLimit {
+    pub price: [u64; 2],
+    pub feed: [u64; 2],
+    pub updated_at: i64,
+    pub max_move_bps_per_second: u32,
+    pub padding: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<StoredPriceLimit>() == PRICE_LIMIT_SIZE);
+
+/// A price limit the admin may set: at most [`MAX_MOVE_BPS_PER_SECOND`]
+/// (0: none).
+pub fn validate_price_limit(max_move_bps_per_second: u32) -> Result<()> {
+    require!(
+        max_move_bps_per_second <= MAX_MOVE_BPS_PER_SECOND,
+        KestrelError::InvalidPriceLimit
+    );
+    Ok(())
+}
 
 /// How an underlying's perpetual and futures margin fractions follow risk,
 /// as the admin sets it (`set_risk_scaling`; all zero: they do not):
@@ -503,14 +529,17 @@ pub struct Underlying {
     /// How its markets' margin fractions follow the realized volatility
     /// and position size (`set_risk_scaling`), and the scale reached.
     pub risk_scaling: RiskScalingState,
+    /// How fast the accepted price may follow the feeds, and the price it
+    /// accepted last (`engine::price_limit`).
+    pub price_limit: StoredPriceLimit,
     /// Room that the risk-array tags of later versions fill without a
     /// migration.
-    pub reserved: [u8; 256],
+    pub reserved: [u8; 208],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
 /// and padding + price integral + volatility state + realized volatility +
-/// stable price + risk scaling + reserved.
+/// stable price + risk scaling + price limit + reserved.
 pub const UNDERLYING_SIZE: usize = 32
     + 16
     + STORED_ORACLE_CONFIG_SIZE
@@ -521,7 +550,8 @@ pub const UNDERLYING_SIZE: usize = 32
     + REALIZED_VOLATILITY_SIZE
     + STABLE_PRICE_SIZE
     + RISK_SCALING_STATE_SIZE
-    + 256;
+    + PRICE_LIMIT_SIZE
+    + 208;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
@@ -569,13 +599,17 @@ impl Underlying {
                 records: self.prices,
             };
         }
-        self.prices.accept(
+        let mut reading = self.prices.accept(
             &self.bounds(),
             self.has_fallback(),
             self.oracle.max_deviation_bps,
             now,
             slot,
-        )
+        );
+        if let Ok(accepted) = &mut reading.current {
+            accepted.price = self.price_limit().accepts(accepted.price, now);
+        }
+        reading
     }
 
     /// Stores a refresh's reading at unix time `now`: its records, whether
@@ -588,13 +622,17 @@ impl Underlying {
     /// price, only a settlement waits.
     pub fn store(&mut self, reading: &PriceReading, now: i64) {
         if let Ok(accepted) = reading.current {
+            // What every reader takes as the price: the feeds' price, as
+            // far as the limit lets it move since the last refresh.
+            let limit: &mut PriceLimit = bytemuck::cast_mut(&mut self.price_limit);
+            let price = limit.record(accepted.price, now);
             let max_hold = self.oracle.max_age_seconds;
             let at = accepted.publish_time.min(now);
             let integral: &mut PriceIntegral = bytemuck::cast_mut(&mut self.integral);
             // Unchanged on an error (`record` is atomic).
-            let _ = integral.record(accepted.price, at, max_hold);
+            let _ = integral.record(price, at, max_hold);
             let realized: &mut RealizedVolatility = bytemuck::cast_mut(&mut self.realized);
-            realized.record(accepted.price, at);
+            realized.record(price, at);
             // The estimate (a division and a square root) only where it
             // scales margin.
             if self.risk_scaling.config.baseline_volatility_bps > 0 {
@@ -604,7 +642,7 @@ impl Underlying {
             // On the clock, not the publish time: its growth limit is per
             // second of real time.
             let stable: &mut StablePrice = bytemuck::cast_mut(&mut self.stable);
-            stable.update(accepted.price, now);
+            stable.update(price, now);
         }
         self.prices = reading.records;
         self.accepted = u8::from(reading.current.is_ok());
@@ -634,6 +672,19 @@ impl Underlying {
         bytemuck::cast_ref(&self.stable)
     }
 
+    /// The price limit, for the engine.
+    pub fn price_limit(&self) -> &PriceLimit {
+        bytemuck::cast_ref(&self.price_limit)
+    }
+
+    /// The last price a refresh accepted, fresh or not (what bands
+    /// reduce-only orders through an outage and marks a closed market).
+    pub fn last_good_price(&self) -> Option<I80F48> {
+        self.price_limit()
+            .price()
+            .or_else(|| self.prices.last_good_price())
+    }
+
     /// What an order is priced from at `now`, `slot`: [`Self::reading`]
     /// without copying the records out while the last accepted price is
     /// fresh (every order reads it).
@@ -641,11 +692,14 @@ impl Underlying {
         if let Some(price) = self.fresh_accepted_price(now, slot) {
             return TradingPrice {
                 current: Ok(price),
-                last_good: self.prices.last_good_price(),
+                last_good: self.last_good_price(),
                 last_good_time: self.prices.last_good.publish_time,
             };
         }
-        TradingPrice::from(&self.reading(now, slot))
+        TradingPrice {
+            last_good: self.last_good_price(),
+            ..TradingPrice::from(&self.reading(now, slot))
+        }
     }
 
     /// The price to use now (native quote per native base), or the feeds'
@@ -669,7 +723,10 @@ impl Underlying {
         if self.accepted == 0 {
             return None;
         }
-        let price = last.price()?;
+        let price = match self.price_limit().price() {
+            Some(limited) => limited,
+            None => last.price()?,
+        };
         is_fresh(
             last.publish_time,
             last.publish_slot,
@@ -733,6 +790,68 @@ mod tests {
             OracleConfig::try_from(&corrupt),
             Err(KestrelError::Unreachable)
         ));
+    }
+
+    /// With a price limit, every way of reading the price gives the limited
+    /// one: the stored price, the fast and the full reading (a fallback it
+    /// accepts itself included), the last good price; initial health sees
+    /// the feeds' price it holds back.
+    #[test]
+    fn a_price_limit_holds_every_reading_of_the_price() {
+        use crate::oracle::{OracleSource, RawPrice};
+        let raw = |whole: i128, publish_time: i64| RawPrice {
+            mantissa: whole * 100_000_000,
+            confidence: 0,
+            exponent: -8,
+            publish_time,
+            publish_slot: 10,
+            source: OracleSource::Pyth,
+        };
+        let mut u: Underlying = bytemuck::Zeroable::zeroed();
+        u.oracle = StoredOracleConfig::from(&config());
+        u.base_decimals = 9;
+        u.quote_decimals = 6;
+        u.price_limit.max_move_bps_per_second = 20;
+        let bounds = u.bounds();
+        let native = |whole: f64| I80F48::from_num(whole / 1_000.0);
+        let near = |price: I80F48, whole: f64| (price - native(whole)).abs() < native(1e-6);
+        let refresh = |u: &mut Underlying, primary: RawPrice, now: i64| {
+            let mut records = u.prices;
+            records.primary = records.primary.observe(Ok(primary), &bounds);
+            records.fallback = records.fallback.observe(Ok(primary), &bounds);
+            let reading = records.accept(&bounds, true, 300, now, 10);
+            u.store(&reading, now);
+        };
+        refresh(&mut u, raw(150, 1_000), 1_000);
+        assert!(near(u.current_price(1_000, 10).unwrap(), 150.0));
+        assert_eq!(u.price_limit().lagging_feed(), None);
+        // One print five-fold: the markets see 2 % of it.
+        refresh(&mut u, raw(750, 1_015), 1_015);
+        for price in [
+            u.current_price(1_015, 10).unwrap(),
+            u.reading(1_015, 10).price().unwrap(),
+            u.trading_price(1_015, 10).current.unwrap(),
+            u.last_good_price().unwrap(),
+        ] {
+            assert!(near(price, 153.0), "{price}");
+        }
+        // The stable price follows the limited price, not the print.
+        let stable = u.stable_price().price().unwrap();
+        assert!(stable > native(150.0) && stable < native(153.0), "{stable}");
+        let prices = crate::portfolio::UnderlyingPrices::of(&u, 1_015, 10);
+        assert!(near(prices.feed.unwrap(), 750.0));
+        // The primary aged out, a newer fallback at 750: the full reading
+        // accepts it, one limited step on from the stored price.
+        let mut records = u.prices;
+        records.fallback = records.fallback.observe(Ok(raw(750, 1_050)), &bounds);
+        u.prices = records;
+        let price = u.reading(1_090, 10).price().unwrap();
+        assert!(near(price, 153.0 * 1.02), "{price}");
+        assert!(near(u.trading_price(1_090, 10).last_good.unwrap(), 153.0));
+        // Without the limit, the feeds' price stands.
+        u.price_limit.max_move_bps_per_second = 0;
+        assert!(near(u.current_price(1_015, 10).unwrap(), 750.0));
+        assert_eq!(u.price_limit().lagging_feed(), None);
     }
 
     /// The reading's shortcut (the last refresh's accepted price while it is

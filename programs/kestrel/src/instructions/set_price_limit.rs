@@ -1,0 +1,34 @@
+use anchor_lang::prelude::*;
+
+use crate::error::KestrelError;
+use crate::events::PriceLimitSet;
+use crate::state::*;
+
+/// Sets how fast the underlying's accepted price may follow its feeds
+/// (`engine::price_limit`): at most `max_move_bps_per_second` a second
+/// since the last refresh, ten seconds of a longer wait at most; 0 lets it
+/// follow them at once. The limit starts from the price accepted last, and
+/// the time before this call does not count towards the next step.
+#[derive(Accounts)]
+pub struct SetPriceLimit<'info> {
+    pub admin: Signer<'info>,
+    #[account(has_one = admin @ KestrelError::NotAdmin)]
+    pub exchange: AccountLoader<'info, Exchange>,
+    #[account(mut, has_one = exchange @ KestrelError::WrongExchange)]
+    pub underlying: AccountLoader<'info, Underlying>,
+}
+
+#[inline(never)]
+pub fn set_price_limit(ctx: Context<SetPriceLimit>, max_move_bps_per_second: u32) -> Result<()> {
+    validate_price_limit(max_move_bps_per_second)?;
+    let now = Clock::get()?.unix_timestamp;
+    let mut underlying = ctx.accounts.underlying.load_mut()?;
+    let limit = &mut underlying.price_limit;
+    limit.max_move_bps_per_second = max_move_bps_per_second;
+    limit.updated_at = now;
+    emit!(PriceLimitSet {
+        underlying: ctx.accounts.underlying.key(),
+        max_move_bps_per_second,
+    });
+    Ok(())
+}
