@@ -83,6 +83,62 @@ async fn the_keeper_finds_the_underlyings_oracle_accounts_itself() {
     }
 }
 
+/// The whole-USDC price the markets read now.
+async fn accepted(chain: &mut LocalChain, market: &MarketAccounts) -> f64 {
+    let clock = chain.clock().await;
+    let stored = chain.underlying_snapshot(&market.underlying).await.unwrap();
+    let price = stored
+        .underlying
+        .current_price(clock.unix_timestamp, clock.slot)
+        .unwrap();
+    price.to_num::<f64>() * 1_000.0
+}
+
+#[tokio::test]
+async fn the_keeper_moves_a_price_the_limit_holds_back_on() {
+    let (mut chain, config) = set_up().await;
+    let market = market_of(&mut chain, &config).await;
+    let keeper = Keeper::new(vec![market], None);
+    let admin = chain.deployer().insecure_clone();
+    let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 40);
+    chain.send_ok(&[limit], &[&admin]).await;
+    // One print 10 % up, then nothing newer: each refresh ten seconds
+    // apart moves the accepted price 4 % on (40 bp a second), until it
+    // meets the feeds.
+    chain.advance_clock(10).await;
+    let now = chain.clock().await.unix_timestamp;
+    publish_oracle_price(&mut chain, &config, now, 165);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let report = keeper.run_cycle(&mut chain).await.unwrap();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        seen.push((
+            report.underlying_refreshes,
+            accepted(&mut chain, &market).await,
+        ));
+        // The same second again: no step to take, nothing sent.
+        let clock = chain.clock().await;
+        let snapshot = chain.underlying_snapshot(&market.underlying).await.unwrap();
+        assert_eq!(
+            refresh_reason(&snapshot, clock.unix_timestamp, clock.slot),
+            None
+        );
+        chain.advance_clock(10).await;
+        let clock = chain.clock().await;
+        let snapshot = chain.underlying_snapshot(&market.underlying).await.unwrap();
+        let lagging = snapshot.underlying.price_limit().lagging_feed().is_some();
+        assert_eq!(
+            refresh_reason(&snapshot, clock.unix_timestamp, clock.slot),
+            lagging.then_some(RefreshReason::PriceLimitLagging)
+        );
+    }
+    let expected = [(1, 156.0), (1, 162.24), (1, 165.0), (0, 165.0)];
+    for ((refreshes, price), (want_refreshes, want_price)) in seen.iter().zip(expected) {
+        assert_eq!(*refreshes, want_refreshes, "{seen:?}");
+        assert!((price - want_price).abs() < 1e-6, "{seen:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_keeper_refreshes_on_a_newer_update_or_before_the_price_lapses() {
     let (mut chain, config) = set_up().await;

@@ -338,10 +338,26 @@ struct SinglePrint {
     /// The accepted price after the first refresh of the print.
     first_step: f64,
     self_liquidations: u32,
+    keeper_liquidations: u32,
 }
 
-async fn single_print(limit_bps_per_second: Option<u32>) -> SinglePrint {
+/// Who liquidates the short side in [`single_print`].
+#[derive(Clone, Copy, PartialEq)]
+enum Liquidator {
+    /// The attacker's long, first at every refresh (then the keeper).
+    AttackerFirst,
+    /// Only an honest keeper holding 20,000 USDC (about twice the
+    /// position's notional at 150).
+    SmallKeeper,
+}
+
+async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator) -> SinglePrint {
     let mut t = setup().await;
+    if liquidator == Liquidator::SmallKeeper {
+        let keeper = t.h.user(20_000 * ONE_TOKEN).await;
+        t.h.deposit(&keeper, 20_000 * ONE_TOKEN).await;
+        t.liquidator = keeper;
+    }
     // A fund of 10,000 USDC, staked by a fourth (honest) user.
     let staker = t.h.user(10_000 * ONE_TOKEN).await;
     t.h.stake(&staker, 10_000 * ONE_TOKEN).await;
@@ -360,6 +376,7 @@ async fn single_print(limit_bps_per_second: Option<u32>) -> SinglePrint {
     let mut withdrawn = 0i64;
     let mut first_step = 0.0;
     let mut self_liquidations = 0;
+    let mut keeper_liquidations = 0;
     for step in 1..=STEPS {
         t.h.advance_clock(STEP_SECONDS).await;
         t.h.set_oracle_price(&t.market, 750).await;
@@ -373,12 +390,12 @@ async fn single_print(limit_bps_per_second: Option<u32>) -> SinglePrint {
             first_step = accepted;
         }
         // The attacker moves first: its long liquidates its short...
-        while t
-            .h
-            .health_preview(&t.short.margin_account)
-            .await
-            .maintenance
-            < 0
+        while liquidator == Liquidator::AttackerFirst
+            && t.h
+                .health_preview(&t.short.margin_account)
+                .await
+                .maintenance
+                < 0
         {
             let liquidate =
                 t.h.liquidate_ix(&t.long, &t.short.margin_account, &t.market, u64::MAX)
@@ -408,7 +425,7 @@ async fn single_print(limit_bps_per_second: Option<u32>) -> SinglePrint {
         }
         // Then the honest keeper: what is left under maintenance, and a
         // bankrupt account's deficit to the fund.
-        t.keeper().await;
+        keeper_liquidations += t.keeper().await;
         let short = t.h.margin_account(&t.short.margin_account).await;
         if short.collateral < 0 && short.active_positions().next().is_none() {
             let settle = kestrel_sdk::ix::settle_bankruptcy(&t.short.margin_account, &t.market);
@@ -442,6 +459,7 @@ async fn single_print(limit_bps_per_second: Option<u32>) -> SinglePrint {
         deficit,
         first_step,
         self_liquidations,
+        keeper_liquidations,
     }
 }
 
@@ -450,12 +468,14 @@ impl SinglePrint {
         println!(
             "[single print] {limit}: the markets see {:.2} after the first refresh; the attacker \
              deposited {} USDC, withdrew {:.2} and holds {:.2} in all after {} liquidations of its \
-             own short; the fund lost {:.2}, and {:.2} of deficit is left on its accounts",
+             own short and {} by the keeper; the fund lost {:.2}, and {:.2} of deficit is left on \
+             its accounts",
             self.first_step,
             3 * DEPOSIT / 1_000_000,
             self.withdrawn as f64 / 1e6,
             self.attacker as f64 / 1e6,
             self.self_liquidations,
+            self.keeper_liquidations,
             self.fund_loss as f64 / 1e6,
             self.deficit as f64 / 1e6,
         );
@@ -464,7 +484,7 @@ impl SinglePrint {
 
 #[tokio::test]
 async fn without_a_price_limit_a_single_print_pays_the_attacker_from_others() {
-    let outcome = single_print(None).await;
+    let outcome = single_print(None, Liquidator::AttackerFirst).await;
     outcome.report("no limit");
     assert_eq!(outcome.first_step, 750.0);
     // The hole the limit closes: the long is paid the short's deficit, out
@@ -476,23 +496,35 @@ async fn without_a_price_limit_a_single_print_pays_the_attacker_from_others() {
 
 #[tokio::test]
 async fn under_a_price_limit_a_single_print_extracts_nothing() {
-    let outcome = single_print(Some(20)).await;
-    outcome.report("20 bp/s");
-    // Ten seconds' worth of 20 bp a second: 2 %.
-    assert!(
-        (152.9..=153.01).contains(&outcome.first_step),
-        "{}",
-        outcome.first_step
-    );
-    assert!(
-        outcome.attacker <= 3 * DEPOSIT as i64,
-        "{}",
-        outcome.attacker
-    );
-    assert!(
-        outcome.fund_loss <= 0,
-        "the fund lost {}",
-        outcome.fund_loss
-    );
-    assert_eq!(outcome.deficit, 0);
+    // 20 bp a second: 2 % a step, and 15 s for keepers before the next
+    // 3 % (the 5 % maintenance buffer) even if the attacker refreshes
+    // every second. Whether the attacker liquidates its own short first
+    // or a keeper with twice the notional does it alone.
+    for (liquidator, label) in [
+        (Liquidator::AttackerFirst, "20 bp/s"),
+        (Liquidator::SmallKeeper, "20 bp/s, a small keeper"),
+    ] {
+        let outcome = single_print(Some(20), liquidator).await;
+        outcome.report(label);
+        // Ten seconds' worth of the limit.
+        assert!(
+            (outcome.first_step - 153.0).abs() < 0.01,
+            "{} after the first refresh",
+            outcome.first_step
+        );
+        if liquidator == Liquidator::SmallKeeper {
+            assert!(outcome.keeper_liquidations > 0);
+        }
+        assert!(
+            outcome.attacker <= 3 * DEPOSIT as i64,
+            "{}",
+            outcome.attacker
+        );
+        assert!(
+            outcome.fund_loss <= 0,
+            "the fund lost {}",
+            outcome.fund_loss
+        );
+        assert_eq!(outcome.deficit, 0);
+    }
 }

@@ -4,8 +4,11 @@
 //! So at the start of every cycle, before the other cranks, each underlying
 //! of the configured markets is refreshed when its feeds hold an update
 //! newer than the stored record: one write per update, however many
-//! markets read it. With nothing newer a refresh could change nothing, so
-//! none is sent. An underlying with options has an implied-volatility feed
+//! markets read it; and while the underlying's price limit holds the
+//! accepted price away from the feeds, whenever a refresh now would move
+//! it a step on (a feed that stops publishing must not leave the markets
+//! at a lagging price). Otherwise a refresh could change nothing, so none
+//! is sent. An underlying with options has an implied-volatility feed
 //! too, refreshed the same way (`refresh_volatility`) when it holds an
 //! update newer than the stored one.
 use kestrel::state::Underlying;
@@ -22,13 +25,25 @@ pub enum RefreshReason {
     /// A feed holds an update newer than the stored record: refreshing
     /// changes what the markets read.
     NewerUpdate,
+    /// The price limit holds the accepted price away from the feeds and
+    /// the time since the last refresh lets it move a step on.
+    PriceLimitLagging,
 }
 
 /// Whether (and why) `snapshot`'s underlying should be refreshed at unix
 /// time `now` and `slot`; `None` while its feeds hold nothing newer.
 pub fn refresh_reason(snapshot: &UnderlyingSnapshot, now: i64, slot: u64) -> Option<RefreshReason> {
-    (snapshot.refreshed(now, slot).prices != snapshot.underlying.prices)
-        .then_some(RefreshReason::NewerUpdate)
+    let stored = &snapshot.underlying;
+    let refreshed = snapshot.refreshed(now, slot);
+    if refreshed.prices != stored.prices {
+        Some(RefreshReason::NewerUpdate)
+    } else if stored.price_limit().lagging_feed().is_some()
+        && refreshed.price_limit().price() != stored.price_limit().price()
+    {
+        Some(RefreshReason::PriceLimitLagging)
+    } else {
+        None
+    }
 }
 
 pub(super) async fn run(

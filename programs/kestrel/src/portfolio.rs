@@ -277,6 +277,16 @@ impl UnderlyingPrices {
             options: OptionTerms::current(underlying, now),
         }
     }
+
+    /// The prices with no feeds' leg in initial health: for a liquidator,
+    /// who takes a position over at the accepted price, the price every
+    /// step of its liquidation will be judged at. Valued at a pumped feed
+    /// instead, the short it takes over from a manipulated market would
+    /// cost it several times the position's value in health, and only the
+    /// attacker (whose own long nets the lots away) could liquidate.
+    pub fn without_feed(self) -> Self {
+        Self { feed: None, ..self }
+    }
 }
 
 impl MarkRule {
@@ -376,8 +386,16 @@ impl MarketRisk {
         let Ok(current) = prices.current else {
             return Ok(mark);
         };
-        if self.closed || matches!(self.mark, MarkRule::Settled(_)) {
+        if matches!(self.mark, MarkRule::Settled(_)) {
             return Ok(mark);
+        }
+        // A closed perpetual is marked at the last good price, which a
+        // limit may hold away from the feeds too.
+        if self.closed {
+            return Ok(match prices.feed {
+                Some(feed) => risk::initial_price(base, mark, feed),
+                None => mark,
+            });
         }
         let at = |spot: I80F48| -> Result<I80F48> {
             match self.mark {
@@ -724,6 +742,9 @@ pub struct RemainingAccounts<'info> {
     exchange: Pubkey,
     now: i64,
     slot: u64,
+    /// Whether initial health reads the feeds' price a price limit holds
+    /// back ([`UnderlyingPrices::feed`]).
+    feeds: bool,
 }
 
 impl<'info> RemainingAccounts<'info> {
@@ -737,6 +758,15 @@ impl<'info> RemainingAccounts<'info> {
             exchange,
             now: clock.unix_timestamp,
             slot: clock.slot,
+            feeds: true,
+        }
+    }
+
+    /// Prices without the feeds' leg ([`UnderlyingPrices::without_feed`]).
+    pub fn without_feeds(self) -> Self {
+        Self {
+            feeds: false,
+            ..self
         }
     }
 
@@ -774,7 +804,12 @@ impl AccountRetriever for RemainingAccounts<'_> {
             loaded.exchange == self.exchange,
             KestrelError::WrongHealthAccounts
         );
-        Ok(UnderlyingPrices::of(loaded, self.now, self.slot))
+        let prices = UnderlyingPrices::of(loaded, self.now, self.slot);
+        Ok(if self.feeds {
+            prices
+        } else {
+            prices.without_feed()
+        })
     }
 }
 

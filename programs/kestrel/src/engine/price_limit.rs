@@ -27,6 +27,8 @@
 //! halves so the state lives in zero-copy account data.
 use fixed::types::I80F48;
 
+use super::fastdiv::fixed_div_int;
+use super::fastmul::FastMulInt;
 use super::funding::{from_parts, to_parts};
 
 /// The longest wait one refresh is credited for.
@@ -93,7 +95,8 @@ impl PriceLimit {
         let price = self.accepts(feed, now);
         self.price = to_parts(price);
         self.feed = to_parts(feed);
-        self.updated_at = now;
+        // Never back: a clock that ran backwards would credit the gap twice.
+        self.updated_at = self.updated_at.max(now);
         price
     }
 }
@@ -108,9 +111,10 @@ pub fn limited(previous: I80F48, feed: I80F48, elapsed: i64, rate_bps_per_second
     }
     let seconds = elapsed.clamp(0, MAX_STEP_SECONDS) as u64;
     let allowance_bps = u64::from(rate_bps_per_second) * seconds;
+    // SBF has no wide multiply or divide: limbs and native 64-bit steps.
     let bounds = previous
-        .checked_mul_int(i128::from(allowance_bps))
-        .and_then(|scaled| scaled.checked_div_int(10_000))
+        .fast_mul_int(i128::from(allowance_bps))
+        .and_then(|scaled| fixed_div_int(scaled, 10_000))
         .and_then(|step| Some((previous.saturating_sub(step), previous.checked_add(step)?)));
     match bounds {
         Some((low, high)) => feed.clamp(low.max(I80F48::DELTA), high),

@@ -96,13 +96,17 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         ),
         KestrelError::MarketNotTrading
     );
+    // Without the feeds' leg: the liquidatee is judged at maintenance and
+    // the liquidator takes over at the accepted price
+    // (`UnderlyingPrices::without_feed`).
     let known = [UnderlyingEntry {
         key: accounts.underlying.key(),
         prices: UnderlyingPrices::of(
             &*accounts.underlying.load()?,
             clock.unix_timestamp,
             clock.slot,
-        ),
+        )
+        .without_feed(),
     }];
     // Past its expiry a market settles instead.
     require!(
@@ -115,7 +119,8 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     }
     let market_index = market.market_index;
     let mut liquidatee = accounts.liquidatee.load_mut()?;
-    let mut retriever = RemainingAccounts::new(ctx.remaining_accounts.iter(), exchange_key, &clock);
+    let mut retriever =
+        RemainingAccounts::new(ctx.remaining_accounts.iter(), exchange_key, &clock).without_feeds();
     let mut others = portfolio::from_remaining_accounts(
         &liquidatee,
         Some(market_index),

@@ -7,8 +7,11 @@ use crate::state::*;
 /// Sets how fast the underlying's accepted price may follow its feeds
 /// (`engine::price_limit`): at most `max_move_bps_per_second` a second
 /// since the last refresh, ten seconds of a longer wait at most; 0 lets it
-/// follow them at once. The limit starts from the price accepted last, and
-/// the time before this call does not count towards the next step.
+/// follow them at once (every reader then sees the feeds' price, a held-back
+/// print included: the admin's call). The limit starts from the price
+/// accepted last (the last good price for an underlying not refreshed
+/// since it was upgraded), and the time before this call does not count
+/// towards the next step.
 #[derive(Accounts)]
 pub struct SetPriceLimit<'info> {
     pub admin: Signer<'info>,
@@ -23,9 +26,17 @@ pub fn set_price_limit(ctx: Context<SetPriceLimit>, max_move_bps_per_second: u32
     validate_price_limit(max_move_bps_per_second)?;
     let now = Clock::get()?.unix_timestamp;
     let mut underlying = ctx.accounts.underlying.load_mut()?;
+    let last_good = underlying.prices.last_good_price();
     let limit = &mut underlying.price_limit;
+    if limit.price == [0; 2] {
+        if let Some(price) = last_good {
+            let parts = crate::engine::funding::to_parts(price);
+            limit.price = parts;
+            limit.feed = parts;
+        }
+    }
     limit.max_move_bps_per_second = max_move_bps_per_second;
-    limit.updated_at = now;
+    limit.updated_at = limit.updated_at.max(now);
     emit!(PriceLimitSet {
         underlying: ctx.accounts.underlying.key(),
         max_move_bps_per_second,
