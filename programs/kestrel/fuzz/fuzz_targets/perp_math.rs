@@ -186,6 +186,14 @@ fuzz_target!(|data: &[u8]| {
         maintenance_margin_bps: maintenance,
         fee_bps: (f.u64() % u64::from(maintenance)) as u32,
         option_requirement_per_lot: None,
+        // Half the cases lifted with size (the fewest lots then searched
+        // from none).
+        margin_terms: kestrel::engine::margin_scaling::MarginTerms {
+            scale_bps: 10_000 + (f.u64() % 20_000) as u32,
+            size_margin_bps: (f.u64() % 2) as u32 * (f.u64() % 200) as u32,
+            native_per_unit: 1 + f.u64() % 1_000_000,
+        },
+        base_lot_size: 1 + f.u64() % 1_000_000,
     };
     let cap = f.u64();
     if let Some(lots) = plan.lots(cap) {

@@ -12,10 +12,17 @@
 //! An option's price is its model value, and its requirement a sum per lot
 //! held (`option_margin`) rather than a fraction of its value: each lot
 //! closed then frees that requirement and costs the fee on the value.
+//!
+//! Where the underlying lifts fractions with size (`engine::margin_scaling`),
+//! the position left is margined at the fractions of its own size, as
+//! health margins it: each lot closed also lowers the lift on the rest, so
+//! a lot frees at least the end fraction of the whole position, and the
+//! fewest lots are searched from none up to that bound.
 use super::fastmul::FastMulInt;
 use fixed::types::I80F48;
 
 use super::fastdiv::fixed_div_int;
+use super::margin_scaling::MarginTerms;
 use super::node::Side;
 use super::perp::{apply_trade, Position};
 use super::risk::{margin_bps, HealthKind, PerpExposure};
@@ -31,8 +38,13 @@ pub struct Liquidation {
     pub position: Position,
     /// The oracle price.
     pub price_per_lot: PricePerLot,
+    /// The market's fractions, which `margin_terms` scale for a position's
+    /// size as health does.
     pub initial_margin_bps: u32,
     pub maintenance_margin_bps: u32,
+    pub margin_terms: MarginTerms,
+    /// Native base units per lot (a position's size for `margin_terms`).
+    pub base_lot_size: u64,
     /// Below the maintenance fraction (validated with the market's params).
     pub fee_bps: u32,
     /// An option's requirement per lot of the position's side at the
@@ -55,7 +67,17 @@ impl Liquidation {
         }
     }
 
+    /// The (initial, maintenance) fractions of a position of `lots`.
+    fn fractions(&self, lots: u64) -> (u32, u32) {
+        self.margin_terms
+            .fractions(self.initial_margin_bps, self.maintenance_margin_bps, || {
+                u128::from(lots) * u128::from(self.base_lot_size)
+            })
+    }
+
     fn contribution(&self, position: Position) -> Option<I80F48> {
+        let (initial_margin_bps, maintenance_margin_bps) =
+            self.fractions(position.base_lots.unsigned_abs());
         let requirement = match self.option_requirement_per_lot {
             Some(per_lot) => per_lot.fast_mul_int(i128::from(position.base_lots.unsigned_abs()))?,
             None => I80F48::ZERO,
@@ -70,8 +92,8 @@ impl Liquidation {
             price: self.price_per_lot.0,
             // Liquidation health is at the oracle price alone.
             stable_price: self.price_per_lot.0,
-            initial_margin_bps: self.initial_margin_bps,
-            maintenance_margin_bps: self.maintenance_margin_bps,
+            initial_margin_bps,
+            maintenance_margin_bps,
         }
         .contribution(HealthKind::LiquidationEnd)?
         .checked_sub(requirement)
@@ -142,11 +164,10 @@ impl Liquidation {
                 10_000,
             )?)?,
             None => {
-                let end_bps = margin_bps(
-                    HealthKind::LiquidationEnd,
-                    self.initial_margin_bps,
-                    self.maintenance_margin_bps,
-                );
+                // At the whole position's fractions: the least a lot frees.
+                let (initial_bps, maintenance_bps) =
+                    self.fractions(self.position.base_lots.unsigned_abs());
+                let end_bps = margin_bps(HealthKind::LiquidationEnd, initial_bps, maintenance_bps);
                 let gain_bps = end_bps.checked_sub(self.fee_bps).filter(|&g| g > 0)?;
                 fixed_div_int(
                     self.price_per_lot.0.fast_mul_int(i128::from(gain_bps))?,
@@ -177,8 +198,13 @@ impl Liquidation {
         // computed to within a bit, so the fewest lots are at least
         // (shortfall - 2 bits) / (gain + 1 bit): dividing by the truncated
         // gain instead can overshoot by a lot (the fuzzer's case in the tests).
-        let floor_estimate =
-            (-health).to_bits().saturating_sub(2) / gain.to_bits().saturating_add(1);
+        // With a size lift a lot may free more than `gain`, so the fewest
+        // lots may lie anywhere below the estimate.
+        let floor_estimate = if self.margin_terms.size_margin_bps > 0 {
+            0
+        } else {
+            (-health).to_bits().saturating_sub(2) / gain.to_bits().saturating_add(1)
+        };
         let mut low = u64::try_from(floor_estimate).unwrap_or(u64::MAX).min(size);
         let mut high = estimate((-health).checked_add(I80F48::ONE)?)?;
         while low < high {
@@ -227,6 +253,8 @@ mod tests {
             maintenance_margin_bps: 500,
             fee_bps: 250,
             option_requirement_per_lot: None,
+            margin_terms: MarginTerms::UNSCALED,
+            base_lot_size: 1,
         }
     }
 
@@ -279,6 +307,8 @@ mod tests {
             maintenance_margin_bps: 0,
             fee_bps: 250,
             option_requirement_per_lot: Some(I80F48::from_num(12)),
+            margin_terms: MarginTerms::UNSCALED,
+            base_lot_size: 1,
         };
         // 100 + (40 − 60) − 120 = −40; each lot frees 12 less 0.15: 3.38 lots.
         assert_eq!(l.health_after(0), Some(I80F48::from_num(-40)));
@@ -309,6 +339,8 @@ mod tests {
             maintenance_margin_bps: 4_315,
             fee_bps: 0,
             option_requirement_per_lot: None,
+            margin_terms: MarginTerms::UNSCALED,
+            base_lot_size: 1,
         };
         let lots = l.lots(863_288_426_496).unwrap();
         assert_eq!(lots, 373_586_800_755);
@@ -316,7 +348,78 @@ mod tests {
         assert!(l.health_after(lots - 1).unwrap() < 0);
     }
 
+    /// A whale's position, lifted with size: 40 whole units (4,000 lots of
+    /// 0.01) at 10 %/5 % and 50 bps per √unit are margined at 8 % + 3 % =
+    /// 11 % / 4 % + 3 % = 7 % (end 9 %), 25 units at 10.5 % / 6.5 %.
+    #[test]
+    fn a_lifted_position_gives_up_only_the_lots_its_lift_needs() {
+        let terms = MarginTerms {
+            scale_bps: 10_000,
+            size_margin_bps: 50,
+            native_per_unit: 100,
+        };
+        // 10 %/5 % as in `long_underwater`.
+        let lifted = Liquidation {
+            position: Position {
+                base_lots: SignedBaseLots(4_000),
+                quote: SignedNativeUnits(-400_000),
+            },
+            price_per_lot: PricePerLot(I80F48::from_num(92)),
+            fee_bps: 100,
+            margin_terms: terms,
+            ..long_underwater(60_000)
+        };
+        assert_eq!(lifted.fractions(4_000), (1_100, 700));
+        assert_eq!(lifted.fractions(2_500), (1_050, 650));
+        let lots = lifted.lots(u64::MAX).unwrap();
+        assert!(lifted.health_after(lots).unwrap() >= 0);
+        assert!(
+            lifted.health_after(lots - 1).unwrap() < 0,
+            "{lots} is one too many"
+        );
+        // Planned at the whole position's fractions, as before, it took more.
+        let at_full_size = Liquidation {
+            margin_terms: MarginTerms::UNSCALED,
+            initial_margin_bps: 1_100,
+            maintenance_margin_bps: 700,
+            ..lifted
+        };
+        assert!(at_full_size.lots(u64::MAX).unwrap() > lots);
+    }
+
     proptest! {
+        #[test]
+        fn a_lifted_liquidation_is_minimal(
+            collateral in 0i64..2_000_000,
+            base in -100_000i64..100_000,
+            price in 50i64..150,
+            lift in 1u32..200,
+            lot_size in 1u64..1_000,
+            cap in 1u64..200_000,
+        ) {
+            prop_assume!(base != 0);
+            let l = Liquidation {
+                rest_of_account: I80F48::from_num(collateral),
+                position: Position { base_lots: SignedBaseLots(base), quote: SignedNativeUnits(-base * 100) },
+                price_per_lot: PricePerLot(I80F48::from_num(price)),
+                initial_margin_bps: 1_000,
+                maintenance_margin_bps: 500,
+                fee_bps: 100,
+                option_requirement_per_lot: None,
+                margin_terms: MarginTerms { scale_bps: 10_000, size_margin_bps: lift, native_per_unit: 1_000 },
+                base_lot_size: lot_size,
+            };
+            let Some(lots) = l.lots(cap) else { return Ok(()); };
+            let size = base.unsigned_abs().min(cap);
+            prop_assert!(lots <= size);
+            if lots > 0 {
+                prop_assert!(l.health_after(lots - 1).unwrap() < 0, "one lot fewer would do");
+            }
+            if lots < size {
+                prop_assert!(l.health_after(lots).unwrap() >= 0, "stops at the target");
+            }
+        }
+
         #[test]
         fn liquidation_is_minimal(
             collateral in -100_000i64..100_000,
@@ -338,6 +441,8 @@ mod tests {
                 maintenance_margin_bps: maintenance,
                 fee_bps: fee,
                 option_requirement_per_lot: None,
+                margin_terms: MarginTerms::UNSCALED,
+                base_lot_size: 1,
             };
             let Some(lots) = l.lots(cap) else { return Ok(()); };
             let size = base.unsigned_abs().min(cap);

@@ -169,20 +169,16 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     );
 
     let risk = MarketRisk::of(&market, clock.unix_timestamp)?;
-    // Scaled as health scales them, for the position's size before the
-    // liquidation (a smaller position's lift is lower: the plan can only
-    // take more than the fewest lots, never leave the account short).
-    let (initial_margin_bps, maintenance_margin_bps) = known[0].prices.margin.fractions(
-        risk.initial_margin_bps,
-        risk.maintenance_margin_bps,
-        || u128::from(position.base_lots.unsigned_abs()) * u128::from(market.base_lot_size),
-    );
+    // The fractions scaled as health scales them, at each size the plan
+    // considers (the lift falls with the lots closed).
     let plan = Liquidation {
         rest_of_account: others.health(liquidatee.collateral, HealthKind::LiquidationEnd)?,
         position: position.position(),
         price_per_lot: market.price_per_lot(price)?,
-        initial_margin_bps,
-        maintenance_margin_bps,
+        initial_margin_bps: risk.initial_margin_bps,
+        maintenance_margin_bps: risk.maintenance_margin_bps,
+        margin_terms: known[0].prices.margin,
+        base_lot_size: market.base_lot_size,
         fee_bps: market.params.liquidation_fee_bps,
         option_requirement_per_lot: portfolio::option_requirement_per_lot(
             &position,
