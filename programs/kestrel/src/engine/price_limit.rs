@@ -88,6 +88,22 @@ impl PriceLimit {
         }
     }
 
+    /// Sets the limit to `max_move_bps_per_second` at unix time `now`,
+    /// without counting the time before towards the next step. A limit
+    /// that has recorded no price yet (an underlying not refreshed since it
+    /// gained the field) starts from `last_good`, so its first refresh is
+    /// limited too.
+    pub fn configure(&mut self, max_move_bps_per_second: u32, last_good: Option<I80F48>, now: i64) {
+        if from_parts(self.price) <= 0 {
+            if let Some(price) = last_good {
+                self.price = to_parts(price);
+                self.feed = to_parts(price);
+            }
+        }
+        self.max_move_bps_per_second = max_move_bps_per_second;
+        self.updated_at = self.updated_at.max(now);
+    }
+
     /// Records a refresh at `now` of the feeds' `feed`, and returns the
     /// price it accepts. Kept without a limit too, so that a limit set
     /// later starts from the price accepted last.
@@ -184,6 +200,28 @@ mod tests {
         let next = limit.record(q(150.0), 1_010);
         assert!((next - q(735.0)).abs() < q(1e-9), "{next}");
         assert_eq!(limit.lagging_feed(), Some(q(150.0)));
+    }
+
+    #[test]
+    fn a_limit_never_fed_starts_from_the_last_good_price() {
+        let mut limit = PriceLimit::default();
+        limit.configure(20, Some(q(150.0)), 1_000);
+        assert_eq!(
+            (limit.price(), limit.lagging_feed()),
+            (Some(q(150.0)), None)
+        );
+        // Its first refresh is limited, and counts from the call.
+        let first = limit.record(q(750.0), 1_005);
+        assert!((first - q(151.5)).abs() < q(1e-9), "{first}");
+        // Set again, it keeps what it has accepted and its clock.
+        limit.configure(40, Some(q(42.0)), 900);
+        assert!((limit.price().unwrap() - q(151.5)).abs() < q(1e-9));
+        assert_eq!(limit.updated_at, 1_005);
+        // Nothing to start from: the feed stands at the first refresh.
+        let mut empty = PriceLimit::default();
+        empty.configure(20, None, 1_000);
+        assert_eq!(empty.price(), None);
+        assert_eq!(empty.record(q(750.0), 1_010), q(750.0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use anchor_lang::prelude::*;
 
+use crate::engine::price_limit::PriceLimit;
 use crate::error::KestrelError;
 use crate::events::PriceLimitSet;
 use crate::state::*;
@@ -27,16 +28,8 @@ pub fn set_price_limit(ctx: Context<SetPriceLimit>, max_move_bps_per_second: u32
     let now = Clock::get()?.unix_timestamp;
     let mut underlying = ctx.accounts.underlying.load_mut()?;
     let last_good = underlying.prices.last_good_price();
-    let limit = &mut underlying.price_limit;
-    if limit.price == [0; 2] {
-        if let Some(price) = last_good {
-            let parts = crate::engine::funding::to_parts(price);
-            limit.price = parts;
-            limit.feed = parts;
-        }
-    }
-    limit.max_move_bps_per_second = max_move_bps_per_second;
-    limit.updated_at = limit.updated_at.max(now);
+    let limit: &mut PriceLimit = bytemuck::cast_mut(&mut underlying.price_limit);
+    limit.configure(max_move_bps_per_second, last_good, now);
     emit!(PriceLimitSet {
         underlying: ctx.accounts.underlying.key(),
         max_move_bps_per_second,

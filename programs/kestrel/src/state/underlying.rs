@@ -723,10 +723,7 @@ impl Underlying {
         if self.accepted == 0 {
             return None;
         }
-        let price = match self.price_limit().price() {
-            Some(limited) => limited,
-            None => last.price()?,
-        };
+        let price = self.last_good_price()?;
         is_fresh(
             last.publish_time,
             last.publish_slot,
