@@ -120,6 +120,12 @@ impl Drop for StdoutSilenced {
 
 const DEPLOYER_LAMPORTS: u64 = 100_000_000_000;
 
+/// The unix time every local chain starts at (2026-12-02 00:00 UTC), instead
+/// of the wall clock the bank's genesis takes: where a run falls against the
+/// minute and hour checkpoints changes the work a refresh does, so a
+/// wall-clock start made compute-unit figures differ from run to run.
+pub const GENESIS_UNIX_TIME: i64 = 1_796_169_600;
+
 /// Lays Kestrel out as `solana program deploy` would: a program account
 /// pointing at a ProgramData account that holds the ELF and `authority`.
 /// (Upgradeable-loader state is bincode: a u32 variant tag, then the fields.)
@@ -203,8 +209,13 @@ impl LocalChain {
                 ..Account::default()
             },
         );
+        let ctx = program_test.start_with_context().await;
+        let mut clock: anchor_lang::prelude::Clock =
+            ctx.banks_client.get_sysvar().await.expect("clock sysvar");
+        clock.unix_timestamp = GENESIS_UNIX_TIME;
+        ctx.set_sysvar(&clock);
         Self {
-            ctx: program_test.start_with_context().await,
+            ctx,
             mode,
             deployer,
             sent: HashSet::new(),
