@@ -174,3 +174,94 @@ async fn a_lagging_limit_lends_nothing_in_a_crash() {
         (fund_at_end - fund_at_start) as f64 / 1e6
     );
 }
+
+/// A liquidator takes a position over at the accepted price of the
+/// liquidated market's underlying, but on every other underlying it is
+/// judged as a withdrawal would be: a keeper whose short elsewhere is
+/// underwater at a pumped feed the limit holds back cannot add the
+/// liquidated risk on top, while a keeper without it can.
+#[tokio::test]
+async fn a_liquidator_is_judged_at_the_feeds_away_from_the_liquidated_underlying() {
+    let mut h = Harness::new().await;
+    let crashing = h.create_market(0, market_params).await;
+    let pumped = h.create_market(1, market_params).await;
+    let admin = h.admin.insecure_clone();
+    for market in [&crashing, &pumped] {
+        let set = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20);
+        h.ok("set_price_limit", &[set], &[&admin]).await;
+    }
+    let maker = h.user(100_000 * ONE_TOKEN).await;
+    h.deposit(&maker, 100_000 * ONE_TOKEN).await;
+    let long = h.user(400 * ONE_TOKEN).await;
+    h.deposit(&long, 400 * ONE_TOKEN).await;
+    let shorted_keeper = h.user(600 * ONE_TOKEN).await;
+    h.deposit(&shorted_keeper, 600 * ONE_TOKEN).await;
+    let honest_keeper = h.user(600 * ONE_TOKEN).await;
+    h.deposit(&honest_keeper, 600 * ONE_TOKEN).await;
+    h.place(
+        &maker,
+        &crashing,
+        order(ASK, OrderType::Limit, 15_000, LOTS),
+    )
+    .await;
+    h.place(
+        &long,
+        &crashing,
+        order(BID, OrderType::FillOrKill, 15_000, LOTS),
+    )
+    .await;
+    h.crank(&crashing, 8).await;
+    h.place(&maker, &pumped, order(BID, OrderType::Limit, 15_000, LOTS))
+        .await;
+    h.place(
+        &shorted_keeper,
+        &pumped,
+        order(ASK, OrderType::FillOrKill, 15_000, LOTS),
+    )
+    .await;
+    h.crank(&pumped, 8).await;
+
+    // The first underlying's feeds fall to 100; its accepted price follows
+    // until the long is under maintenance.
+    let mut steps = 0;
+    while h.health_preview(&long.margin_account).await.maintenance >= 0 {
+        h.advance_clock(15).await;
+        h.set_oracle_price(&crashing, 100).await;
+        steps += 1;
+        assert!(steps < 40, "the long never fell under maintenance");
+    }
+    // The second's feeds jump to 200; the markets see 153.
+    h.set_oracle_price(&pumped, 200).await;
+    let price = accepted(&mut h, &pumped.underlying.underlying).await;
+    assert!((price - 153.0).abs() < 1e-6, "{price}");
+    // The shorted keeper at the feeds: 600 less its 0.75 taker fee − 500
+    // lost − 10 % of 2,000. At the accepted 153 it would be +554.
+    let health = h.health_preview(&shorted_keeper.margin_account).await;
+    let initial = health.initial.to_num::<f64>() / 1e6;
+    assert!((initial + 100.75).abs() < 1e-3, "{initial}");
+
+    let insufficient = code(KestrelError::InsufficientHealth);
+    let liquidate = h
+        .liquidate_ix(&shorted_keeper, &long.margin_account, &crashing, u64::MAX)
+        .await;
+    let key = shorted_keeper.key.insecure_clone();
+    h.refused(
+        "liquidate on top of a short the feeds put underwater",
+        &[liquidate],
+        &[&key],
+        insufficient,
+    )
+    .await;
+    let liquidate = h
+        .liquidate_ix(&honest_keeper, &long.margin_account, &crashing, u64::MAX)
+        .await;
+    let key = honest_keeper.key.insecure_clone();
+    h.ok(
+        "liquidate by a keeper with nothing else",
+        &[liquidate],
+        &[&key],
+    )
+    .await;
+    let taken = h.margin_account(&honest_keeper.margin_account).await;
+    assert!(taken.active_positions().next().is_some());
+}

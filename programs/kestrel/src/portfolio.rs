@@ -279,8 +279,10 @@ impl UnderlyingPrices {
     }
 
     /// The prices with no feeds' leg in initial health: for a liquidator,
-    /// who takes a position over at the accepted price, the price every
-    /// step of its liquidation will be judged at. Valued at a pumped feed
+    /// on the underlying of the market it liquidates (elsewhere it reads
+    /// the feeds as any withdrawal does). It takes the position over at the
+    /// accepted price, the price every step of its liquidation will be
+    /// judged at. Valued at a pumped feed
     /// instead, the short it takes over from a manipulated market would
     /// cost it several times the position's value in health, and only the
     /// attacker (whose own long nets the lots away) could liquidate.
@@ -742,9 +744,6 @@ pub struct RemainingAccounts<'info> {
     exchange: Pubkey,
     now: i64,
     slot: u64,
-    /// Whether initial health reads the feeds' price a price limit holds
-    /// back ([`UnderlyingPrices::feed`]).
-    feeds: bool,
 }
 
 impl<'info> RemainingAccounts<'info> {
@@ -758,15 +757,6 @@ impl<'info> RemainingAccounts<'info> {
             exchange,
             now: clock.unix_timestamp,
             slot: clock.slot,
-            feeds: true,
-        }
-    }
-
-    /// Prices without the feeds' leg ([`UnderlyingPrices::without_feed`]).
-    pub fn without_feeds(self) -> Self {
-        Self {
-            feeds: false,
-            ..self
         }
     }
 
@@ -804,12 +794,7 @@ impl AccountRetriever for RemainingAccounts<'_> {
             loaded.exchange == self.exchange,
             KestrelError::WrongHealthAccounts
         );
-        let prices = UnderlyingPrices::of(loaded, self.now, self.slot);
-        Ok(if self.feeds {
-            prices
-        } else {
-            prices.without_feed()
-        })
+        Ok(UnderlyingPrices::of(loaded, self.now, self.slot))
     }
 }
 

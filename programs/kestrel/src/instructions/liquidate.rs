@@ -96,9 +96,14 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         ),
         KestrelError::MarketNotTrading
     );
-    // Without the feeds' leg: the liquidatee is judged at maintenance and
-    // the liquidator takes over at the accepted price
-    // (`UnderlyingPrices::without_feed`).
+    // The liquidated market's underlying without the feeds' leg: the
+    // liquidator takes the position over at the accepted price, the one
+    // its liquidation is judged at (`UnderlyingPrices::without_feed`).
+    // Every other underlying, read through the retriever, keeps its feeds:
+    // there the liquidator is judged as a withdrawal would be, so an
+    // account underwater at a feed the limit holds back elsewhere cannot
+    // take on this risk. (The liquidatee's checks are maintenance ones,
+    // which read no feed.)
     let known = [UnderlyingEntry {
         key: accounts.underlying.key(),
         prices: UnderlyingPrices::of(
@@ -119,8 +124,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     }
     let market_index = market.market_index;
     let mut liquidatee = accounts.liquidatee.load_mut()?;
-    let mut retriever =
-        RemainingAccounts::new(ctx.remaining_accounts.iter(), exchange_key, &clock).without_feeds();
+    let mut retriever = RemainingAccounts::new(ctx.remaining_accounts.iter(), exchange_key, &clock);
     let mut others = portfolio::from_remaining_accounts(
         &liquidatee,
         Some(market_index),
