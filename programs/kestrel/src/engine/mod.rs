@@ -23,6 +23,7 @@ pub mod price_integral;
 pub mod price_limit;
 pub mod realized_volatility;
 pub mod risk;
+pub mod scenario_margin;
 pub mod stable_price;
 
 /// The reference model and the differential harness (tests and fuzzing).
