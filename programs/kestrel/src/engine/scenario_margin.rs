@@ -320,6 +320,15 @@ mod tests {
         }
     }
 
+    /// The contingency rates the examples are charged at.
+    fn rates() -> Contingencies {
+        Contingencies {
+            linear_floor_bps: 50,
+            basis_bps: 20,
+            short_option_bps: 50,
+        }
+    }
+
     fn call(strike: i64, days: i64) -> Instrument {
         Instrument::Option {
             side: OptionSide::Call,
@@ -464,11 +473,7 @@ mod tests {
             (fixed - reference).abs() <= 1e-6 * reference.max(1.0),
             "{name}: {fixed} against {reference}"
         );
-        let rates = Contingencies {
-            linear_floor_bps: 50,
-            basis_bps: 20,
-            short_option_bps: 50,
-        };
+        let rates = rates();
         let requirement = portfolio(positions)
             .requirement(point().spot, I80F48::from_num(0.05), &rates)
             .unwrap();
@@ -568,11 +573,7 @@ mod tests {
                 (fixed - reference).abs() <= 1e-7 * reference.max(100.0),
                 "{fixed} against {reference}"
             );
-            let rates = Contingencies {
-                linear_floor_bps: 50,
-                basis_bps: 20,
-                short_option_bps: 50,
-            };
+            let rates = rates();
             let requirement = |positions: &[(Instrument, i64)]| {
                 portfolio(positions)
                     .requirement(point().spot, I80F48::from_num(0.05), &rates)
@@ -591,11 +592,7 @@ mod tests {
     #[test]
     fn contingencies_charge_what_the_grid_cannot_see() {
         let perp_future = portfolio(&[(Instrument::Linear, 10), (Instrument::Linear, -10)]);
-        let rates = Contingencies {
-            linear_floor_bps: 50,
-            basis_bps: 20,
-            short_option_bps: 50,
-        };
+        let rates = rates();
         let requirement = perp_future
             .requirement(point().spot, I80F48::from_num(0.05), &rates)
             .unwrap();
