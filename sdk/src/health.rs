@@ -214,6 +214,8 @@ impl std::error::Error for PreviewError {}
 /// will read it ([`UnderlyingSnapshot::as_read`]).
 struct SnapshotRetriever<'a> {
     markets: &'a [MarketSnapshot],
+    /// The snapshot `market` returned last.
+    last: Option<&'a MarketSnapshot>,
     now: i64,
     slot: u64,
     missing: Option<PreviewError>,
@@ -226,12 +228,21 @@ impl AccountRetriever for SnapshotRetriever<'_> {
             .iter()
             .find(|m| m.market.market_index == market_index)
         {
-            Some(snapshot) => MarketRisk::of(&snapshot.market, self.now),
+            Some(snapshot) => {
+                self.last = Some(snapshot);
+                MarketRisk::of(&snapshot.market, self.now)
+            }
             None => {
                 self.missing = Some(PreviewError::MissingMarket(market_index));
                 Err(KestrelError::WrongHealthAccounts.into())
             }
         }
+    }
+
+    fn risk_array(&mut self) -> anchor_lang::Result<Option<kestrel::state::RiskArrayRead>> {
+        Ok(self
+            .last
+            .and_then(|snapshot| snapshot.market.risk_array.read()))
     }
 
     fn underlying(&mut self, underlying: &Pubkey) -> anchor_lang::Result<UnderlyingPrices> {
@@ -256,11 +267,12 @@ pub fn preview(
 ) -> Result<Health, PreviewError> {
     let mut retriever = SnapshotRetriever {
         markets,
+        last: None,
         now,
         slot,
         missing: None,
     };
-    let mut portfolio = Portfolio::new(&[], now);
+    let mut portfolio = Portfolio::new(&[], now, account.margin_mode());
     if portfolio
         .add_account(account, None, &mut retriever)
         .is_err()

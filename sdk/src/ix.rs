@@ -5,8 +5,8 @@ use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
 use kestrel::instructions::{CreateMarketArgs, CreateUnderlyingArgs, OrderSide, PlaceOrderArgs};
 use kestrel::state::{
-    FutureParams, MarginAccount, MarketLimits, MarketParams, MarketStatus, OptionConfig,
-    OptionParams, OracleConfig, RiskScaling,
+    FutureParams, MarginAccount, MarginMode, MarketLimits, MarketParams, MarketStatus,
+    OptionConfig, OptionParams, OracleConfig, RiskScaling, ScenarioConfig,
 };
 use kestrel::{accounts, instruction};
 
@@ -473,6 +473,64 @@ pub fn set_risk_scaling(admin: &Pubkey, underlying: &Pubkey, scaling: RiskScalin
             underlying: *underlying,
         },
         instruction::SetRiskScaling { scaling },
+    )
+}
+
+/// `set_scenario_margin`: the underlying's portfolio-margin grid,
+/// contingencies and risk-array tolerance (scan range 0: none).
+pub fn set_scenario_margin(
+    admin: &Pubkey,
+    underlying: &Pubkey,
+    config: ScenarioConfig,
+) -> Instruction {
+    build(
+        accounts::SetScenarioMargin {
+            admin: *admin,
+            exchange: pda::exchange(),
+            underlying: *underlying,
+        },
+        instruction::SetScenarioMargin { config },
+    )
+}
+
+/// The owner switches the account's margin mode; `health` is
+/// [`health_accounts`] of every position (`skip` = `None`), empty without
+/// positions. In portfolio mode, put [`refresh_risk_arrays`] for its
+/// option markets first in the transaction.
+pub fn set_margin_mode(
+    owner: &Pubkey,
+    margin_account: &Pubkey,
+    mode: MarginMode,
+    health: Vec<AccountMeta>,
+) -> Instruction {
+    with_remaining(
+        build(
+            accounts::SetMarginMode {
+                owner: *owner,
+                exchange: pda::exchange(),
+                margin_account: *margin_account,
+            },
+            instruction::SetMarginMode { mode },
+        ),
+        health,
+    )
+}
+
+/// Permissionless: recomputes the risk arrays of up to
+/// [`kestrel::instructions::MAX_RISK_ARRAYS_PER_REFRESH`] option `markets`
+/// of `underlying` at its accepted price now.
+pub fn refresh_risk_arrays(underlying: &Pubkey, markets: &[Pubkey]) -> Instruction {
+    with_remaining(
+        build(
+            accounts::RefreshRiskArrays {
+                underlying: *underlying,
+            },
+            instruction::RefreshRiskArrays {},
+        ),
+        markets
+            .iter()
+            .map(|market| AccountMeta::new(*market, false))
+            .collect(),
     )
 }
 

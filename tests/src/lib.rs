@@ -1141,6 +1141,27 @@ pub fn market_params(switchboard_feed: &Pubkey) -> MarketSetup {
     }
 }
 
+/// The portfolio-margin grid tests use: a 15 % scan range, volatility
+/// ±25 %, extreme moves of three scan ranges counted at 35 %, maintenance
+/// at 80 % of the worst loss; an option's risk array holds while spot and
+/// volatility stay within 1 % for 10 minutes.
+pub fn scenario_grid() -> kestrel::state::ScenarioConfig {
+    kestrel::state::ScenarioConfig {
+        scan_range_bps: 1_500,
+        volatility_shift_bps: 2_500,
+        extreme_move_bps: 30_000,
+        extreme_cover_bps: 3_500,
+        linear_floor_bps: 50,
+        basis_bps: 20,
+        short_option_bps: 50,
+        confidence_bps: 10,
+        maintenance_factor_bps: 8_000,
+        array_tolerance_bps: 100,
+        array_max_age_seconds: 600,
+        version: 0,
+    }
+}
+
 /// The perpetual market parameters tests use.
 pub fn perp_params() -> kestrel::state::MarketParams {
     kestrel::state::MarketParams {

@@ -168,6 +168,7 @@ fn admin<'info>(
         set_market_limits: SetMarketLimits,
         set_risk_scaling: SetRiskScaling,
         set_price_limit: SetPriceLimit,
+        set_scenario_margin: SetScenarioMargin,
         delist_market: DelistMarket,
         set_market_status: SetMarketStatus,
         sweep_fees: SweepFees,
@@ -184,6 +185,7 @@ fn collateral<'info>(
     route!(program_id, accounts, data;
         create_margin_account: CreateMarginAccount,
         set_delegate: SetDelegate,
+        set_margin_mode: SetMarginMode,
         deposit: Deposit,
         withdraw: Withdraw,
         close_margin_account: CloseMarginAccount,
@@ -229,6 +231,7 @@ fn options<'info>(
         set_option_config: SetOptionConfig,
         refresh_volatility: RefreshVolatility,
         value_option: ValueOption,
+        refresh_risk_arrays: RefreshRiskArrays,
     )
 }
 

@@ -202,6 +202,18 @@ pub enum KestrelError {
     InvalidRiskScaling,
     #[msg("invalid price limit: at most 500 bps a second (0: none)")]
     InvalidPriceLimit,
+    #[msg("invalid scenario margin: a scan range of 1-5000 bps whose extreme moves stay below 95% of the spot, extreme moves of 10000-50000 bps of it, contingencies of at most 1000 bps, a maintenance factor of 5000-10000 bps, an array tolerance of 1-1000 bps and age of 1-86400 s")]
+    InvalidScenarioMargin,
+    #[msg("an option's risk array is missing or stale (spot, volatility, age, scan range or grid moved since it was computed): refresh_risk_arrays")]
+    RiskArrayStale,
+    #[msg("the underlying has no portfolio margin grid (set_scenario_margin)")]
+    NoScenarioMargin,
+    #[msg("the market is not an option market that can have a risk array (an option before expiry on this underlying)")]
+    NotAnOptionMarket,
+    #[msg("the margin account is already in that margin mode")]
+    MarginModeUnchanged,
+    #[msg("closing these lots would leave the liquidatee's health lower than it is, or more lots than reach the liquidation target")]
+    LiquidationNotImproving,
 }
 
 impl From<crate::engine::black_scholes::PricingError> for KestrelError {

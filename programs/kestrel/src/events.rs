@@ -218,3 +218,16 @@ pub struct Unstaked {
     pub amount: u64,
     pub total_shares: u64,
 }
+
+#[event]
+pub struct ScenarioMarginSet {
+    pub underlying: Pubkey,
+    pub config: crate::state::ScenarioConfig,
+}
+
+#[event]
+pub struct MarginModeSet {
+    pub margin_account: Pubkey,
+    /// 0 standard, 1 portfolio.
+    pub mode: u8,
+}

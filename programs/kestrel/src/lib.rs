@@ -18,8 +18,8 @@ pub mod units;
 
 use instructions::*;
 use state::{
-    FutureParams, MarketLimits, MarketParams, MarketStatus, OptionConfig, OptionParams,
-    OracleConfig, RiskScaling,
+    FutureParams, MarginMode, MarketLimits, MarketParams, MarketStatus, OptionConfig, OptionParams,
+    OracleConfig, RiskScaling, ScenarioConfig,
 };
 
 declare_id!("3DcoVCeRjDKn2gy4jqTs4FeMezrMJQN3UgbdU8DSxeK1");
@@ -125,6 +125,24 @@ pub mod kestrel {
 
     pub fn set_risk_scaling(ctx: Context<SetRiskScaling>, scaling: RiskScaling) -> Result<()> {
         instructions::set_risk_scaling(ctx, scaling)
+    }
+
+    pub fn set_scenario_margin(
+        ctx: Context<SetScenarioMargin>,
+        config: ScenarioConfig,
+    ) -> Result<()> {
+        instructions::set_scenario_margin(ctx, config)
+    }
+
+    pub fn set_margin_mode<'info>(
+        ctx: Context<'info, SetMarginMode<'info>>,
+        mode: MarginMode,
+    ) -> Result<()> {
+        instructions::set_margin_mode(ctx, mode)
+    }
+
+    pub fn refresh_risk_arrays<'info>(ctx: Context<'info, RefreshRiskArrays<'info>>) -> Result<()> {
+        instructions::refresh_risk_arrays(ctx)
     }
 
     pub fn set_price_limit(

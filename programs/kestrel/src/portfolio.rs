@@ -36,6 +36,9 @@ use crate::engine::future;
 use crate::engine::margin_scaling::MarginTerms;
 use crate::engine::option_margin::{OptionRequirement, OptionRisk, ShortMarginTerms};
 use crate::engine::risk::{self, HealthKind, PerpExposure};
+use crate::engine::scenario_margin::{
+    self, Instrument, RiskArray, ScenarioGrid, ScenarioPortfolio, ScenarioShare,
+};
 use crate::error::{KestrelError, OrOverflow};
 use crate::state::*;
 
@@ -223,7 +226,8 @@ impl MarketRisk {
     pub fn of(market: &Market, now: i64) -> Result<Self> {
         // An option is margined by its own rule (`option_margin`), not a
         // fraction of its value.
-        let fractions = if market.has_expiry() && market.kind == InstrumentKind::Option as u8 {
+        let option = market.has_expiry() && market.kind == InstrumentKind::Option as u8;
+        let fractions = if option {
             (0, 0)
         } else {
             (
@@ -263,6 +267,33 @@ pub struct UnderlyingPrices {
     /// How its markets' margin fractions scale (`engine::margin_scaling`).
     pub margin: MarginTerms,
     pub options: OptionTerms,
+    /// Its portfolio margin, when it has a grid.
+    pub scenario: Option<ScenarioTerms>,
+}
+
+/// An underlying's portfolio margin as health applies it now: its
+/// configuration and the grid at the scan range its volatility scale
+/// gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScenarioTerms {
+    pub config: ScenarioConfig,
+    pub grid: ScenarioGrid,
+}
+
+impl ScenarioTerms {
+    /// `underlying`'s terms; `None` without a grid.
+    pub fn of(underlying: &Underlying) -> Option<Self> {
+        let config = underlying.scenario;
+        config.enabled().then(|| Self {
+            config,
+            grid: config.grid(underlying.risk_scaling.scale_bps()),
+        })
+    }
+
+    /// The share of the worst loss that health of `kind` requires.
+    pub fn factor_bps(&self, kind: HealthKind) -> u32 {
+        risk::margin_bps(kind, 10_000, self.config.maintenance_factor_bps)
+    }
 }
 
 impl UnderlyingPrices {
@@ -275,6 +306,7 @@ impl UnderlyingPrices {
             feed: underlying.price_limit().lagging_feed(),
             margin: underlying.margin_terms(),
             options: OptionTerms::current(underlying, now),
+            scenario: ScenarioTerms::of(underlying),
         }
     }
 
@@ -435,6 +467,10 @@ pub trait AccountRetriever {
     /// The prices of `underlying`, right after the first market that names
     /// it (once per distinct underlying).
     fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices>;
+    /// The risk array of the market [`Self::market`] returned last (asked
+    /// only for an option of a portfolio-mode account: kept out of
+    /// [`MarketRisk`], which health copies per position).
+    fn risk_array(&mut self) -> Result<Option<RiskArrayRead>>;
 }
 
 /// One underlying of a portfolio and its price.
@@ -454,7 +490,41 @@ pub struct PortfolioPosition {
     /// Whether it is an option's (its requirement is the last of
     /// [`Portfolio::option_requirements`] pushed with it).
     pub option: bool,
+    /// Whether it is margined by its underlying's scenario book (its share
+    /// is the last one [`Portfolio::push`] applied) instead of fractions
+    /// or an option requirement.
+    pub scenario: bool,
     pub exposure: PerpExposure,
+}
+
+/// A portfolio-mode account's positions on one underlying with a grid,
+/// revalued under it (`engine::scenario_margin`).
+#[derive(Clone, Copy, Debug)]
+pub struct ScenarioBook {
+    /// Index into [`Portfolio::underlyings`].
+    pub underlying: u8,
+    pub spot: I80F48,
+    pub terms: ScenarioTerms,
+    /// A perpetual's or future's value change per native base unit: the
+    /// spot's move, at the spot now.
+    pub linear: RiskArray,
+    pub portfolio: ScenarioPortfolio,
+}
+
+impl ScenarioBook {
+    /// What health of `kind` requires of the book: the worst scenario loss
+    /// times the kind's factor, plus the contingencies.
+    pub fn requirement(&self, kind: HealthKind) -> Result<I80F48> {
+        let config = &self.terms.config;
+        let confidence =
+            fixed_math::from_bps(i32::try_from(config.confidence_bps).ok().or_overflow()?)
+                .checked_mul(self.spot)
+                .or_overflow()?;
+        self.portfolio
+            .requirement(self.spot, confidence, &config.contingencies())
+            .and_then(|requirement| requirement.with_factor(self.terms.factor_bps(kind)))
+            .or_overflow()
+    }
 }
 
 /// An account's positions grouped by underlying (each position names its
@@ -467,18 +537,29 @@ pub struct Portfolio {
     /// The option positions' requirements beyond their value, in order.
     pub option_requirements: Vec<OptionRequirement>,
     pub now: i64,
+    pub mode: MarginMode,
+    /// Portfolio mode: a book per underlying with a grid that a position
+    /// is on.
+    pub books: Vec<ScenarioBook>,
+    /// The book and share the last scenario-margined push applied, for
+    /// [`Self::pop`] (boxed: the instructions hold portfolios on a 4 KiB
+    /// stack frame; allocated once, on the first such push).
+    last_share: Option<Box<(usize, ScenarioShare)>>,
 }
 
 impl Portfolio {
     /// An empty portfolio at unix time `now` that already knows
     /// `underlyings` (those the instruction names itself, so the retriever
     /// is not asked for them).
-    pub fn new(known: &[UnderlyingEntry], now: i64) -> Self {
+    pub fn new(known: &[UnderlyingEntry], now: i64, mode: MarginMode) -> Self {
         Self {
             underlyings: known.to_vec(),
             positions: Vec::new(),
             option_requirements: Vec::new(),
             now,
+            mode,
+            books: Vec::new(),
+            last_share: None,
         }
     }
 
@@ -513,7 +594,14 @@ impl Portfolio {
                     })?
                 }
             };
-            self.push_at(position, &market, underlying)?;
+            let array = if self.mode == MarginMode::Portfolio
+                && matches!(market.mark, MarkRule::Option(_))
+            {
+                retriever.risk_array()?
+            } else {
+                None
+            };
+            self.push_at(position, &market, underlying, array.as_ref())?;
         }
         Ok(())
     }
@@ -526,7 +614,13 @@ impl Portfolio {
         position: &PerpPosition,
         market: &MarketRisk,
         underlying: u8,
+        risk_array: Option<&RiskArrayRead>,
     ) -> Result<()> {
+        if self.mode == MarginMode::Portfolio
+            && self.pushed_to_book(position, market, risk_array)?
+        {
+            return Ok(());
+        }
         let prices = &self.underlyings[usize::from(underlying)].prices;
         let (price, stable, option) = match &market.mark {
             // A trading perpetual, the common case: the price as it is, and
@@ -567,19 +661,252 @@ impl Portfolio {
             underlying,
             market_index: market.market_index,
             option,
+            scenario: false,
             exposure: exposure(position, market, &prices.margin, price, stable)?,
         });
         Ok(())
     }
 
-    /// Adds one position valued against `market` (the instruction's own),
-    /// whose underlying must already be known.
+    /// Portfolio mode: adds the position to its underlying's scenario book
+    /// when one margins it; `false` when standard mode's rule applies. Out
+    /// of line and cold: standard-mode walks never enter it.
+    #[cold]
     #[inline(never)]
-    pub fn push(&mut self, position: &PerpPosition, market: &MarketRisk) -> Result<()> {
+    fn pushed_to_book(
+        &mut self,
+        position: &PerpPosition,
+        market: &MarketRisk,
+        risk_array: Option<&RiskArrayRead>,
+    ) -> Result<bool> {
         let underlying = self
             .underlying_slot(&market.underlying)
             .ok_or(KestrelError::Unreachable)?;
-        self.push_at(position, market, underlying)
+        let Some(terms) = self.underlyings[usize::from(underlying)].prices.scenario else {
+            return Ok(false);
+        };
+        let Some(instrument) = self.scenario_instrument(market, underlying, risk_array)? else {
+            return Ok(false);
+        };
+        self.push_scenario(position, market, underlying, terms, instrument)?;
+        Ok(true)
+    }
+
+    /// How the scenario book revalues a position of `market` on entry
+    /// `underlying`: linearly (a perpetual or future, trading or closed), as
+    /// an option before its expiry (refused with `RiskArrayStale` unless
+    /// its risk array is usable now); `None` for a settled market or an
+    /// expired option, which keep standard mode's rule (their value no
+    /// longer moves with a scenario, or only with the settlement window).
+    #[inline(never)]
+    fn scenario_instrument(
+        &self,
+        market: &MarketRisk,
+        underlying: u8,
+        risk_array: Option<&RiskArrayRead>,
+    ) -> Result<Option<(Instrument, Option<RiskArray>)>> {
+        let prices = &self.underlyings[usize::from(underlying)].prices;
+        match &market.mark {
+            MarkRule::Settled(_) => Ok(None),
+            MarkRule::Option(mark) if self.now >= mark.expiry => Ok(None),
+            MarkRule::Option(mark) => {
+                let terms = prices.scenario.ok_or(KestrelError::Unreachable)?;
+                let spot = prices.current?;
+                let volatility = mark.volatility(spot, &prices.options)?;
+                let array = risk_array
+                    .filter(|array| {
+                        array.usable(
+                            &terms.config,
+                            terms.grid.scan_range_bps,
+                            spot,
+                            volatility,
+                            self.now,
+                        )
+                    })
+                    .ok_or(KestrelError::RiskArrayStale)?;
+                Ok(Some((
+                    Instrument::Option {
+                        side: mark.side,
+                        strike: mark.strike,
+                        seconds_to_expiry: mark.expiry - self.now,
+                    },
+                    Some(array.entries),
+                )))
+            }
+            _ => Ok(Some((Instrument::Linear, None))),
+        }
+    }
+
+    /// Adds a position margined by its underlying's scenario book: valued
+    /// as in standard mode (initial health at the worse of its prices,
+    /// profit weighted) with no fraction or option requirement, its share
+    /// of the book's scenarios applied instead.
+    #[inline(never)]
+    fn push_scenario(
+        &mut self,
+        position: &PerpPosition,
+        market: &MarketRisk,
+        underlying: u8,
+        terms: ScenarioTerms,
+        (instrument, array): (Instrument, Option<RiskArray>),
+    ) -> Result<()> {
+        let prices = self.underlyings[usize::from(underlying)].prices;
+        let price = market.mark_price(&prices)?;
+        // Initial health at the worse of its prices, options too: a long
+        // option's value counts here (standard mode takes it all back),
+        // so a spike in the spot must not lift it.
+        let stable = market.initial_mark_price(&prices, price, position.base_lots)?;
+        let unmargined = MarketRisk {
+            initial_margin_bps: 0,
+            maintenance_margin_bps: 0,
+            ..*market
+        };
+        let mut exposure = exposure(position, &unmargined, &MarginTerms::UNSCALED, price, stable)?;
+        // Only part of any unrealized profit (the Mango rule), options'
+        // too.
+        exposure.weighs_profit = true;
+        let book = self.book_for(underlying, terms, &prices)?;
+        let array = match array {
+            Some(array) => array,
+            None => self.books[book].linear,
+        };
+        let share = ScenarioShare::of(
+            &instrument,
+            exposure.base,
+            exposure.bids,
+            exposure.asks,
+            &array,
+        )
+        .or_overflow()?;
+        self.books[book].portfolio.apply(&share).or_overflow()?;
+        match &mut self.last_share {
+            Some(last) => **last = (book, share),
+            None => self.last_share = Some(Box::new((book, share))),
+        }
+        self.positions.push(PortfolioPosition {
+            underlying,
+            market_index: market.market_index,
+            option: false,
+            scenario: true,
+            exposure,
+        });
+        Ok(())
+    }
+
+    /// The book of entry `underlying`, opened at its spot now on first use.
+    fn book_for(
+        &mut self,
+        underlying: u8,
+        terms: ScenarioTerms,
+        prices: &UnderlyingPrices,
+    ) -> Result<usize> {
+        if let Some(index) = self.books.iter().position(|b| b.underlying == underlying) {
+            return Ok(index);
+        }
+        // The grid's spot is the current price, or for a closed market's
+        // positions the last good one they are marked at.
+        let spot = match prices.current {
+            Ok(spot) => spot,
+            Err(error) => prices.last_good.ok_or(error)?,
+        };
+        let scenarios = terms
+            .grid
+            .scenarios()
+            .map_err(|_| KestrelError::InvalidScenarioMargin)?;
+        let point = scenario_margin::MarketPoint {
+            spot,
+            volatility: I80F48::ZERO,
+            rate: I80F48::ZERO,
+        };
+        let linear = scenario_margin::risk_array(&Instrument::Linear, &point, &scenarios)
+            .map_err(|_| KestrelError::MathOverflow)?;
+        if self.books.capacity() == 0 {
+            self.books.reserve_exact(MAX_UNDERLYINGS_PER_ACCOUNT);
+        }
+        self.books.push(ScenarioBook {
+            underlying,
+            spot,
+            terms,
+            linear,
+            portfolio: ScenarioPortfolio::default(),
+        });
+        Ok(self.books.len() - 1)
+    }
+
+    /// Adds one position valued against `market` (the instruction's own,
+    /// with its `risk_array`), whose underlying must already be known.
+    #[inline(never)]
+    pub fn push(
+        &mut self,
+        position: &PerpPosition,
+        market: &MarketRisk,
+        risk_array: &StoredRiskArray,
+    ) -> Result<()> {
+        let underlying = self
+            .underlying_slot(&market.underlying)
+            .ok_or(KestrelError::Unreachable)?;
+        let array = self.array_of(market, risk_array);
+        self.push_at(position, market, underlying, array.as_ref())
+    }
+
+    /// `stored` as health reads it, when a portfolio-mode account's option
+    /// needs it.
+    fn array_of(&self, market: &MarketRisk, stored: &StoredRiskArray) -> Option<RiskArrayRead> {
+        if self.mode == MarginMode::Portfolio && matches!(market.mark, MarkRule::Option(_)) {
+            stored.read()
+        } else {
+            None
+        }
+    }
+
+    /// For the liquidation of a position in `market` (funding settled, its
+    /// orders there cancelled) from a portfolio-mode account whose other
+    /// positions this portfolio holds: how health at the liquidation end
+    /// moves with the lots closed at `price`, when the scenario book
+    /// margins the position; `None` when standard mode's plan applies.
+    #[inline(never)]
+    pub fn scenario_probe(
+        &mut self,
+        market: &MarketRisk,
+        risk_array: &StoredRiskArray,
+        price: I80F48,
+    ) -> Result<Option<Box<ScenarioProbe>>> {
+        if self.mode != MarginMode::Portfolio {
+            return Ok(None);
+        }
+        let underlying = self
+            .underlying_slot(&market.underlying)
+            .ok_or(KestrelError::Unreachable)?;
+        let prices = self.underlyings[usize::from(underlying)].prices;
+        let Some(terms) = prices.scenario else {
+            return Ok(None);
+        };
+        let stored = self.array_of(market, risk_array);
+        let Some((instrument, array)) =
+            self.scenario_instrument(market, underlying, stored.as_ref())?
+        else {
+            return Ok(None);
+        };
+        let book = self.book_for(underlying, terms, &prices)?;
+        let book = self.books[book];
+        let array = array.unwrap_or(book.linear);
+        let kind = HealthKind::LiquidationEnd;
+        // Boxed: a book and an array are over 900 bytes of a liquidation's
+        // frame.
+        Ok(Some(Box::new(ScenarioProbe {
+            rest: self
+                .health(0, kind)?
+                .checked_add(book.requirement(kind)?)
+                .or_overflow()?,
+            book,
+            instrument,
+            array,
+            market: MarketRisk {
+                initial_margin_bps: 0,
+                maintenance_margin_bps: 0,
+                ..*market
+            },
+            price,
+        })))
     }
 
     /// Refuses a portfolio on more than [`MAX_UNDERLYINGS_PER_ACCOUNT`]
@@ -594,10 +921,18 @@ impl Portfolio {
     }
 
     /// Drops the last position [`Self::push`]ed.
-    pub fn pop(&mut self) {
-        if let Some(PortfolioPosition { option: true, .. }) = self.positions.pop() {
-            self.option_requirements.pop();
+    pub fn pop(&mut self) -> Result<()> {
+        match self.positions.pop() {
+            Some(PortfolioPosition { option: true, .. }) => {
+                self.option_requirements.pop();
+            }
+            Some(PortfolioPosition { scenario: true, .. }) => {
+                let (book, share) = **self.last_share.as_ref().ok_or(KestrelError::Unreachable)?;
+                self.books[book].portfolio.remove(&share).or_overflow()?;
+            }
+            _ => {}
         }
+        Ok(())
     }
 
     fn underlying_slot(&self, key: &Pubkey) -> Option<u8> {
@@ -623,11 +958,62 @@ impl Portfolio {
                 .checked_sub(requirement.requirement(kind).or_overflow()?)
                 .or_overflow()?;
         }
+        for book in &self.books {
+            health = health.checked_sub(book.requirement(kind)?).or_overflow()?;
+        }
         Ok(health)
     }
 
     pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
         self.health(collateral, HealthKind::Initial)
+    }
+}
+
+/// A portfolio-mode liquidation's view of one position's book
+/// ([`Portfolio::scenario_probe`]): the rest of the account's health at
+/// the liquidation end without the position's book, and the book without
+/// the position.
+#[derive(Clone, Copy, Debug)]
+pub struct ScenarioProbe {
+    /// Every other position's contribution and book requirement, without
+    /// the collateral and without this book's requirement.
+    rest: I80F48,
+    book: ScenarioBook,
+    instrument: Instrument,
+    array: RiskArray,
+    /// The position's market, without fractions.
+    market: MarketRisk,
+    price: I80F48,
+}
+
+impl ScenarioProbe {
+    /// Health at the liquidation end with `collateral` and the position
+    /// as `candidate`. Out of line: it copies the book.
+    #[inline(never)]
+    pub fn health(&self, collateral: i64, candidate: &PerpPosition) -> Result<I80F48> {
+        let exposure = exposure(
+            candidate,
+            &self.market,
+            &MarginTerms::UNSCALED,
+            self.price,
+            self.price,
+        )?;
+        let share = ScenarioShare::of(
+            &self.instrument,
+            exposure.base,
+            exposure.bids,
+            exposure.asks,
+            &self.array,
+        )
+        .or_overflow()?;
+        let mut book = self.book;
+        book.portfolio.apply(&share).or_overflow()?;
+        let kind = HealthKind::LiquidationEnd;
+        I80F48::from_num(collateral)
+            .checked_add(self.rest)
+            .and_then(|h| h.checked_add(exposure.contribution(kind)?))
+            .and_then(|h| h.checked_sub(book.requirement(kind).ok()?))
+            .or_overflow()
     }
 }
 
@@ -663,6 +1049,8 @@ pub fn exposure(
         stable_price,
         initial_margin_bps,
         maintenance_margin_bps,
+        // Options (no fractions) count their value by their own rule.
+        weighs_profit: initial_margin_bps != 0,
     })
 }
 
@@ -741,6 +1129,8 @@ fn unsettled_funding(position: &PerpPosition, market: &MarketRisk) -> Option<I80
 /// must carry the position's index, an underlying the key its market names.
 pub struct RemainingAccounts<'info> {
     accounts: std::slice::Iter<'info, AccountInfo<'info>>,
+    /// The market account read last.
+    last_market: Option<&'info AccountInfo<'info>>,
     exchange: Pubkey,
     now: i64,
     slot: u64,
@@ -754,6 +1144,7 @@ impl<'info> RemainingAccounts<'info> {
     ) -> Self {
         Self {
             accounts,
+            last_market: None,
             exchange,
             now: clock.unix_timestamp,
             slot: clock.slot,
@@ -782,7 +1173,18 @@ impl AccountRetriever for RemainingAccounts<'_> {
         );
         // An undecodable status is refused, never read as trading.
         market.status()?;
+        self.last_market = Some(info);
         MarketRisk::of(market, self.now)
+    }
+
+    fn risk_array(&mut self) -> Result<Option<RiskArrayRead>> {
+        let info = self.last_market.ok_or(KestrelError::Unreachable)?;
+        // Checked when `market` read it.
+        let data = info
+            .try_borrow_data()
+            .map_err(|_| KestrelError::WrongHealthAccounts)?;
+        let market: &Market = bytemuck::from_bytes(&data[8..Market::SPACE]);
+        Ok(market.risk_array.read())
     }
 
     fn underlying(&mut self, underlying: &Pubkey) -> Result<UnderlyingPrices> {
@@ -829,8 +1231,9 @@ pub fn from_remaining_accounts(
     skip: Option<u16>,
     known: &[UnderlyingEntry],
     retriever: &mut RemainingAccounts<'_>,
-) -> Result<Portfolio> {
-    let mut portfolio = Portfolio::new(known, retriever.now);
+) -> Result<Box<Portfolio>> {
+    // Boxed: the instructions that hold it run near the 4 KiB frame.
+    let mut portfolio = Box::new(Portfolio::new(known, retriever.now, account.margin_mode()));
     portfolio.add_account(account, skip, retriever)?;
     Ok(portfolio)
 }

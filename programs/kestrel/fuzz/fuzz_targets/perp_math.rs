@@ -140,6 +140,7 @@ fuzz_target!(|data: &[u8]| {
             stable_price: fixed::types::I80F48::from_bits((f.u128() >> 1) as i128),
             initial_margin_bps: initial_bps,
             maintenance_margin_bps: initial_bps / 2,
+            weighs_profit: f.u64() % 2 == 0,
         };
         let collateral = f.i64();
         if let (Some(initial), Some(maintenance)) = (

@@ -94,6 +94,8 @@ impl Liquidation {
             stable_price: self.price_per_lot.0,
             initial_margin_bps,
             maintenance_margin_bps,
+            // Liquidation-end health counts profit whole.
+            weighs_profit: false,
         }
         .contribution(HealthKind::LiquidationEnd)?
         .checked_sub(requirement)
@@ -231,6 +233,40 @@ impl Liquidation {
         )?;
         fee.checked_ceil()?.checked_to_num()
     }
+}
+
+/// Portfolio margin's liquidation size: the fewest of up to `size` lots
+/// after which `health(lots)` at the liquidation end is at least zero,
+/// found by bisection. Under a scenario grid health need not grow with
+/// each lot closed (closing one leg of a hedge can lower it), so the
+/// answer is the fewest at a boundary the bisection finds: `health` there
+/// is at least zero and one lot fewer is below. When even `size` lots fall
+/// short, all `size` if that raises health, else none (the position is a
+/// hedge: another one must go first). `None` when a step overflows.
+#[inline(never)]
+pub fn fewest_lots_reaching(
+    size: u64,
+    mut health: impl FnMut(u64) -> Option<I80F48>,
+) -> Option<u64> {
+    let start = health(0)?;
+    if start >= 0 || size == 0 {
+        return Some(0);
+    }
+    let whole = health(size)?;
+    if whole < 0 {
+        return Some(if whole > start { size } else { 0 });
+    }
+    // health(low) < 0 <= health(high): at most 64 steps.
+    let (mut low, mut high) = (0u64, size);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if health(middle)? >= 0 {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    Some(high)
 }
 
 #[cfg(test)]
@@ -458,5 +494,34 @@ mod tests {
             }
         }
 
+    }
+
+    #[test]
+    fn portfolio_liquidation_takes_the_fewest_lots_that_reach_the_target() {
+        let linear = |per_lot: i64, start: i64| {
+            move |lots: u64| Some(I80F48::from_num(start + per_lot * lots as i64))
+        };
+        // -1,000 and +7 a lot: 143 lots (142 leave -6).
+        assert_eq!(fewest_lots_reaching(500, linear(7, -1_000)), Some(143));
+        // Healthy already, or nothing to close.
+        assert_eq!(fewest_lots_reaching(500, linear(7, 10)), Some(0));
+        assert_eq!(fewest_lots_reaching(0, linear(7, -10)), Some(0));
+        // Not enough lots: all of them, as they help.
+        assert_eq!(fewest_lots_reaching(100, linear(7, -1_000)), Some(100));
+        // A hedge leg: closing lowers health, none are taken.
+        assert_eq!(fewest_lots_reaching(100, linear(-3, -1_000)), Some(0));
+        // Health that falls, then rises past zero (a hedge unwound past
+        // flat): the boundary found is at least zero, one lot fewer below.
+        let bent = |lots: u64| {
+            let lots = lots as i64;
+            Some(I80F48::from_num(
+                -100 - 2 * lots.min(50) + 5 * (lots - 50).max(0),
+            ))
+        };
+        let found = fewest_lots_reaching(400, bent).unwrap();
+        assert!(
+            bent(found).unwrap() >= 0 && bent(found - 1).unwrap() < 0,
+            "{found}"
+        );
     }
 }

@@ -78,6 +78,11 @@ pub struct PerpExposure {
     /// are exact (binary fixed point cannot hold 10% exactly).
     pub initial_margin_bps: u32,
     pub maintenance_margin_bps: u32,
+    /// Whether initial health counts only [`UNREALIZED_PROFIT_WEIGHT_BPS`]
+    /// of the position's profit: a perpetual's or future's; not an
+    /// option's, whose own rule already counts none of a long's value and
+    /// all of a short's.
+    pub weighs_profit: bool,
 }
 
 impl PerpExposure {
@@ -109,15 +114,14 @@ impl PerpExposure {
     /// What initial health does not count of the position's unrealized
     /// profit at its initial price (funding included): the profit's share
     /// above [`UNREALIZED_PROFIT_WEIGHT_BPS`]; zero for a loss, and for a
-    /// position without margin fractions (an option: its own rule already
-    /// counts none of a long's value and all of a short's).
+    /// position that does not weigh its profit.
     pub fn profit_haircut(&self) -> Option<I80F48> {
         haircut_of(self.initial_profit()?)
     }
 
     /// The unrealized profit initial health weighs (at the initial price,
-    /// funding included); zero for a loss and for a position without
-    /// margin fractions.
+    /// funding included); zero for a loss and for a position that does not
+    /// weigh its profit.
     fn initial_profit(&self) -> Option<I80F48> {
         self.initial_profit_with(whole(self.quote).checked_add(self.unsettled_funding)?)
     }
@@ -125,7 +129,7 @@ impl PerpExposure {
     /// [`Self::initial_profit`] given the position's `cash` (quote and
     /// funding), which the health walk has already summed.
     fn initial_profit_with(&self, cash: I80F48) -> Option<I80F48> {
-        if self.initial_margin_bps == 0 {
+        if !self.weighs_profit {
             return Some(I80F48::ZERO);
         }
         let profit = if self.base == 0 {
@@ -335,6 +339,7 @@ mod tests {
             stable_price: I80F48::from_num(150),
             initial_margin_bps: 1_000,
             maintenance_margin_bps: 500,
+            weighs_profit: true,
         }
     }
 

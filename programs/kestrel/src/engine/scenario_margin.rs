@@ -210,21 +210,93 @@ pub struct Contingencies {
 pub struct ScenarioPortfolio {
     /// The portfolio's value change in each scenario.
     pub pnl: [I80F48; SCENARIOS],
-    long_linear: u128,
-    short_linear: u128,
-    short_options: u128,
-    gross: u128,
+    pub units: ContingencyUnits,
+}
+
+/// The units the contingencies are charged on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContingencyUnits {
+    pub long_linear: u128,
+    pub short_linear: u128,
+    pub short_options: u128,
+    pub gross: u128,
 }
 
 impl Default for ScenarioPortfolio {
     fn default() -> Self {
         Self {
             pnl: [I80F48::ZERO; SCENARIOS],
-            long_linear: 0,
-            short_linear: 0,
-            short_options: 0,
-            gross: 0,
+            units: ContingencyUnits::default(),
         }
+    }
+}
+
+/// One position's share of a portfolio: its value change in each scenario
+/// with its resting orders filled in whichever direction loses more there
+/// (the position's change is linear in its size, so the worst is at all
+/// bids or all asks filled), and its units for the contingencies at its
+/// larger worst case. Scenario by scenario the direction may differ: a
+/// bound above any one fill of the orders, as standard mode's worst case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScenarioShare {
+    pub pnl: [I80F48; SCENARIOS],
+    pub units: ContingencyUnits,
+}
+
+impl ScenarioShare {
+    /// The share of `base` units (signed) of `instrument` with `bids` and
+    /// `asks` units resting, whose value changes by `array` per unit.
+    pub fn of(
+        instrument: &Instrument,
+        base: i64,
+        bids: u64,
+        asks: u64,
+        array: &RiskArray,
+    ) -> Option<Self> {
+        let longest = i128::from(base).checked_add(i128::from(bids))?;
+        let shortest = i128::from(base).checked_sub(i128::from(asks))?;
+        let mut pnl = [I80F48::ZERO; SCENARIOS];
+        for (total, entry) in pnl.iter_mut().zip(array) {
+            let at_bids = entry.fast_mul_int(longest)?;
+            *total = if asks == 0 {
+                at_bids
+            } else {
+                at_bids.min(entry.fast_mul_int(shortest)?)
+            };
+        }
+        let worst = if longest.unsigned_abs() >= shortest.unsigned_abs() {
+            longest
+        } else {
+            shortest
+        };
+        let size = worst.unsigned_abs();
+        let mut units = ContingencyUnits {
+            gross: size,
+            ..ContingencyUnits::default()
+        };
+        match instrument {
+            Instrument::Linear if worst > 0 => units.long_linear = size,
+            Instrument::Linear => units.short_linear = size,
+            Instrument::Option { .. } => units.short_options = shortest.min(0).unsigned_abs(),
+        }
+        Some(Self { pnl, units })
+    }
+}
+
+impl ContingencyUnits {
+    fn combine(&mut self, other: &Self, add: bool) -> Option<()> {
+        let step = |total: &mut u128, units: u128| -> Option<()> {
+            *total = if add {
+                total.checked_add(units)?
+            } else {
+                total.checked_sub(units)?
+            };
+            Some(())
+        };
+        step(&mut self.long_linear, other.long_linear)?;
+        step(&mut self.short_linear, other.short_linear)?;
+        step(&mut self.short_options, other.short_options)?;
+        step(&mut self.gross, other.gross)
     }
 }
 
@@ -248,19 +320,29 @@ impl ScenarioRequirement {
 impl ScenarioPortfolio {
     /// Adds `units` (signed: long > 0) of an instrument with `array`.
     pub fn add(&mut self, instrument: &Instrument, units: i64, array: &RiskArray) -> Option<()> {
-        for (total, entry) in self.pnl.iter_mut().zip(array) {
-            *total = total.checked_add(entry.fast_mul_int(i128::from(units))?)?;
+        self.apply(&ScenarioShare::of(instrument, units, 0, 0, array)?)
+    }
+
+    /// Adds a position's share.
+    pub fn apply(&mut self, share: &ScenarioShare) -> Option<()> {
+        self.combine(share, true)
+    }
+
+    /// Takes back a share [`Self::apply`] added (exact: fixed-point sums
+    /// are).
+    pub fn remove(&mut self, share: &ScenarioShare) -> Option<()> {
+        self.combine(share, false)
+    }
+
+    fn combine(&mut self, share: &ScenarioShare, add: bool) -> Option<()> {
+        for (total, change) in self.pnl.iter_mut().zip(&share.pnl) {
+            *total = if add {
+                total.checked_add(*change)?
+            } else {
+                total.checked_sub(*change)?
+            };
         }
-        let size = u128::from(units.unsigned_abs());
-        self.gross = self.gross.checked_add(size)?;
-        let bucket = match instrument {
-            Instrument::Linear if units > 0 => &mut self.long_linear,
-            Instrument::Linear => &mut self.short_linear,
-            Instrument::Option { .. } if units < 0 => &mut self.short_options,
-            Instrument::Option { .. } => return Some(()),
-        };
-        *bucket = bucket.checked_add(size)?;
-        Some(())
+        self.units.combine(&share.units, add)
     }
 
     /// The worst loss and the contingencies at `spot` with `confidence`
@@ -281,12 +363,13 @@ impl ScenarioPortfolio {
         let per_unit = |bps: u32, units: u128| -> Option<I80F48> {
             share_of(spot, i64::from(bps))?.fast_mul_int(i128::try_from(units).ok()?)
         };
-        let net_linear = self.long_linear.abs_diff(self.short_linear);
-        let offset_linear = self.long_linear.min(self.short_linear);
+        let units = &self.units;
+        let net_linear = units.long_linear.abs_diff(units.short_linear);
+        let offset_linear = units.long_linear.min(units.short_linear);
         let contingency = per_unit(rates.linear_floor_bps, net_linear)?
             .checked_add(per_unit(rates.basis_bps, offset_linear)?)?
-            .checked_add(per_unit(rates.short_option_bps, self.short_options)?)?
-            .checked_add(confidence.fast_mul_int(i128::try_from(self.gross).ok()?)?)?;
+            .checked_add(per_unit(rates.short_option_bps, units.short_options)?)?
+            .checked_add(confidence.fast_mul_int(i128::try_from(units.gross).ok()?)?)?;
         Some(ScenarioRequirement {
             worst_loss: worst.checked_neg()?,
             contingency,
@@ -601,5 +684,51 @@ mod tests {
         // (0.05 and 20 bp of 100 are not exact in binary: to the ulps.)
         let contingency = requirement.contingency.to_num::<f64>();
         assert!((contingency - 3.0).abs() < 1e-12, "{contingency}");
+    }
+
+    #[test]
+    fn resting_orders_count_filled_in_the_direction_each_scenario_loses() {
+        let scenarios = grid().scenarios().unwrap();
+        let short_call = call(110, 30);
+        let array = risk_array(&short_call, &point(), &scenarios).unwrap();
+        // Short 2 calls with 3 bids and 5 asks resting: between long 1 and
+        // short 7.
+        let share = ScenarioShare::of(&short_call, -2, 3, 5, &array).unwrap();
+        for (index, entry) in array.iter().enumerate() {
+            let expected = (*entry * I80F48::from_num(1)).min(*entry * I80F48::from_num(-7));
+            assert_eq!(share.pnl[index], expected, "scenario {index}");
+        }
+        assert_eq!(share.units.gross, 7);
+        assert_eq!(share.units.short_options, 7);
+        // The worst case of a linear position buckets by its sign.
+        let linear = risk_array(&Instrument::Linear, &point(), &scenarios).unwrap();
+        let long = ScenarioShare::of(&Instrument::Linear, 4, 6, 1, &linear).unwrap();
+        assert_eq!((long.units.long_linear, long.units.short_linear), (10, 0));
+        // No scenario loses less than with no orders at all.
+        let bare = ScenarioShare::of(&short_call, -2, 0, 0, &array).unwrap();
+        assert!(share
+            .pnl
+            .iter()
+            .zip(&bare.pnl)
+            .all(|(with, without)| with <= without));
+    }
+
+    proptest! {
+        #[test]
+        fn removing_a_share_restores_the_portfolio_exactly(
+            positions in proptest::collection::vec(instrument_strategy(), 1..7),
+            bids in 0u64..50,
+            asks in 0u64..50,
+        ) {
+            let scenarios = grid().scenarios().unwrap();
+            let before = portfolio(&positions);
+            let mut after = before;
+            let (instrument, units) = positions[0];
+            let array = risk_array(&instrument, &point(), &scenarios).unwrap();
+            let share = ScenarioShare::of(&instrument, units, bids, asks, &array).unwrap();
+            after.apply(&share).unwrap();
+            after.remove(&share).unwrap();
+            prop_assert_eq!(after, before);
+        }
     }
 }

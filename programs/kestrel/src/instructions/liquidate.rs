@@ -1,7 +1,9 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::engine::liquidation::Liquidation;
+use fixed::types::I80F48;
+
+use crate::engine::liquidation::{fewest_lots_reaching, Liquidation};
 use crate::engine::risk::HealthKind;
 use crate::engine::Side;
 use crate::error::{KestrelError, OrOverflow};
@@ -9,7 +11,7 @@ use crate::events::Liquidated;
 use crate::instructions::shared::{cancel_slot, load_book, transfer_from_vault};
 use crate::portfolio::{self, MarketRisk, RemainingAccounts, UnderlyingEntry, UnderlyingPrices};
 use crate::state::*;
-use crate::units::{BaseLots, NativeUnits};
+use crate::units::{BaseLots, NativeUnits, SignedNativeUnits};
 
 /// Permissionless (the keeper's job): liquidates a margin account whose
 /// maintenance health is negative, in one market. It settles the position's
@@ -104,7 +106,8 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     // account underwater at a feed the limit holds back elsewhere cannot
     // take on this risk. (The liquidatee's checks are maintenance ones,
     // which read no feed.)
-    let known = [UnderlyingEntry {
+    // Boxed: the handler's frame is near its 4 KiB.
+    let known = Box::new([UnderlyingEntry {
         key: accounts.underlying.key(),
         prices: UnderlyingPrices::of(
             &*accounts.underlying.load()?,
@@ -112,7 +115,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             clock.slot,
         )
         .without_feed(),
-    }];
+    }]);
     // Past its expiry a market settles instead.
     require!(
         !market.is_expired(clock.unix_timestamp),
@@ -128,19 +131,23 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     let mut others = portfolio::from_remaining_accounts(
         &liquidatee,
         Some(market_index),
-        &known,
+        &known[..],
         &mut retriever,
     )?;
     let position = liquidatee
         .position(market_index)
         .copied()
         .ok_or(KestrelError::NothingToLiquidate)?;
-    others.push(&position, &MarketRisk::of(&market, clock.unix_timestamp)?)?;
+    others.push(
+        &position,
+        &MarketRisk::of(&market, clock.unix_timestamp)?,
+        &market.risk_array,
+    )?;
     require!(
         others.health(liquidatee.collateral, HealthKind::Maintenance)? < 0,
         KestrelError::NotLiquidatable
     );
-    others.pop();
+    others.pop()?;
 
     // Funding first, then the account's orders in this market.
     liquidatee.settle_funding(&mut market)?;
@@ -191,7 +198,22 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
             price,
         )?,
     };
-    let lots = plan.lots(max_base_lots).or_overflow()?;
+    let sizing = Sizing {
+        position,
+        price,
+        collateral: liquidatee.collateral,
+        max_base_lots,
+    };
+    let lots = match portfolio_lots(&mut others, &market, &plan, &sizing)? {
+        Some(lots) => {
+            require!(
+                lots > 0 || orders_cancelled > 0,
+                KestrelError::LiquidationNotImproving
+            );
+            lots
+        }
+        None => plan.lots(max_base_lots).or_overflow()?,
+    };
     require!(
         lots > 0 || orders_cancelled > 0,
         KestrelError::NothingToLiquidate
@@ -237,14 +259,18 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         let mut liquidator_portfolio = portfolio::from_remaining_accounts(
             &liquidator,
             Some(market_index),
-            &known,
+            &known[..],
             &mut retriever,
         )?;
         if let Some(taken) = liquidator.position(market_index) {
             if opened {
                 liquidator_portfolio.require_underlyings_within_cap()?;
             }
-            liquidator_portfolio.push(taken, &MarketRisk::of(&market, clock.unix_timestamp)?)?;
+            liquidator_portfolio.push(
+                taken,
+                &MarketRisk::of(&market, clock.unix_timestamp)?,
+                &market.risk_array,
+            )?;
         }
         require!(
             liquidator_portfolio.initial_health(liquidator.collateral)? >= 0,
@@ -275,4 +301,52 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         insurance_fee_native: insurance_fee,
     });
     Ok(())
+}
+
+/// The liquidatee's position (funding settled, orders in the market
+/// cancelled), its mark, collateral, and the most lots the liquidator takes.
+struct Sizing {
+    position: PerpPosition,
+    /// The mark, native quote per native base unit.
+    price: I80F48,
+    collateral: i64,
+    max_base_lots: u64,
+}
+
+/// A portfolio-mode account's position on an underlying with a grid is
+/// sized against its whole book there: the fewest lots that bring health
+/// at the liquidation end to zero (closing a hedge leg can lower health:
+/// then none). `None` when the standard plan sizes it. Out of line, under
+/// six arguments: the probe and its search stay off the handler's frame.
+#[inline(never)]
+fn portfolio_lots(
+    others: &mut portfolio::Portfolio,
+    market: &Market,
+    plan: &Liquidation,
+    sizing: &Sizing,
+) -> Result<Option<u64>> {
+    let risk = MarketRisk::of(market, others.now)?;
+    let Some(probe) = others.scenario_probe(&risk, &market.risk_array, sizing.price)? else {
+        return Ok(None);
+    };
+    let position = sizing.position;
+    let health_after = |lots: u64| -> Option<I80F48> {
+        let (after, realized) = if lots == 0 {
+            (position.position(), SignedNativeUnits(0))
+        } else {
+            plan.trade(lots)?
+        };
+        let candidate = PerpPosition {
+            base_lots: after.base_lots.0,
+            quote_native: after.quote.0,
+            ..position
+        };
+        probe
+            .health(sizing.collateral.checked_add(realized.0)?, &candidate)
+            .ok()
+    };
+    let size = position.base_lots.unsigned_abs().min(sizing.max_base_lots);
+    Ok(Some(
+        fewest_lots_reaching(size, health_after).or_overflow()?,
+    ))
 }

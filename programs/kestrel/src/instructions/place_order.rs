@@ -6,7 +6,8 @@ use crate::engine::risk::HealthKind;
 use crate::engine::{self, EventQueue, NewOrder, Orderbook, Side};
 use crate::error::{KestrelError, OrOverflow};
 use crate::portfolio::{
-    self, MarkRule, MarketRisk, OptionTerms, RemainingAccounts, UnderlyingEntry, UnderlyingPrices,
+    self, MarkRule, MarketRisk, OptionTerms, RemainingAccounts, ScenarioTerms, UnderlyingEntry,
+    UnderlyingPrices,
 };
 use crate::state::*;
 use crate::units::{BaseLots, Ticks};
@@ -182,7 +183,11 @@ pub fn place_order<'info>(
                 &clock,
             ),
         )?,
-        None => portfolio::Portfolio::new(&pricing.known, clock.unix_timestamp),
+        None => Box::new(portfolio::Portfolio::new(
+            &pricing.known,
+            clock.unix_timestamp,
+            account.margin_mode(),
+        )),
     };
     let had_position = account.position(market.market_index).is_some();
     let before = account
@@ -206,7 +211,7 @@ pub fn place_order<'info>(
         if opened {
             others.require_underlyings_within_cap()?;
         }
-        check_health(&account, &market, others, &before, collateral_before)?;
+        check_health(&account, &market, &mut others, &before, collateral_before)?;
     }
     Ok(())
 }
@@ -257,7 +262,7 @@ fn price(
     clock: &Clock,
 ) -> Result<Pricing> {
     let now = clock.unix_timestamp;
-    let (reading, max_age_seconds, options, band_options, stable, feed, margin) = {
+    let (reading, max_age_seconds, options, band_options, stable, feed, margin, scenario) = {
         let underlying = underlying.load()?;
         let options = OptionTerms::current(&underlying, now);
         let band_options = if options.volatility.is_err() && args.reduce_only {
@@ -276,6 +281,7 @@ fn price(
             underlying.stable_price().price(),
             underlying.price_limit().lagging_feed(),
             underlying.margin_terms(),
+            ScenarioTerms::of(&underlying),
         )
     };
     let rule = MarkRule::of(market, now)?;
@@ -310,6 +316,7 @@ fn price(
                 feed,
                 margin,
                 options,
+                scenario,
             },
         }],
         ticks,
@@ -348,9 +355,7 @@ fn clamp(
         &pricing.resting,
     )?;
     if let (true, Some(_)) = (args.reduce_only, pricing.price) {
-        // Only the non-reduce-only health check reads `others` again.
-        others.push(before, &MarketRisk::of(market, pricing.now)?)?;
-        if others.health(account.collateral, HealthKind::Maintenance)? < 0 {
+        if under_maintenance(account, before, market, pricing.now, others)? {
             let distressed =
                 perp::PriceBand::around(pricing.ticks, market.params.liquidation_fee_bps)
                     .or_overflow()?;
@@ -365,6 +370,22 @@ fn clamp(
         band: pricing.band,
         now: u64::try_from(pricing.now).ok().or_overflow()?,
     })
+}
+
+/// Whether the account, its position in `market` at `before`, is under
+/// maintenance. Out of line (and under six arguments, which the linker
+/// would inline): its market risk stays off the handler's frame.
+#[inline(never)]
+fn under_maintenance(
+    account: &MarginAccount,
+    before: &PerpPosition,
+    market: &Market,
+    now: i64,
+    others: &mut portfolio::Portfolio,
+) -> Result<bool> {
+    // Only the non-reduce-only health check reads `others` again.
+    others.push(before, &MarketRisk::of(market, now)?, &market.risk_array)?;
+    Ok(others.health(account.collateral, HealthKind::Maintenance)? < 0)
 }
 
 /// The engine: matches the order against the book, pushing the planned
@@ -510,7 +531,7 @@ fn check_limits(
 fn check_health(
     account: &MarginAccount,
     market: &Market,
-    mut portfolio: portfolio::Portfolio,
+    portfolio: &mut portfolio::Portfolio,
     before: &PerpPosition,
     collateral_before: i64,
 ) -> Result<()> {
@@ -519,11 +540,11 @@ fn check_health(
         .position(risk.market_index)
         .copied()
         .unwrap_or_default();
-    portfolio.push(&after, risk)?;
+    portfolio.push(&after, risk, &market.risk_array)?;
     let health_after = portfolio.initial_health(account.collateral)?;
     if health_after < 0 {
-        portfolio.pop();
-        portfolio.push(before, risk)?;
+        portfolio.pop()?;
+        portfolio.push(before, risk, &market.risk_array)?;
         let health_before = portfolio.initial_health(collateral_before)?;
         require!(
             after.base_lots.unsigned_abs() <= before.base_lots.unsigned_abs()

@@ -114,17 +114,20 @@ pub struct MarginAccount {
     /// `release_slot`, the only writers of a slot's `in_use`.
     pub position_slots: u32,
     pub padding2: [u8; 4],
+    /// How health margins the account ([`MarginMode`], `set_margin_mode`).
+    pub margin_mode: u8,
+    pub padding3: [u8; 7],
     /// Room for fields added by later versions without a migration; a
     /// second collateral balance (mint index, signed balance) fits here
     /// without moving a field.
-    pub reserved: [u8; 248],
+    pub reserved: [u8; 240],
 }
 
 /// owner, delegate, exchange + collateral + index, bump, version, padding +
 /// positions + open orders + insurance and deficit fields + position slots
-/// and padding + reserved.
+/// and padding + margin mode and padding + reserved.
 pub const MARGIN_ACCOUNT_SIZE: usize =
-    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 8 + 248;
+    3 * 32 + 8 + 8 + 96 * MAX_POSITIONS + 32 * MAX_OPEN_ORDERS + 7 * 8 + 8 + 8 + 240;
 // Every slot has its bit.
 const _: () = assert!(MAX_POSITIONS <= 32);
 const _: () = assert!(MARGIN_ACCOUNT_SIZE == 5_544);
@@ -216,7 +219,33 @@ impl OpenOrder {
     }
 }
 
+/// How health margins an account. Stored as a byte: append new variants
+/// only.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MarginMode {
+    /// Each position at a fraction of its worst case, summed (options by
+    /// their own rule): the default.
+    #[default]
+    Standard,
+    /// Per underlying with a scenario grid, the whole portfolio on it
+    /// revalued under the grid: the worst scenario loss times a factor
+    /// plus contingencies (`engine::scenario_margin`). Positions on an
+    /// underlying without a grid are margined as in standard mode.
+    Portfolio,
+}
+
 impl MarginAccount {
+    /// The account's margin mode (an unknown byte reads as standard: only
+    /// `set_margin_mode` writes it, from the enum).
+    pub fn margin_mode(&self) -> MarginMode {
+        if self.margin_mode == MarginMode::Portfolio as u8 {
+            MarginMode::Portfolio
+        } else {
+            MarginMode::Standard
+        }
+    }
+
     pub const SPACE: usize = 8 + MARGIN_ACCOUNT_SIZE;
 
     pub fn has_delegate(&self) -> bool {

@@ -7,9 +7,10 @@ use crate::engine::funding;
 use crate::engine::future::BasisEstimate;
 use crate::engine::perp::{self, PriceBand};
 use crate::engine::price_integral::{self, PriceIntegral, SettlementCapture};
+use crate::engine::scenario_margin::{RiskArray, SCENARIOS};
 use crate::engine::{BookSide, EventQueue, BOOK_SIDE_ORDERS, EVENT_QUEUE_EVENTS};
 use crate::error::{KestrelError, OrOverflow};
-use crate::state::{PerpPosition, StoredCheckpoint};
+use crate::state::{PerpPosition, ScenarioConfig, StoredCheckpoint};
 use crate::units::{NativeUnits, PricePerLot};
 
 /// PDA seeds: `[MARKET_SEED, exchange, market_index (u16 LE)]`.
@@ -251,6 +252,102 @@ pub struct OptionParams {
 /// strike + three u32 terms + side and padding.
 pub const OPTION_PARAMS_SIZE: usize = 16 + 3 * 4 + 4;
 const _: () = assert!(core::mem::size_of::<OptionParams>() == OPTION_PARAMS_SIZE);
+
+/// An option's risk array and the point it was computed at
+/// (`engine::scenario_margin::risk_array`): I80F48 halves, as the funding
+/// indexes. Health reads it while the spot and the option's volatility are
+/// within the underlying's tolerance of `spot` and `volatility`, it is
+/// younger than the maximum age, its scan range is at least the one health
+/// would apply now and the grid's version is the underlying's
+/// ([`StoredRiskArray::read`]).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredRiskArray {
+    pub spot: [u64; 2],
+    pub volatility: [u64; 2],
+    /// 0: never computed.
+    pub computed_at: i64,
+    pub scan_range_bps: u32,
+    pub config_version: u32,
+    pub entries: [[u64; 2]; SCENARIOS],
+}
+
+pub const STORED_RISK_ARRAY_SIZE: usize = 16 + 16 + 8 + 8 + 16 * SCENARIOS;
+const _: () = assert!(core::mem::size_of::<StoredRiskArray>() == STORED_RISK_ARRAY_SIZE);
+
+/// A risk array as health reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RiskArrayRead {
+    pub spot: I80F48,
+    pub volatility: I80F48,
+    pub computed_at: i64,
+    pub scan_range_bps: u32,
+    pub config_version: u32,
+    pub entries: RiskArray,
+}
+
+impl StoredRiskArray {
+    pub fn store(&mut self, read: &RiskArrayRead) {
+        self.spot = crate::engine::funding::to_parts(read.spot);
+        self.volatility = crate::engine::funding::to_parts(read.volatility);
+        self.computed_at = read.computed_at;
+        self.scan_range_bps = read.scan_range_bps;
+        self.config_version = read.config_version;
+        for (stored, entry) in self.entries.iter_mut().zip(&read.entries) {
+            *stored = crate::engine::funding::to_parts(*entry);
+        }
+    }
+
+    /// The array, `None` before the first computation.
+    #[inline(always)]
+    pub fn read(&self) -> Option<RiskArrayRead> {
+        if self.computed_at == 0 {
+            return None;
+        }
+        let mut entries = [I80F48::ZERO; SCENARIOS];
+        for (entry, stored) in entries.iter_mut().zip(&self.entries) {
+            *entry = crate::engine::funding::from_parts(*stored);
+        }
+        Some(RiskArrayRead {
+            spot: crate::engine::funding::from_parts(self.spot),
+            volatility: crate::engine::funding::from_parts(self.volatility),
+            computed_at: self.computed_at,
+            scan_range_bps: self.scan_range_bps,
+            config_version: self.config_version,
+            entries,
+        })
+    }
+}
+
+impl RiskArrayRead {
+    /// Whether health may use it at `spot` and the option's `volatility`
+    /// at unix time `now`, with the underlying's `config` applying
+    /// `scan_range_bps`.
+    pub fn usable(
+        &self,
+        config: &ScenarioConfig,
+        scan_range_bps: u32,
+        spot: I80F48,
+        volatility: I80F48,
+        now: i64,
+    ) -> bool {
+        let within = |now_value: I80F48, then: I80F48| -> bool {
+            let Some(moved) = now_value.checked_sub(then).and_then(|d| d.checked_abs()) else {
+                return false;
+            };
+            let allowed = then
+                .checked_mul_int(i128::from(config.array_tolerance_bps))
+                .and_then(|v| v.checked_div_int(10_000));
+            matches!(allowed, Some(allowed) if moved <= allowed)
+        };
+        self.config_version == config.version
+            && self.scan_range_bps >= scan_range_bps
+            && now >= self.computed_at
+            && now - self.computed_at <= i64::from(config.array_max_age_seconds)
+            && within(spot, self.spot)
+            && within(volatility, self.volatility)
+    }
+}
 
 /// A market's caps, as the admin sets them (`set_market_limits`); zero is
 /// no cap. An order is refused when it takes the account's exposure (its
@@ -650,6 +747,9 @@ pub struct Market {
     pub option: OptionParams,
     /// Open-interest and position caps (`set_market_limits`).
     pub limits: MarketLimits,
+    /// Options: the value change per native base unit under each scenario
+    /// of its underlying's grid (`refresh_risk_arrays`). Zero otherwise.
+    pub risk_array: StoredRiskArray,
     /// Room for fields added by later versions without a migration.
     pub reserved: [u8; 48],
 }
@@ -667,8 +767,9 @@ pub const MARKET_SIZE: usize = 5 * 32 // exchange, underlying, bids, asks, event
     + FUTURE_STATE_SIZE
     + OPTION_PARAMS_SIZE
     + MARKET_LIMITS_SIZE
+    + STORED_RISK_ARRAY_SIZE
     + 48; // reserved
-const _: () = assert!(MARKET_SIZE == 656);
+const _: () = assert!(MARKET_SIZE == 960);
 const _: () = assert!(core::mem::size_of::<Market>() == MARKET_SIZE);
 const _: () = assert!(core::mem::align_of::<Market>() <= 8);
 

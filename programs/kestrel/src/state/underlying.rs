@@ -271,6 +271,118 @@ impl RiskScaling {
     }
 }
 
+/// Portfolio margin on an underlying (`engine::scenario_margin`), as the
+/// admin sets it (`set_scenario_margin`). With `scan_range_bps` 0 the
+/// underlying has none: a portfolio-mode account's positions on it are
+/// margined as in standard mode.
+///
+/// The scan range health applies is `scan_range_bps` times the risk
+/// scaling's volatility scale (`engine::margin_scaling`), so it widens
+/// with realized volatility at the scale's bounded rate.
+#[derive(
+    AnchorSerialize,
+    AnchorDeserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+)]
+#[repr(C)]
+pub struct ScenarioConfig {
+    /// The spot move the grid spans at the unscaled volatility, bps of the
+    /// spot (0: no portfolio margin; at most 5,000).
+    pub scan_range_bps: u32,
+    /// Implied volatility up and down by this share of itself, bps (at
+    /// most 9,000).
+    pub volatility_shift_bps: u32,
+    /// The two extreme moves, bps of the scan range (10,000 to 50,000).
+    pub extreme_move_bps: u32,
+    /// The share of an extreme move's loss that counts, bps (at most
+    /// 10,000).
+    pub extreme_cover_bps: u32,
+    /// Contingencies, bps of the spot per unit: on the net perpetual and
+    /// futures position, on the units that offset each other there, per
+    /// unit short in options, and the oracle's uncertainty on every unit
+    /// held (each at most 1,000).
+    pub linear_floor_bps: u32,
+    pub basis_bps: u32,
+    pub short_option_bps: u32,
+    pub confidence_bps: u32,
+    /// Maintenance takes this share of the worst loss (initial all of
+    /// it), bps (5,000 to 10,000).
+    pub maintenance_factor_bps: u32,
+    /// How far the spot and the option's volatility may have moved since
+    /// its risk array was computed, bps of their values then (1 to
+    /// 1,000), and how old the array may be, seconds (1 to 86,400).
+    pub array_tolerance_bps: u32,
+    pub array_max_age_seconds: u32,
+    /// Bumped at every change: arrays computed under an earlier one are
+    /// stale.
+    pub version: u32,
+}
+
+pub const SCENARIO_CONFIG_SIZE: usize = 48;
+const _: () = assert!(core::mem::size_of::<ScenarioConfig>() == SCENARIO_CONFIG_SIZE);
+
+/// The largest scan range the scaling may reach: its extreme moves stay
+/// below 95 % of the spot, so no scenario prices a spot at or below zero.
+const MAX_EXTREME_MOVE_BPS: u64 = 9_500;
+
+impl ScenarioConfig {
+    pub fn enabled(&self) -> bool {
+        self.scan_range_bps > 0
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let within = |value: u32, low: u32, high: u32| (low..=high).contains(&value);
+        require!(
+            within(self.scan_range_bps, 1, 5_000)
+                && within(self.volatility_shift_bps, 0, 9_000)
+                && within(self.extreme_move_bps, 10_000, 50_000)
+                && within(self.extreme_cover_bps, 0, 10_000)
+                && within(self.linear_floor_bps, 0, 1_000)
+                && within(self.basis_bps, 0, 1_000)
+                && within(self.short_option_bps, 0, 1_000)
+                && within(self.confidence_bps, 0, 1_000)
+                && within(self.maintenance_factor_bps, 5_000, 10_000)
+                && within(self.array_tolerance_bps, 1, 1_000)
+                && within(self.array_max_age_seconds, 1, 86_400)
+                && u64::from(self.scan_range_bps) * u64::from(self.extreme_move_bps)
+                    < MAX_EXTREME_MOVE_BPS * 10_000,
+            KestrelError::InvalidScenarioMargin
+        );
+        Ok(())
+    }
+
+    /// The grid at the risk scaling's `scale_bps`: the scan range scaled,
+    /// held where the extreme moves stay below 95 % of the spot.
+    pub fn grid(&self, scale_bps: u32) -> crate::engine::scenario_margin::ScenarioGrid {
+        let scaled = u64::from(self.scan_range_bps) * u64::from(scale_bps.max(10_000)) / 10_000;
+        let ceiling = MAX_EXTREME_MOVE_BPS * 10_000 / u64::from(self.extreme_move_bps.max(10_000));
+        crate::engine::scenario_margin::ScenarioGrid {
+            scan_range_bps: scaled.min(ceiling) as u32,
+            volatility_shift_bps: self.volatility_shift_bps,
+            extreme_move_bps: self.extreme_move_bps,
+            extreme_cover_bps: self.extreme_cover_bps,
+        }
+    }
+
+    pub fn contingencies(&self) -> crate::engine::scenario_margin::Contingencies {
+        crate::engine::scenario_margin::Contingencies {
+            linear_floor_bps: self.linear_floor_bps,
+            basis_bps: self.basis_bps,
+            short_option_bps: self.short_option_bps,
+        }
+    }
+}
+
 /// The scaling's configuration and the scale it has reached.
 #[zero_copy]
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -532,14 +644,15 @@ pub struct Underlying {
     /// How fast the accepted price may follow the feeds, and the price it
     /// accepted last (`engine::price_limit`).
     pub price_limit: StoredPriceLimit,
-    /// Room that the risk-array tags of later versions fill without a
-    /// migration.
-    pub reserved: [u8; 208],
+    /// Portfolio margin's grid and contingencies (`set_scenario_margin`).
+    pub scenario: ScenarioConfig,
+    /// Room for fields added by later versions without a migration.
+    pub reserved: [u8; 160],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
 /// and padding + price integral + volatility state + realized volatility +
-/// stable price + risk scaling + price limit + reserved.
+/// stable price + risk scaling + price limit + scenario config + reserved.
 pub const UNDERLYING_SIZE: usize = 32
     + 16
     + STORED_ORACLE_CONFIG_SIZE
@@ -551,7 +664,8 @@ pub const UNDERLYING_SIZE: usize = 32
     + STABLE_PRICE_SIZE
     + RISK_SCALING_STATE_SIZE
     + PRICE_LIMIT_SIZE
-    + 208;
+    + SCENARIO_CONFIG_SIZE
+    + 160;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
