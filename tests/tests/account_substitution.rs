@@ -391,6 +391,13 @@ async fn every_substituted_account_is_refused() {
     let scaling = ix::set_risk_scaling(&admin.pubkey(), &market.underlying.underlying, scaling);
     m.check("set_risk_scaling", scaling, &[&admin], &[], true)
         .await;
+    let grid = ix::set_scenario_margin(
+        &admin.pubkey(),
+        &market.underlying.underlying,
+        scenario_grid(),
+    );
+    m.check("set_scenario_margin", grid, &[&admin], &[], true)
+        .await;
     let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20);
     m.check("set_price_limit", limit, &[&admin], &[], true)
         .await;
@@ -497,6 +504,16 @@ async fn every_substituted_account_is_refused() {
         .await;
 
     // Closing, and the closed account revived.
+    // Carol (no positions) moves to portfolio margin, then closes.
+    let mode = ix::set_margin_mode(
+        &carol.pubkey(),
+        &carol.margin_account,
+        kestrel::state::MarginMode::Portfolio,
+        Vec::new(),
+    );
+    m.check("set_margin_mode", mode, &[&carol.key], &[], true)
+        .await;
+
     let close = ix::close_margin_account(&carol.pubkey(), &carol.margin_account);
     m.check("close_margin_account", close, &[&carol.key], &[], true)
         .await;
@@ -534,7 +551,6 @@ async fn every_substituted_account_is_refused() {
         Err(REINIT_REFUSAL),
         "re-creating a margin account"
     );
-
     m.report("account-substitution");
 }
 
