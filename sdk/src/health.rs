@@ -143,16 +143,54 @@ impl MarketSnapshot {
         let terms = OptionTerms::current(&self.underlying.as_read(now, slot), now);
         MarketRisk::of(&self.market, now)
             .and_then(|risk| risk.mark.apply(price, &terms))
-            .map_err(|error| match error {
-                anchor_lang::error::Error::AnchorError(e) => {
-                    let code = e.error_code_number;
-                    match crate::errors::kestrel_error(code) {
-                        Some(k) => PreviewError::Oracle(index, k),
-                        None => PreviewError::Overflow,
-                    }
-                }
-                _ => PreviewError::Overflow,
+            .map_err(|error| match program_error(&error) {
+                Some(k) => PreviewError::Oracle(index, k),
+                None => PreviewError::Overflow,
             })
+    }
+
+    /// This market as `refresh_risk_arrays` leaves it at `now` and `slot`
+    /// (the underlying as the program will read it): an option of an
+    /// underlying with a scenario grid, before its expiry, with its risk
+    /// array recomputed; any other market as it is. What a transaction
+    /// that refreshes the arrays before its health check sees.
+    pub fn with_fresh_risk_array(&self, now: i64, slot: u64) -> Self {
+        let mut fresh = self.clone();
+        let underlying = self.underlying.as_read(now, slot);
+        let array = kestrel::portfolio::RiskArrayPricing::of(&underlying, now, slot)
+            .and_then(|pricing| pricing.array_of(&self.market));
+        if let (Ok(array), true) = (array, self.market.underlying == self.underlying.address) {
+            fresh.market.risk_array.store(&array);
+        }
+        fresh
+    }
+
+    /// Whether `refresh_risk_arrays` should recompute this market's array
+    /// for a transaction sent at `now` and `slot` to find it usable: an
+    /// option of an underlying with a grid, before its expiry, whose
+    /// stored array is missing or, [`REFRESH_MARGIN_SECONDS`] on, stale
+    /// against the spot, volatility, scan range or version health reads.
+    pub fn risk_array_due(&self, now: i64, slot: u64) -> bool {
+        let underlying = self.underlying.as_read(now, slot);
+        let Some(terms) = kestrel::portfolio::ScenarioTerms::of(&underlying) else {
+            return false;
+        };
+        let fresh = kestrel::portfolio::RiskArrayPricing::of(&underlying, now, slot)
+            .and_then(|pricing| pricing.array_of(&self.market));
+        let Ok(fresh) = fresh else {
+            return false;
+        };
+        let landing = now.saturating_add(REFRESH_MARGIN_SECONDS);
+        let expiry = self.market.future.params.expiry;
+        !self.market.risk_array.read().is_some_and(|stored| {
+            stored.usable(
+                &terms.config,
+                fresh.scan_range_bps,
+                fresh.spot,
+                fresh.volatility,
+                (landing, expiry),
+            )
+        })
     }
 
     /// [`Self::mark_price`] in ticks, unrounded, and the band around it
@@ -178,6 +216,16 @@ impl MarketSnapshot {
     }
 }
 
+/// The program's own error inside an Anchor error, if it is one.
+fn program_error(error: &anchor_lang::error::Error) -> Option<KestrelError> {
+    match error {
+        anchor_lang::error::Error::AnchorError(e) => {
+            crate::errors::kestrel_error(e.error_code_number)
+        }
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Health {
     /// Gates new risk (orders, withdrawals): must stay >= 0.
@@ -195,6 +243,11 @@ pub enum PreviewError {
     MissingMarket(u16),
     /// A feed the program would refuse (wrong account, stale, wide, ...).
     Oracle(u16, KestrelError),
+    /// A portfolio-mode account holds an option whose risk array is missing
+    /// or stale: the program refuses its health until `refresh_risk_arrays`
+    /// runs (in the same transaction, or with
+    /// [`MarketSnapshot::with_fresh_risk_array`] for a preview of it).
+    RiskArrayStale,
     Overflow,
 }
 
@@ -203,6 +256,7 @@ impl std::fmt::Display for PreviewError {
         match self {
             Self::MissingMarket(index) => write!(f, "market {index} was not fetched"),
             Self::Oracle(index, error) => write!(f, "market {index}'s oracle: {error:?}"),
+            Self::RiskArrayStale => f.write_str("an option's risk array is missing or stale"),
             Self::Overflow => f.write_str("arithmetic overflow"),
         }
     }
@@ -273,12 +327,12 @@ pub fn preview(
         missing: None,
     };
     let mut portfolio = Portfolio::new(&[], now, account.margin_mode());
-    if portfolio
-        .add_account(account, None, &mut retriever)
-        .is_err()
-    {
+    if let Err(error) = portfolio.add_account(account, None, &mut retriever) {
         if let Some(missing) = retriever.missing {
             return Err(missing);
+        }
+        if let Some(KestrelError::RiskArrayStale) = program_error(&error) {
+            return Err(PreviewError::RiskArrayStale);
         }
         // The walk refused a price: name the first market it refused for.
         for (_, position) in account.active_positions() {

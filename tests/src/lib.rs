@@ -750,6 +750,53 @@ impl Harness {
             .expect("health preview")
     }
 
+    /// The option model's value of option `market` at its underlying's
+    /// accepted price now and `volatility_bps`, in the harness's ticks
+    /// (0.0001 USDC a 0.01 lot), at least one.
+    pub async fn option_value_ticks(
+        &mut self,
+        market: &ix::MarketAccounts,
+        volatility_bps: u64,
+    ) -> u64 {
+        use fixed::types::I80F48;
+        use kestrel::engine::black_scholes::{self, PricingInputs};
+        let state = self.market_state(&market.market).await;
+        let spot = self
+            .underlying_state(&market.underlying.underlying)
+            .await
+            .last_good_price()
+            .expect("a price");
+        let now = self.now().await;
+        let value = black_scholes::price(&PricingInputs {
+            side: state.option.side().expect("an option"),
+            spot,
+            strike: state.option.strike(),
+            seconds_to_expiry: state.future.params.expiry - now,
+            volatility: I80F48::from_num(volatility_bps) / 10_000,
+            rate: I80F48::ZERO,
+        })
+        .expect("a value");
+        (value * 100_000).round().to_num::<u64>().max(1)
+    }
+
+    /// [`Self::health_preview`] as a transaction that runs
+    /// `refresh_risk_arrays` on every option market first would see it.
+    pub async fn health_preview_with_fresh_arrays(
+        &mut self,
+        margin_account: &Pubkey,
+    ) -> kestrel_sdk::health::Health {
+        use kestrel_sdk::client::Chain;
+        let account = self.margin_account(margin_account).await;
+        let clock = self.chain.clock().await;
+        let (now, slot) = (clock.unix_timestamp, clock.slot);
+        let mut snapshots = Vec::new();
+        for market in self.trading_markets.clone() {
+            let snapshot = self.market_snapshot(&market).await.expect("snapshot");
+            snapshots.push(snapshot.with_fresh_risk_array(now, slot));
+        }
+        kestrel_sdk::health::preview(&account, &snapshots, now, slot).expect("health preview")
+    }
+
     /// [`kestrel_sdk::health::preview_order`] for `lots` on `side` in
     /// `market`, from the accounts as fetched now.
     pub async fn order_preview(
@@ -1159,6 +1206,23 @@ pub fn scenario_grid() -> kestrel::state::ScenarioConfig {
         array_tolerance_bps: 100,
         array_max_age_seconds: 600,
         version: 0,
+    }
+}
+
+/// An option series tests use: `side` struck at `strike` whole USDC per
+/// SOL, at the underlying's at-the-money volatility (term 100 %, no skew),
+/// its bands widened by 0.5 % of the spot.
+pub fn option_series(
+    side: kestrel::engine::black_scholes::OptionSide,
+    strike: f64,
+) -> kestrel::state::OptionParams {
+    kestrel::state::OptionParams {
+        strike: kestrel::engine::funding::to_parts(fixed::types::I80F48::from_num(strike) / 1_000),
+        volatility_term_bps: 10_000,
+        volatility_skew_bps: 0,
+        band_spot_bps: 50,
+        side: side as u8,
+        padding: [0; 3],
     }
 }
 

@@ -7,6 +7,7 @@ use kestrel_keeper::cranks::{is_race, Keeper, Liquidator, MAX_MAKERS_PER_CRANK};
 use kestrel_sdk::client::Chain;
 use kestrel_sdk::ix::{self, MarketAccounts};
 use kestrel_tests::*;
+use solana_sdk::signer::Signer;
 
 const PRICE: u64 = 15_000;
 
@@ -378,4 +379,186 @@ async fn the_liquidator_unwinds_within_its_slippage_of_the_oracle() {
     let erin_state = h.margin_account(&erin.margin_account).await;
     assert_eq!(erin_state.position(0).map(|p| p.base_lots), Some(taken));
     h.check_invariants("after the unwind").await;
+}
+
+/// `maker` quotes `lots` at `price` ticks and `taker` takes them.
+async fn trade(
+    h: &mut Harness,
+    market: &MarketAccounts,
+    (maker, taker): (&User, &User),
+    taker_side: OrderSide,
+    (price, lots): (u64, u64),
+) {
+    let maker_side = match taker_side {
+        OrderSide::Bid => OrderSide::Ask,
+        OrderSide::Ask => OrderSide::Bid,
+    };
+    h.place(
+        maker,
+        market,
+        order(maker_side, OrderType::Limit, price, lots),
+    )
+    .await;
+    let take = h
+        .place_ix(
+            taker,
+            market,
+            order(taker_side, OrderType::ImmediateOrCancel, price, lots),
+        )
+        .await;
+    let refresh = ix::refresh_risk_arrays(
+        &market.underlying.underlying,
+        &h.trading_markets
+            .iter()
+            .filter(|m| m.market_index == 1)
+            .map(|m| m.market)
+            .collect::<Vec<_>>(),
+    );
+    h.ok("take", &[refresh, take], &[&taker.key]).await;
+    h.crank(market, 8).await;
+}
+
+/// SOL-PERP (market 0) with a scenario grid and, on the same underlying, a
+/// week's 150 call (market 1) and a month's future (market 3); alice
+/// quotes, carol is in portfolio mode with `collateral`, dave is the
+/// keeper's liquidator.
+async fn portfolio_book(collateral: u64) -> (Harness, [MarketAccounts; 3], [User; 3]) {
+    use kestrel::state::{FutureParams, MarginMode};
+    let mut h = Harness::new().await;
+    let perp = h.create_market(0, market_params).await;
+    h.configure_options(&perp.underlying, option_config, 8_000)
+        .await;
+    let now = h.now().await;
+    // An option has no basis; a future's converges over its last hour.
+    let expiry = |days: i64| FutureParams {
+        expiry: minute_of(now + days * 86_400),
+        settlement_window_seconds: 1_800,
+        max_basis_bps: 0,
+        basis_window_seconds: 0,
+        convergence_seconds: 0,
+    };
+    let call = option_series(kestrel::engine::black_scholes::OptionSide::Call, 150.0);
+    let call = h
+        .create_option_on(1, &perp.underlying, perp_params(), expiry(7), call)
+        .await;
+    let future = h
+        .create_future_on(
+            3,
+            &perp.underlying,
+            perp_params(),
+            FutureParams {
+                max_basis_bps: 200,
+                basis_window_seconds: 600,
+                convergence_seconds: 3_600,
+                ..expiry(30)
+            },
+        )
+        .await;
+    let admin = h.admin.insecure_clone();
+    let set = ix::set_scenario_margin(
+        &admin.pubkey(),
+        &perp.underlying.underlying,
+        scenario_grid(),
+    );
+    h.ok("set_scenario_margin", &[set], &[&admin]).await;
+    let alice = h.user(10_000 * ONE_TOKEN).await;
+    h.deposit(&alice, 10_000 * ONE_TOKEN).await;
+    let carol = h.user(collateral).await;
+    h.deposit(&carol, collateral).await;
+    let account = h.margin_account(&carol.margin_account).await;
+    let health = ix::health_accounts(&account, None, &h.trading_markets);
+    let switch = ix::set_margin_mode(
+        &carol.pubkey(),
+        &carol.margin_account,
+        MarginMode::Portfolio,
+        health,
+    );
+    h.ok("set_margin_mode", &[switch], &[&carol.key]).await;
+    let dave = h.user(10_000 * ONE_TOKEN).await;
+    h.deposit(&dave, 10_000 * ONE_TOKEN).await;
+    (h, [perp, call, future], [alice, carol, dave])
+}
+
+/// Carol, in portfolio mode, is short naked calls. The keeper keeps the
+/// call's risk array usable (every cycle that finds it stale recomputes
+/// it), so after SOL jumps it values carol as the program will, finds her
+/// under maintenance and liquidates her in the same cycle.
+#[tokio::test]
+async fn the_keeper_refreshes_risk_arrays_and_liquidates_a_portfolio_account() {
+    let (mut h, [perp, call, _], [alice, carol, dave]) = portfolio_book(20 * ONE_TOKEN).await;
+    let keeper = keeper_for(&h, Some(&dave));
+    let first = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert_eq!(first.risk_array_refreshes, 1, "{first:?}");
+    let quiet = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert_eq!(quiet.risk_array_refreshes, 0, "still usable: {quiet:?}");
+    // Carol sells 0.6 SOL of calls at their value.
+    let value = h.option_value_ticks(&call, 8_000).await;
+    trade(&mut h, &call, (&alice, &carol), OrderSide::Ask, (value, 60)).await;
+
+    h.set_oracle_price(&perp, 175).await;
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.risk_array_refreshes, 1,
+        "SOL moved past the tolerance"
+    );
+    assert_eq!(report.liquidatable, vec![carol.margin_account]);
+    let done = report.liquidations.first().expect("a liquidation");
+    assert_eq!((done.market_index, done.base_lots_before), (1, -60));
+    assert!(done.base_lots_after > -60, "{done:?}");
+    h.check_invariants("after the keeper's cycle").await;
+}
+
+/// Carol holds a hedge (long the perpetual, short the future) on little
+/// collateral, and a wider basis add-on leaves her under maintenance. No
+/// lot of either leg raises her health on its own: the keeper's first
+/// liquidation takes one leg whole at the mark (no fee), its second the
+/// now naked leg, in one cycle, with no refusal.
+#[tokio::test]
+async fn the_keeper_closes_out_a_hedge_under_water() {
+    let (mut h, [perp, _, future], [alice, carol, dave]) = portfolio_book(40 * ONE_TOKEN).await;
+    trade(
+        &mut h,
+        &perp,
+        (&alice, &carol),
+        OrderSide::Bid,
+        (PRICE, 100),
+    )
+    .await;
+    trade(
+        &mut h,
+        &future,
+        (&alice, &carol),
+        OrderSide::Ask,
+        (PRICE, 100),
+    )
+    .await;
+    let health = h
+        .health_preview_with_fresh_arrays(&carol.margin_account)
+        .await;
+    let spare = health.initial.to_num::<u64>() - ONE_TOKEN;
+    let withdraw = h.withdraw_ix(&carol, spare).await;
+    h.ok("withdraw", &[withdraw], &[&carol.key]).await;
+    let admin = h.admin.insecure_clone();
+    let wider = kestrel::state::ScenarioConfig {
+        basis_bps: 500,
+        ..scenario_grid()
+    };
+    let set = ix::set_scenario_margin(&admin.pubkey(), &perp.underlying.underlying, wider);
+    h.ok("set_scenario_margin", &[set], &[&admin]).await;
+
+    let keeper = keeper_for(&h, Some(&dave));
+    let report = keeper.run_cycle(&mut h.chain).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.liquidatable, vec![carol.margin_account]);
+    assert_eq!(report.liquidations.len(), 2, "{:?}", report.liquidations);
+    assert_eq!(
+        report.liquidations[0].base_lots_after, 0,
+        "the first leg whole"
+    );
+    let after = h
+        .health_preview_with_fresh_arrays(&carol.margin_account)
+        .await;
+    assert!(after.maintenance >= 0, "{after:?}");
+    h.check_invariants("after the keeper's cycle").await;
 }

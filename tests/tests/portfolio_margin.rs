@@ -6,9 +6,9 @@
 //! The harness checks conservation, Σ contracts = 0 per market and the
 //! books after every transaction.
 use fixed::types::I80F48;
-use kestrel::engine::black_scholes::{self, OptionSide, PricingInputs};
+use kestrel::engine::black_scholes::OptionSide;
 use kestrel::instructions::{OrderSide, OrderType};
-use kestrel::state::{FutureParams, MarginAccount, MarginMode, OptionParams, ScenarioConfig};
+use kestrel::state::{FutureParams, MarginAccount, MarginMode, ScenarioConfig};
 use kestrel_sdk::client::Chain;
 use kestrel_sdk::health::Health;
 use kestrel_sdk::ix;
@@ -26,17 +26,6 @@ fn code(error: KestrelError) -> u32 {
 
 fn grid() -> ScenarioConfig {
     scenario_grid()
-}
-
-fn series(side: OptionSide, strike: f64) -> OptionParams {
-    OptionParams {
-        strike: kestrel::engine::funding::to_parts(I80F48::from_num(strike) / 1_000),
-        volatility_term_bps: 10_000,
-        volatility_skew_bps: 0,
-        band_spot_bps: 50,
-        side: side as u8,
-        padding: [0; 3],
-    }
 }
 
 struct Book {
@@ -68,7 +57,7 @@ async fn book() -> Book {
             &perp.underlying,
             perp_params(),
             expiry,
-            series(OptionSide::Call, 150.0),
+            option_series(OptionSide::Call, 150.0),
         )
         .await;
     let put = h
@@ -77,7 +66,7 @@ async fn book() -> Book {
             &perp.underlying,
             perp_params(),
             expiry,
-            series(OptionSide::Put, 140.0),
+            option_series(OptionSide::Put, 140.0),
         )
         .await;
     let admin = h.admin.insecure_clone();
@@ -152,25 +141,10 @@ impl Book {
             .expect("preview")
     }
 
-    /// The call's model value at the underlying's price now, in the
-    /// harness's ticks (0.0001 USDC per 0.01 SOL lot).
+    /// The call's model value at 80 %, in the harness's ticks.
     async fn call_ticks(&mut self) -> u64 {
-        let state = self.h.market_state(&self.call.market).await;
-        let underlying = self
-            .h
-            .underlying_state(&self.perp.underlying.underlying)
-            .await;
-        let now = self.h.now().await;
-        let value = black_scholes::price(&PricingInputs {
-            side: state.option.side().unwrap(),
-            spot: underlying.last_good_price().unwrap(),
-            strike: state.option.strike(),
-            seconds_to_expiry: state.future.params.expiry - now,
-            volatility: I80F48::from_num(0.8),
-            rate: I80F48::ZERO,
-        })
-        .unwrap();
-        (value * 100_000).round().to_num()
+        let call = self.call;
+        self.h.option_value_ticks(&call, 8_000).await
     }
 }
 
@@ -469,4 +443,105 @@ async fn a_portfolio_account_is_liquidated_against_its_whole_book() {
     let health = t.preview_in(&carol, MarginMode::Portfolio).await;
     assert!(left == 0 || health.liquidation_end >= 0, "{health:?}");
     assert!(health.maintenance >= 0, "{health:?}");
+}
+
+/// Long the perpetual and short a dated future of the same underlying, on
+/// little collateral: the grid sees a hedge. Taking one leg off with a
+/// reduce-only order would leave the other naked, so portfolio mode checks
+/// reduce-only orders too (refused by name). Under water (a wider basis
+/// add-on), no lot of either leg raises health: the liquidator takes the
+/// leg over whole at the mark, without the fee (the insurance fund's
+/// balance does not move), and then the naked leg, which does raise it,
+/// at the fee.
+#[tokio::test]
+async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
+    let mut t = book().await;
+    let future = FutureParams {
+        expiry: minute_of(t.h.now().await + 30 * DAY),
+        settlement_window_seconds: 1_800,
+        max_basis_bps: 200,
+        basis_window_seconds: 600,
+        convergence_seconds: 3_600,
+    };
+    let dated =
+        t.h.create_future_on(3, &t.perp.underlying, perp_params(), future)
+            .await;
+    let carol = t.h.user(40 * ONE_TOKEN).await;
+    t.h.deposit(&carol, 40 * ONE_TOKEN).await;
+    let switch = t.mode_ix(&carol, MarginMode::Portfolio).await;
+    t.h.ok("set_margin_mode portfolio", &[switch], &[&carol.key])
+        .await;
+    let perp = t.perp;
+    // 1 SOL long of the perpetual, 1 SOL short of the future, at 150; then
+    // carol withdraws all but a USDC above the hedge's requirement (30
+    // USDC of margin in standard mode).
+    t.take(&carol, &perp, BID, 15_000, 100).await;
+    t.take(&carol, &dated, ASK, 15_000, 100).await;
+    let health = t.preview_in(&carol, MarginMode::Portfolio).await;
+    let spare = health.initial.to_num::<u64>() - ONE_TOKEN;
+    let withdraw = t.h.withdraw_ix(&carol, spare).await;
+    t.h.ok("withdraw", &[withdraw], &[&carol.key]).await;
+    let collateral = t.h.collateral(&carol.margin_account).await;
+    assert!(collateral < 10 * ONE_TOKEN as i64, "{collateral}");
+
+    // Selling the perpetual reduce-only would leave the short naked.
+    let mut drop_leg = order(ASK, OrderType::Limit, 15_000, 100);
+    drop_leg.reduce_only = true;
+    let drop_leg = t.h.place_ix(&carol, &perp, drop_leg).await;
+    t.h.refused(
+        "a reduce-only order dropping a hedge leg",
+        &[drop_leg],
+        &[&carol.key],
+        code(KestrelError::InsufficientHealth),
+    )
+    .await;
+
+    // A basis add-on of 5 % a leg: carol is under maintenance.
+    let admin = t.h.admin.insecure_clone();
+    let wider = ScenarioConfig {
+        basis_bps: 500,
+        ..grid()
+    };
+    let set = ix::set_scenario_margin(&admin.pubkey(), &perp.underlying.underlying, wider);
+    t.h.ok("set_scenario_margin", &[set], &[&admin]).await;
+    let health = t.preview_in(&carol, MarginMode::Portfolio).await;
+    assert!(health.maintenance < 0, "{health:?}");
+
+    let alice = t.h.user(1_000 * ONE_TOKEN).await;
+    t.h.deposit(&alice, 1_000 * ONE_TOKEN).await;
+    let vault = t.h.insurance_vault;
+    let fund_before = t.h.token_balance(&vault).await;
+    let collateral_before = t.h.collateral(&carol.margin_account).await;
+    let liquidate =
+        t.h.liquidate_ix(&alice, &carol.margin_account, &perp, u64::MAX)
+            .await;
+    t.h.ok("liquidate the hedge leg", &[liquidate], &[&alice.key])
+        .await;
+    let after = t.h.margin_account(&carol.margin_account).await;
+    assert!(after.position(0).is_none_or(|p| p.base_lots == 0));
+    let taken = t.h.margin_account(&alice.margin_account).await;
+    assert_eq!(taken.position(0).unwrap().base_lots, 100);
+    assert_eq!(
+        t.h.token_balance(&vault).await,
+        fund_before,
+        "no fee on a hedge leg"
+    );
+    // At the mark (150, where carol bought): nothing realized, no fee
+    // (the quote rounded down a unit, as every liquidatee's sale is).
+    let lost = collateral_before - t.h.collateral(&carol.margin_account).await;
+    assert!((0..=1).contains(&lost), "{lost}");
+
+    // The naked short now raises health as it is bought back: at the fee.
+    let liquidate =
+        t.h.liquidate_ix(&alice, &carol.margin_account, &dated, u64::MAX)
+            .await;
+    t.h.ok("liquidate the naked leg", &[liquidate], &[&alice.key])
+        .await;
+    assert!(
+        t.h.token_balance(&vault).await > fund_before,
+        "the fee's share"
+    );
+    let left = t.h.margin_account(&carol.margin_account).await;
+    let short = left.position(3).map_or(0, |p| p.base_lots);
+    assert!(short > -100, "some lots bought back: {short}");
 }

@@ -1,10 +1,20 @@
 //! Liquidate accounts under maintenance health, largest shortfall first.
 //! Every margin account is scanned and valued with the program's own health
-//! code (the SDK's preview) at the cluster's clock; each liquidatable
+//! code (the SDK's preview) at the cluster's clock, option risk arrays as a
+//! transaction that refreshes them first sees them; each liquidatable
 //! account is liquidated market by market until it is healthy again. A
 //! market past its expiry (or settled, or closed) is skipped: the program
 //! refuses it, and the settlement crank closes those positions in cash
 //! instead (what that leaves negative is a bankruptcy).
+//!
+//! A portfolio-mode account's legs are taken in the order that helps its
+//! health most: under a scenario grid closing a hedge leg lowers it, and
+//! the program takes such a leg whole at the mark, without the fee, only
+//! when no lot of it helps ([`leg_order`]). Any risk array the
+//! liquidation reads that a transaction landing now would find stale is
+//! recomputed in the same transaction.
+use fixed::types::I80F48;
+use kestrel::state::MarginMode;
 use kestrel_sdk::client::{Chain, ChainError};
 use kestrel_sdk::health::{self, MarketSnapshot, PreviewError};
 use kestrel_sdk::ix::{self, MarketAccounts};
@@ -70,14 +80,21 @@ pub(super) async fn run(
         .await
         .map_err(|e| ChainError(e.to_string()))?;
     let clock = chain.clock().await?;
-    let mut snapshots = Vec::with_capacity(keeper.markets.len());
+    let (now, slot) = (clock.unix_timestamp, clock.slot);
+    let mut stored = Vec::with_capacity(keeper.markets.len());
     for market in &keeper.markets {
         let snapshot = chain
             .market_snapshot(market)
             .await
             .map_err(|e| ChainError(e.to_string()))?;
-        snapshots.push(snapshot);
+        stored.push(snapshot);
     }
+    // What the liquidation transactions will read: each refreshes the
+    // arrays it needs first.
+    let snapshots: Vec<MarketSnapshot> = stored
+        .iter()
+        .map(|s| s.with_fresh_risk_array(now, slot))
+        .collect();
     let accounts = chain.margin_accounts().await?;
     let Scan {
         liquidatable: candidates,
@@ -103,11 +120,7 @@ pub(super) async fn run(
         let Ok(mut account) = chain.margin_account(&address).await else {
             continue;
         };
-        let markets: Vec<u16> = account
-            .active_positions()
-            .filter(|(_, p)| p.base_lots != 0)
-            .map(|(_, p)| p.market_index)
-            .collect();
+        let markets = leg_order(&account, &snapshots, now, slot);
         for market_index in markets {
             let Some(market) = keeper.market(market_index) else {
                 continue; // valued above, so every market it holds is configured
@@ -134,7 +147,14 @@ pub(super) async fn run(
                 market,
             );
             let what = format!("liquidate {address} in market {market_index}");
-            let instructions = keeper.refreshed(chain, market, vec![instruction]).await?;
+            let mut instructions = risk_array_refreshes(
+                &[&account, &liquidator_account],
+                (&keeper.markets, &stored),
+                now,
+                slot,
+            );
+            instructions.push(instruction);
+            let instructions = keeper.refreshed(chain, market, instructions).await?;
             let landed = keeper
                 .send(
                     chain,
@@ -158,14 +178,136 @@ pub(super) async fn run(
                     base_lots_after: after,
                 });
             }
-            let healthy = health::preview(&account, &snapshots, clock.unix_timestamp, clock.slot)
-                .is_ok_and(|h| h.maintenance >= 0);
+            let healthy =
+                health::preview(&account, &snapshots, now, slot).is_ok_and(|h| h.maintenance >= 0);
             if healthy {
                 break;
             }
         }
     }
     Ok(())
+}
+
+/// The markets of `account`'s open positions in the order to liquidate
+/// them. Standard mode: as the account holds them (each position's
+/// requirement is its own). Portfolio mode: by the health at the
+/// liquidation end after closing the whole leg at its mark, best first, so
+/// a leg that raises health goes before a hedge leg whose closing lowers
+/// it (a leg that cannot be valued goes last).
+pub fn leg_order(
+    account: &MarginAccount,
+    markets: &[MarketSnapshot],
+    now: i64,
+    slot: u64,
+) -> Vec<u16> {
+    let legs: Vec<u16> = account
+        .active_positions()
+        .filter(|(_, p)| p.base_lots != 0)
+        .map(|(_, p)| p.market_index)
+        .collect();
+    if account.margin_mode() != MarginMode::Portfolio {
+        return legs;
+    }
+    let mut ranked: Vec<(Option<I80F48>, u16)> = legs
+        .iter()
+        .map(|&index| {
+            (
+                health_without_leg(account, markets, index, now, slot),
+                index,
+            )
+        })
+        .collect();
+    // Highest health first; `None` (not computable) sorts below any value.
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.into_iter().map(|(_, index)| index).collect()
+}
+
+/// Health at the liquidation end of `account` had its position in
+/// `market_index` been closed whole at the mark (its orders there
+/// cancelled), the fee aside.
+fn health_without_leg(
+    account: &MarginAccount,
+    markets: &[MarketSnapshot],
+    market_index: u16,
+    now: i64,
+    slot: u64,
+) -> Option<I80F48> {
+    use kestrel::engine::perp::{apply_trade, fill_quote};
+    use kestrel::engine::Side;
+    use kestrel::units::{BaseLots, Ticks};
+    let snapshot = markets
+        .iter()
+        .find(|m| m.market.market_index == market_index)?;
+    let (ticks, _) = snapshot.mark_ticks_and_band(now, slot).ok()?;
+    let mut without = *account;
+    let (slot_index, _) = account
+        .active_positions()
+        .find(|(_, p)| p.market_index == market_index)?;
+    let position = &mut without.positions[slot_index];
+    let lots = BaseLots(position.base_lots.unsigned_abs());
+    let side = if position.base_lots > 0 {
+        Side::Ask
+    } else {
+        Side::Bid
+    };
+    let quote = fill_quote(
+        Ticks(ticks.round().checked_to_num()?),
+        lots,
+        snapshot.market.quote_lot_size,
+    )?;
+    let outcome = apply_trade(position.position(), side, lots, quote)?;
+    position.base_lots = 0;
+    position.quote_native = 0;
+    position.bids_base_lots = 0;
+    position.asks_base_lots = 0;
+    without.collateral = without.collateral.checked_add(outcome.realized.0)?;
+    health::preview(&without, markets, now, slot)
+        .ok()
+        .map(|h| h.liquidation_end)
+}
+
+/// `refresh_risk_arrays` for every option market a position of
+/// `accounts` holds (by `markets`, as fetched) whose array a transaction
+/// landing now would find stale: per underlying, up to the most one
+/// instruction takes (the cycle's own refresh normally leaves none due).
+fn risk_array_refreshes(
+    accounts: &[&MarginAccount],
+    (configured, markets): (&[MarketAccounts], &[MarketSnapshot]),
+    now: i64,
+    slot: u64,
+) -> Vec<solana_sdk::instruction::Instruction> {
+    let mut due: Vec<(Pubkey, Vec<Pubkey>)> = Vec::new();
+    for account in accounts {
+        for (_, position) in account.active_positions() {
+            let Some(snapshot) = markets
+                .iter()
+                .find(|m| m.market.market_index == position.market_index)
+            else {
+                continue;
+            };
+            let Some(accounts) = configured
+                .iter()
+                .find(|m| m.market_index == position.market_index)
+            else {
+                continue;
+            };
+            if !snapshot.risk_array_due(now, slot) {
+                continue;
+            }
+            let (underlying, market) = (accounts.underlying.underlying, accounts.market);
+            match due.iter_mut().find(|(u, _)| *u == underlying) {
+                Some((_, list)) if list.contains(&market) => {}
+                Some((_, list)) => list.push(market),
+                None => due.push((underlying, vec![market])),
+            }
+        }
+    }
+    due.iter()
+        .flat_map(|(underlying, list)| {
+            list.chunks(kestrel::instructions::MAX_RISK_ARRAYS_PER_REFRESH)
+                .map(|batch| ix::refresh_risk_arrays(underlying, batch))
+        })
+        .collect()
 }
 
 fn liquidate_ix(

@@ -7,6 +7,7 @@ mod consume;
 mod funding;
 mod liquidation;
 mod refresh;
+mod risk_arrays;
 mod settlement;
 mod unwind;
 
@@ -72,6 +73,9 @@ pub struct CycleReport {
     pub underlying_refreshes: u64,
     /// `refresh_volatility` transactions landed (underlyings with options).
     pub volatility_refreshes: u64,
+    /// Option risk arrays recomputed (`refresh_risk_arrays`, underlyings
+    /// with a scenario grid).
+    pub risk_array_refreshes: u64,
     pub events_consumed: u64,
     pub funding_updates: u64,
     /// `update_basis` transactions landed (dated futures, on the funding
@@ -185,7 +189,8 @@ impl Keeper {
     }
 
     /// One pass over every job: refresh the underlyings' stored prices
-    /// (trading, liquidation, funding and settlement read them); per market
+    /// (trading, liquidation, funding and settlement read them) and the
+    /// option risk arrays portfolio margin reads; per market
     /// consume events, update funding (perpetuals) or the basis (dated
     /// futures) when due, sample a settlement window and settle what has
     /// expired; then liquidate accounts under maintenance health (largest
@@ -199,6 +204,7 @@ impl Keeper {
         self.refresh_lookup_table(chain, clock.slot, &mut report)
             .await?;
         refresh::run(self, chain, clock, &mut report).await?;
+        risk_arrays::run(self, chain, clock, &mut report).await?;
         for market in &self.markets {
             consume::run(self, chain, market, now, &mut report).await?;
             // As the queue was left: what the market's other cranks decide on.

@@ -212,8 +212,6 @@ pub enum KestrelError {
     NotAnOptionMarket,
     #[msg("the margin account is already in that margin mode")]
     MarginModeUnchanged,
-    #[msg("closing these lots would leave the liquidatee's health lower than it is, or more lots than reach the liquidation target")]
-    LiquidationNotImproving,
 }
 
 impl From<crate::engine::black_scholes::PricingError> for KestrelError {

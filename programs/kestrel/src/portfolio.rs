@@ -37,7 +37,8 @@ use crate::engine::margin_scaling::MarginTerms;
 use crate::engine::option_margin::{OptionRequirement, OptionRisk, ShortMarginTerms};
 use crate::engine::risk::{self, HealthKind, PerpExposure};
 use crate::engine::scenario_margin::{
-    self, Instrument, RiskArray, ScenarioGrid, ScenarioPortfolio, ScenarioShare,
+    self, Instrument, MarketPoint, RiskArray, Scenario, ScenarioGrid, ScenarioPortfolio,
+    ScenarioShare, SCENARIOS,
 };
 use crate::error::{KestrelError, OrOverflow};
 use crate::state::*;
@@ -293,6 +294,67 @@ impl ScenarioTerms {
     /// The share of the worst loss that health of `kind` requires.
     pub fn factor_bps(&self, kind: HealthKind) -> u32 {
         risk::margin_bps(kind, 10_000, self.config.maintenance_factor_bps)
+    }
+}
+
+/// What `refresh_risk_arrays` prices an underlying's option risk arrays
+/// at: the grid health applies now, the accepted price, the option terms.
+/// Every input is the program's own. The SDK computes the same to value an
+/// account as a transaction that refreshes its arrays first will.
+pub struct RiskArrayPricing {
+    terms: ScenarioTerms,
+    scenarios: [Scenario; SCENARIOS],
+    spot: I80F48,
+    options: OptionTerms,
+    now: i64,
+}
+
+impl RiskArrayPricing {
+    /// `underlying`'s at unix time `now` and `slot`: refused without a grid
+    /// (`NoScenarioMargin`) or without a current price.
+    pub fn of(underlying: &Underlying, now: i64, slot: u64) -> Result<Self> {
+        let terms = ScenarioTerms::of(underlying).ok_or(KestrelError::NoScenarioMargin)?;
+        let scenarios = terms
+            .grid
+            .scenarios()
+            .map_err(|_| KestrelError::InvalidScenarioMargin)?;
+        Ok(Self {
+            terms,
+            scenarios,
+            spot: underlying.current_price(now, slot)?,
+            options: OptionTerms::current(underlying, now),
+            now,
+        })
+    }
+
+    /// The risk array of `market`, an option of the underlying before its
+    /// expiry (else `NotAnOptionMarket`), at its volatility at the spot.
+    pub fn array_of(&self, market: &Market) -> Result<RiskArrayRead> {
+        let MarkRule::Option(mark) = MarkRule::of(market, self.now)? else {
+            return err!(KestrelError::NotAnOptionMarket);
+        };
+        require!(self.now < mark.expiry, KestrelError::NotAnOptionMarket);
+        let volatility = mark.volatility(self.spot, &self.options)?;
+        let instrument = Instrument::Option {
+            side: mark.side,
+            strike: mark.strike,
+            seconds_to_expiry: mark.expiry - self.now,
+        };
+        let point = MarketPoint {
+            spot: self.spot,
+            volatility,
+            rate: fixed_math::from_bps(self.options.rate_bps),
+        };
+        let entries = scenario_margin::risk_array(&instrument, &point, &self.scenarios)
+            .map_err(|_| KestrelError::OptionPricingFailed)?;
+        Ok(RiskArrayRead {
+            spot: self.spot,
+            volatility,
+            computed_at: self.now,
+            scan_range_bps: self.terms.grid.scan_range_bps,
+            config_version: self.terms.config.version,
+            entries,
+        })
     }
 }
 
@@ -692,11 +754,12 @@ impl Portfolio {
     }
 
     /// How the scenario book revalues a position of `market` on entry
-    /// `underlying`: linearly (a perpetual or future, trading or closed), as
-    /// an option before its expiry (refused with `RiskArrayStale` unless
+    /// `underlying`: linearly (a perpetual, or a future before its expiry),
+    /// as an option before its expiry (refused with `RiskArrayStale` unless
     /// its risk array is usable now); `None` for a settled market or an
-    /// expired option, which keep standard mode's rule (their value no
-    /// longer moves with a scenario, or only with the settlement window).
+    /// expired future or option, which keep standard mode's rule: their
+    /// value no longer moves with the spot (a future past expiry is marked
+    /// at its settlement average), so they hedge nothing in a scenario.
     #[inline(never)]
     fn scenario_instrument(
         &self,
@@ -707,6 +770,7 @@ impl Portfolio {
         let prices = &self.underlyings[usize::from(underlying)].prices;
         match &market.mark {
             MarkRule::Settled(_) => Ok(None),
+            MarkRule::Future { expiry, .. } if self.now >= *expiry => Ok(None),
             MarkRule::Option(mark) if self.now >= mark.expiry => Ok(None),
             MarkRule::Option(mark) => {
                 let terms = prices.scenario.ok_or(KestrelError::Unreachable)?;
@@ -719,7 +783,7 @@ impl Portfolio {
                             terms.grid.scan_range_bps,
                             spot,
                             volatility,
-                            self.now,
+                            (self.now, mark.expiry),
                         )
                     })
                     .ok_or(KestrelError::RiskArrayStale)?;

@@ -236,13 +236,15 @@ impl Liquidation {
 }
 
 /// Portfolio margin's liquidation size: the fewest of up to `size` lots
-/// after which `health(lots)` at the liquidation end is at least zero,
-/// found by bisection. Under a scenario grid health need not grow with
-/// each lot closed (closing one leg of a hedge can lower it), so the
-/// answer is the fewest at a boundary the bisection finds: `health` there
-/// is at least zero and one lot fewer is below. When even `size` lots fall
-/// short, all `size` if that raises health, else none (the position is a
-/// hedge: another one must go first). `None` when a step overflows.
+/// after which `health(lots)` at the liquidation end is at least zero.
+/// Health is concave in the lots closed: each scenario's loss is linear in
+/// the position, the requirement their worst (a maximum of linear
+/// functions), the contingencies charge absolute sizes, and the value,
+/// what is realized and the fee are linear. So it rises to a peak and then
+/// falls; both searches are bisections (at most 64 steps each). When even
+/// the peak falls short, the lots at the peak (none when the first lot
+/// already lowers health: the position is a hedge of the rest of its
+/// book). `None` when a step overflows.
 #[inline(never)]
 pub fn fewest_lots_reaching(
     size: u64,
@@ -252,12 +254,23 @@ pub fn fewest_lots_reaching(
     if start >= 0 || size == 0 {
         return Some(0);
     }
-    let whole = health(size)?;
-    if whole < 0 {
-        return Some(if whole > start { size } else { 0 });
-    }
-    // health(low) < 0 <= health(high): at most 64 steps.
+    // The peak: the fewest lots after which one more no longer raises
+    // health, in [low, high].
     let (mut low, mut high) = (0u64, size);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if health(middle + 1)? > health(middle)? {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    let peak = low;
+    if peak == 0 || health(peak)? < 0 {
+        return Some(peak);
+    }
+    // Rising on [0, peak]: health(low) < 0 <= health(high).
+    let (mut low, mut high) = (0u64, peak);
     while high - low > 1 {
         let middle = low + (high - low) / 2;
         if health(middle)? >= 0 {
@@ -510,18 +523,50 @@ mod tests {
         assert_eq!(fewest_lots_reaching(100, linear(7, -1_000)), Some(100));
         // A hedge leg: closing lowers health, none are taken.
         assert_eq!(fewest_lots_reaching(100, linear(-3, -1_000)), Some(0));
-        // Health that falls, then rises past zero (a hedge unwound past
-        // flat): the boundary found is at least zero, one lot fewer below.
-        let bent = |lots: u64| {
-            let lots = lots as i64;
-            Some(I80F48::from_num(
-                -100 - 2 * lots.min(50) + 5 * (lots - 50).max(0),
-            ))
+        // Health that rises to a peak and falls (past the peak the leg
+        // stops offsetting the book's worst scenario): the fewest lots
+        // reaching zero on the way up, or the peak when it falls short.
+        let peaked = |top: i64| {
+            move |lots: u64| {
+                let lots = lots as i64;
+                Some(I80F48::from_num(
+                    top - 250 + 5 * lots.min(50) - 3 * (lots - 50).max(0),
+                ))
+            }
         };
-        let found = fewest_lots_reaching(400, bent).unwrap();
-        assert!(
-            bent(found).unwrap() >= 0 && bent(found - 1).unwrap() < 0,
-            "{found}"
-        );
+        assert_eq!(fewest_lots_reaching(400, peaked(100)), Some(30));
+        assert_eq!(fewest_lots_reaching(400, peaked(-50)), Some(50));
+        assert_eq!(fewest_lots_reaching(20, peaked(100)), Some(20));
+    }
+
+    proptest! {
+        /// Against a brute-force walk of any concave health (slopes that
+        /// only fall): the fewest lots reaching zero, else the fewest at
+        /// the highest health.
+        #[test]
+        fn portfolio_liquidation_matches_a_walk_over_every_lot(
+            start in -10_000i64..0,
+            mut slopes in proptest::collection::vec(-50i64..50, 1..6),
+            segment in 1u64..40,
+            size in 0u64..200,
+        ) {
+            slopes.sort_unstable_by(|a, b| b.cmp(a));
+            let health = |lots: u64| {
+                let mut h = start;
+                for lot in 0..lots {
+                    h += slopes[((lot / segment) as usize).min(slopes.len() - 1)];
+                }
+                Some(I80F48::from_num(h))
+            };
+            let walk: Vec<I80F48> = (0..=size).map(|k| health(k).unwrap()).collect();
+            let expected = match walk.iter().position(|h| *h >= 0) {
+                Some(k) => k as u64,
+                None => {
+                    let top = walk.iter().max().unwrap();
+                    walk.iter().position(|h| h == top).unwrap() as u64
+                }
+            };
+            prop_assert_eq!(fewest_lots_reaching(size, health), Some(expected));
+        }
     }
 }

@@ -182,7 +182,7 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
     let risk = MarketRisk::of(&market, clock.unix_timestamp)?;
     // The fractions scaled as health scales them, at each size the plan
     // considers (the lift falls with the lots closed).
-    let plan = Liquidation {
+    let mut plan = Liquidation {
         rest_of_account: others.health(liquidatee.collateral, HealthKind::LiquidationEnd)?,
         position: position.position(),
         price_per_lot: market.price_per_lot(price)?,
@@ -205,13 +205,18 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         max_base_lots,
     };
     let lots = match portfolio_lots(&mut others, &market, &plan, &sizing)? {
-        Some(lots) => {
-            require!(
-                lots > 0 || orders_cancelled > 0,
-                KestrelError::LiquidationNotImproving
-            );
-            lots
+        // No lot of this leg raises health: it hedges the rest of its book,
+        // whose other legs may all be hedges too (a perpetual against a
+        // future), and something must go for the account to be closed out.
+        // The liquidator takes it over whole at the mark, without the fee:
+        // the liquidatee's equity does not move (the leg goes for what it
+        // is worth), and the discount is earned on the legs that then
+        // raise health.
+        Some(0) if orders_cancelled == 0 => {
+            plan.fee_bps = 0;
+            position.base_lots.unsigned_abs().min(max_base_lots)
         }
+        Some(lots) => lots,
         None => plan.lots(max_base_lots).or_overflow()?,
     };
     require!(
@@ -315,8 +320,8 @@ struct Sizing {
 
 /// A portfolio-mode account's position on an underlying with a grid is
 /// sized against its whole book there: the fewest lots that bring health
-/// at the liquidation end to zero (closing a hedge leg can lower health:
-/// then none). `None` when the standard plan sizes it. Out of line, under
+/// at the liquidation end to zero, or that raise it most (closing a hedge
+/// leg lowers it: then none). `None` when the standard plan sizes it. Out of line, under
 /// six arguments: the probe and its search stay off the handler's frame.
 #[inline(never)]
 fn portfolio_lots(

@@ -171,6 +171,16 @@ pub fn place_order<'info>(
     let mut market = accounts.market.load_mut()?;
     gate(accounts, &account, &market, &args, clock.unix_timestamp)?;
     let pricing = price(&accounts.underlying, &market, &args, &clock)?;
+    let portfolio_mode = account.margin_mode() == MarginMode::Portfolio;
+    if pricing.price.is_none() && portfolio_mode {
+        // Portfolio health needs the price a reduce-only order may
+        // otherwise go without (see the check below): refused by the
+        // reason it is missing, as any other order is.
+        let prices = &pricing.known[0].prices;
+        prices.current?;
+        prices.options.volatility?;
+        return err!(KestrelError::Unreachable);
+    }
     // The account's other positions, valued once for both health checks.
     let mut others = match pricing.price {
         Some(_) => portfolio::from_remaining_accounts(
@@ -211,6 +221,12 @@ pub fn place_order<'info>(
         if opened {
             others.require_underlyings_within_cap()?;
         }
+        check_health(&account, &market, &mut others, &before, collateral_before)?;
+    } else if portfolio_mode {
+        // A smaller position can need more margin in portfolio mode: closing
+        // one leg of a hedge leaves the other naked. Reduce-only orders are
+        // checked as any other there (an account below initial health may
+        // still reduce while its health does not fall).
         check_health(&account, &market, &mut others, &before, collateral_before)?;
     }
     Ok(())
@@ -383,9 +399,11 @@ fn under_maintenance(
     now: i64,
     others: &mut portfolio::Portfolio,
 ) -> Result<bool> {
-    // Only the non-reduce-only health check reads `others` again.
     others.push(before, &MarketRisk::of(market, now)?, &market.risk_array)?;
-    Ok(others.health(account.collateral, HealthKind::Maintenance)? < 0)
+    let under = others.health(account.collateral, HealthKind::Maintenance)? < 0;
+    // The health check pushes the position as the order leaves it.
+    others.pop()?;
+    Ok(under)
 }
 
 /// The engine: matches the order against the book, pushing the planned
@@ -525,8 +543,8 @@ fn check_limits(
 
 /// Health: new risk must leave initial health >= 0. An account already
 /// below it may still trade, but only to reduce: its position may not grow
-/// and its health may not fall. (A reduce-only order only shrinks risk and
-/// is not checked.)
+/// and its health may not fall. (In standard mode a reduce-only order only
+/// shrinks risk and is not checked.)
 #[inline(never)]
 fn check_health(
     account: &MarginAccount,

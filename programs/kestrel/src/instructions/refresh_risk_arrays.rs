@@ -1,9 +1,7 @@
 use anchor_lang::prelude::*;
 
-use crate::engine::fixed_math;
-use crate::engine::scenario_margin::{self, Instrument, MarketPoint};
 use crate::error::KestrelError;
-use crate::portfolio::{MarkRule, OptionTerms, ScenarioTerms};
+use crate::portfolio::RiskArrayPricing;
 use crate::state::*;
 
 /// The most option markets one refresh recomputes: ten arrays of 17
@@ -32,23 +30,13 @@ pub fn refresh_risk_arrays<'info>(ctx: Context<'info, RefreshRiskArrays<'info>>)
         KestrelError::NotAnOptionMarket
     );
     let clock = Clock::get()?;
-    let now = clock.unix_timestamp;
-    let (exchange, terms, spot, options) = {
+    let (exchange, pricing) = {
         let underlying = ctx.accounts.underlying.load()?;
-        let terms = ScenarioTerms::of(&underlying).ok_or(KestrelError::NoScenarioMargin)?;
-        let spot = underlying.current_price(now, clock.slot)?;
         (
             underlying.exchange,
-            terms,
-            spot,
-            OptionTerms::current(&underlying, now),
+            RiskArrayPricing::of(&underlying, clock.unix_timestamp, clock.slot)?,
         )
     };
-    let scenarios = terms
-        .grid
-        .scenarios()
-        .map_err(|_| KestrelError::InvalidScenarioMargin)?;
-    let rate = fixed_math::from_bps(options.rate_bps);
     for info in ctx.remaining_accounts {
         let loader = AccountLoader::<Market>::try_from(info)?;
         require!(info.is_writable, KestrelError::NotAnOptionMarket);
@@ -57,31 +45,8 @@ pub fn refresh_risk_arrays<'info>(ctx: Context<'info, RefreshRiskArrays<'info>>)
             market.exchange == exchange && market.underlying == ctx.accounts.underlying.key(),
             KestrelError::NotAnOptionMarket
         );
-        let MarkRule::Option(mark) = MarkRule::of(&market, now)? else {
-            return err!(KestrelError::NotAnOptionMarket);
-        };
-        require!(now < mark.expiry, KestrelError::NotAnOptionMarket);
-        let volatility = mark.volatility(spot, &options)?;
-        let instrument = Instrument::Option {
-            side: mark.side,
-            strike: mark.strike,
-            seconds_to_expiry: mark.expiry - now,
-        };
-        let point = MarketPoint {
-            spot,
-            volatility,
-            rate,
-        };
-        let entries = scenario_margin::risk_array(&instrument, &point, &scenarios)
-            .map_err(|_| KestrelError::OptionPricingFailed)?;
-        market.risk_array.store(&RiskArrayRead {
-            spot,
-            volatility,
-            computed_at: now,
-            scan_range_bps: terms.grid.scan_range_bps,
-            config_version: terms.config.version,
-            entries,
-        });
+        let array = pricing.array_of(&market)?;
+        market.risk_array.store(&array);
     }
     Ok(())
 }

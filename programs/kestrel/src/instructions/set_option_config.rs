@@ -1,6 +1,6 @@
 use anchor_lang::prelude::*;
 
-use crate::error::KestrelError;
+use crate::error::{KestrelError, OrOverflow};
 use crate::events::OptionConfigSet;
 use crate::state::*;
 
@@ -31,6 +31,12 @@ pub fn set_option_config(ctx: Context<SetOptionConfig>, config: OptionConfig) ->
         state.publish_slot = 0;
     }
     state.config = config;
+    // Risk arrays priced under the old terms (the rate) are stale: the
+    // grid's version moves with them.
+    let scenario = &mut underlying.scenario;
+    if scenario.enabled() {
+        scenario.version = scenario.version.checked_add(1).or_overflow()?;
+    }
     emit!(OptionConfigSet {
         underlying: ctx.accounts.underlying.key(),
         volatility_feed: Pubkey::new_from_array(config.volatility_feed),

@@ -319,17 +319,25 @@ impl StoredRiskArray {
     }
 }
 
+/// An option's risk array holds for at most this share (percent) of the
+/// time it had to expiry when it was computed: time decay and gamma grow
+/// as expiry nears, so a day-old array of an option expiring in an hour
+/// would misstate both.
+pub const RISK_ARRAY_LIFE_PERCENT_OF_EXPIRY: i64 = 10;
+
 impl RiskArrayRead {
     /// Whether health may use it at `spot` and the option's `volatility`
     /// at unix time `now`, with the underlying's `config` applying
-    /// `scan_range_bps`.
+    /// `scan_range_bps` (the same grid: a scenario index means the same
+    /// move for every instrument of the book), for an option expiring at
+    /// `expiry`.
     pub fn usable(
         &self,
         config: &ScenarioConfig,
         scan_range_bps: u32,
         spot: I80F48,
         volatility: I80F48,
-        now: i64,
+        (now, expiry): (i64, i64),
     ) -> bool {
         let within = |now_value: I80F48, then: I80F48| -> bool {
             let Some(moved) = now_value.checked_sub(then).and_then(|d| d.checked_abs()) else {
@@ -341,9 +349,13 @@ impl RiskArrayRead {
             matches!(allowed, Some(allowed) if moved <= allowed)
         };
         self.config_version == config.version
-            && self.scan_range_bps >= scan_range_bps
+            && self.scan_range_bps == scan_range_bps
             && now >= self.computed_at
             && now - self.computed_at <= i64::from(config.array_max_age_seconds)
+            && (now - self.computed_at) * 100
+                <= expiry
+                    .saturating_sub(self.computed_at)
+                    .saturating_mul(RISK_ARRAY_LIFE_PERCENT_OF_EXPIRY)
             && within(spot, self.spot)
             && within(volatility, self.volatility)
     }
@@ -1031,6 +1043,65 @@ const _: () = assert!(core::mem::size_of::<EventQueueAccount>() == 73_792);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An array computed at spot 150, volatility 80 %, time 1,000, a 15 %
+    /// scan range and grid version 1, of an option expiring at 101,000.
+    #[test]
+    fn a_risk_array_holds_only_for_its_grid_prices_age_and_share_of_expiry() {
+        let config = ScenarioConfig {
+            scan_range_bps: 1_500,
+            volatility_shift_bps: 2_500,
+            extreme_move_bps: 30_000,
+            extreme_cover_bps: 3_500,
+            linear_floor_bps: 50,
+            basis_bps: 20,
+            short_option_bps: 50,
+            confidence_bps: 10,
+            maintenance_factor_bps: 8_000,
+            array_tolerance_bps: 100,
+            array_max_age_seconds: 600,
+            version: 1,
+        };
+        let array = RiskArrayRead {
+            spot: I80F48::from_num(150),
+            volatility: I80F48::from_num(0.8),
+            computed_at: 1_000,
+            scan_range_bps: 1_500,
+            config_version: 1,
+            entries: [I80F48::ZERO; crate::engine::scenario_margin::SCENARIOS],
+        };
+        let (spot, vol) = (I80F48::from_num(151), I80F48::from_num(0.805));
+        let expiry = 101_000;
+        assert!(array.usable(&config, 1_500, spot, vol, (1_600, expiry)));
+        // Another grid: a wider or narrower scan range, a new version.
+        assert!(!array.usable(&config, 1_537, spot, vol, (1_600, expiry)));
+        assert!(!array.usable(&config, 1_462, spot, vol, (1_600, expiry)));
+        let newer = ScenarioConfig {
+            version: 2,
+            ..config
+        };
+        assert!(!array.usable(&newer, 1_500, spot, vol, (1_600, expiry)));
+        // Prices past the 1 % tolerance; too old; from the future.
+        assert!(!array.usable(
+            &config,
+            1_500,
+            I80F48::from_num(151.6),
+            vol,
+            (1_600, expiry)
+        ));
+        assert!(!array.usable(
+            &config,
+            1_500,
+            spot,
+            I80F48::from_num(0.81),
+            (1_600, expiry)
+        ));
+        assert!(!array.usable(&config, 1_500, spot, vol, (1_601, expiry)));
+        assert!(!array.usable(&config, 1_500, spot, vol, (999, expiry)));
+        // Expiring 2,000 s after it was computed: good for 200 s only.
+        assert!(array.usable(&config, 1_500, spot, vol, (1_200, 3_000)));
+        assert!(!array.usable(&config, 1_500, spot, vol, (1_201, 3_000)));
+    }
 
     pub fn params() -> MarketParams {
         MarketParams {

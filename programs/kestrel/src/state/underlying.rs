@@ -332,6 +332,9 @@ const _: () = assert!(core::mem::size_of::<ScenarioConfig>() == SCENARIO_CONFIG_
 /// below 95 % of the spot, so no scenario prices a spot at or below zero.
 const MAX_EXTREME_MOVE_BPS: u64 = 9_500;
 
+/// The steps the risk scaling moves a scan range in: 2.5 % of it.
+pub const SCAN_SCALE_STEP_BPS: u64 = 250;
+
 impl ScenarioConfig {
     pub fn enabled(&self) -> bool {
         self.scan_range_bps > 0
@@ -362,9 +365,14 @@ impl ScenarioConfig {
     }
 
     /// The grid at the risk scaling's `scale_bps`: the scan range scaled,
-    /// held where the extreme moves stay below 95 % of the spot.
+    /// held where the extreme moves stay below 95 % of the spot. The scale
+    /// is taken up to a step of [`SCAN_SCALE_STEP_BPS`]: a risk array holds
+    /// only for the scan range it was computed at, and a scale that moves
+    /// with every volatility sample would make every array stale.
     pub fn grid(&self, scale_bps: u32) -> crate::engine::scenario_margin::ScenarioGrid {
-        let scaled = u64::from(self.scan_range_bps) * u64::from(scale_bps.max(10_000)) / 10_000;
+        let scale =
+            u64::from(scale_bps.max(10_000)).div_ceil(SCAN_SCALE_STEP_BPS) * SCAN_SCALE_STEP_BPS;
+        let scaled = u64::from(self.scan_range_bps) * scale / 10_000;
         let ceiling = MAX_EXTREME_MOVE_BPS * 10_000 / u64::from(self.extreme_move_bps.max(10_000));
         crate::engine::scenario_margin::ScenarioGrid {
             scan_range_bps: scaled.min(ceiling) as u32,
@@ -852,6 +860,25 @@ impl Underlying {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scan_range_scales_in_steps_and_stays_below_the_ceiling() {
+        let config = ScenarioConfig {
+            scan_range_bps: 1_500,
+            extreme_move_bps: 30_000,
+            ..Default::default()
+        };
+        let scan = |scale| config.grid(scale).scan_range_bps;
+        // At or below the baseline: the configured range.
+        assert_eq!(scan(0), 1_500);
+        assert_eq!(scan(10_000), 1_500);
+        // Just above it: the next 2.5 % step, held until the one after.
+        assert_eq!(scan(10_001), 1_537);
+        assert_eq!(scan(10_250), 1_537);
+        assert_eq!(scan(10_251), 1_575);
+        // Extreme moves of three ranges stay under 95 %: 31.66 % at most.
+        assert_eq!(scan(30_000), 3_166);
+    }
 
     pub fn config() -> OracleConfig {
         OracleConfig {
