@@ -452,7 +452,7 @@ async fn a_portfolio_account_is_liquidated_against_its_whole_book() {
 /// add-on), no lot of either leg raises health: the liquidator takes the
 /// leg over whole at the mark, without the fee (the insurance fund's
 /// balance does not move), and then the naked leg, which does raise it,
-/// at the fee.
+/// at the fee, held to what carol is worth.
 #[tokio::test]
 async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
     let mut t = book().await;
@@ -544,4 +544,9 @@ async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
     let left = t.h.margin_account(&carol.margin_account).await;
     let short = left.position(3).map_or(0, |p| p.base_lots);
     assert!(short > -100, "some lots bought back: {short}");
+    // The fee on 1 SOL (3.75 USDC at 2.5 %) is more than carol is worth:
+    // it stops at her equity (the future is still at 150, where she sold),
+    // so she is not left bankrupt for the insurance fund.
+    let collateral = t.h.collateral(&carol.margin_account).await;
+    assert!((0..ONE_TOKEN as i64).contains(&collateral), "{collateral}");
 }

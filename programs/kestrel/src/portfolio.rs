@@ -1028,6 +1028,22 @@ impl Portfolio {
         Ok(health)
     }
 
+    /// What the account is worth with `collateral`: every position at its
+    /// price (options at their value), unsettled funding included, no
+    /// requirement. Below zero the account is bankrupt.
+    pub fn equity(&self, collateral: i64) -> Result<I80F48> {
+        let mut equity = I80F48::from_num(collateral);
+        for position in &self.positions {
+            let exposure = &position.exposure;
+            equity = exposure
+                .unrealized_pnl()
+                .and_then(|pnl| pnl.checked_add(exposure.unsettled_funding))
+                .and_then(|value| equity.checked_add(value))
+                .or_overflow()?;
+        }
+        Ok(equity)
+    }
+
     pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
         self.health(collateral, HealthKind::Initial)
     }

@@ -101,6 +101,25 @@ impl Liquidation {
         .checked_sub(requirement)
     }
 
+    /// The largest fee rate, at most [`Self::fee_bps`], whose fee on `lots`
+    /// (their value at the price times the rate) is within `budget` native
+    /// units; zero for a budget of zero or less. `None` on overflow.
+    pub fn fee_bps_within(&self, lots: u64, budget: I80F48) -> Option<u32> {
+        if budget <= 0 || lots == 0 {
+            return Some(if lots == 0 { self.fee_bps } else { 0 });
+        }
+        let value = self.price_per_lot.0.fast_mul_int(i128::from(lots))?;
+        if value <= 0 {
+            return Some(self.fee_bps);
+        }
+        let affordable = budget.checked_mul_int(10_000)?.checked_div(value)?;
+        let affordable: u32 = affordable
+            .checked_floor()?
+            .checked_to_num()
+            .unwrap_or(u32::MAX);
+        Some(affordable.min(self.fee_bps))
+    }
+
     /// Native quote the liquidatee receives (selling) or pays (buying) for
     /// `lots`: the oracle price less or plus the fee, rounded against it.
     pub fn quote(&self, lots: u64) -> Option<u64> {
@@ -537,6 +556,18 @@ mod tests {
         assert_eq!(fewest_lots_reaching(400, peaked(100)), Some(30));
         assert_eq!(fewest_lots_reaching(400, peaked(-50)), Some(50));
         assert_eq!(fewest_lots_reaching(20, peaked(100)), Some(20));
+    }
+
+    #[test]
+    fn the_fee_rate_fits_a_budget() {
+        // 10 lots at 90: 900 of value, 2.5 % is 22.5.
+        let l = long_underwater(0);
+        assert_eq!(l.fee_bps_within(10, I80F48::from_num(100)), Some(250));
+        assert_eq!(l.fee_bps_within(10, I80F48::from_num(22.5)), Some(250));
+        assert_eq!(l.fee_bps_within(10, I80F48::from_num(9)), Some(100));
+        assert_eq!(l.fee_bps_within(10, I80F48::from_num(8.99)), Some(99));
+        assert_eq!(l.fee_bps_within(10, I80F48::ZERO), Some(0));
+        assert_eq!(l.fee_bps_within(10, I80F48::from_num(-5)), Some(0));
     }
 
     proptest! {

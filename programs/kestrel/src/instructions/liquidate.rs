@@ -147,6 +147,13 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         others.health(liquidatee.collateral, HealthKind::Maintenance)? < 0,
         KestrelError::NotLiquidatable
     );
+    // Portfolio mode's requirement need not cover the fee (a hedge's is a
+    // fraction of its notional): there the fee is held to the account's
+    // equity, so a liquidation never makes it bankrupt.
+    let fee_budget = match liquidatee.margin_mode() {
+        MarginMode::Portfolio => Some(others.equity(liquidatee.collateral)?),
+        MarginMode::Standard => None,
+    };
     others.pop()?;
 
     // Funding first, then the account's orders in this market.
@@ -223,6 +230,9 @@ pub fn liquidate<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_lots: u6
         lots > 0 || orders_cancelled > 0,
         KestrelError::NothingToLiquidate
     );
+    if let Some(budget) = fee_budget {
+        plan.fee_bps = plan.fee_bps_within(lots, budget).or_overflow()?;
+    }
 
     let mut quote = 0;
     let mut insurance_fee = 0;
