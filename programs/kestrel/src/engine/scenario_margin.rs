@@ -564,10 +564,12 @@ mod tests {
         assert!(initial >= reference, "{name}: {initial} below {reference}");
         let maintenance = requirement.with_factor(8_000).unwrap().to_num::<f64>();
         assert!(maintenance <= initial && maintenance >= 0.8 * reference - 1e-9);
+        let standard = standard_requirement(positions);
         if hedged {
-            let standard = standard_requirement(positions);
             assert!(initial < standard, "{name}: {initial} not below {standard}");
         }
+        // The worked-example table in README.
+        println!("| {name} | {reference:.2} | {initial:.2} | {maintenance:.2} | {standard:.2} |");
         reference
     }
 
