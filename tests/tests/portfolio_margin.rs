@@ -550,3 +550,64 @@ async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
     let collateral = t.h.collateral(&carol.margin_account).await;
     assert!((0..ONE_TOKEN as i64).contains(&collateral), "{collateral}");
 }
+
+/// Past its expiry a dated future is marked at its settlement average,
+/// which no longer moves with the spot: it hedges nothing in a scenario
+/// and keeps standard mode's rule. Short a future into expiry, carol
+/// cannot then buy the perpetual as if the pair were a hedge.
+#[tokio::test]
+async fn an_expired_future_hedges_nothing() {
+    let mut t = book().await;
+    let now = t.h.now().await;
+    let future = FutureParams {
+        expiry: minute_of(now + 3_600),
+        settlement_window_seconds: 1_800,
+        max_basis_bps: 200,
+        basis_window_seconds: 600,
+        convergence_seconds: 3_600,
+    };
+    let dated =
+        t.h.create_future_on(3, &t.perp.underlying, perp_params(), future)
+            .await;
+    let carol = t.h.user(35 * ONE_TOKEN).await;
+    t.h.deposit(&carol, 35 * ONE_TOKEN).await;
+    let switch = t.mode_ix(&carol, MarginMode::Portfolio).await;
+    t.h.ok("set_margin_mode portfolio", &[switch], &[&carol.key])
+        .await;
+    let perp = t.perp;
+    t.take(&carol, &dated, ASK, 15_000, 100).await;
+    // Before expiry the pair is a hedge: the long fits (about 25 USDC
+    // for the short alone, 0.6 for the pair).
+    let probe =
+        t.h.order_preview(
+            &carol.margin_account,
+            &perp,
+            kestrel::engine::Side::Bid,
+            100,
+        )
+        .await;
+    assert!(probe.initial >= 0, "{probe:?}");
+
+    t.h.publish_each_minute(&perp, future.expiry + 60, 150)
+        .await;
+    // After it, 15 USDC for the expired short's standard margin and 25
+    // for the naked long: more than carol has.
+    let make =
+        t.h.place_ix(&t.bob, &perp, order(ASK, OrderType::Limit, 15_000, 100))
+            .await;
+    t.h.ok("bob quotes", &[make], &[&t.bob.key]).await;
+    let take =
+        t.h.place_ix(
+            &carol,
+            &perp,
+            order(BID, OrderType::ImmediateOrCancel, 15_000, 100),
+        )
+        .await;
+    t.h.refused(
+        "the perpetual against an expired future",
+        &[take],
+        &[&carol.key],
+        code(KestrelError::InsufficientHealth),
+    )
+    .await;
+}
