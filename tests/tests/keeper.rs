@@ -510,7 +510,7 @@ async fn the_keeper_refreshes_risk_arrays_and_liquidates_a_portfolio_account() {
 }
 
 /// Carol holds a hedge (long the perpetual, short the future) on little
-/// collateral, and a wider basis add-on leaves her under maintenance. No
+/// collateral, and a wider oracle add-on leaves her under maintenance. No
 /// lot of either leg raises her health on its own: the keeper's first
 /// liquidation takes one leg whole at the mark (no fee), its second the
 /// now naked leg, in one cycle, with no refusal.
@@ -541,7 +541,7 @@ async fn the_keeper_closes_out_a_hedge_under_water() {
     h.ok("withdraw", &[withdraw], &[&carol.key]).await;
     let admin = h.admin.insecure_clone();
     let wider = kestrel::state::ScenarioConfig {
-        basis_bps: 500,
+        confidence_bps: 500,
         ..scenario_grid()
     };
     let set = ix::set_scenario_margin(&admin.pubkey(), &perp.underlying.underlying, wider);

@@ -318,7 +318,7 @@ async fn the_grid_and_the_crank_refuse_what_they_cannot_use() {
         code(KestrelError::NotAdmin),
     )
     .await;
-    let bad: [fn(&mut ScenarioConfig); 6] = [
+    let bad: [fn(&mut ScenarioConfig); 7] = [
         |c| c.scan_range_bps = 5_001,
         // 40 % × 2.5 = 100 % of the spot.
         |c| {
@@ -329,6 +329,8 @@ async fn the_grid_and_the_crank_refuse_what_they_cannot_use() {
         |c| c.array_tolerance_bps = 0,
         |c| c.array_max_age_seconds = 0,
         |c| c.short_option_bps = 1_001,
+        // A basis add-on above twice the floor: health not concave.
+        |c| c.basis_bps = 2 * c.linear_floor_bps + 1,
     ];
     for change in bad {
         let mut config = grid();
@@ -448,7 +450,7 @@ async fn a_portfolio_account_is_liquidated_against_its_whole_book() {
 /// Long the perpetual and short a dated future of the same underlying, on
 /// little collateral: the grid sees a hedge. Taking one leg off with a
 /// reduce-only order would leave the other naked, so portfolio mode checks
-/// reduce-only orders too (refused by name). Under water (a wider basis
+/// reduce-only orders too (refused by name). Under water (a wider oracle
 /// add-on), no lot of either leg raises health: the liquidator takes the
 /// leg over whole at the mark, without the fee (the insurance fund's
 /// balance does not move), and then the naked leg, which does raise it,
@@ -496,10 +498,10 @@ async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
     )
     .await;
 
-    // A basis add-on of 5 % a leg: carol is under maintenance.
+    // An oracle add-on of 5 % a unit held: carol is under maintenance.
     let admin = t.h.admin.insecure_clone();
     let wider = ScenarioConfig {
-        basis_bps: 500,
+        confidence_bps: 500,
         ..grid()
     };
     let set = ix::set_scenario_margin(&admin.pubkey(), &perp.underlying.underlying, wider);

@@ -133,50 +133,32 @@ pub(super) async fn run(
                 tracing::debug!(%address, market_index, "expired, settled or closed: left to settlement");
                 continue;
             }
-            let liquidator_account = chain
-                .margin_account(&liquidator.margin_account)
-                .await
-                .map_err(|e| ChainError(e.to_string()))?;
-            let before = account.position(market_index).map_or(0, |p| p.base_lots);
-            let instruction = liquidate_ix(
-                keeper,
-                &liquidator.authority,
-                &liquidator.margin_account,
-                (&address, &account),
-                &liquidator_account,
-                market,
-            );
-            let what = format!("liquidate {address} in market {market_index}");
-            let mut instructions = risk_array_refreshes(
-                &[&account, &liquidator_account],
-                (&keeper.markets, &stored),
-                now,
-                slot,
-            );
-            instructions.push(instruction);
-            let instructions = keeper.refreshed(chain, market, instructions).await?;
-            let landed = keeper
-                .send(
-                    chain,
-                    &what,
-                    &instructions,
-                    &[&liquidator.authority],
-                    report,
-                )
-                .await?;
-            account = chain
-                .margin_account(&address)
-                .await
-                .map_err(|e| ChainError(e.to_string()))?;
-            if landed {
+            // A liquidation that only cancels the account's orders there
+            // is tried once more: the position itself is next.
+            for _ in 0..2 {
+                let before = account.position(market_index).map_or(0, |p| p.base_lots);
+                let landed =
+                    liquidate_once(keeper, chain, (&address, &account), market, &stored, report)
+                        .await?;
+                account = chain
+                    .margin_account(&address)
+                    .await
+                    .map_err(|e| ChainError(e.to_string()))?;
                 let after = account.position(market_index).map_or(0, |p| p.base_lots);
-                tracing::info!(%address, market_index, before, after, "liquidated");
-                report.liquidations.push(Liquidation {
-                    account: address,
-                    market_index,
-                    base_lots_before: before,
-                    base_lots_after: after,
-                });
+                if landed {
+                    tracing::info!(%address, market_index, before, after, "liquidated");
+                    report.liquidations.push(Liquidation {
+                        account: address,
+                        market_index,
+                        base_lots_before: before,
+                        base_lots_after: after,
+                    });
+                }
+                let healthy = health::preview(&account, &snapshots, now, slot)
+                    .is_ok_and(|h| h.maintenance >= 0);
+                if !landed || after != before || healthy {
+                    break;
+                }
             }
             let healthy =
                 health::preview(&account, &snapshots, now, slot).is_ok_and(|h| h.maintenance >= 0);
@@ -191,9 +173,10 @@ pub(super) async fn run(
 /// The markets of `account`'s open positions in the order to liquidate
 /// them. Standard mode: as the account holds them (each position's
 /// requirement is its own). Portfolio mode: by the health at the
-/// liquidation end after closing the whole leg at its mark, best first, so
-/// a leg that raises health goes before a hedge leg whose closing lowers
-/// it (a leg that cannot be valued goes last).
+/// liquidation end after closing the whole leg at its mark, best first;
+/// only the legs that raise it while there are any (a hedge leg, whose
+/// closing lowers it, only when none does; a leg that cannot be valued
+/// goes last).
 pub fn leg_order(
     account: &MarginAccount,
     markets: &[MarketSnapshot],
@@ -219,6 +202,16 @@ pub fn leg_order(
         .collect();
     // Highest health first; `None` (not computable) sorts below any value.
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    // While some leg raises health, only those: taking a hedge leg off
+    // then would only unhedge the account (the next cycle ranks again).
+    let now_health = health::preview(account, markets, now, slot)
+        .ok()
+        .map(|h| h.liquidation_end);
+    let improving =
+        |h: &Option<I80F48>| matches!((h, now_health), (Some(h), Some(now)) if *h > now);
+    if ranked.iter().any(|(h, _)| improving(h)) {
+        ranked.retain(|(h, _)| improving(h));
+    }
     ranked.into_iter().map(|(_, index)| index).collect()
 }
 
@@ -308,6 +301,63 @@ fn risk_array_refreshes(
                 .map(|batch| ix::refresh_risk_arrays(underlying, batch))
         })
         .collect()
+}
+
+/// One `liquidate` of `liquidatee` in `market` by the keeper's liquidator,
+/// after the risk arrays it reads that are due: in its own transaction
+/// when one refresh instruction covers them (at most ten arrays, about
+/// 490,000 CU beside the liquidation), else each refresh first in a
+/// transaction of its own. Whether the liquidation landed.
+async fn liquidate_once(
+    keeper: &Keeper,
+    chain: &mut impl Chain,
+    (address, account): (&Pubkey, &MarginAccount),
+    market: &MarketAccounts,
+    stored: &[MarketSnapshot],
+    report: &mut CycleReport,
+) -> Result<bool, ChainError> {
+    let Some(liquidator) = &keeper.liquidator else {
+        return Ok(false);
+    };
+    let clock = chain.clock().await?;
+    let liquidator_account = chain
+        .margin_account(&liquidator.margin_account)
+        .await
+        .map_err(|e| ChainError(e.to_string()))?;
+    let mut instructions = risk_array_refreshes(
+        &[account, &liquidator_account],
+        (&keeper.markets, stored),
+        clock.unix_timestamp,
+        clock.slot,
+    );
+    if instructions.len() > 1 {
+        for refresh in std::mem::take(&mut instructions) {
+            let what = format!("refresh risk arrays before liquidating {address}");
+            let refresh = keeper.refreshed(chain, market, vec![refresh]).await?;
+            if keeper.send(chain, &what, &refresh, &[], report).await? {
+                report.risk_array_refreshes += 1;
+            }
+        }
+    }
+    instructions.push(liquidate_ix(
+        keeper,
+        &liquidator.authority,
+        &liquidator.margin_account,
+        (address, account),
+        &liquidator_account,
+        market,
+    ));
+    let what = format!("liquidate {address} in market {}", market.market_index);
+    let instructions = keeper.refreshed(chain, market, instructions).await?;
+    keeper
+        .send(
+            chain,
+            &what,
+            &instructions,
+            &[&liquidator.authority],
+            report,
+        )
+        .await
 }
 
 fn liquidate_ix(

@@ -756,10 +756,11 @@ impl Portfolio {
     /// How the scenario book revalues a position of `market` on entry
     /// `underlying`: linearly (a perpetual, or a future before its expiry),
     /// as an option before its expiry (refused with `RiskArrayStale` unless
-    /// its risk array is usable now); `None` for a settled market or an
-    /// expired future or option, which keep standard mode's rule: their
-    /// value no longer moves with the spot (a future past expiry is marked
-    /// at its settlement average), so they hedge nothing in a scenario.
+    /// its risk array is usable now); `None` for a settled or closed market
+    /// or an expired future or option, which keep standard mode's rule:
+    /// their value no longer moves with the spot (a future past expiry is
+    /// marked at its settlement average, a closed market at its last good
+    /// price), so they hedge nothing in a scenario.
     #[inline(never)]
     fn scenario_instrument(
         &self,
@@ -770,6 +771,8 @@ impl Portfolio {
         let prices = &self.underlyings[usize::from(underlying)].prices;
         match &market.mark {
             MarkRule::Settled(_) => Ok(None),
+            // A closed market is marked at its last good price.
+            _ if market.closed => Ok(None),
             MarkRule::Future { expiry, .. } if self.now >= *expiry => Ok(None),
             MarkRule::Option(mark) if self.now >= mark.expiry => Ok(None),
             MarkRule::Option(mark) => {

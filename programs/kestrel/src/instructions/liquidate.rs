@@ -330,9 +330,12 @@ struct Sizing {
 
 /// A portfolio-mode account's position on an underlying with a grid is
 /// sized against its whole book there: the fewest lots that bring health
-/// at the liquidation end to zero, or that raise it most (closing a hedge
-/// leg lowers it: then none). `None` when the standard plan sizes it. Out of line, under
-/// six arguments: the probe and its search stay off the handler's frame.
+/// at the liquidation end to zero, or that raise it most. Zero for a hedge
+/// leg, one no lot of which raises health even without the fee (a leg the
+/// fee alone keeps from helping is sized without it: the fee is then held
+/// to the account's equity). `None` when the standard plan sizes it. Out
+/// of line, under six arguments: the probe and its search stay off the
+/// handler's frame.
 #[inline(never)]
 fn portfolio_lots(
     others: &mut portfolio::Portfolio,
@@ -345,7 +348,7 @@ fn portfolio_lots(
         return Ok(None);
     };
     let position = sizing.position;
-    let health_after = |lots: u64| -> Option<I80F48> {
+    let health_after = |plan: &Liquidation, lots: u64| -> Option<I80F48> {
         let (after, realized) = if lots == 0 {
             (position.position(), SignedNativeUnits(0))
         } else {
@@ -361,7 +364,15 @@ fn portfolio_lots(
             .ok()
     };
     let size = position.base_lots.unsigned_abs().min(sizing.max_base_lots);
+    let lots = fewest_lots_reaching(size, |lots| health_after(plan, lots)).or_overflow()?;
+    if lots > 0 {
+        return Ok(Some(lots));
+    }
+    let free = Liquidation {
+        fee_bps: 0,
+        ..*plan
+    };
     Ok(Some(
-        fewest_lots_reaching(size, health_after).or_overflow()?,
+        fewest_lots_reaching(size, |lots| health_after(&free, lots)).or_overflow()?,
     ))
 }

@@ -358,7 +358,11 @@ impl ScenarioConfig {
                 && within(self.array_tolerance_bps, 1, 1_000)
                 && within(self.array_max_age_seconds, 1, 86_400)
                 && u64::from(self.scan_range_bps) * u64::from(self.extreme_move_bps)
-                    < MAX_EXTREME_MOVE_BPS * 10_000,
+                    < MAX_EXTREME_MOVE_BPS * 10_000
+                // The floor on the net linear notional and the basis add-on
+                // on its offset sum to a convex charge only so: liquidation
+                // sizing relies on health being concave in the lots closed.
+                && self.basis_bps <= 2 * self.linear_floor_bps,
             KestrelError::InvalidScenarioMargin
         );
         Ok(())
