@@ -84,6 +84,35 @@ async fn book() -> Book {
 }
 
 impl Book {
+    /// A dated future of the perpetual's underlying (market 3) expiring
+    /// `seconds` from now, its basis converging over the last hour.
+    async fn list_future(&mut self, seconds: i64) -> (ix::MarketAccounts, FutureParams) {
+        let future = FutureParams {
+            expiry: minute_of(self.h.now().await + seconds),
+            settlement_window_seconds: 1_800,
+            max_basis_bps: 200,
+            basis_window_seconds: 600,
+            convergence_seconds: 3_600,
+        };
+        let underlying = self.perp.underlying;
+        let dated = self
+            .h
+            .create_future_on(3, &underlying, perp_params(), future)
+            .await;
+        (dated, future)
+    }
+
+    /// A new user with `collateral` deposited, in portfolio mode.
+    async fn portfolio_user(&mut self, collateral: u64) -> User {
+        let user = self.h.user(collateral).await;
+        self.h.deposit(&user, collateral).await;
+        let switch = self.mode_ix(&user, MarginMode::Portfolio).await;
+        self.h
+            .ok("set_margin_mode portfolio", &[switch], &[&user.key])
+            .await;
+        user
+    }
+
     fn refresh_ix(&self) -> Instruction {
         ix::refresh_risk_arrays(
             &self.perp.underlying.underlying,
@@ -458,21 +487,8 @@ async fn a_portfolio_account_is_liquidated_against_its_whole_book() {
 #[tokio::test]
 async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
     let mut t = book().await;
-    let future = FutureParams {
-        expiry: minute_of(t.h.now().await + 30 * DAY),
-        settlement_window_seconds: 1_800,
-        max_basis_bps: 200,
-        basis_window_seconds: 600,
-        convergence_seconds: 3_600,
-    };
-    let dated =
-        t.h.create_future_on(3, &t.perp.underlying, perp_params(), future)
-            .await;
-    let carol = t.h.user(40 * ONE_TOKEN).await;
-    t.h.deposit(&carol, 40 * ONE_TOKEN).await;
-    let switch = t.mode_ix(&carol, MarginMode::Portfolio).await;
-    t.h.ok("set_margin_mode portfolio", &[switch], &[&carol.key])
-        .await;
+    let (dated, _) = t.list_future(30 * DAY).await;
+    let carol = t.portfolio_user(40 * ONE_TOKEN).await;
     let perp = t.perp;
     // 1 SOL long of the perpetual, 1 SOL short of the future, at 150; then
     // carol withdraws all but a USDC above the hedge's requirement (30
@@ -560,22 +576,8 @@ async fn a_hedge_leg_is_neither_dropped_reduce_only_nor_left_unliquidatable() {
 #[tokio::test]
 async fn an_expired_future_hedges_nothing() {
     let mut t = book().await;
-    let now = t.h.now().await;
-    let future = FutureParams {
-        expiry: minute_of(now + 3_600),
-        settlement_window_seconds: 1_800,
-        max_basis_bps: 200,
-        basis_window_seconds: 600,
-        convergence_seconds: 3_600,
-    };
-    let dated =
-        t.h.create_future_on(3, &t.perp.underlying, perp_params(), future)
-            .await;
-    let carol = t.h.user(35 * ONE_TOKEN).await;
-    t.h.deposit(&carol, 35 * ONE_TOKEN).await;
-    let switch = t.mode_ix(&carol, MarginMode::Portfolio).await;
-    t.h.ok("set_margin_mode portfolio", &[switch], &[&carol.key])
-        .await;
+    let (dated, future) = t.list_future(3_600).await;
+    let carol = t.portfolio_user(35 * ONE_TOKEN).await;
     let perp = t.perp;
     t.take(&carol, &dated, ASK, 15_000, 100).await;
     // Before expiry the pair is a hedge: the long fits (about 25 USDC
