@@ -189,10 +189,12 @@ async fn execute(chain: &mut impl Chain, admin: &Keypair, step: &Step) -> Result
         Step::SetPriceLimit {
             underlying_index,
             max_move_bps_per_second,
+            band_bps,
         } => ix::set_price_limit(
             &admin_key,
             &pda::underlying(&exchange, underlying_index),
             max_move_bps_per_second,
+            band_bps,
         ),
         Step::CreateOptionMarket {
             args,

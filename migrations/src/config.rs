@@ -73,6 +73,11 @@ pub struct UnderlyingConfig {
     /// underlying keeps what it has.
     #[serde(default)]
     pub max_price_move_bps_per_second: Option<u32>,
+    /// With the speed above: how far from the hourly delay price the
+    /// accepted price may go, basis points of it (`set_price_limit`; 0 or
+    /// absent: any distance). A held band makes the markets reduce-only.
+    #[serde(default)]
+    pub price_band_bps: Option<u32>,
 }
 
 /// `[underlying.risk_scaling]`: what `set_risk_scaling` stores (a key left
@@ -333,13 +338,27 @@ impl Config {
             }
         }
         for (i, underlying) in config.underlyings.iter().enumerate() {
-            if let Some(limit) = underlying.max_price_move_bps_per_second {
-                kestrel::state::validate_price_limit(limit).map_err(|e| {
-                    invalid(
-                        &format!("underlying[{i}].max_price_move_bps_per_second"),
-                        format!("refused by the program: {e}"),
-                    )
-                })?;
+            match (
+                underlying.max_price_move_bps_per_second,
+                underlying.price_band_bps,
+            ) {
+                (Some(limit), band) => {
+                    kestrel::state::validate_price_limit(limit, band.unwrap_or(0)).map_err(
+                        |e| {
+                            invalid(
+                                &format!("underlying[{i}].max_price_move_bps_per_second"),
+                                format!("refused by the program: {e}"),
+                            )
+                        },
+                    )?;
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        &format!("underlying[{i}].price_band_bps"),
+                        "a band needs max_price_move_bps_per_second beside it",
+                    ))
+                }
+                (None, None) => {}
             }
             if let Some(scaling) = &underlying.risk_scaling {
                 scaling.scaling().validate().map_err(|e| {

@@ -75,6 +75,7 @@ pub enum Step {
     SetPriceLimit {
         underlying_index: u16,
         max_move_bps_per_second: u32,
+        band_bps: u32,
     },
     /// Lists one option of a `[[series]]`.
     CreateOptionMarket {
@@ -192,9 +193,11 @@ impl std::fmt::Display for Step {
             Step::SetPriceLimit {
                 underlying_index,
                 max_move_bps_per_second,
+                band_bps,
             } => write!(
                 f,
-                "set underlying {underlying_index}'s price limit ({max_move_bps_per_second} bps a second)"
+                "set underlying {underlying_index}'s price limit ({max_move_bps_per_second} bps a second, \
+                 band {band_bps} bps)"
             ),
             Step::CreateOptionMarket { args, expiry, option, .. } => write!(
                 f,
@@ -522,20 +525,28 @@ fn plan_risk_scaling(config: &UnderlyingConfig, state: &ChainState, steps: &mut 
     }
 }
 
-/// `set_price_limit` when the file's `max_price_move_bps_per_second`
-/// differs from what the underlying stores (or it is not listed yet).
+/// `set_price_limit` when the file's `max_price_move_bps_per_second` and
+/// `price_band_bps` (absent: the chain's) differ from what the underlying stores (or
+/// it is not listed yet).
 fn plan_price_limit(config: &UnderlyingConfig, state: &ChainState, steps: &mut Vec<Step>) {
-    let Some(wanted) = config.max_price_move_bps_per_second else {
+    let Some(max_move_bps_per_second) = config.max_price_move_bps_per_second else {
         return;
     };
-    let current = state
-        .underlyings
-        .get(&config.index)
-        .map(|u| u.price_limit.max_move_bps_per_second);
-    if current != Some(wanted) {
+    let current = state.underlyings.get(&config.index).map(|u| {
+        (
+            u.price_limit.max_move_bps_per_second,
+            u.price_limit.band_bps,
+        )
+    });
+    // An absent band keeps what the chain has, as an absent speed does.
+    let band_bps = config
+        .price_band_bps
+        .unwrap_or(current.map_or(0, |(_, band)| band));
+    if current != Some((max_move_bps_per_second, band_bps)) {
         steps.push(Step::SetPriceLimit {
             underlying_index: config.index,
-            max_move_bps_per_second: wanted,
+            max_move_bps_per_second,
+            band_bps,
         });
     }
 }
@@ -1119,7 +1130,7 @@ mod tests {
     fn a_price_limit_is_set_when_it_differs_and_checked_like_the_program() {
         let text = CONFIG.replacen(
             "\n[underlying.",
-            "\nmax_price_move_bps_per_second = 20\n\n[underlying.",
+            "\nmax_price_move_bps_per_second = 20\nprice_band_bps = 2000\n\n[underlying.",
             1,
         );
         let config = Config::parse(&text).unwrap();
@@ -1140,19 +1151,19 @@ mod tests {
             steps,
             [Step::SetPriceLimit {
                 underlying_index: 0,
-                max_move_bps_per_second: 20
+                max_move_bps_per_second: 20,
+                band_bps: 2_000,
             }]
         );
         assert_eq!(
             steps[0].to_string(),
-            "set underlying 0's price limit (20 bps a second)"
+            "set underlying 0's price limit (20 bps a second, band 2000 bps)"
         );
-        state
-            .underlyings
-            .get_mut(&0)
-            .unwrap()
-            .price_limit
-            .max_move_bps_per_second = 20;
+        let stored = &mut state.underlyings.get_mut(&0).unwrap().price_limit;
+        stored.max_move_bps_per_second = 20;
+        // The speed alone is not what the file asks for.
+        assert_eq!(limit_steps(&state).len(), 1);
+        state.underlyings.get_mut(&0).unwrap().price_limit.band_bps = 2_000;
         assert!(limit_steps(&state).is_empty());
         let refused = text.replace(
             "max_price_move_bps_per_second = 20",
@@ -1162,6 +1173,17 @@ mod tests {
             .unwrap_err()
             .0
             .contains("underlying[0].max_price_move_bps_per_second"));
+        // A band the program refuses, and a band without a speed.
+        let narrow = text.replace("price_band_bps = 2000", "price_band_bps = 50");
+        assert!(Config::parse(&narrow)
+            .unwrap_err()
+            .0
+            .contains("underlying[0].max_price_move_bps_per_second"));
+        let alone = text.replace("max_price_move_bps_per_second = 20\n", "");
+        assert!(Config::parse(&alone)
+            .unwrap_err()
+            .0
+            .contains("underlying[0].price_band_bps"));
     }
 
     #[test]

@@ -3,7 +3,7 @@ use kestrel::error::KestrelError;
 
 /// Every Kestrel error, in code order. A test checks this list against the
 /// committed IDL, so a new variant cannot be forgotten here.
-pub const ALL: [KestrelError; 103] = [
+pub const ALL: [KestrelError; 104] = [
     KestrelError::NotAdmin,
     KestrelError::NotPendingAdmin,
     KestrelError::NoPendingAdmin,
@@ -107,6 +107,7 @@ pub const ALL: [KestrelError; 103] = [
     KestrelError::NoScenarioMargin,
     KestrelError::NotAnOptionMarket,
     KestrelError::MarginModeUnchanged,
+    KestrelError::PriceBandHeld,
 ];
 
 /// The Kestrel error with this `InstructionError::Custom` code, if any.

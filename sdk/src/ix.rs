@@ -535,11 +535,14 @@ pub fn refresh_risk_arrays(underlying: &Pubkey, markets: &[Pubkey]) -> Instructi
 }
 
 /// `set_price_limit`: how fast the underlying's accepted price may follow
-/// its feeds, basis points of the price a second (0: at once).
+/// its feeds, basis points of the price a second (0: at once), and how far
+/// from the hourly delay price it may go, basis points of it (0: any
+/// distance; a held band makes the markets reduce-only and widens).
 pub fn set_price_limit(
     admin: &Pubkey,
     underlying: &Pubkey,
     max_move_bps_per_second: u32,
+    band_bps: u32,
 ) -> Instruction {
     build(
         accounts::SetPriceLimit {
@@ -549,6 +552,7 @@ pub fn set_price_limit(
         },
         instruction::SetPriceLimit {
             max_move_bps_per_second,
+            band_bps,
         },
     )
 }

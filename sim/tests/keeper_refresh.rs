@@ -100,7 +100,7 @@ async fn the_keeper_moves_a_price_the_limit_holds_back_on() {
     let market = market_of(&mut chain, &config).await;
     let keeper = Keeper::new(vec![market], None);
     let admin = chain.deployer().insecure_clone();
-    let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 40);
+    let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 40, 0);
     chain.send_ok(&[limit], &[&admin]).await;
     // One print 10 % up, then nothing newer: each refresh ten seconds
     // apart moves the accepted price 4 % on (40 bp a second), until it

@@ -398,7 +398,7 @@ async fn every_substituted_account_is_refused() {
     );
     m.check("set_scenario_margin", grid, &[&admin], &[], true)
         .await;
-    let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20);
+    let limit = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20, 0);
     m.check("set_price_limit", limit, &[&admin], &[], true)
         .await;
     let sb = market.underlying.fallback_oracle.unwrap();

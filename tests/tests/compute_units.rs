@@ -166,7 +166,7 @@ async fn every_instruction_stays_within_its_compute_budget() {
     let scaling = ix::set_risk_scaling(&successor.pubkey(), &underlying.underlying, scaling);
     m.measure("set_risk_scaling", scaling, &[&successor]).await;
     // A price limit on: the sampled refresh below also steps it.
-    let limit = ix::set_price_limit(&successor.pubkey(), &underlying.underlying, 20);
+    let limit = ix::set_price_limit(&successor.pubkey(), &underlying.underlying, 20, 2_000);
     m.measure("set_price_limit", limit, &[&successor]).await;
     // A minute apart at two prices: the first sets the realized
     // volatility's anchor, the second (measured) also samples it (a log

@@ -327,12 +327,12 @@ async fn the_mango_attack_extracts_nothing() {
     assert!(long <= DEPOSIT as i64);
 }
 
-/// How long the feeds hold the print: two minutes (eight refreshes), then
-/// back to 150 for the rest of the twenty minutes. A limit bounds how fast
-/// a manipulated price is accepted, not how far: held for the whole twenty
-/// minutes, 2 % a refresh compounds to the print (the pump above), and
-/// then it is the liquidators' capital that stands between the attacker
-/// and the fund (docs/SECURITY.md, open).
+/// How long the feeds hold the print in the single-print tests: two
+/// minutes (eight refreshes), then back to 150 for twenty minutes. A limit
+/// bounds how fast a manipulated price is accepted, not how far: held for
+/// the whole twenty minutes ([`STEPS`]), 2 % a refresh compounds to the
+/// print (the pump above), and a keeper too small for the short it took
+/// over is bankrupt at the peak. The price band bounds the distance.
 const HOLD_STEPS: u32 = 8;
 
 /// What a single print held for [`HOLD_STEPS`] leaves, the attacker trying
@@ -352,6 +352,12 @@ struct SinglePrint {
     deficit: i64,
     /// The accepted price after the first refresh of the print.
     first_step: f64,
+    /// The highest accepted price.
+    peak: f64,
+    /// The keeper's lowest equity at the accepted price (native USDC):
+    /// below zero, it is bankrupt, and the attacker's long may liquidate
+    /// it and realize the pumped gain.
+    keeper_low: f64,
     self_liquidations: u32,
     keeper_liquidations: u32,
 }
@@ -366,7 +372,19 @@ enum Liquidator {
     SmallKeeper,
 }
 
-async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator) -> SinglePrint {
+/// The speed limit and the band (`set_price_limit`).
+#[derive(Clone, Copy)]
+struct Limit {
+    bps_per_second: u32,
+    band_bps: u32,
+}
+
+async fn single_print(
+    limit: Option<Limit>,
+    hold_steps: u32,
+    liquidator: Liquidator,
+) -> SinglePrint {
+    let limit_bps_per_second = limit.map(|l| l.bps_per_second);
     let mut t = setup().await;
     let mut keeper_deposit = 100_000 * ONE_TOKEN as i64;
     if liquidator == Liquidator::SmallKeeper {
@@ -378,12 +396,13 @@ async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator)
     // A fund of 10,000 USDC, staked by a fourth (honest) user.
     let staker = t.h.user(10_000 * ONE_TOKEN).await;
     t.h.stake(&staker, 10_000 * ONE_TOKEN).await;
-    if let Some(limit) = limit_bps_per_second {
+    if let Some(limit) = limit {
         let admin = t.h.admin.insecure_clone();
         let set = kestrel_sdk::ix::set_price_limit(
             &admin.pubkey(),
             &t.market.underlying.underlying,
-            limit,
+            limit.bps_per_second,
+            limit.band_bps,
         );
         t.h.ok("set_price_limit", &[set], &[&admin]).await;
     }
@@ -392,11 +411,13 @@ async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator)
     let long_key = t.long.key.insecure_clone();
     let mut withdrawn = 0i64;
     let mut first_step = 0.0;
+    let mut peak = 0.0f64;
+    let mut keeper_low = f64::MAX;
     let mut self_liquidations = 0;
     let mut keeper_liquidations = 0;
-    for step in 1..=STEPS {
+    for step in 1..=hold_steps + STEPS {
         t.h.advance_clock(STEP_SECONDS).await;
-        let feed = if step <= HOLD_STEPS { 750 } else { 150 };
+        let feed = if step <= hold_steps { 750 } else { 150 };
         t.h.set_oracle_price(&t.market, feed).await;
         t.h.set_oracle_price(&t.other, 150).await;
         let underlying = t.h.underlying_state(&t.market.underlying.underlying).await;
@@ -407,6 +428,7 @@ async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator)
         if step == 1 {
             first_step = accepted;
         }
+        peak = peak.max(accepted);
         // The attacker moves first: its long liquidates its short...
         while liquidator == Liquidator::AttackerFirst
             && t.h
@@ -444,6 +466,15 @@ async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator)
         // Then the honest keeper: what is left under maintenance, and a
         // bankrupt account's deficit to the fund.
         keeper_liquidations += t.keeper().await;
+        let keeper = t.h.margin_account(&t.liquidator.margin_account).await;
+        let value_at = |account: &kestrel::state::MarginAccount| -> f64 {
+            account.collateral as f64
+                + account
+                    .active_positions()
+                    .map(|(_, p)| p.base_lots as f64 * accepted * 1e4 + p.quote_native as f64)
+                    .sum::<f64>()
+        };
+        keeper_low = keeper_low.min(value_at(&keeper));
         let short = t.h.margin_account(&t.short.margin_account).await;
         if short.collateral < 0 && short.active_positions().next().is_none() {
             let settle = kestrel_sdk::ix::settle_bankruptcy(&t.short.margin_account, &t.market);
@@ -487,18 +518,33 @@ async fn single_print(limit_bps_per_second: Option<u32>, liquidator: Liquidator)
         fund_loss: fund_at_start - fund_at_end,
         deficit,
         first_step,
+        peak,
+        keeper_low,
         self_liquidations,
         keeper_liquidations,
     }
 }
 
 impl SinglePrint {
+    /// Nothing beyond the attacker's own collateral, no loss to the keeper,
+    /// the fund or anyone's collateral.
+    fn assert_nothing_extracted(&self) {
+        assert!(
+            self.keeper_gain >= 0,
+            "the keeper lost {}",
+            self.keeper_gain
+        );
+        assert!(self.attacker <= 3 * DEPOSIT as i64, "{}", self.attacker);
+        assert!(self.fund_loss <= 0, "the fund lost {}", self.fund_loss);
+        assert_eq!(self.deficit, 0);
+    }
+
     fn report(&self, limit: &str) {
         println!(
             "[single print] {limit}: the markets see {:.2} after the first refresh; the attacker \
              deposited {} USDC, withdrew {:.2} and holds {:.2} in all after {} liquidations of its \
              own short and {} by the keeper (which gained {:.2}); the fund lost {:.2}, and {:.2} of \
-             deficit is left",
+             deficit is left; the markets peaked at {:.2}, the keeper's equity at {:.2}",
             self.first_step,
             3 * DEPOSIT / 1_000_000,
             self.withdrawn as f64 / 1e6,
@@ -508,13 +554,15 @@ impl SinglePrint {
             self.keeper_gain as f64 / 1e6,
             self.fund_loss as f64 / 1e6,
             self.deficit as f64 / 1e6,
+            self.peak,
+            self.keeper_low / 1e6,
         );
     }
 }
 
 #[tokio::test]
 async fn without_a_price_limit_a_single_print_pays_the_attacker_from_others() {
-    let outcome = single_print(None, Liquidator::AttackerFirst).await;
+    let outcome = single_print(None, HOLD_STEPS, Liquidator::AttackerFirst).await;
     outcome.report("no limit");
     assert_eq!(outcome.first_step, 750.0);
     // The hole the limit closes: the long is paid the short's deficit, out
@@ -535,7 +583,11 @@ async fn under_a_price_limit_a_single_print_extracts_nothing() {
         (Liquidator::AttackerFirst, "20 bp/s"),
         (Liquidator::SmallKeeper, "20 bp/s, a small keeper"),
     ] {
-        let outcome = single_print(Some(20), liquidator).await;
+        let limit = Limit {
+            bps_per_second: 20,
+            band_bps: 0,
+        };
+        let outcome = single_print(Some(limit), HOLD_STEPS, liquidator).await;
         outcome.report(label);
         // Ten seconds' worth of the limit.
         assert!(
@@ -547,21 +599,45 @@ async fn under_a_price_limit_a_single_print_extracts_nothing() {
             Liquidator::SmallKeeper => assert!(outcome.keeper_liquidations > 0),
             Liquidator::AttackerFirst => assert!(outcome.self_liquidations > 0),
         }
-        assert!(
-            outcome.keeper_gain >= 0,
-            "the keeper lost {}",
-            outcome.keeper_gain
-        );
-        assert!(
-            outcome.attacker <= 3 * DEPOSIT as i64,
-            "{}",
-            outcome.attacker
-        );
-        assert!(
-            outcome.fund_loss <= 0,
-            "the fund lost {}",
-            outcome.fund_loss
-        );
-        assert_eq!(outcome.deficit, 0);
+        outcome.assert_nothing_extracted();
+    }
+}
+
+/// The print held for the whole twenty minutes, a small keeper alone
+/// liquidating: at 20 bp a second the markets follow it to the peak and
+/// the keeper, short what it took over, is bankrupt there (the attacker's
+/// long could then liquidate it and withdraw the gain). A 20 % band around
+/// the delay price stops the markets at 180 and then widens 20 % each ten
+/// minutes held: the keeper stays solvent throughout, and nothing is
+/// extracted, whoever liquidates.
+#[tokio::test]
+async fn a_price_band_bounds_a_print_held_twenty_minutes() {
+    let speed_only = Limit {
+        bps_per_second: 20,
+        band_bps: 0,
+    };
+    let outcome = single_print(Some(speed_only), STEPS, Liquidator::SmallKeeper).await;
+    outcome.report("held 20 min, 20 bp/s, a small keeper");
+    assert!(outcome.peak > 600.0, "{}", outcome.peak);
+    assert!(outcome.keeper_low < 0.0, "{}", outcome.keeper_low);
+
+    let banded = Limit {
+        bps_per_second: 20,
+        band_bps: 2_000,
+    };
+    for (liquidator, label) in [
+        (
+            Liquidator::SmallKeeper,
+            "held 20 min, 20 bp/s, 20 % band, a small keeper",
+        ),
+        (Liquidator::AttackerFirst, "held 20 min, 20 bp/s, 20 % band"),
+    ] {
+        let outcome = single_print(Some(banded), STEPS, liquidator).await;
+        outcome.report(label);
+        // Widened at every refresh after the first: 20 % × (1 + 79 × 15 / 600)
+        // = 59.5 %, so 239.25 at most.
+        assert!(outcome.peak < 240.0, "{}", outcome.peak);
+        assert!(outcome.keeper_low > 0.0, "{}", outcome.keeper_low);
+        outcome.assert_nothing_extracted();
     }
 }

@@ -35,7 +35,7 @@ async fn only_the_admin_sets_a_price_limit_within_its_bound() {
     let market = h.create_market(0, market_params).await;
     let underlying = market.underlying.underlying;
     let intruder = h.user(ONE_TOKEN).await;
-    let set = ix::set_price_limit(&intruder.pubkey(), &underlying, 20);
+    let set = ix::set_price_limit(&intruder.pubkey(), &underlying, 20, 0);
     h.refused(
         "set_price_limit by another",
         &[set],
@@ -44,7 +44,7 @@ async fn only_the_admin_sets_a_price_limit_within_its_bound() {
     )
     .await;
     let admin = h.admin.insecure_clone();
-    let too_fast = ix::set_price_limit(&admin.pubkey(), &underlying, 501);
+    let too_fast = ix::set_price_limit(&admin.pubkey(), &underlying, 501, 0);
     h.refused(
         "set_price_limit too fast",
         &[too_fast],
@@ -52,27 +52,60 @@ async fn only_the_admin_sets_a_price_limit_within_its_bound() {
         code(KestrelError::InvalidPriceLimit),
     )
     .await;
-    let set = ix::set_price_limit(&admin.pubkey(), &underlying, 500);
+    // A band narrower than 1 %, wider than the price, or without a speed.
+    for (rate, band, label) in [
+        (20, 99, "set_price_limit with too narrow a band"),
+        (20, 10_001, "set_price_limit with too wide a band"),
+        (0, 2_000, "set_price_limit with a band and no speed"),
+    ] {
+        let set = ix::set_price_limit(&admin.pubkey(), &underlying, rate, band);
+        h.refused(
+            label,
+            &[set],
+            &[&admin],
+            code(KestrelError::InvalidPriceLimit),
+        )
+        .await;
+    }
+    let set = ix::set_price_limit(&admin.pubkey(), &underlying, 500, 2_000);
     h.ok("set_price_limit", &[set], &[&admin]).await;
     let state = h.underlying_state(&underlying).await;
     assert_eq!(state.price_limit.max_move_bps_per_second, 500);
+    assert_eq!(
+        (
+            state.price_limit.band_bps,
+            state.price_limit().width_bps(),
+            state.price_band.held
+        ),
+        (2_000, 2_000, 0)
+    );
     // It starts from the price accepted last.
     assert_eq!(state.price_limit().price(), state.prices.last_good_price());
 }
 
-#[tokio::test]
-async fn a_lagging_limit_lends_nothing_in_a_crash() {
+/// Market 0 under a limit of 20 bp a second and a band of `band_bps`: a
+/// long of 10 SOL at 150 on 400 USDC, bought from a well-funded maker, and
+/// a keeper with twice the position's notional.
+struct Crash {
+    h: Harness,
+    market: ix::MarketAccounts,
+    underlying: kestrel_sdk::Pubkey,
+    maker: User,
+    long: User,
+    keeper: User,
+}
+
+async fn crash_setup(band_bps: u32) -> Crash {
     let mut h = Harness::new().await;
     let market = h.create_market(0, market_params).await;
     let underlying = market.underlying.underlying;
     let admin = h.admin.insecure_clone();
-    let set = ix::set_price_limit(&admin.pubkey(), &underlying, 20);
+    let set = ix::set_price_limit(&admin.pubkey(), &underlying, 20, band_bps);
     h.ok("set_price_limit", &[set], &[&admin]).await;
     let maker = h.user(100_000 * ONE_TOKEN).await;
     h.deposit(&maker, 100_000 * ONE_TOKEN).await;
     let long = h.user(400 * ONE_TOKEN).await;
     h.deposit(&long, 400 * ONE_TOKEN).await;
-    // A keeper with twice the position's notional.
     let keeper = h.user(3_000 * ONE_TOKEN).await;
     h.deposit(&keeper, 3_000 * ONE_TOKEN).await;
     h.place(&maker, &market, order(ASK, OrderType::Limit, 15_000, LOTS))
@@ -84,6 +117,51 @@ async fn a_lagging_limit_lends_nothing_in_a_crash() {
     )
     .await;
     h.crank(&market, 8).await;
+    Crash {
+        h,
+        market,
+        underlying,
+        maker,
+        long,
+        keeper,
+    }
+}
+
+/// What a keeper does after each price: liquidates `long` at the accepted
+/// price while it is under maintenance; the number of liquidations.
+async fn liquidate_while_under_maintenance(
+    h: &mut Harness,
+    keeper: &User,
+    long: &User,
+    market: &ix::MarketAccounts,
+) -> u32 {
+    let mut liquidations = 0;
+    loop {
+        let health = h.health_preview(&long.margin_account).await;
+        let account = h.margin_account(&long.margin_account).await;
+        if health.maintenance >= 0 || account.active_positions().next().is_none() {
+            return liquidations;
+        }
+        let liquidate = h
+            .liquidate_ix(keeper, &long.margin_account, market, u64::MAX)
+            .await;
+        let key = keeper.key.insecure_clone();
+        h.ok("liquidate at the accepted price", &[liquidate], &[&key])
+            .await;
+        liquidations += 1;
+    }
+}
+
+#[tokio::test]
+async fn a_lagging_limit_lends_nothing_in_a_crash() {
+    let Crash {
+        mut h,
+        market,
+        underlying,
+        maker,
+        long,
+        keeper,
+    } = crash_setup(0).await;
     let fund_at_start = h.token_balance(&h.insurance_vault.clone()).await;
 
     // The feeds fall to 100 at once; the markets see 2 % of it.
@@ -133,20 +211,7 @@ async fn a_lagging_limit_lends_nothing_in_a_crash() {
     for step in 0..40 {
         h.advance_clock(15).await;
         h.set_oracle_price(&market, 100).await;
-        loop {
-            let health = h.health_preview(&long.margin_account).await;
-            let position = h.margin_account(&long.margin_account).await;
-            if health.maintenance >= 0 || position.active_positions().next().is_none() {
-                break;
-            }
-            let liquidate = h
-                .liquidate_ix(&keeper, &long.margin_account, &market, u64::MAX)
-                .await;
-            let key = keeper.key.insecure_clone();
-            h.ok("liquidate at the lagging price", &[liquidate], &[&key])
-                .await;
-            liquidations += 1;
-        }
+        liquidations += liquidate_while_under_maintenance(&mut h, &keeper, &long, &market).await;
         let account = h.margin_account(&long.margin_account).await;
         assert!(
             account.collateral >= 0,
@@ -175,6 +240,103 @@ async fn a_lagging_limit_lends_nothing_in_a_crash() {
     );
 }
 
+/// A 10 % band around the delay price (150) and the feeds falling to 100 at
+/// once: the band holds, the accepted price stops near 135, and the market
+/// takes reduce-only orders only (a long closing, a short covering) while
+/// liquidations go on; the hold widens the band 10 % every ten minutes
+/// until the markets see 100, and trading opens again.
+#[tokio::test]
+async fn a_held_band_halts_new_risk_and_widens_to_a_genuine_move() {
+    let Crash {
+        mut h,
+        market,
+        underlying,
+        maker,
+        long,
+        keeper,
+    } = crash_setup(1_000).await;
+
+    // Held from the first refresh: the feeds are past the band. The price
+    // falls at the limit to the band's edge (widened by then 25 bps a
+    // refresh).
+    let mut now = 0;
+    let mut price = 150.0;
+    while price > 136.0 {
+        h.advance_clock(15).await;
+        now += 15;
+        h.set_oracle_price(&market, 100).await;
+        assert!(h
+            .underlying_state(&underlying)
+            .await
+            .price_limit()
+            .is_held());
+        price = accepted(&mut h, &underlying).await;
+        assert!(
+            price >= 135.0 - 0.375 * f64::from(now / 15),
+            "{price} at {now} s"
+        );
+        assert!(now < 300, "the band never stopped the price: {price}");
+    }
+    // New risk is refused by name, whoever asks: the maker adding to its
+    // short, the long adding to its long.
+    let held = code(KestrelError::PriceBandHeld);
+    let add_short = h
+        .place_ix(&maker, &market, order(ASK, OrderType::Limit, 13_600, 1))
+        .await;
+    let add_long = h
+        .place_ix(
+            &long,
+            &market,
+            order(BID, OrderType::ImmediateOrCancel, 13_600, 1),
+        )
+        .await;
+    let maker_key = maker.key.insecure_clone();
+    let long_key = long.key.insecure_clone();
+    h.refused("add a short while held", &[add_short], &[&maker_key], held)
+        .await;
+    h.refused("add a long while held", &[add_long], &[&long_key], held)
+        .await;
+    // Reduce-only orders trade: the maker covers, the long closes a
+    // fifth.
+    let mut cover = order(BID, OrderType::Limit, 13_500, LOTS / 5);
+    cover.reduce_only = true;
+    h.place(&maker, &market, cover).await;
+    let mut close = order(ASK, OrderType::ImmediateOrCancel, 13_500, LOTS / 5);
+    close.reduce_only = true;
+    h.place(&long, &market, close).await;
+    h.crank(&market, 8).await;
+    let position = h.margin_account(&long.margin_account).await;
+    assert_eq!(
+        position.position(0).unwrap().base_lots,
+        (LOTS - LOTS / 5) as i64
+    );
+
+    // The feeds stay at 100: the band widens, liquidations go on.
+    let held_at = now;
+    let mut liquidations = 0;
+    while accepted(&mut h, &underlying).await > 100.0 + 1e-6 {
+        h.advance_clock(15).await;
+        now += 15;
+        h.set_oracle_price(&market, 100).await;
+        liquidations += liquidate_while_under_maintenance(&mut h, &keeper, &long, &market).await;
+        assert!(h.margin_account(&long.margin_account).await.collateral >= 0);
+        assert!(now - held_at < 3_600, "still held an hour on");
+    }
+    // A third of the delay price is 2.3 widenings of 10 %.
+    let waited = now - held_at;
+    assert!(waited <= 1_500, "{waited} s");
+    assert!(liquidations > 0);
+    let state = h.underlying_state(&underlying).await;
+    assert!(!state.price_limit().is_held());
+    // Trading opens again.
+    h.place(&maker, &market, order(ASK, OrderType::Limit, 10_100, 1))
+        .await;
+    println!(
+        "[price band] a 33 % fall under a 10 % band: held near 135, caught up {waited} s later, \
+         {liquidations} liquidations on the way"
+    );
+}
+
 /// A liquidator takes a position over at the accepted price of the
 /// liquidated market's underlying, but on every other underlying it is
 /// judged as a withdrawal would be: a keeper whose short elsewhere is
@@ -187,7 +349,7 @@ async fn a_liquidator_is_judged_at_the_feeds_away_from_the_liquidated_underlying
     let pumped = h.create_market(1, market_params).await;
     let admin = h.admin.insecure_clone();
     for market in [&crashing, &pumped] {
-        let set = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20);
+        let set = ix::set_price_limit(&admin.pubkey(), &market.underlying.underlying, 20, 0);
         h.ok("set_price_limit", &[set], &[&admin]).await;
     }
     let maker = h.user(100_000 * ONE_TOKEN).await;

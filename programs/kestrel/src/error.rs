@@ -200,7 +200,7 @@ pub enum KestrelError {
     PositionLimitExceeded,
     #[msg("invalid risk scaling: with a volatility baseline (at most 1000%), a maximum scale of 10000-100000 bps and a rate of 1-100000 bps an hour; a size lift of at most 1000 bps per unit")]
     InvalidRiskScaling,
-    #[msg("invalid price limit: at most 500 bps a second (0: none)")]
+    #[msg("invalid price limit: at most 500 bps a second (0: none), and a band of 0 (none) or 100-10000 bps of the delay price, which needs a speed limit")]
     InvalidPriceLimit,
     #[msg("invalid scenario margin: a scan range of 1-5000 bps whose extreme moves stay below 95% of the spot, extreme moves of 10000-50000 bps of it, contingencies of at most 1000 bps, a maintenance factor of 5000-10000 bps, an array tolerance of 1-1000 bps and age of 1-86400 s")]
     InvalidScenarioMargin,
@@ -212,6 +212,8 @@ pub enum KestrelError {
     NotAnOptionMarket,
     #[msg("the margin account is already in that margin mode")]
     MarginModeUnchanged,
+    #[msg("the underlying's price band holds its price back from the feeds: its markets take reduce-only orders until the band widens or the feeds come back")]
+    PriceBandHeld,
 }
 
 impl From<crate::engine::black_scholes::PricingError> for KestrelError {

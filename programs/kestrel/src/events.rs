@@ -136,6 +136,7 @@ pub struct RiskScalingSet {
 pub struct PriceLimitSet {
     pub underlying: Pubkey,
     pub max_move_bps_per_second: u32,
+    pub band_bps: u32,
 }
 
 #[event]

@@ -148,8 +148,9 @@ pub mod kestrel {
     pub fn set_price_limit(
         ctx: Context<SetPriceLimit>,
         max_move_bps_per_second: u32,
+        band_bps: u32,
     ) -> Result<()> {
-        instructions::set_price_limit(ctx, max_move_bps_per_second)
+        instructions::set_price_limit(ctx, max_move_bps_per_second, band_bps)
     }
 
     pub fn delist_market(ctx: Context<DelistMarket>, settlement_window_seconds: u32) -> Result<()> {

@@ -263,7 +263,8 @@ fn gate(
     Ok(())
 }
 
-/// The price and the bands. With no current price the market is
+/// The price and the bands. While the underlying's price band holds, only
+/// reduce-only orders trade. With no current price the market is
 /// reduce-only for this instruction (a new-risk order is refused with the
 /// oracle's own error), and its orders band around the last good price
 /// while that is recent; with none, nothing trades (cancels always work).
@@ -280,6 +281,12 @@ fn price(
     let now = clock.unix_timestamp;
     let (reading, max_age_seconds, options, band_options, stable, feed, margin, scenario) = {
         let underlying = underlying.load()?;
+        // A held price band halts new risk on the underlying
+        // (`engine::price_limit`): its price is known to lag the feeds.
+        require!(
+            args.reduce_only || !underlying.price_limit().is_held(),
+            KestrelError::PriceBandHeld
+        );
         let options = OptionTerms::current(&underlying, now);
         let band_options = if options.volatility.is_err() && args.reduce_only {
             OptionTerms::of(

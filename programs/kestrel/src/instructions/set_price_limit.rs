@@ -1,6 +1,5 @@
 use anchor_lang::prelude::*;
 
-use crate::engine::price_limit::PriceLimit;
 use crate::error::KestrelError;
 use crate::events::PriceLimitSet;
 use crate::state::*;
@@ -12,7 +11,9 @@ use crate::state::*;
 /// print included: the admin's call). The limit starts from the price
 /// accepted last (the last good price for an underlying not refreshed
 /// since it was upgraded), and the time before this call does not count
-/// towards the next step.
+/// towards the next step. `band_bps` (0: none) keeps the accepted price
+/// within that many basis points of the hourly delay price, widened while
+/// it holds; a held band makes its markets reduce-only.
 #[derive(Accounts)]
 pub struct SetPriceLimit<'info> {
     pub admin: Signer<'info>,
@@ -23,16 +24,22 @@ pub struct SetPriceLimit<'info> {
 }
 
 #[inline(never)]
-pub fn set_price_limit(ctx: Context<SetPriceLimit>, max_move_bps_per_second: u32) -> Result<()> {
-    validate_price_limit(max_move_bps_per_second)?;
+pub fn set_price_limit(
+    ctx: Context<SetPriceLimit>,
+    max_move_bps_per_second: u32,
+    band_bps: u32,
+) -> Result<()> {
+    validate_price_limit(max_move_bps_per_second, band_bps)?;
     let now = Clock::get()?.unix_timestamp;
     let mut underlying = ctx.accounts.underlying.load_mut()?;
     let last_good = underlying.prices.last_good_price();
-    let limit: &mut PriceLimit = bytemuck::cast_mut(&mut underlying.price_limit);
-    limit.configure(max_move_bps_per_second, last_good, now);
+    let mut limit = underlying.price_limit();
+    limit.configure(max_move_bps_per_second, band_bps, last_good, now);
+    underlying.set_price_limit(&limit);
     emit!(PriceLimitSet {
         underlying: ctx.accounts.underlying.key(),
         max_move_bps_per_second,
+        band_bps,
     });
     Ok(())
 }

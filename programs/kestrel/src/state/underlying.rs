@@ -4,7 +4,10 @@ use fixed::types::I80F48;
 
 use crate::engine::margin_scaling::{scale_step, target_scale_bps, MarginTerms, UNSCALED};
 use crate::engine::price_integral::{Checkpoint, PriceIntegral, CHECKPOINTS, PRICE_INTEGRAL_SIZE};
-use crate::engine::price_limit::{PriceLimit, MAX_MOVE_BPS_PER_SECOND, PRICE_LIMIT_SIZE};
+use crate::engine::price_limit::{
+    PriceLimit, MAX_BAND_BPS, MAX_MOVE_BPS_PER_SECOND, MIN_BAND_BPS, PRICE_BAND_SIZE,
+    PRICE_LIMIT_SIZE,
+};
 use crate::engine::realized_volatility::{RealizedVolatility, REALIZED_VOLATILITY_SIZE};
 use crate::engine::stable_price::{StablePrice, STABLE_PRICE_SIZE};
 use crate::error::KestrelError;
@@ -195,9 +198,11 @@ pub struct StoredStablePrice {
 
 const _: () = assert!(core::mem::size_of::<StoredStablePrice>() == STABLE_PRICE_SIZE);
 
-/// [`PriceLimit`] as the account stores it (the same layout;
-/// [`Underlying::price_limit`] converts): how fast the accepted price may
-/// follow the feeds (`set_price_limit`), and what it accepted last.
+/// [`PriceLimit`]'s first part as the account stores it
+/// ([`Underlying::price_limit`] joins it to [`StoredPriceBand`]): how fast
+/// the accepted price may follow the feeds and the band's width
+/// (`set_price_limit`), and what it accepted last. The band's width sits
+/// where a padding word was, zero on accounts from before it: no band.
 #[zero_copy]
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct StoredPriceLimit {
@@ -205,16 +210,33 @@ pub struct StoredPriceLimit {
     pub feed: [u64; 2],
     pub updated_at: i64,
     pub max_move_bps_per_second: u32,
-    pub padding: u32,
+    pub band_bps: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<StoredPriceLimit>() == PRICE_LIMIT_SIZE);
 
+/// The price band's hold and widening (`engine::price_limit`), taken from
+/// the underlying's reserved bytes (zero: no hold, no widening).
+#[zero_copy]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoredPriceBand {
+    pub widened_seconds: u32,
+    pub held: u8,
+    pub padding: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<StoredPriceBand>() == PRICE_BAND_SIZE);
+
 /// A price limit the admin may set: at most [`MAX_MOVE_BPS_PER_SECOND`]
-/// (0: none).
-pub fn validate_price_limit(max_move_bps_per_second: u32) -> Result<()> {
+/// (0: none), and a band of 0 (none) or from [`MIN_BAND_BPS`] to
+/// [`MAX_BAND_BPS`], which needs the speed limit (the band bounds where the
+/// limited price may go; without one, the feeds' price stands).
+pub fn validate_price_limit(max_move_bps_per_second: u32, band_bps: u32) -> Result<()> {
     require!(
-        max_move_bps_per_second <= MAX_MOVE_BPS_PER_SECOND,
+        max_move_bps_per_second <= MAX_MOVE_BPS_PER_SECOND
+            && (band_bps == 0
+                || (max_move_bps_per_second > 0
+                    && (MIN_BAND_BPS..=MAX_BAND_BPS).contains(&band_bps))),
         KestrelError::InvalidPriceLimit
     );
     Ok(())
@@ -658,8 +680,10 @@ pub struct Underlying {
     pub price_limit: StoredPriceLimit,
     /// Portfolio margin's grid and contingencies (`set_scenario_margin`).
     pub scenario: ScenarioConfig,
+    /// The price band's hold and widening (the rest of `price_limit`).
+    pub price_band: StoredPriceBand,
     /// Room for fields added by later versions without a migration.
-    pub reserved: [u8; 160],
+    pub reserved: [u8; 152],
 }
 
 /// exchange + name + oracle config + price records + index, bump, decimals
@@ -677,9 +701,16 @@ pub const UNDERLYING_SIZE: usize = 32
     + RISK_SCALING_STATE_SIZE
     + PRICE_LIMIT_SIZE
     + SCENARIO_CONFIG_SIZE
-    + 160;
+    + PRICE_BAND_SIZE
+    + 152;
 const _: () = assert!(core::mem::size_of::<Underlying>() == UNDERLYING_SIZE);
 const _: () = assert!(UNDERLYING_SIZE == 1_408);
+// Fields added later are carved from the reserved bytes at the end: every
+// field before them keeps its offset, so accounts from before read the same.
+const _: () = assert!(core::mem::offset_of!(Underlying, price_limit) == 1_152);
+const _: () = assert!(core::mem::offset_of!(Underlying, scenario) == 1_200);
+const _: () = assert!(core::mem::offset_of!(Underlying, price_band) == 1_248);
+const _: () = assert!(core::mem::offset_of!(Underlying, reserved) == 1_256);
 const _: () = assert!(core::mem::align_of::<Underlying>() <= 8);
 
 impl Underlying {
@@ -733,7 +764,8 @@ impl Underlying {
             slot,
         );
         if let Ok(accepted) = &mut reading.current {
-            accepted.price = self.price_limit().accepts(accepted.price, now);
+            let delay = self.stable_price().delay_price();
+            accepted.price = self.price_limit().accepts(accepted.price, now, delay);
         }
         reading
     }
@@ -750,8 +782,12 @@ impl Underlying {
         if let Ok(accepted) = reading.current {
             // What every reader takes as the price: the feeds' price, as
             // far as the limit lets it move since the last refresh.
-            let limit: &mut PriceLimit = bytemuck::cast_mut(&mut self.price_limit);
-            let price = limit.record(accepted.price, now);
+            // The band is around the delay price before this refresh feeds
+            // it, as `reading` saw it.
+            let delay = self.stable_price().delay_price();
+            let mut limit = self.price_limit();
+            let price = limit.record(accepted.price, now, delay);
+            self.set_price_limit(&limit);
             let max_hold = self.oracle.max_age_seconds;
             let at = accepted.publish_time.min(now);
             let integral: &mut PriceIntegral = bytemuck::cast_mut(&mut self.integral);
@@ -799,8 +835,34 @@ impl Underlying {
     }
 
     /// The price limit, for the engine.
-    pub fn price_limit(&self) -> &PriceLimit {
-        bytemuck::cast_ref(&self.price_limit)
+    pub fn price_limit(&self) -> PriceLimit {
+        let stored = &self.price_limit;
+        PriceLimit {
+            price: stored.price,
+            feed: stored.feed,
+            updated_at: stored.updated_at,
+            max_move_bps_per_second: stored.max_move_bps_per_second,
+            band_bps: stored.band_bps,
+            widened_seconds: self.price_band.widened_seconds,
+            held: self.price_band.held,
+            padding: [0; 3],
+        }
+    }
+
+    /// Stores `limit` into its two fields.
+    pub fn set_price_limit(&mut self, limit: &PriceLimit) {
+        self.price_limit = StoredPriceLimit {
+            price: limit.price,
+            feed: limit.feed,
+            updated_at: limit.updated_at,
+            max_move_bps_per_second: limit.max_move_bps_per_second,
+            band_bps: limit.band_bps,
+        };
+        self.price_band = StoredPriceBand {
+            widened_seconds: limit.widened_seconds,
+            held: limit.held,
+            padding: [0; 3],
+        };
     }
 
     /// The last price a refresh accepted, fresh or not (what bands
