@@ -146,16 +146,14 @@ impl PriceLimit {
         };
         let elapsed = now.saturating_sub(self.updated_at);
         let speed_limited = limited(previous, feed, elapsed, self.max_move_bps_per_second);
-        let Some(widened) = self.widened_at(previous, delay, elapsed) else {
+        let Some((widened, known)) = self.widened_at(previous, delay, elapsed) else {
             return (speed_limited, false, self.widened_seconds);
         };
         // Outward only: a price already outside (the delay price moved
         // under it, or the band was set since) is not pulled back.
-        let bounds = |widened: u32| {
-            band(delay, self.width_for(widened))
-                .map(|(low, high)| (low.min(previous), high.max(previous)))
-        };
-        let Some((low, high)) = bounds(widened) else {
+        let outward = |(low, high): (I80F48, I80F48)| (low.min(previous), high.max(previous));
+        let bounds = |widened: u32| band(delay, self.width_for(widened)).map(outward);
+        let Some((low, high)) = known.map(outward).or_else(|| bounds(widened)) else {
             return (speed_limited, false, widened);
         };
         // Held while the feeds are beyond the band, whether or not the
@@ -190,24 +188,38 @@ impl PriceLimit {
     /// The band's widened seconds before this refresh's own widening,
     /// `elapsed` seconds after the last refresh, the accepted price then
     /// `previous`: kept while it held, else narrowed by the time since (at
-    /// most a widening's worth) but not below what covers `previous`.
+    /// most a widening's worth) but not below what covers `previous`;
+    /// with the band at that width where finding it computed it.
     /// `None` without a band or a delay price.
-    fn widened_at(&self, previous: I80F48, delay: I80F48, elapsed: i64) -> Option<u32> {
+    fn widened_at(
+        &self,
+        previous: I80F48,
+        delay: I80F48,
+        elapsed: i64,
+    ) -> Option<(u32, Option<Band>)> {
         if self.band_bps == 0 || delay <= 0 {
             return None;
         }
         if self.held == 1 {
-            return Some(self.widened_seconds);
+            return Some((self.widened_seconds, None));
         }
-        let band = u64::from(self.band_bps);
         let narrowed = u64::from(self.widened_seconds)
             .saturating_sub(elapsed.clamp(0, BAND_WIDENING_SECONDS) as u64);
+        // The usual case, `previous` inside the narrowed band, needs no
+        // division to find the width that covers it.
+        let narrowed_band = band(delay, self.width_for(narrowed as u32));
+        if let Some((low, high)) = narrowed_band {
+            if (low..=high).contains(&previous) {
+                return Some((narrowed as u32, narrowed_band));
+            }
+        }
+        let band_bps = u64::from(self.band_bps);
         // The seconds whose width reaches `previous`, rounded up.
         let covering = distance_bps(previous, delay)
             .saturating_mul(BAND_WIDENING_SECONDS as u64)
-            .div_ceil(band)
+            .div_ceil(band_bps)
             .saturating_sub(BAND_WIDENING_SECONDS as u64);
-        Some(narrowed.max(covering).min(MAX_WIDENED_SECONDS) as u32)
+        Some((narrowed.max(covering).min(MAX_WIDENED_SECONDS) as u32, None))
     }
 
     /// The band's width now, basis points of the delay price (0: none).
@@ -218,8 +230,9 @@ impl PriceLimit {
     /// The band now, for readers: its low and high prices around `delay`.
     pub fn band_at(&self, delay: I80F48, now: i64) -> Option<(I80F48, I80F48)> {
         let previous = self.price()?;
-        let widened = self.widened_at(previous, delay, now.saturating_sub(self.updated_at))?;
-        band(delay, self.width_for(widened))
+        let (widened, known) =
+            self.widened_at(previous, delay, now.saturating_sub(self.updated_at))?;
+        known.or_else(|| band(delay, self.width_for(widened)))
     }
 
     /// Sets the limit to `max_move_bps_per_second` at unix time `now`,
@@ -271,9 +284,12 @@ impl PriceLimit {
     }
 }
 
+/// A band's low and high prices.
+type Band = (I80F48, I80F48);
+
 /// The prices `width_bps` basis points either side of `delay` (the low one
 /// kept positive); `None` where they do not fit.
-fn band(delay: I80F48, width_bps: u32) -> Option<(I80F48, I80F48)> {
+fn band(delay: I80F48, width_bps: u32) -> Option<Band> {
     let step = delay
         .fast_mul_int(i128::from(width_bps))
         .and_then(|scaled| fixed_div_int(scaled, 10_000))?;
