@@ -762,12 +762,12 @@ impl Portfolio {
     /// marked at its settlement average, a closed market at its last good
     /// price), so they hedge nothing in a scenario.
     #[inline(never)]
-    fn scenario_instrument(
+    fn scenario_instrument<'a>(
         &self,
         market: &MarketRisk,
         underlying: u8,
-        risk_array: Option<&RiskArrayRead>,
-    ) -> Result<Option<(Instrument, Option<RiskArray>)>> {
+        risk_array: Option<&'a RiskArrayRead>,
+    ) -> Result<Option<(Instrument, Option<&'a RiskArray>)>> {
         let prices = &self.underlyings[usize::from(underlying)].prices;
         match &market.mark {
             MarkRule::Settled(_) => Ok(None),
@@ -796,7 +796,7 @@ impl Portfolio {
                         strike: mark.strike,
                         seconds_to_expiry: mark.expiry - self.now,
                     },
-                    Some(array.entries),
+                    Some(&array.entries),
                 )))
             }
             _ => Ok(Some((Instrument::Linear, None))),
@@ -814,7 +814,7 @@ impl Portfolio {
         market: &MarketRisk,
         underlying: u8,
         terms: ScenarioTerms,
-        (instrument, array): (Instrument, Option<RiskArray>),
+        (instrument, array): (Instrument, Option<&RiskArray>),
     ) -> Result<()> {
         let prices = self.underlyings[usize::from(underlying)].prices;
         let price = market.mark_price(&prices)?;
@@ -832,16 +832,17 @@ impl Portfolio {
         // too.
         exposure.weighs_profit = true;
         let book = self.book_for(underlying, terms, &prices)?;
+        // By reference: an array is 256 bytes, and every position runs this.
         let array = match array {
             Some(array) => array,
-            None => self.books[book].linear,
+            None => &self.books[book].linear,
         };
         let share = ScenarioShare::of(
             &instrument,
             exposure.base,
             exposure.bids,
             exposure.asks,
-            &array,
+            array,
         )
         .or_overflow()?;
         self.books[book].portfolio.apply(&share).or_overflow()?;
@@ -955,7 +956,7 @@ impl Portfolio {
         };
         let book = self.book_for(underlying, terms, &prices)?;
         let book = self.books[book];
-        let array = array.unwrap_or(book.linear);
+        let array = array.copied().unwrap_or(book.linear);
         let kind = HealthKind::LiquidationEnd;
         // Boxed: a book and an array are over 900 bytes of a liquidation's
         // frame.

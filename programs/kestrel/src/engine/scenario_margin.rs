@@ -28,7 +28,7 @@ use fixed::types::I80F48;
 
 use super::black_scholes::{self, OptionSide, PricingError, PricingInputs, MAX_VOLATILITY};
 use super::fastdiv::fixed_div_int;
-use super::fastmul::FastMulInt;
+use super::fastmul::{widening_mul_halves, FastMulInt};
 
 /// Scenarios in the grid: 7 spot moves × 2 volatility shifts, and two
 /// extreme moves.
@@ -140,6 +140,38 @@ pub struct MarketPoint {
 
 /// An instrument's value change per unit in each scenario, weighted.
 pub type RiskArray = [I80F48; SCENARIOS];
+
+/// Every entry of `array` times `units`, as `fast_mul_int` answers each.
+/// Health runs it for every position, so the usual case (entries and units
+/// below 2^63, whose products cannot overflow) is one 64-bit widening
+/// product per entry with no overflow check.
+pub fn scaled(array: &RiskArray, units: i128) -> Option<RiskArray> {
+    let below_2_63 = |magnitude: u128| magnitude < 1 << 63;
+    let units_magnitude = units.unsigned_abs();
+    if !(below_2_63(units_magnitude)
+        && array
+            .iter()
+            .all(|entry| below_2_63(entry.to_bits().unsigned_abs())))
+    {
+        let mut scaled = [I80F48::ZERO; SCENARIOS];
+        for (product, entry) in scaled.iter_mut().zip(array) {
+            *product = entry.fast_mul_int(units)?;
+        }
+        return Some(scaled);
+    }
+    let factor = units_magnitude as u64;
+    Some(array.map(|entry| {
+        let bits = entry.to_bits();
+        let (low, high) = widening_mul_halves(bits.unsigned_abs() as u64, factor);
+        // Below 2^126: a positive i128.
+        let magnitude = ((u128::from(high) << 64) | u128::from(low)) as i128;
+        I80F48::from_bits(if (bits < 0) != (units < 0) {
+            -magnitude
+        } else {
+            magnitude
+        })
+    }))
+}
 
 fn share_of(value: I80F48, bps: i64) -> Option<I80F48> {
     fixed_div_int(value.fast_mul_int(i128::from(bps))?, 10_000)
@@ -255,14 +287,11 @@ impl ScenarioShare {
     ) -> Option<Self> {
         let longest = i128::from(base).checked_add(i128::from(bids))?;
         let shortest = i128::from(base).checked_sub(i128::from(asks))?;
-        let mut pnl = [I80F48::ZERO; SCENARIOS];
-        for (total, entry) in pnl.iter_mut().zip(array) {
-            let at_bids = entry.fast_mul_int(longest)?;
-            *total = if asks == 0 {
-                at_bids
-            } else {
-                at_bids.min(entry.fast_mul_int(shortest)?)
-            };
+        let mut pnl = scaled(array, longest)?;
+        if asks != 0 {
+            for (total, at_asks) in pnl.iter_mut().zip(scaled(array, shortest)?) {
+                *total = (*total).min(at_asks);
+            }
         }
         let worst = if longest.unsigned_abs() >= shortest.unsigned_abs() {
             longest
@@ -716,6 +745,27 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn scaling_an_array_is_each_entrys_product(
+            bits in proptest::collection::vec(
+                prop_oneof![-(1i128 << 70)..(1i128 << 70), -(1i128 << 62)..(1i128 << 62)],
+                SCENARIOS,
+            ),
+            units in prop_oneof![
+                -(1i128 << 64)..(1i128 << 64),
+                -(1i128 << 40)..(1i128 << 40),
+                Just(0i128),
+            ],
+        ) {
+            let mut array = [I80F48::ZERO; SCENARIOS];
+            for (entry, bits) in array.iter_mut().zip(&bits) {
+                *entry = I80F48::from_bits(*bits);
+            }
+            let expected: Option<Vec<I80F48>> =
+                array.iter().map(|entry| entry.checked_mul_int(units)).collect();
+            prop_assert_eq!(scaled(&array, units).map(|s| s.to_vec()), expected);
+        }
+
         #[test]
         fn removing_a_share_restores_the_portfolio_exactly(
             positions in proptest::collection::vec(instrument_strategy(), 1..7),

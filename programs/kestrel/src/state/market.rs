@@ -3,6 +3,7 @@ use anchor_lang::prelude::*;
 use fixed::types::I80F48;
 
 use crate::engine::black_scholes::OptionSide;
+use crate::engine::fastmul::FastMulInt;
 use crate::engine::funding;
 use crate::engine::future::BasisEstimate;
 use crate::engine::perp::{self, PriceBand};
@@ -339,14 +340,15 @@ impl RiskArrayRead {
         volatility: I80F48,
         (now, expiry): (i64, i64),
     ) -> bool {
+        // |now − then| × 10⁴ ≤ then × tolerance: limb products, no 128-bit
+        // division (every option of a portfolio-mode account runs it).
         let within = |now_value: I80F48, then: I80F48| -> bool {
             let Some(moved) = now_value.checked_sub(then).and_then(|d| d.checked_abs()) else {
                 return false;
             };
-            let allowed = then
-                .checked_mul_int(i128::from(config.array_tolerance_bps))
-                .and_then(|v| v.checked_div_int(10_000));
-            matches!(allowed, Some(allowed) if moved <= allowed)
+            let moved = moved.fast_mul_int(10_000);
+            let allowed = then.fast_mul_int(i128::from(config.array_tolerance_bps));
+            matches!((moved, allowed), (Some(moved), Some(allowed)) if moved <= allowed)
         };
         self.config_version == config.version
             && self.scan_range_bps == scan_range_bps
