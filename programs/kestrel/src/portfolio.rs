@@ -183,27 +183,56 @@ impl OptionMark {
 
     /// The option's value per unit when the underlying is at `spot`.
     pub fn value(&self, spot: I80F48, terms: &OptionTerms) -> Result<I80F48> {
-        if self.now >= self.expiry {
-            let at = if self.settlement_average > 0 {
-                self.settlement_average
-            } else {
-                spot
-            };
-            return Ok(black_scholes::intrinsic(self.side, at, self.strike));
+        match self.expired_value(spot) {
+            Some(value) => Ok(value),
+            None => self.value_at(spot, self.volatility(spot, terms)?, terms),
         }
-        Ok(black_scholes::price(&self.inputs(spot, terms)?).map_err(KestrelError::from)?)
+    }
+
+    /// [`Self::value`] given the series' `volatility` at `spot`
+    /// ([`Self::volatility`]; portfolio health has it already, from checking
+    /// the risk array, and saves computing it twice).
+    pub fn value_at(
+        &self,
+        spot: I80F48,
+        volatility: I80F48,
+        terms: &OptionTerms,
+    ) -> Result<I80F48> {
+        if let Some(value) = self.expired_value(spot) {
+            return Ok(value);
+        }
+        let inputs = self.inputs_at(spot, volatility, terms);
+        Ok(black_scholes::price(&inputs).map_err(KestrelError::from)?)
+    }
+
+    /// At or past expiry: the payoff at the settlement average (at `spot`
+    /// until the average is known).
+    fn expired_value(&self, spot: I80F48) -> Option<I80F48> {
+        if self.now < self.expiry {
+            return None;
+        }
+        let at = if self.settlement_average > 0 {
+            self.settlement_average
+        } else {
+            spot
+        };
+        Some(black_scholes::intrinsic(self.side, at, self.strike))
     }
 
     /// What the option is priced from at `spot`.
     pub fn inputs(&self, spot: I80F48, terms: &OptionTerms) -> Result<PricingInputs> {
-        Ok(PricingInputs {
+        Ok(self.inputs_at(spot, self.volatility(spot, terms)?, terms))
+    }
+
+    fn inputs_at(&self, spot: I80F48, volatility: I80F48, terms: &OptionTerms) -> PricingInputs {
+        PricingInputs {
             side: self.side,
             spot,
             strike: self.strike,
             seconds_to_expiry: self.expiry.saturating_sub(self.now).max(0),
-            volatility: self.volatility(spot, terms)?,
+            volatility,
             rate: fixed_math::from_bps(terms.rate_bps),
-        })
+        }
     }
 }
 
@@ -746,10 +775,10 @@ impl Portfolio {
         let Some(terms) = self.underlyings[usize::from(underlying)].prices.scenario else {
             return Ok(false);
         };
-        let Some(instrument) = self.scenario_instrument(market, underlying, risk_array)? else {
+        let Some(leg) = self.scenario_instrument(market, underlying, risk_array)? else {
             return Ok(false);
         };
-        self.push_scenario(position, market, underlying, terms, instrument)?;
+        self.push_scenario(position, market, underlying, terms, leg)?;
         Ok(true)
     }
 
@@ -767,7 +796,7 @@ impl Portfolio {
         market: &MarketRisk,
         underlying: u8,
         risk_array: Option<&'a RiskArrayRead>,
-    ) -> Result<Option<(Instrument, Option<&'a RiskArray>)>> {
+    ) -> Result<Option<ScenarioLeg<'a>>> {
         let prices = &self.underlyings[usize::from(underlying)].prices;
         match &market.mark {
             MarkRule::Settled(_) => Ok(None),
@@ -790,16 +819,21 @@ impl Portfolio {
                         )
                     })
                     .ok_or(KestrelError::RiskArrayStale)?;
-                Ok(Some((
-                    Instrument::Option {
+                Ok(Some(ScenarioLeg {
+                    instrument: Instrument::Option {
                         side: mark.side,
                         strike: mark.strike,
                         seconds_to_expiry: mark.expiry - self.now,
                     },
-                    Some(&array.entries),
-                )))
+                    array: Some(&array.entries),
+                    volatility: Some(volatility),
+                }))
             }
-            _ => Ok(Some((Instrument::Linear, None))),
+            _ => Ok(Some(ScenarioLeg {
+                instrument: Instrument::Linear,
+                array: None,
+                volatility: None,
+            })),
         }
     }
 
@@ -814,10 +848,16 @@ impl Portfolio {
         market: &MarketRisk,
         underlying: u8,
         terms: ScenarioTerms,
-        (instrument, array): (Instrument, Option<&RiskArray>),
+        leg: ScenarioLeg<'_>,
     ) -> Result<()> {
         let prices = self.underlyings[usize::from(underlying)].prices;
-        let price = market.mark_price(&prices)?;
+        let price = match (&market.mark, leg.volatility) {
+            // The volatility that checked the array values the option.
+            (MarkRule::Option(mark), Some(volatility)) => {
+                mark.value_at(prices.current?, volatility, &prices.options)?
+            }
+            _ => market.mark_price(&prices)?,
+        };
         // Initial health at the worse of its prices, options too: a long
         // option's value counts here (standard mode takes it all back),
         // so a spike in the spot must not lift it.
@@ -833,23 +873,27 @@ impl Portfolio {
         exposure.weighs_profit = true;
         let book = self.book_for(underlying, terms, &prices)?;
         // By reference: an array is 256 bytes, and every position runs this.
-        let array = match array {
+        let array = match leg.array {
             Some(array) => array,
             None => &self.books[book].linear,
         };
-        let share = ScenarioShare::of(
-            &instrument,
-            exposure.base,
-            exposure.bids,
-            exposure.asks,
-            array,
-        )
-        .or_overflow()?;
-        self.books[book].portfolio.apply(&share).or_overflow()?;
-        match &mut self.last_share {
-            Some(last) => **last = (book, share),
-            None => self.last_share = Some(Box::new((book, share))),
-        }
+        // Written in place into the slot `pop` reads (a share is 320
+        // bytes, and every position runs this); a failed write fails the
+        // push, after which nothing pops.
+        let last = self
+            .last_share
+            .get_or_insert_with(|| Box::new((book, ScenarioShare::ZERO)));
+        last.0 = book;
+        last.1
+            .write(
+                &leg.instrument,
+                exposure.base,
+                exposure.bids,
+                exposure.asks,
+                array,
+            )
+            .or_overflow()?;
+        self.books[book].portfolio.apply(&last.1).or_overflow()?;
         self.positions.push(PortfolioPosition {
             underlying,
             market_index: market.market_index,
@@ -949,14 +993,14 @@ impl Portfolio {
             return Ok(None);
         };
         let stored = self.array_of(market, risk_array);
-        let Some((instrument, array)) =
-            self.scenario_instrument(market, underlying, stored.as_ref())?
-        else {
+        let Some(leg) = self.scenario_instrument(market, underlying, stored.as_ref())? else {
             return Ok(None);
         };
+        let instrument = leg.instrument;
+        let array = leg.array.copied();
         let book = self.book_for(underlying, terms, &prices)?;
         let book = self.books[book];
-        let array = array.copied().unwrap_or(book.linear);
+        let array = array.unwrap_or(book.linear);
         let kind = HealthKind::LiquidationEnd;
         // Boxed: a book and an array are over 900 bytes of a liquidation's
         // frame.
@@ -1051,6 +1095,18 @@ impl Portfolio {
     pub fn initial_health(&self, collateral: i64) -> Result<I80F48> {
         self.health(collateral, HealthKind::Initial)
     }
+}
+
+/// How a portfolio's scenario book revalues one position
+/// ([`Portfolio::scenario_instrument`]).
+#[derive(Clone, Copy, Debug)]
+struct ScenarioLeg<'a> {
+    instrument: Instrument,
+    /// An option's risk array, checked usable now; `None` for a linear
+    /// instrument, which the book's own array revalues.
+    array: Option<&'a RiskArray>,
+    /// An option's volatility at the spot now, which checked its array.
+    volatility: Option<I80F48>,
 }
 
 /// A portfolio-mode liquidation's view of one position's book

@@ -141,35 +141,24 @@ pub struct MarketPoint {
 /// An instrument's value change per unit in each scenario, weighted.
 pub type RiskArray = [I80F48; SCENARIOS];
 
-/// Every entry of `array` times `units`, as `fast_mul_int` answers each.
-/// Health runs it for every position, so the usual case (entries and units
-/// below 2^63, whose products cannot overflow) is one 64-bit widening
-/// product per entry with no overflow check.
-pub fn scaled(array: &RiskArray, units: i128) -> Option<RiskArray> {
-    let below_2_63 = |magnitude: u128| magnitude < 1 << 63;
-    let units_magnitude = units.unsigned_abs();
-    if !(below_2_63(units_magnitude)
-        && array
-            .iter()
-            .all(|entry| below_2_63(entry.to_bits().unsigned_abs())))
-    {
-        let mut scaled = [I80F48::ZERO; SCENARIOS];
-        for (product, entry) in scaled.iter_mut().zip(array) {
-            *product = entry.fast_mul_int(units)?;
-        }
-        return Some(scaled);
+/// `entry × units` as `fast_mul_int` answers it. Health runs it for every
+/// scenario of every position, so the usual case (entry bits and units
+/// below 2^63 in magnitude, whose product is below 2^126 and cannot
+/// overflow) is one 64-bit widening product with no overflow check.
+#[inline(always)]
+fn scale(entry: I80F48, units: i128) -> Option<I80F48> {
+    let bits = entry.to_bits();
+    let (entry_magnitude, units_magnitude) = (bits.unsigned_abs(), units.unsigned_abs());
+    if entry_magnitude >= 1 << 63 || units_magnitude >= 1 << 63 {
+        return entry.fast_mul_int(units);
     }
-    let factor = units_magnitude as u64;
-    Some(array.map(|entry| {
-        let bits = entry.to_bits();
-        let (low, high) = widening_mul_halves(bits.unsigned_abs() as u64, factor);
-        // Below 2^126: a positive i128.
-        let magnitude = ((u128::from(high) << 64) | u128::from(low)) as i128;
-        I80F48::from_bits(if (bits < 0) != (units < 0) {
-            -magnitude
-        } else {
-            magnitude
-        })
+    let (low, high) = widening_mul_halves(entry_magnitude as u64, units_magnitude as u64);
+    // Below 2^126: a positive i128.
+    let magnitude = ((u128::from(high) << 64) | u128::from(low)) as i128;
+    Some(I80F48::from_bits(if (bits < 0) != (units < 0) {
+        -magnitude
+    } else {
+        magnitude
     }))
 }
 
@@ -276,6 +265,16 @@ pub struct ScenarioShare {
 }
 
 impl ScenarioShare {
+    pub const ZERO: Self = Self {
+        pnl: [I80F48::ZERO; SCENARIOS],
+        units: ContingencyUnits {
+            long_linear: 0,
+            short_linear: 0,
+            short_options: 0,
+            gross: 0,
+        },
+    };
+
     /// The share of `base` units (signed) of `instrument` with `bids` and
     /// `asks` units resting, whose value changes by `array` per unit.
     pub fn of(
@@ -285,13 +284,31 @@ impl ScenarioShare {
         asks: u64,
         array: &RiskArray,
     ) -> Option<Self> {
+        let mut share = Self::ZERO;
+        share.write(instrument, base, bids, asks, array)?;
+        Some(share)
+    }
+
+    /// Overwrites `self` with [`Self::of`] (in place: health writes every
+    /// position's share into one slot, and a share is 320 bytes). On
+    /// `None` (an overflow) `self` is left part-written.
+    pub fn write(
+        &mut self,
+        instrument: &Instrument,
+        base: i64,
+        bids: u64,
+        asks: u64,
+        array: &RiskArray,
+    ) -> Option<()> {
         let longest = i128::from(base).checked_add(i128::from(bids))?;
         let shortest = i128::from(base).checked_sub(i128::from(asks))?;
-        let mut pnl = scaled(array, longest)?;
-        if asks != 0 {
-            for (total, at_asks) in pnl.iter_mut().zip(scaled(array, shortest)?) {
-                *total = (*total).min(at_asks);
-            }
+        for (total, entry) in self.pnl.iter_mut().zip(array) {
+            let at_bids = scale(*entry, longest)?;
+            *total = if asks == 0 {
+                at_bids
+            } else {
+                at_bids.min(scale(*entry, shortest)?)
+            };
         }
         let worst = if longest.unsigned_abs() >= shortest.unsigned_abs() {
             longest
@@ -299,16 +316,16 @@ impl ScenarioShare {
             shortest
         };
         let size = worst.unsigned_abs();
-        let mut units = ContingencyUnits {
+        self.units = ContingencyUnits {
             gross: size,
             ..ContingencyUnits::default()
         };
         match instrument {
-            Instrument::Linear if worst > 0 => units.long_linear = size,
-            Instrument::Linear => units.short_linear = size,
-            Instrument::Option { .. } => units.short_options = shortest.min(0).unsigned_abs(),
+            Instrument::Linear if worst > 0 => self.units.long_linear = size,
+            Instrument::Linear => self.units.short_linear = size,
+            Instrument::Option { .. } => self.units.short_options = shortest.min(0).unsigned_abs(),
         }
-        Some(Self { pnl, units })
+        Some(())
     }
 }
 
@@ -742,28 +759,33 @@ mod tests {
             .iter()
             .zip(&bare.pnl)
             .all(|(with, without)| with <= without));
+        // Writing over another share (health reuses one slot) keeps
+        // nothing of it: a long linear share has no option units.
+        let mut slot = share;
+        slot.write(&Instrument::Linear, 4, 6, 1, &linear).unwrap();
+        assert_eq!(slot, long);
+        slot.write(&short_call, -2, 0, 0, &array).unwrap();
+        assert_eq!(slot, bare);
     }
 
     proptest! {
         #[test]
-        fn scaling_an_array_is_each_entrys_product(
-            bits in proptest::collection::vec(
-                prop_oneof![-(1i128 << 70)..(1i128 << 70), -(1i128 << 62)..(1i128 << 62)],
-                SCENARIOS,
-            ),
+        fn scaling_an_entry_is_its_checked_product(
+            bits in prop_oneof![
+                -(1i128 << 70)..(1i128 << 70),
+                -(1i128 << 63)..=(1i128 << 63),
+                Just(i128::MIN),
+                Just(i128::MAX),
+            ],
             units in prop_oneof![
                 -(1i128 << 64)..(1i128 << 64),
+                -(1i128 << 63)..=(1i128 << 63),
                 -(1i128 << 40)..(1i128 << 40),
                 Just(0i128),
             ],
         ) {
-            let mut array = [I80F48::ZERO; SCENARIOS];
-            for (entry, bits) in array.iter_mut().zip(&bits) {
-                *entry = I80F48::from_bits(*bits);
-            }
-            let expected: Option<Vec<I80F48>> =
-                array.iter().map(|entry| entry.checked_mul_int(units)).collect();
-            prop_assert_eq!(scaled(&array, units).map(|s| s.to_vec()), expected);
+            let entry = I80F48::from_bits(bits);
+            prop_assert_eq!(scale(entry, units), entry.checked_mul_int(units));
         }
 
         #[test]
